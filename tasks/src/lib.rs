@@ -1,0 +1,248 @@
+//! rtl's data and the work done on it: the columnar [`Table`], the task
+//! registry and the built-in task library.
+//!
+//! A task is a named kernel that takes a table and its kwargs and returns a
+//! table. Each task lives in one file under `library/` with its kwargs
+//! struct, its documentation, its kernel and its tests. [`run_stage`] runs a
+//! stage's calls in order and turns any failure into a [`TaskError`] that
+//! names the stage and the task.
+//!
+//! This crate knows nothing about processes, sockets or the cache: the same
+//! code runs in a task node, in the embedded mode and in unit tests.
+
+pub mod csv;
+mod library;
+pub mod table;
+
+pub use table::{Column, DType, Table};
+
+use rtl_dsl::Stage;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What a task may know about the job it runs in.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Directory relative paths in kwargs resolve against.
+    pub base_dir: &'a Path,
+}
+
+/// A task's kernel: the input table and the call's kwargs in, a table out.
+/// The error says what went wrong; the runner adds the stage and task.
+pub type Kernel = fn(Table, &Value, &Context) -> Result<Table, String>;
+
+/// A registered task.
+pub struct TaskSpec {
+    /// Canonical snake_case name.
+    pub name: &'static str,
+    /// Other names accepted in jobs (the original bundle's spellings).
+    pub aliases: &'static [&'static str],
+    /// One line for `rtl tasks`.
+    pub about: &'static str,
+    pub kernel: Kernel,
+}
+
+/// Every built-in task, in the order `rtl tasks` lists them.
+pub fn registry() -> &'static [TaskSpec] {
+    library::TASKS
+}
+
+/// Finds a task by canonical name, alias, or with the original's `task_` prefix.
+pub fn lookup(name: &str) -> Option<&'static TaskSpec> {
+    let bare = name.strip_prefix("task_").unwrap_or(name);
+    registry()
+        .iter()
+        .find(|t| t.name == bare || t.aliases.contains(&bare))
+}
+
+/// A task call that failed, naming where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    pub stage: usize,
+    pub task: String,
+    pub message: String,
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stage {}, task {}: {}",
+            self.stage, self.task, self.message
+        )
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// What the runner reports as it goes, for progress lines and traces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event<'a> {
+    Running { task: &'a str },
+    Completed { task: &'a str, elapsed: Duration },
+}
+
+/// Runs a stage's tasks in order on `table`.
+pub fn run_stage(
+    index: usize,
+    stage: &Stage,
+    mut table: Table,
+    ctx: &Context,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Table, TaskError> {
+    for call in &stage.tasks {
+        let fail = |message: String| TaskError {
+            stage: index,
+            task: call.name.clone(),
+            message,
+        };
+        let spec = lookup(&call.name).ok_or_else(|| fail(unknown_task_message(&call.name)))?;
+        on_event(Event::Running { task: spec.name });
+        let started = Instant::now();
+        // A panicking kernel is a bug in rtl, but it must not take the
+        // process (and every other job on it) down with it.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (spec.kernel)(table, &call.kwargs, ctx)
+        }));
+        table = match outcome {
+            Ok(result) => result.map_err(fail)?,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown cause".into());
+                return Err(fail(format!(
+                    "the task panicked ({what}); this is a bug in rtl"
+                )));
+            }
+        };
+        on_event(Event::Completed {
+            task: spec.name,
+            elapsed: started.elapsed(),
+        });
+    }
+    Ok(table)
+}
+
+/// Checks every call of every stage names a known task.
+pub fn check_task_names(plan: &rtl_dsl::Plan) -> Result<(), TaskError> {
+    for (index, stage) in plan.stages.iter().enumerate() {
+        for call in &stage.tasks {
+            if lookup(&call.name).is_none() {
+                return Err(TaskError {
+                    stage: index,
+                    task: call.name.clone(),
+                    message: unknown_task_message(&call.name),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unknown_task_message(name: &str) -> String {
+    let mut candidates: Vec<(usize, &str)> = registry()
+        .iter()
+        .flat_map(|t| std::iter::once(t.name).chain(t.aliases.iter().copied()))
+        .map(|n| (edit_distance(name, n), n))
+        .filter(|(d, n)| *d <= n.len().max(name.len()) / 3 + 1)
+        .collect();
+    candidates.sort();
+    match candidates.first() {
+        Some((_, best)) => {
+            format!("unknown task `{name}`; did you mean {best}? (`rtl tasks` lists them all)")
+        }
+        None => format!("unknown task `{name}` (`rtl tasks` lists the tasks rtl has)"),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let next = (row[j] + 1).min(row[j + 1] + 1).min(prev + cost);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// Decodes a call's kwargs into the task's kwargs struct.
+pub(crate) fn kwargs<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
+    T::deserialize(value).map_err(|e| format!("bad kwargs: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtl_dsl::TaskCall;
+    use serde_json::json;
+
+    fn stage(calls: &[(&str, Value)]) -> Stage {
+        Stage {
+            tasks: calls
+                .iter()
+                .map(|(n, k)| TaskCall {
+                    name: n.to_string(),
+                    kwargs: k.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn aliases_and_prefix_resolve() {
+        assert_eq!(lookup("task_null").map(|t| t.name), Some("null"));
+        assert_eq!(lookup("openArray").map(|t| t.name), Some("open_array"));
+        assert!(lookup("nope").is_none());
+    }
+
+    #[test]
+    fn unknown_task_suggests_a_name_and_names_the_stage() {
+        let ctx = Context {
+            base_dir: Path::new("."),
+        };
+        let err = run_stage(
+            3,
+            &stage(&[("nul", json!({}))]),
+            Table::new(),
+            &ctx,
+            &mut |_| {},
+        )
+        .expect_err("unknown");
+        assert_eq!(err.stage, 3);
+        assert_eq!(err.task, "nul");
+        assert!(err.message.contains("did you mean null?"), "{err}");
+    }
+
+    #[test]
+    fn events_come_in_order() {
+        let ctx = Context {
+            base_dir: Path::new("."),
+        };
+        let mut seen = Vec::new();
+        run_stage(
+            0,
+            &stage(&[("null", json!({})), ("task_null", json!({}))]),
+            Table::new(),
+            &ctx,
+            &mut |e| {
+                seen.push(match e {
+                    Event::Running { task } => format!("run {task}"),
+                    Event::Completed { task, .. } => format!("done {task}"),
+                })
+            },
+        )
+        .expect("run");
+        assert_eq!(seen, ["run null", "done null", "run null", "done null"]);
+    }
+}

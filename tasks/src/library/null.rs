@@ -1,0 +1,43 @@
+//! `null {}`: returns its input unchanged. Useful to move a table through the
+//! transport and to measure the transport itself.
+
+use crate::{kwargs, Context, Table, TaskSpec};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub(crate) const SPEC: TaskSpec = TaskSpec {
+    name: "null",
+    aliases: &[],
+    about: "identity: returns the table unchanged",
+    kernel: run,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kwargs {}
+
+fn run(table: Table, args: &Value, _: &Context) -> Result<Table, String> {
+    let Kwargs {} = kwargs(args)?;
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Column;
+    use ndarray::array;
+    use serde_json::json;
+    use std::path::Path;
+
+    #[test]
+    fn returns_the_input_and_refuses_kwargs() {
+        let ctx = Context {
+            base_dir: Path::new("."),
+        };
+        let t =
+            Table::from_columns(vec![("a".into(), Column::Int64(array![1, 2]))]).expect("table");
+        assert_eq!(run(t.clone(), &json!({}), &ctx), Ok(t.clone()));
+        let err = run(t, &json!({"x": 1}), &ctx).expect_err("unknown kwarg");
+        assert!(err.contains("unknown field `x`"), "{err}");
+    }
+}

@@ -1,0 +1,217 @@
+//! The columnar [`Table`]: named, typed columns of equal length on `ndarray`.
+//!
+//! Tables are what flows between tasks, stages and processes. Column data is
+//! held in contiguous `Array1`s so kernels work on whole columns and the wire
+//! can send a column's memory as it is.
+
+use ndarray::Array1;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The type of a column's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    Int64,
+    Float64,
+    Bool,
+    Utf8,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Int64 => "int64",
+            DType::Float64 => "float64",
+            DType::Bool => "bool",
+            DType::Utf8 => "utf8",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One column's values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    Int64(Array1<i64>),
+    Float64(Array1<f64>),
+    Bool(Array1<bool>),
+    Utf8(Array1<String>),
+}
+
+impl Column {
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Int64(a) => a.len(),
+            Column::Float64(a) => a.len(),
+            Column::Bool(a) => a.len(),
+            Column::Utf8(a) => a.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Column::Int64(_) => DType::Int64,
+            Column::Float64(_) => DType::Float64,
+            Column::Bool(_) => DType::Bool,
+            Column::Utf8(_) => DType::Utf8,
+        }
+    }
+
+    /// Bytes this column occupies on the wire (see docs/PROTOCOL.md).
+    pub fn wire_size(&self) -> usize {
+        match self {
+            Column::Int64(a) => a.len() * 8,
+            Column::Float64(a) => a.len() * 8,
+            Column::Bool(a) => a.len(),
+            Column::Utf8(a) => (a.len() + 1) * 8 + a.iter().map(String::len).sum::<usize>(),
+        }
+    }
+}
+
+/// An ordered list of named columns of equal length.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    columns: Vec<(String, Column)>,
+}
+
+impl Table {
+    /// A table with no columns and no rows.
+    pub fn new() -> Table {
+        Table::default()
+    }
+
+    /// Builds a table, checking that names are unique and lengths agree.
+    pub fn from_columns(columns: Vec<(String, Column)>) -> Result<Table, String> {
+        let mut table = Table::new();
+        for (name, column) in columns {
+            if table.column(&name).is_some() {
+                return Err(format!("column {name:?} appears twice"));
+            }
+            table.set_column(name, column)?;
+        }
+        Ok(table)
+    }
+
+    /// Number of rows (0 for a table without columns).
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |(_, c)| c.len())
+    }
+
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(n, _)| n.as_str())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Column)> {
+        self.columns.iter().map(|(n, c)| (n.as_str(), c))
+    }
+
+    pub fn into_columns(self) -> Vec<(String, Column)> {
+        self.columns
+    }
+
+    /// `(name, dtype)` of every column, in order.
+    pub fn schema(&self) -> Vec<(String, DType)> {
+        self.columns
+            .iter()
+            .map(|(n, c)| (n.clone(), c.dtype()))
+            .collect()
+    }
+
+    /// Replaces the column called `name` in place, or appends it.
+    pub fn set_column(&mut self, name: impl Into<String>, column: Column) -> Result<(), String> {
+        let name = name.into();
+        let others = self.columns.iter().filter(|(n, _)| *n != name).count();
+        if others > 0 && column.len() != self.rows() {
+            return Err(format!(
+                "column {name:?} has {} rows but the table has {}",
+                column.len(),
+                self.rows()
+            ));
+        }
+        match self.columns.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, slot)) => *slot = column,
+            None => self.columns.push((name, column)),
+        }
+        Ok(())
+    }
+
+    /// Bytes the table occupies on the wire.
+    pub fn wire_size(&self) -> usize {
+        self.columns.iter().map(|(_, c)| c.wire_size()).sum()
+    }
+
+    /// "available columns: a (int64), b (float64)" for error messages.
+    pub fn describe_columns(&self) -> String {
+        if self.columns.is_empty() {
+            return "the table has no columns".into();
+        }
+        let list: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(n, c)| format!("{n} ({})", c.dtype()))
+            .collect();
+        format!("available columns: {}", list.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn set_column_replaces_in_place_or_appends() {
+        let mut t = Table::from_columns(vec![
+            ("a".into(), Column::Int64(array![1, 2])),
+            ("b".into(), Column::Float64(array![0.5, 1.5])),
+        ])
+        .expect("table");
+        t.set_column("a", Column::Bool(array![true, false]))
+            .expect("replace");
+        t.set_column("c", Column::Int64(array![7, 8]))
+            .expect("append");
+        let names: Vec<_> = t.names().collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(t.column("a").map(Column::dtype), Some(DType::Bool));
+    }
+
+    #[test]
+    fn lengths_and_names_are_checked() {
+        let mut t =
+            Table::from_columns(vec![("a".into(), Column::Int64(array![1, 2]))]).expect("table");
+        let err = t
+            .set_column("b", Column::Int64(array![1]))
+            .expect_err("short column");
+        assert!(err.contains("has 1 rows but the table has 2"), "{err}");
+        let err = Table::from_columns(vec![
+            ("a".into(), Column::Int64(array![1])),
+            ("a".into(), Column::Int64(array![2])),
+        ])
+        .expect_err("duplicate");
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn wire_size_counts_string_offsets() {
+        let c = Column::Utf8(array!["ab".to_string(), "".to_string()]);
+        assert_eq!(c.wire_size(), 3 * 8 + 2);
+    }
+}
