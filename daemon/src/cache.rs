@@ -1,0 +1,333 @@
+//! The LMDB cache under `<home>/cache`, shared by the processes of one host.
+//!
+//! Two things go through it, both on the hot path:
+//! - stage plans: the relay stores a job's plan once under a digest of its
+//!   bytes; every work envelope carries only the key, and each task node
+//!   reads a plan from LMDB the first time it sees the key and then keeps it.
+//! - large tables: a stage result past [`BY_REFERENCE_MIN_BYTES`] is written
+//!   once into the map and its key travels instead of the columns, so the
+//!   relay hands it to the next stage (or to a client on the same host)
+//!   without the bytes crossing a socket. Whoever consumes a table entry
+//!   deletes it.
+//!
+//! Every cache has a random id, stored in it when it is created; peers
+//! compare ids to know whether they share one. LMDB must not be opened twice
+//! by one process, so [`Cache::open`] hands out one handle per path.
+
+use crate::wire::{decode_column, encode_column_into, schema_of, ColumnSpec};
+use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
+use rtl_tasks::Table;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use uuid::Uuid;
+
+/// Tables at least this large travel by reference between processes that
+/// share a cache; smaller ones are cheaper to send inline.
+pub const BY_REFERENCE_MIN_BYTES: usize = 1 << 20;
+
+const ID_KEY: &[u8] = b"rtl:cache-id";
+const PLAN_PREFIX: &str = "plan:";
+const TABLE_PREFIX: &str = "table:";
+
+/// A handle on one LMDB environment; cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: Environment,
+    db: Database,
+    id: Uuid,
+    path: PathBuf,
+    map_size: usize,
+}
+
+fn open_caches() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache in `dir` with a map of `map_size` bytes.
+    pub fn open(dir: &Path, map_size: usize) -> Result<Cache, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create cache directory {}: {e}", dir.display()))?;
+        let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let mut open = open_caches().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
+            return Ok(Cache { inner });
+        }
+        // The cache holds nothing that must survive a power cut, so commits
+        // skip fsync; LMDB stays consistent either way.
+        let env = Environment::new()
+            .set_map_size(map_size)
+            .set_max_readers(256)
+            .set_flags(EnvironmentFlags::NO_SYNC | EnvironmentFlags::NO_META_SYNC)
+            .open(&path)
+            .map_err(|e| format!("cannot open the LMDB cache at {}: {e}", path.display()))?;
+        let db = env
+            .open_db(None)
+            .map_err(|e| format!("cannot open the LMDB cache at {}: {e}", path.display()))?;
+        let id = {
+            let mut txn = env
+                .begin_rw_txn()
+                .map_err(|e| lmdb_error(&path, map_size, e))?;
+            let existing = match txn.get(db, &ID_KEY) {
+                Ok(bytes) => Uuid::from_slice(bytes).ok(),
+                Err(_) => None,
+            };
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    let id = Uuid::new_v4();
+                    txn.put(db, &ID_KEY, id.as_bytes(), WriteFlags::empty())
+                        .map_err(|e| lmdb_error(&path, map_size, e))?;
+                    id
+                }
+            };
+            txn.commit().map_err(|e| lmdb_error(&path, map_size, e))?;
+            id
+        };
+        let inner = Arc::new(Inner {
+            env,
+            db,
+            id,
+            path: path.clone(),
+            map_size,
+        });
+        open.insert(path, Arc::downgrade(&inner));
+        Ok(Cache { inner })
+    }
+
+    /// This cache's id; equal ids mean one shared cache.
+    pub fn id(&self) -> Uuid {
+        self.inner.id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Stores plan bytes under `digest` unless already there; returns the key.
+    pub fn put_plan(&self, digest: &str, cbor: &[u8]) -> Result<String, String> {
+        let key = format!("{PLAN_PREFIX}{digest}");
+        let mut txn = self.rw()?;
+        match txn.put(self.inner.db, &key, &cbor, WriteFlags::NO_OVERWRITE) {
+            Ok(()) | Err(lmdb::Error::KeyExist) => {}
+            Err(e) => return Err(self.error(e)),
+        }
+        txn.commit().map_err(|e| self.error(e))?;
+        Ok(key)
+    }
+
+    /// Plan bytes stored under `key`, if any.
+    pub fn get_plan(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let txn = self.inner.env.begin_ro_txn().map_err(|e| self.error(e))?;
+        match txn.get(self.inner.db, &key) {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(lmdb::Error::NotFound) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Writes `table` under a fresh key; returns the key.
+    ///
+    /// Layout: u32 LE length of a CBOR list of column specs, the list, a u64
+    /// LE row count, then each column in wire encoding.
+    pub fn put_table(&self, table: &Table) -> Result<String, String> {
+        let key = format!("{TABLE_PREFIX}{}", Uuid::new_v4());
+        let specs = schema_of(table);
+        let mut head = Vec::new();
+        ciborium::into_writer(&specs, &mut head)
+            .map_err(|e| format!("cannot encode schema: {e}"))?;
+        let total = 4 + head.len() + 8 + table.wire_size();
+        let mut txn = self.rw()?;
+        {
+            let out = txn
+                .reserve(self.inner.db, &key, total, WriteFlags::empty())
+                .map_err(|e| self.error(e))?;
+            out[..4].copy_from_slice(&(head.len() as u32).to_le_bytes());
+            out[4..4 + head.len()].copy_from_slice(&head);
+            let mut at = 4 + head.len();
+            out[at..at + 8].copy_from_slice(&(table.rows() as u64).to_le_bytes());
+            at += 8;
+            for (_, column) in table.iter() {
+                let size = column.wire_size();
+                encode_column_into(column, &mut out[at..at + size]);
+                at += size;
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))?;
+        Ok(key)
+    }
+
+    /// Reads and deletes the table stored under `key`.
+    pub fn take_table(&self, key: &str) -> Result<Table, String> {
+        if !key.starts_with(TABLE_PREFIX) {
+            return Err(format!("{key:?} is not a table key"));
+        }
+        let mut txn = self.rw()?;
+        let table = {
+            let bytes = txn.get(self.inner.db, &key).map_err(|e| match e {
+                lmdb::Error::NotFound => format!(
+                    "table {key} is not in the cache at {}",
+                    self.inner.path.display()
+                ),
+                e => self.error(e),
+            })?;
+            decode_table(bytes).map_err(|e| format!("cached table {key} is corrupt: {e}"))?
+        };
+        txn.del(self.inner.db, &key, None)
+            .map_err(|e| self.error(e))?;
+        txn.commit().map_err(|e| self.error(e))?;
+        Ok(table)
+    }
+
+    /// Deletes a table entry whose consumer went away; a missing key is fine.
+    pub fn discard(&self, key: &str) {
+        if let Ok(mut txn) = self.rw() {
+            let _ = txn.del(self.inner.db, &key, None);
+            let _ = txn.commit();
+        }
+    }
+
+    /// Number of table entries held, for status and tests.
+    pub fn table_entries(&self) -> usize {
+        let Ok(txn) = self.inner.env.begin_ro_txn() else {
+            return 0;
+        };
+        let Ok(mut cursor) = txn.open_ro_cursor(self.inner.db) else {
+            return 0;
+        };
+        cursor
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.starts_with(TABLE_PREFIX.as_bytes()))
+            .count()
+    }
+
+    fn rw(&self) -> Result<lmdb::RwTransaction<'_>, String> {
+        self.inner.env.begin_rw_txn().map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: lmdb::Error) -> String {
+        lmdb_error(&self.inner.path, self.inner.map_size, e)
+    }
+}
+
+fn lmdb_error(path: &Path, map_size: usize, e: lmdb::Error) -> String {
+    match e {
+        lmdb::Error::MapFull => format!(
+            "the LMDB cache at {} is full ({map_size} bytes); raise cache_map_size",
+            path.display()
+        ),
+        e => format!("LMDB cache at {}: {e}", path.display()),
+    }
+}
+
+fn decode_table(bytes: &[u8]) -> Result<Table, String> {
+    let short = || "entry is shorter than its header says".to_string();
+    let head_len = u32::from_le_bytes(
+        bytes
+            .get(..4)
+            .ok_or_else(short)?
+            .try_into()
+            .map_err(|_| short())?,
+    ) as usize;
+    let head = bytes.get(4..4 + head_len).ok_or_else(short)?;
+    let specs: Vec<ColumnSpec> =
+        ciborium::from_reader(head).map_err(|e| format!("bad schema: {e}"))?;
+    let mut at = 4 + head_len;
+    let rows = u64::from_le_bytes(
+        bytes
+            .get(at..at + 8)
+            .ok_or_else(short)?
+            .try_into()
+            .map_err(|_| short())?,
+    );
+    let rows = usize::try_from(rows).map_err(|_| format!("row count {rows} is too large"))?;
+    at += 8;
+    let mut columns = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let size = column_size(spec.dtype, rows, &bytes[at..])?;
+        let frame = bytes.get(at..at + size).ok_or_else(short)?;
+        columns.push((spec.name, decode_column(spec.dtype, rows, frame)?));
+        at += size;
+    }
+    Table::from_columns(columns)
+}
+
+/// Size of the next column in a cache entry (utf8 columns carry their size
+/// in their last offset).
+fn column_size(dtype: rtl_tasks::DType, rows: usize, rest: &[u8]) -> Result<usize, String> {
+    use rtl_tasks::DType;
+    Ok(match dtype {
+        DType::Int64 | DType::Float64 => rows * 8,
+        DType::Bool => rows,
+        DType::Utf8 => {
+            let head = (rows + 1) * 8;
+            let last = rest.get(rows * 8..head).ok_or("utf8 column is truncated")?;
+            head + u64::from_le_bytes(last.try_into().map_err(|_| "utf8 column is truncated")?)
+                as usize
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+    use rtl_tasks::Column;
+
+    fn scratch(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "rtl-cache-{}-{name}-{}",
+            std::process::id(),
+            Uuid::new_v4()
+        ))
+    }
+
+    #[test]
+    fn tables_round_trip_and_are_taken_once() {
+        let cache = Cache::open(&scratch("tables"), 16 << 20).expect("open");
+        let table = Table::from_columns(vec![
+            (
+                "s".into(),
+                Column::Utf8(array!["x".to_string(), "yz".to_string()]),
+            ),
+            ("f".into(), Column::Float64(array![1.5, -2.0])),
+            ("b".into(), Column::Bool(array![false, true])),
+        ])
+        .expect("table");
+        let key = cache.put_table(&table).expect("put");
+        assert_eq!(cache.table_entries(), 1);
+        assert_eq!(cache.take_table(&key).expect("take"), table);
+        assert_eq!(cache.table_entries(), 0);
+        assert!(cache.take_table(&key).is_err());
+    }
+
+    #[test]
+    fn one_handle_per_path_and_a_stable_id() {
+        let dir = scratch("id");
+        let a = Cache::open(&dir, 16 << 20).expect("open");
+        let b = Cache::open(&dir, 16 << 20).expect("open again");
+        assert_eq!(a.id(), b.id());
+        let key = a.put_plan("abc", b"plan").expect("put plan");
+        assert_eq!(b.get_plan(&key).expect("get"), Some(b"plan".to_vec()));
+        assert_eq!(b.get_plan("plan:nope").expect("get"), None);
+    }
+
+    #[test]
+    fn a_full_map_says_to_raise_cache_map_size() {
+        let cache = Cache::open(&scratch("full"), 1 << 20).expect("open");
+        let big = Table::from_columns(vec![(
+            "x".into(),
+            Column::Float64(ndarray::Array1::zeros(400_000)),
+        )])
+        .expect("table");
+        let err = cache.put_table(&big).expect_err("map full");
+        assert!(err.contains("raise cache_map_size"), "{err}");
+    }
+}

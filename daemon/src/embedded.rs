@@ -1,0 +1,104 @@
+//! The embedded mode: the same relay and task-node code as the daemon, run
+//! as threads of the calling process and joined over inproc sockets.
+//!
+//! `rtl run` uses it when no daemon answers; library users get it from
+//! `Transform::embedded`. Dropping the [`Cluster`] stops and joins every
+//! thread.
+
+use crate::cache::Cache;
+use crate::log::Log;
+use crate::relay::{Endpoints, Relay};
+use crate::tasknode::{self, TaskNodeConfig};
+use rtl_config::Config;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use uuid::Uuid;
+
+/// A relay and its task nodes running in this process.
+pub struct Cluster {
+    ctx: zmq::Context,
+    endpoint: String,
+    cache: Cache,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Starts a relay and `max(task_workers, 1)` task nodes.
+    pub fn start(config: &Config) -> Result<Cluster, String> {
+        let ctx = zmq::Context::new();
+        let cache = Cache::open(&config.cache_dir(), config.cache_map_size)?;
+        let log = Log::file(
+            "embedded",
+            &config.log_dir().join("embedded.log"),
+            config.debug,
+            config.profile,
+        );
+        let tag = Uuid::new_v4().simple().to_string();
+        let at = Endpoints {
+            clients: format!("inproc://rtl-{tag}-clients"),
+            nodes: format!("inproc://rtl-{tag}-nodes"),
+        };
+        let relay = Relay::bind(&ctx, &at, cache.clone(), log.named("relay"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let spawn = |name: String, job: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(job)
+                .map_err(|e| format!("cannot start an embedded thread: {e}"))
+        };
+        {
+            let stop = stop.clone();
+            threads.push(spawn(
+                "rtl-relay".into(),
+                Box::new(move || relay.run(&stop)),
+            )?);
+        }
+        for n in 0..config.task_workers.max(1) {
+            let (ctx, stop, log) = (ctx.clone(), stop.clone(), log.named("tasknode"));
+            let settings = TaskNodeConfig {
+                relay: at.nodes.clone(),
+                capacity: config.max_in_flight as u32,
+                cache: Some(cache.clone()),
+            };
+            let job = move || {
+                if let Err(e) = tasknode::run(&ctx, settings, log.clone(), &stop) {
+                    log.error(e);
+                }
+            };
+            threads.push(spawn(format!("rtl-tasknode-{n}"), Box::new(job))?);
+        }
+        Ok(Cluster {
+            ctx,
+            endpoint: at.clients,
+            cache,
+            stop,
+            threads,
+        })
+    }
+
+    /// The context clients must use to reach [`Cluster::endpoint`].
+    pub fn context(&self) -> &zmq::Context {
+        &self.ctx
+    }
+
+    /// The relay's client endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The relay's routing state: which nodes are alive, how much room each has,
+//! which envelopes wait for a node and which are out on one.
+//!
+//! Pure bookkeeping with no sockets, so every rule here is unit-tested:
+//! work goes only to a node with free credit (the least loaded first), a
+//! node that stops heartbeating is dropped after a timeout and the envelopes
+//! it held are reported back, and a node that says goodbye gets no new work.
+
+use crate::wire::{Envelope, NodeInfo, NodeStatus};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// A node's routing id on the relay's node socket.
+pub type NodeId = Vec<u8>;
+
+struct Node {
+    info: NodeInfo,
+    in_flight: u32,
+    last_seen: Instant,
+    leaving: bool,
+}
+
+impl Node {
+    fn room(&self) -> u32 {
+        if self.leaving {
+            0
+        } else {
+            self.info.capacity.saturating_sub(self.in_flight)
+        }
+    }
+}
+
+/// An envelope out on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub node: NodeId,
+    pub job: Uuid,
+    pub stage: u32,
+}
+
+/// A node dropped for silence, with the envelopes it never answered.
+pub struct Lost {
+    pub node: NodeId,
+    pub info: NodeInfo,
+    pub envelopes: Vec<(Uuid, Assignment)>,
+}
+
+#[derive(Default)]
+pub struct Routing {
+    nodes: BTreeMap<NodeId, Node>,
+    queue: VecDeque<Envelope>,
+    in_flight: HashMap<Uuid, Assignment>,
+    dispatched: u64,
+}
+
+impl Routing {
+    pub fn new() -> Routing {
+        Routing::default()
+    }
+
+    /// Records a heartbeat; returns true when the node is new.
+    pub fn heard_from(&mut self, id: &[u8], info: NodeInfo, now: Instant) -> bool {
+        match self.nodes.get_mut(id) {
+            Some(node) => {
+                node.info = info;
+                node.last_seen = now;
+                false
+            }
+            None => {
+                self.nodes.insert(
+                    id.to_vec(),
+                    Node {
+                        info,
+                        in_flight: 0,
+                        last_seen: now,
+                        leaving: false,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Marks a node as leaving: it finishes what it holds and gets nothing new.
+    pub fn leaving(&mut self, id: &[u8]) {
+        if let Some(node) = self.nodes.get_mut(id) {
+            node.leaving = true;
+        }
+        self.forget_if_done(id);
+    }
+
+    pub fn node_info(&self, id: &[u8]) -> Option<&NodeInfo> {
+        self.nodes.get(id).map(|n| &n.info)
+    }
+
+    /// Queues an envelope for the next node with room.
+    pub fn enqueue(&mut self, envelope: Envelope) {
+        self.queue.push_back(envelope);
+    }
+
+    /// The next queued envelope and the node to send it to, if any node has
+    /// room; the envelope is recorded as out on that node.
+    pub fn next_dispatch(&mut self) -> Option<(NodeId, Envelope)> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        let id = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.room() > 0)
+            .max_by_key(|(_, n)| n.room())
+            .map(|(id, _)| id.clone())?;
+        let envelope = self.queue.pop_front()?;
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.in_flight += 1;
+        }
+        self.in_flight.insert(
+            envelope.id,
+            Assignment {
+                node: id.clone(),
+                job: envelope.header.job,
+                stage: envelope.header.stage,
+            },
+        );
+        self.dispatched += 1;
+        Some((id, envelope))
+    }
+
+    /// A node answered envelope `id`; frees its credit. None when the
+    /// envelope is unknown (a late answer after the node was dropped).
+    pub fn answered(&mut self, id: &Uuid) -> Option<Assignment> {
+        let assignment = self.in_flight.remove(id)?;
+        if let Some(node) = self.nodes.get_mut(&assignment.node) {
+            node.in_flight = node.in_flight.saturating_sub(1);
+        }
+        self.forget_if_done(&assignment.node.clone());
+        Some(assignment)
+    }
+
+    /// Drops nodes not heard from within `timeout`.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<Lost> {
+        let dead: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| now.duration_since(n.last_seen) > timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        dead.into_iter()
+            .filter_map(|id| {
+                let node = self.nodes.remove(&id)?;
+                let held: Vec<Uuid> = self
+                    .in_flight
+                    .iter()
+                    .filter(|(_, a)| a.node == id)
+                    .map(|(e, _)| *e)
+                    .collect();
+                let envelopes = held
+                    .into_iter()
+                    .filter_map(|e| self.in_flight.remove(&e).map(|a| (e, a)))
+                    .collect();
+                Some(Lost {
+                    node: id,
+                    info: node.info,
+                    envelopes,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes queued envelopes of `job` (it failed or expired).
+    pub fn drop_queued(&mut self, job: &Uuid) -> Vec<Envelope> {
+        let (gone, kept): (VecDeque<Envelope>, VecDeque<Envelope>) =
+            self.queue.drain(..).partition(|e| e.header.job == *job);
+        self.queue = kept;
+        gone.into_iter().collect()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn dispatched(&self) -> u64 {
+        self.dispatched
+    }
+
+    /// Status rows for `rtl status`.
+    pub fn report(&self, now: Instant) -> Vec<NodeStatus> {
+        self.nodes
+            .iter()
+            .map(|(id, n)| NodeStatus {
+                id: String::from_utf8_lossy(id).into_owned(),
+                info: n.info.clone(),
+                in_flight: n.in_flight,
+                last_seen_ms: now.duration_since(n.last_seen).as_millis() as u64,
+            })
+            .collect()
+    }
+
+    fn forget_if_done(&mut self, id: &[u8]) {
+        if self
+            .nodes
+            .get(id)
+            .is_some_and(|n| n.leaving && n.in_flight == 0)
+        {
+            self.nodes.remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Header, Kind};
+
+    fn info(capacity: u32) -> NodeInfo {
+        NodeInfo {
+            service: "tasknode".into(),
+            pid: 1,
+            host: "h".into(),
+            capacity,
+            cache_id: None,
+            envelopes: 0,
+        }
+    }
+
+    fn work(job: Uuid) -> Envelope {
+        Envelope::control(Kind::Work, job).with_header(|h: &mut Header| h.stage = 0)
+    }
+
+    trait WithHeader {
+        fn with_header(self, f: impl FnOnce(&mut Header)) -> Self;
+    }
+
+    impl WithHeader for Envelope {
+        fn with_header(mut self, f: impl FnOnce(&mut Header)) -> Self {
+            f(&mut self.header);
+            self
+        }
+    }
+
+    #[test]
+    fn work_goes_only_to_nodes_with_room_least_loaded_first() {
+        let now = Instant::now();
+        let mut r = Routing::new();
+        assert!(r.heard_from(b"a", info(1), now));
+        assert!(r.heard_from(b"b", info(2), now));
+        assert!(!r.heard_from(b"a", info(1), now));
+        for _ in 0..4 {
+            r.enqueue(work(Uuid::new_v4()));
+        }
+        let picks: Vec<NodeId> = std::iter::from_fn(|| r.next_dispatch().map(|(n, _)| n)).collect();
+        assert_eq!(picks.len(), 3, "three credits in all");
+        assert_eq!(picks[0], b"b".to_vec(), "b has the most room");
+        assert_eq!(r.queued(), 1);
+        assert_eq!(r.dispatched(), 3);
+    }
+
+    #[test]
+    fn an_answer_frees_credit() {
+        let now = Instant::now();
+        let mut r = Routing::new();
+        r.heard_from(b"a", info(1), now);
+        let job = Uuid::new_v4();
+        r.enqueue(work(job));
+        r.enqueue(work(job));
+        let (_, first) = r.next_dispatch().expect("first");
+        assert!(r.next_dispatch().is_none());
+        let a = r.answered(&first.id).expect("known");
+        assert_eq!(a.job, job);
+        assert!(r.answered(&first.id).is_none(), "answers count once");
+        assert!(r.next_dispatch().is_some());
+    }
+
+    #[test]
+    fn silent_nodes_expire_with_what_they_held() {
+        let start = Instant::now();
+        let mut r = Routing::new();
+        r.heard_from(b"a", info(2), start);
+        r.heard_from(b"b", info(2), start);
+        r.enqueue(work(Uuid::new_v4()));
+        let (node, env) = r.next_dispatch().expect("dispatch");
+        let later = start + Duration::from_secs(10);
+        let other: &[u8] = if node == b"a" { b"b" } else { b"a" };
+        r.heard_from(other, info(2), later);
+        let lost = r.expire(later, Duration::from_secs(5));
+        assert_eq!(lost.len(), 1);
+        assert_eq!(lost[0].node, node);
+        assert_eq!(lost[0].envelopes[0].0, env.id);
+        assert_eq!(r.report(later).len(), 1);
+    }
+
+    #[test]
+    fn leaving_nodes_get_no_new_work_and_go_when_idle() {
+        let now = Instant::now();
+        let mut r = Routing::new();
+        r.heard_from(b"a", info(2), now);
+        r.enqueue(work(Uuid::new_v4()));
+        let (_, env) = r.next_dispatch().expect("dispatch");
+        r.leaving(b"a");
+        r.enqueue(work(Uuid::new_v4()));
+        assert!(r.next_dispatch().is_none());
+        assert_eq!(r.report(now).len(), 1);
+        r.answered(&env.id);
+        assert!(r.report(now).is_empty());
+    }
+}

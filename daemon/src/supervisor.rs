@@ -1,0 +1,478 @@
+//! The supervisor: `rtl start`, `rtl stop` and `rtl status`, and the entry
+//! point of each daemonized service (`rtl serve SERVICE`).
+//!
+//! Every service is the `rtl` binary re-executed with the effective settings
+//! on its command line; it detaches from the terminal (daemonize), writes
+//! `<home>/run/<service>-<pid>.pid` and logs to `<home>/log/<service>.log`.
+//! The pid files are the supervisor's only record of what runs: a file whose
+//! process is gone is stale and gets removed, and only processes named by a
+//! pid file that still run `rtl serve` are ever signalled.
+
+use crate::cache::Cache;
+use crate::log::Log;
+use crate::relay::{Endpoints, Relay};
+use crate::wire::{Body, Envelope, Header, Kind, StatusReport, WireError};
+use crate::{plotnode, tasknode};
+use rtl_config::Config;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use uuid::Uuid;
+
+/// The kinds of rtl process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Relay,
+    TaskNode,
+    PlotNode,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Service::Relay, Service::TaskNode, Service::PlotNode];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Relay => "relay",
+            Service::TaskNode => "tasknode",
+            Service::PlotNode => "plotnode",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// One `<home>/run/<service>-<pid>.pid` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PidFile {
+    pub path: PathBuf,
+    pub service: Service,
+    pub pid: u32,
+}
+
+/// The pid files under `<home>/run`, relay first.
+pub fn pid_files(config: &Config) -> Vec<PidFile> {
+    let mut files: Vec<PidFile> = std::fs::read_dir(config.run_dir())
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".pid")?;
+            let (service, pid) = stem.rsplit_once('-')?;
+            Some(PidFile {
+                path: entry.path(),
+                service: Service::from_name(service)?,
+                pid: pid.parse().ok()?,
+            })
+        })
+        .collect();
+    files.sort_by_key(|f| (Service::ALL.iter().position(|s| *s == f.service), f.pid));
+    files
+}
+
+/// Whether `pid` is a live (not zombie) process running `rtl serve`.
+pub fn is_alive(pid: u32) -> bool {
+    let Ok(pid_t) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    if pid_t <= 0 || unsafe { libc::kill(pid_t, 0) } != 0 {
+        return false;
+    }
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    if !proc_dir.exists() {
+        return true; // no procfs: trust kill(0)
+    }
+    let zombie = std::fs::read_to_string(proc_dir.join("stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false);
+    let ours = std::fs::read(proc_dir.join("cmdline"))
+        .map(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == b"serve"))
+        .unwrap_or(false);
+    !zombie && ours
+}
+
+/// Removes pid files whose process is gone; returns them.
+pub fn clean_stale(config: &Config) -> Vec<PidFile> {
+    pid_files(config)
+        .into_iter()
+        .filter(|f| !is_alive(f.pid))
+        .inspect(|f| {
+            let _ = std::fs::remove_file(&f.path);
+        })
+        .collect()
+}
+
+/// What `rtl status` shows for one process.
+#[derive(Debug, Clone)]
+pub struct ServiceStatus {
+    pub service: Service,
+    pub pid: u32,
+    pub alive: bool,
+    pub uptime: Option<Duration>,
+    pub envelopes: Option<u64>,
+    pub host: Option<String>,
+}
+
+/// Everything `rtl status` knows.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub services: Vec<ServiceStatus>,
+    pub relay: Option<StatusReport>,
+}
+
+impl Status {
+    /// rtl is running when its relay is.
+    pub fn running(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.service == Service::Relay && s.alive)
+    }
+}
+
+/// Reads the pid files and asks the relay for its counters.
+pub fn status(config: &Config) -> Status {
+    let files = pid_files(config);
+    let relay_alive = files
+        .iter()
+        .any(|f| f.service == Service::Relay && is_alive(f.pid));
+    let report = relay_alive
+        .then(|| ask_relay(config, Kind::Status, Duration::from_secs(2)).ok())
+        .flatten()
+        .and_then(|env| env.header.status);
+    let services = files
+        .into_iter()
+        .map(|f| {
+            let alive = is_alive(f.pid);
+            let uptime = std::fs::metadata(&f.path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .filter(|_| alive);
+            let node = report
+                .as_ref()
+                .and_then(|r| r.nodes.iter().find(|n| n.info.pid == f.pid));
+            let envelopes = match f.service {
+                Service::Relay => report
+                    .as_ref()
+                    .filter(|r| r.pid == f.pid)
+                    .map(|r| r.envelopes),
+                _ => node.map(|n| n.info.envelopes),
+            };
+            ServiceStatus {
+                service: f.service,
+                pid: f.pid,
+                alive,
+                uptime,
+                envelopes,
+                host: node.map(|n| n.info.host.clone()),
+            }
+        })
+        .collect();
+    Status {
+        services,
+        relay: report,
+    }
+}
+
+/// Sends one control message to the relay's client socket and waits for
+/// the answer.
+pub fn ask_relay(config: &Config, kind: Kind, timeout: Duration) -> Result<Envelope, String> {
+    let endpoint = config.client_endpoint();
+    let ctx = zmq::Context::new();
+    let mut socket = ctx.socket(zmq::DEALER).map_err(|e| e.to_string())?;
+    socket.set_linger(0).map_err(|e| e.to_string())?;
+    socket
+        .connect(&endpoint)
+        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+    let id = Uuid::new_v4();
+    Envelope {
+        id,
+        header: Header::new(kind, id),
+        body: Body::Empty,
+    }
+    .send(&mut socket, None)
+    .map_err(|e| format!("cannot reach the relay at {endpoint}: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "the relay at {endpoint} did not answer within {timeout:?}"
+            ));
+        }
+        match socket.poll(zmq::POLLIN, left.as_millis() as i64) {
+            Ok(n) if n > 0 => {}
+            Ok(_) | Err(zmq::Error::EINTR) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+        match Envelope::recv(&socket, false, 0) {
+            Ok((_, env)) if env.id == id => return Ok(env),
+            Ok(_) => continue,
+            Err(WireError::Zmq(zmq::Error::EINTR)) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// What `rtl start` did.
+pub enum Started {
+    /// rtl was already running; nothing was started.
+    AlreadyRunning(Status),
+    /// These services were started (and stale pid files removed).
+    Now { status: Status, stale: Vec<PidFile> },
+}
+
+/// How long `rtl start` waits for the relay and the nodes.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Starts the relay, `task_workers` task nodes and `plot_workers` plot
+/// nodes as daemons from the binary `exe`, and returns once the relay
+/// answers and the nodes have joined it.
+pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
+    for dir in [config.run_dir(), config.log_dir(), config.cache_dir()] {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let stale = clean_stale(config);
+    let current = status(config);
+    if current.services.iter().any(|s| s.alive) {
+        return Ok(Started::AlreadyRunning(current));
+    }
+    let settings =
+        toml::to_string(config).map_err(|e| format!("cannot pass the settings on: {e}"))?;
+    let launch = |service: Service| -> Result<(), String> {
+        let out = Command::new(exe)
+            .args(["serve", service.name(), "--settings", &settings])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the {} did not start: {}",
+                service.name(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    };
+    launch(Service::Relay)?;
+    wait_for("the relay to answer", config, || {
+        ask_relay(config, Kind::Ping, Duration::from_millis(500)).is_ok()
+    })?;
+    for _ in 0..config.task_workers {
+        launch(Service::TaskNode)?;
+    }
+    for _ in 0..config.plot_workers {
+        launch(Service::PlotNode)?;
+    }
+    let expected = config.task_workers + config.plot_workers;
+    wait_for("the nodes to join the relay", config, || {
+        ask_relay(config, Kind::Status, Duration::from_millis(500))
+            .ok()
+            .and_then(|env| env.header.status)
+            .is_some_and(|r| r.nodes.len() >= expected)
+    })?;
+    Ok(Started::Now {
+        status: status(config),
+        stale,
+    })
+}
+
+fn wait_for(what: &str, config: &Config, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        let relay_dead = !pid_files(config)
+            .iter()
+            .any(|f| f.service == Service::Relay && is_alive(f.pid));
+        if relay_dead {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = config.log_dir().join("relay.log");
+    let last = std::fs::read_to_string(&log)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .filter(|l| l.contains("ERROR"))
+                .last()
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    Err(format!(
+        "gave up waiting for {what}; see {} {last}",
+        log.display()
+    ))
+}
+
+/// What `rtl stop` did to one process.
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    pub service: Service,
+    pub pid: u32,
+    /// false when it had to be killed (SIGKILL) after the grace period.
+    pub graceful: bool,
+}
+
+/// Stops every rtl process of this home: SIGTERM, then SIGKILL for those
+/// still running after `grace`. Removes the pid files.
+pub fn stop(config: &Config, grace: Duration) -> Vec<Stopped> {
+    let running: Vec<PidFile> = pid_files(config)
+        .into_iter()
+        .filter(|f| {
+            let alive = is_alive(f.pid);
+            if !alive {
+                let _ = std::fs::remove_file(&f.path);
+            }
+            alive
+        })
+        .collect();
+    for f in &running {
+        signal(f.pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && running.iter().any(|f| is_alive(f.pid)) {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let stopped = running
+        .iter()
+        .map(|f| {
+            let graceful = !is_alive(f.pid);
+            if !graceful {
+                signal(f.pid, libc::SIGKILL);
+            }
+            Stopped {
+                service: f.service,
+                pid: f.pid,
+                graceful,
+            }
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && running.iter().any(|f| is_alive(f.pid)) {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    for f in &running {
+        let _ = std::fs::remove_file(&f.path);
+    }
+    stopped
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: plain kill(2) on a pid taken from our own pid file and
+        // checked to run `rtl serve`.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Set by SIGTERM and SIGINT; every service loop watches it.
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_: libc::c_int) {
+    TERMINATE.store(true, Ordering::Relaxed);
+}
+
+/// Entry point of `rtl serve SERVICE`: detaches (unless `foreground`),
+/// writes the pid file, runs the service until SIGTERM, removes the pid file.
+pub fn serve(service: Service, config: &Config, foreground: bool) -> Result<(), String> {
+    for dir in [config.run_dir(), config.log_dir()] {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if !foreground {
+        let log_path = config.log_dir().join(format!("{}.log", service.name()));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+        let err_file = log_file
+            .try_clone()
+            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+        daemonize::Daemonize::new()
+            .working_directory(&config.home)
+            .umask(0o027)
+            .stdout(log_file)
+            .stderr(err_file)
+            .start()
+            .map_err(|e| format!("cannot detach the {}: {e}", service.name()))?;
+    }
+    let pid = std::process::id();
+    let pid_path = config
+        .run_dir()
+        .join(format!("{}-{pid}.pid", service.name()));
+    std::fs::write(&pid_path, format!("{pid}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", pid_path.display()))?;
+    // SAFETY: the handler only stores to an atomic, which is signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_terminate as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            on_terminate as *const () as libc::sighandler_t,
+        );
+    }
+    let log = Log::stderr(service.name(), config.debug, config.profile);
+    let outcome = run_service(service, config, &log);
+    if let Err(e) = &outcome {
+        log.error(e);
+    }
+    let _ = std::fs::remove_file(&pid_path);
+    outcome
+}
+
+fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), String> {
+    let ctx = zmq::Context::new();
+    match service {
+        Service::Relay => {
+            let cache = Cache::open(&config.cache_dir(), config.cache_map_size)?;
+            let at = Endpoints {
+                clients: format!("tcp://{}:{}", config.relay_listen, config.relay_port),
+                nodes: format!("tcp://{}:{}", config.relay_listen, config.node_port),
+            };
+            Relay::bind(&ctx, &at, cache, log.clone())?.run(&TERMINATE);
+            Ok(())
+        }
+        Service::TaskNode => {
+            let cache = match Cache::open(&config.cache_dir(), config.cache_map_size) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    log.warn(format!("running without the shared cache: {e}"));
+                    None
+                }
+            };
+            let settings = tasknode::TaskNodeConfig {
+                relay: config.node_endpoint(),
+                capacity: config.max_in_flight as u32,
+                cache,
+            };
+            tasknode::run(&ctx, settings, log.clone(), &TERMINATE)
+        }
+        Service::PlotNode => {
+            let settings = plotnode::PlotNodeConfig {
+                relay: config.node_endpoint(),
+                listen: format!("{}:{}", config.plot_listen, config.plot_port),
+                plots_dir: config.home.join("plots"),
+            };
+            plotnode::run(&ctx, settings, log.clone(), &TERMINATE)
+        }
+    }
+}

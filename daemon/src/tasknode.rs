@@ -1,0 +1,348 @@
+//! A task node: takes work envelopes from the relay, runs the stage's tasks
+//! on the table and answers with the result or with an error naming the
+//! stage and the task.
+//!
+//! Two threads. The socket thread owns the DEALER connected to the relay:
+//! it announces the node's capacity in a heartbeat every second, hands work
+//! to the worker and forwards the worker's answers. The worker runs tasks,
+//! so a long task never silences the heartbeat. Answers travel from the
+//! worker to the socket thread over an inproc PAIR, which passes frames by
+//! pointer.
+
+use crate::cache::{Cache, BY_REFERENCE_MIN_BYTES};
+use crate::log::Log;
+use crate::relay::HEARTBEAT;
+use crate::wire::{
+    schema_of, Body, Envelope, Failure, Header, Kind, NodeInfo, ProgressEvent, WireError,
+};
+use rtl_dsl::Plan;
+use rtl_tasks::{Context, Event};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Settings of one task node.
+pub struct TaskNodeConfig {
+    /// The relay's node endpoint.
+    pub relay: String,
+    /// Envelopes accepted before answering any.
+    pub capacity: u32,
+    /// The shared cache, when this node has one.
+    pub cache: Option<Cache>,
+}
+
+/// Runs a task node until `stop` is set; then it tells the relay it is
+/// leaving, finishes the work it holds and returns.
+pub fn run(
+    ctx: &zmq::Context,
+    settings: TaskNodeConfig,
+    log: Log,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let id = node_id("tasknode");
+    let mut dealer = ctx
+        .socket(zmq::DEALER)
+        .map_err(|e| format!("cannot create the node socket: {e}"))?;
+    dealer
+        .set_identity(id.as_bytes())
+        .and_then(|_| dealer.set_linger(1000))
+        .map_err(|e| format!("cannot configure the node socket: {e}"))?;
+    dealer
+        .connect(&settings.relay)
+        .map_err(|e| format!("cannot connect to the relay at {}: {e}", settings.relay))?;
+    let inbox = format!("inproc://{id}-answers");
+    let answers = ctx
+        .socket(zmq::PAIR)
+        .map_err(|e| format!("cannot create the answer socket: {e}"))?;
+    answers
+        .bind(&inbox)
+        .map_err(|e| format!("cannot bind {inbox}: {e}"))?;
+
+    let (work_tx, work_rx) = mpsc::channel::<Envelope>();
+    let worker = {
+        let ctx = ctx.clone();
+        let cache = settings.cache.clone();
+        let log = log.clone();
+        std::thread::Builder::new()
+            .name(format!("{id}-worker"))
+            .spawn(move || worker(&ctx, &inbox, work_rx, cache, log))
+            .map_err(|e| format!("cannot start the worker thread: {e}"))?
+    };
+
+    let mut info = NodeInfo {
+        service: "tasknode".into(),
+        pid: std::process::id(),
+        host: hostname(),
+        capacity: settings.capacity,
+        cache_id: settings.cache.as_ref().map(Cache::id),
+        envelopes: 0,
+    };
+    log.info(format!("task node {id} connecting to {}", settings.relay));
+    let mut work_tx = Some(work_tx);
+    let mut holding: u32 = 0;
+    let mut next_heartbeat = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) && work_tx.is_some() {
+            // Closing the channel lets the worker finish what it holds and exit.
+            work_tx = None;
+            info.capacity = 0;
+            send(&mut dealer, Envelope::control(Kind::Bye, Uuid::nil()), &log);
+            log.info(format!(
+                "task node {id} leaving; finishing {holding} envelope(s)"
+            ));
+        }
+        if work_tx.is_none() && holding == 0 {
+            break;
+        }
+        if Instant::now() >= next_heartbeat {
+            let mut header = Header::new(Kind::Heartbeat, Uuid::nil());
+            header.node = Some(info.clone());
+            send(&mut dealer, Envelope::new(header, Body::Empty), &log);
+            next_heartbeat = Instant::now() + HEARTBEAT;
+        }
+        let wait = next_heartbeat
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(200));
+        let (from_relay, from_worker) = {
+            let mut items = [
+                dealer.as_poll_item(zmq::POLLIN),
+                answers.as_poll_item(zmq::POLLIN),
+            ];
+            match zmq::poll(&mut items, wait.as_millis() as i64) {
+                Ok(_) => (items[0].is_readable(), items[1].is_readable()),
+                Err(zmq::Error::EINTR) => continue,
+                Err(e) => return Err(format!("poll failed: {e}")),
+            }
+        };
+        if from_worker {
+            loop {
+                match Envelope::recv(&answers, false, zmq::DONTWAIT) {
+                    Ok((_, env)) => {
+                        if matches!(env.header.kind, Kind::Done | Kind::Failed) {
+                            holding = holding.saturating_sub(1);
+                            info.envelopes += 1;
+                        }
+                        send(&mut dealer, env, &log);
+                    }
+                    Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
+                    Err(e) => {
+                        log.error(format!("worker answer lost: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        if from_relay {
+            loop {
+                match Envelope::recv(&dealer, false, zmq::DONTWAIT) {
+                    Ok((_, env)) if env.header.kind == Kind::Work => match &work_tx {
+                        Some(tx) if tx.send(env).is_ok() => holding += 1,
+                        _ => {
+                            log.warn("work arrived while leaving; the relay will see it unanswered")
+                        }
+                    },
+                    Ok((_, env)) => log.warn(format!(
+                        "ignored a {:?} message from the relay",
+                        env.header.kind
+                    )),
+                    Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
+                    Err(e) => {
+                        log.warn(format!("dropped a message from the relay: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    drop(work_tx);
+    worker
+        .join()
+        .map_err(|_| "the worker thread panicked".to_string())?;
+    log.info(format!(
+        "task node {id} stopped after {} envelope(s)",
+        info.envelopes
+    ));
+    Ok(())
+}
+
+fn send(socket: &mut zmq::Socket, env: Envelope, log: &Log) {
+    if let Err(e) = env.send(socket, None) {
+        log.warn(format!("could not send to the relay: {e}"));
+    }
+}
+
+/// Runs stages for envelopes from `work` and sends answers to `inbox`.
+fn worker(
+    ctx: &zmq::Context,
+    inbox: &str,
+    work: mpsc::Receiver<Envelope>,
+    cache: Option<Cache>,
+    log: Log,
+) {
+    let mut out = match ctx
+        .socket(zmq::PAIR)
+        .and_then(|s| s.connect(inbox).map(|_| s))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            log.error(format!("worker cannot reach its node: {e}"));
+            return;
+        }
+    };
+    let mut plans: HashMap<String, Arc<Plan>> = HashMap::new();
+    for env in work {
+        let started = Instant::now();
+        let (id, job, stage) = (env.id, env.header.job, env.header.stage);
+        let (header, body) = run_work(env, &mut plans, cache.as_ref(), &log, &mut out);
+        if let Err(e) = (Envelope { id, header, body }).send(&mut out, None) {
+            log.error(format!("worker cannot answer its node: {e}"));
+        }
+        log.profile(|| {
+            format!(
+                "job {job} stage {stage}: {:.3} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            )
+        });
+    }
+}
+
+/// Runs one work envelope; returns the answer's header and body. Progress
+/// events go out on `out` as they happen.
+fn run_work(
+    mut env: Envelope,
+    plans: &mut HashMap<String, Arc<Plan>>,
+    cache: Option<&Cache>,
+    log: &Log,
+    out: &mut zmq::Socket,
+) -> (Header, Body) {
+    let (job, stage, progress) = (env.header.job, env.header.stage, env.header.progress);
+    let failed = |task: Option<String>, message: String| {
+        let mut header = Header::new(Kind::Failed, job);
+        header.stage = stage;
+        header.error = Some(Failure {
+            stage: Some(stage),
+            task,
+            message,
+        });
+        (header, Body::Empty)
+    };
+    let plan = match plan_of(&mut env, plans, cache) {
+        Ok(p) => p,
+        Err(e) => return failed(None, e),
+    };
+    let Some(stage_plan) = plan.stages.get(stage as usize) else {
+        return failed(None, format!("the plan has no stage {stage}"));
+    };
+    let input = match env.header.table_ref.clone() {
+        Some(key) => match cache {
+            Some(cache) => cache.take_table(&key),
+            None => Err(format!(
+                "table {key} was sent by reference but this node has no cache"
+            )),
+        },
+        None => env.take_table(),
+    };
+    let input = match input {
+        Ok(t) => t,
+        Err(e) => return failed(None, format!("bad input table: {e}")),
+    };
+    let ctx = Context {
+        base_dir: &plan.base_dir,
+    };
+    let mut on_event = |event: Event| {
+        log.debug(|| format!("job {job} stage {stage}: {event:?}"));
+        if !progress {
+            return;
+        }
+        let event = match event {
+            Event::Running { task } => ProgressEvent {
+                stage,
+                task: task.into(),
+                ms: None,
+            },
+            Event::Completed { task, elapsed } => ProgressEvent {
+                stage,
+                task: task.into(),
+                ms: Some(elapsed.as_secs_f64() * 1e3),
+            },
+        };
+        let header = Header {
+            event: Some(event),
+            ..Header::new(Kind::Progress, job)
+        };
+        if let Err(e) = Envelope::new(header, Body::Empty).send(out, None) {
+            log.warn(format!("progress lost: {e}"));
+        }
+    };
+    let table = match rtl_tasks::run_stage(stage as usize, stage_plan, input, &ctx, &mut on_event) {
+        Ok(table) => table,
+        Err(e) => {
+            log.info(format!("job {job}: {e}"));
+            return failed(Some(e.task), e.message);
+        }
+    };
+    let mut header = Header::new(Kind::Done, job);
+    header.stage = stage;
+    if let Some(cache) = cache.filter(|_| table.wire_size() >= BY_REFERENCE_MIN_BYTES) {
+        match cache.put_table(&table) {
+            Ok(key) => {
+                header.schema = schema_of(&table);
+                header.rows = table.rows() as u64;
+                header.table_ref = Some(key);
+                return (header, Body::Empty);
+            }
+            Err(e) => log.warn(format!("result goes inline: {e}")),
+        }
+    }
+    (header, Body::Table(table))
+}
+
+/// The envelope's plan: inline, remembered, or read from the cache.
+fn plan_of(
+    env: &mut Envelope,
+    plans: &mut HashMap<String, Arc<Plan>>,
+    cache: Option<&Cache>,
+) -> Result<Arc<Plan>, String> {
+    if let Some(plan) = env.header.plan.take() {
+        return Ok(Arc::new(plan));
+    }
+    let key = env
+        .header
+        .plan_key
+        .as_deref()
+        .ok_or("the work carries neither a plan nor a plan key")?;
+    if let Some(plan) = plans.get(key) {
+        return Ok(plan.clone());
+    }
+    let cache = cache.ok_or("the work names a cached plan but this node has no cache")?;
+    let bytes = cache
+        .get_plan(key)?
+        .ok_or_else(|| format!("plan {key} is not in the cache"))?;
+    let plan: Plan = ciborium::from_reader(bytes.as_slice())
+        .map_err(|e| format!("cached plan {key} is corrupt: {e}"))?;
+    let plan = Arc::new(plan);
+    plans.insert(key.to_string(), plan.clone());
+    Ok(plan)
+}
+
+/// A routing id that names the service, host and process: `tasknode-<pid>-<n>`.
+pub fn node_id(service: &str) -> String {
+    let short = Uuid::new_v4().simple().to_string();
+    format!("{service}-{}-{}", std::process::id(), &short[..8])
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most
+    // that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

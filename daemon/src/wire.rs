@@ -1,0 +1,731 @@
+//! The wire format: the one place that turns ZeroMQ frames into envelopes and
+//! back. Nothing else in rtl reads or writes frames.
+//!
+//! Every message is an [`Envelope`]: a 16-byte id frame (UUID v4), a CBOR
+//! [`Header`], then one frame per column holding its raw little-endian bytes.
+//! docs/PROTOCOL.md describes the frames byte by byte; keep the two in step.
+//!
+//! Column frames leave a process without being copied into another buffer:
+//! a numeric column's own allocation is handed to libzmq, which frees it once
+//! the bytes are on the wire. Frames that arrive are kept as they are, so the
+//! relay forwards a table from one node to another without looking inside.
+
+use ndarray::Array1;
+use rtl_dsl::Plan;
+use rtl_tasks::{Column, DType, Table};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// What a message is for. See docs/PROTOCOL.md for who sends which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// client -> relay: run a job.
+    Submit,
+    /// relay -> client: the job's result table.
+    Result,
+    /// relay -> client: the job failed.
+    Error,
+    /// node -> relay -> client: a task started or finished.
+    Progress,
+    /// client -> relay, answered by `Pong`.
+    Ping,
+    Pong,
+    /// client -> relay, answered by `StatusReply`.
+    Status,
+    StatusReply,
+    /// node -> relay: hello, and every heartbeat interval after it.
+    Heartbeat,
+    /// relay -> node: run one stage on the table.
+    Work,
+    /// node -> relay: the stage's result table.
+    Done,
+    /// node -> relay: the stage failed.
+    Failed,
+    /// node -> relay: leaving; take no more work.
+    Bye,
+}
+
+/// One column's name and type, in frame order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub dtype: DType,
+}
+
+/// Where a failure happened and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.stage, &self.task) {
+            (Some(s), Some(t)) => write!(f, "stage {s}, task {t}: {}", self.message),
+            (Some(s), None) => write!(f, "stage {s}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A task starting (`ms` absent) or finishing (`ms` its run time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressEvent {
+    pub stage: u32,
+    pub task: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<f64>,
+}
+
+/// Who a node is and how much work it takes; sent in every heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// "tasknode" or "plotnode".
+    pub service: String,
+    pub pid: u32,
+    pub host: String,
+    /// Envelopes it accepts at once; 0 for nodes that take no stage work.
+    pub capacity: u32,
+    /// Id of the LMDB cache it opened; equal to the relay's when both share
+    /// one, so tables may travel by reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_id: Option<Uuid>,
+    /// Envelopes it has answered since it started.
+    pub envelopes: u64,
+}
+
+/// The relay's answer to `Status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub pid: u32,
+    pub uptime_ms: u64,
+    /// Envelopes the relay has dispatched to nodes.
+    pub envelopes: u64,
+    pub jobs_running: u64,
+    pub queued: u64,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub info: NodeInfo,
+    pub in_flight: u32,
+    pub last_seen_ms: u64,
+}
+
+/// The CBOR header frame. Fields a kind does not use are left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub v: u32,
+    pub kind: Kind,
+    /// The job this message belongs to (nil for node heartbeats).
+    pub job: Uuid,
+    #[serde(default)]
+    pub stage: u32,
+    /// Milliseconds the job may take before the relay fails it; 0: no limit.
+    #[serde(default)]
+    pub lifespan: u64,
+    /// Chunk sequence number and count of chunks in the stage.
+    #[serde(default)]
+    pub seq: u32,
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Columns of the table that follows, one frame each, in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema: Vec<ColumnSpec>,
+    #[serde(default)]
+    pub rows: u64,
+    /// The job's plan, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Key of the plan in the shared LMDB cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_key: Option<String>,
+    /// Key of the table in the shared LMDB cache; no column frames follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_ref: Option<String>,
+    /// Submit: the client's cache id, so results may come back by reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_id: Option<Uuid>,
+    /// Submit: send `Progress` messages while the job runs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub progress: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<ProgressEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusReport>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Header {
+    /// A header of `kind` for `job` with every optional field empty.
+    pub fn new(kind: Kind, job: Uuid) -> Header {
+        Header {
+            v: VERSION,
+            kind,
+            job,
+            stage: 0,
+            lifespan: 0,
+            seq: 0,
+            count: 1,
+            schema: Vec::new(),
+            rows: 0,
+            plan: None,
+            plan_key: None,
+            table_ref: None,
+            cache_id: None,
+            progress: false,
+            error: None,
+            event: None,
+            node: None,
+            status: None,
+        }
+    }
+
+    /// Copies the table description (schema, rows, reference) from `other`.
+    pub fn with_table_of(mut self, other: &Header) -> Header {
+        self.schema = other.schema.clone();
+        self.rows = other.rows;
+        self.table_ref = other.table_ref.clone();
+        self
+    }
+}
+
+/// The table carried by an envelope.
+pub enum Body {
+    /// No table (control messages).
+    Empty,
+    /// Column frames as received, not yet decoded; forwarded as they are.
+    Frames(Vec<zmq::Message>),
+    /// A table to encode on send.
+    Table(Table),
+}
+
+/// One message: id, header, table.
+pub struct Envelope {
+    pub id: Uuid,
+    pub header: Header,
+    pub body: Body,
+}
+
+/// A message that could not be received or decoded.
+#[derive(Debug)]
+pub enum WireError {
+    /// The socket failed (including EAGAIN on a non-blocking receive).
+    Zmq(zmq::Error),
+    /// The peer sent something that is not a valid envelope. `route` is
+    /// its routing id when known, so the relay can answer it.
+    Malformed {
+        route: Option<Vec<u8>>,
+        reason: String,
+    },
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Zmq(e) => write!(f, "socket error: {e}"),
+            WireError::Malformed { reason, .. } => write!(f, "malformed message: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl From<zmq::Error> for WireError {
+    fn from(e: zmq::Error) -> Self {
+        WireError::Zmq(e)
+    }
+}
+
+impl Envelope {
+    pub fn new(header: Header, body: Body) -> Envelope {
+        Envelope {
+            id: Uuid::new_v4(),
+            header,
+            body,
+        }
+    }
+
+    /// A control message with no table.
+    pub fn control(kind: Kind, job: Uuid) -> Envelope {
+        Envelope::new(Header::new(kind, job), Body::Empty)
+    }
+
+    /// Sends the envelope, preceded by `route` on a ROUTER socket.
+    pub fn send(self, socket: &mut zmq::Socket, route: Option<&[u8]>) -> Result<(), zmq::Error> {
+        let Envelope {
+            id,
+            mut header,
+            body,
+        } = self;
+        let (columns, received) = match body {
+            Body::Table(table) => {
+                header.schema = schema_of(&table);
+                header.rows = table.rows() as u64;
+                header.table_ref = None;
+                (table.into_columns(), Vec::new())
+            }
+            Body::Frames(frames) => (Vec::new(), frames),
+            Body::Empty => (Vec::new(), Vec::new()),
+        };
+        let mut header_bytes = Vec::with_capacity(128);
+        ciborium::into_writer(&header, &mut header_bytes).map_err(|_| zmq::Error::EINVAL)?;
+        if let Some(route) = route {
+            socket.send(route, zmq::SNDMORE)?;
+        }
+        socket.send(&id.as_bytes()[..], zmq::SNDMORE)?;
+        let parts = columns.len() + received.len();
+        socket.send(header_bytes, if parts > 0 { zmq::SNDMORE } else { 0 })?;
+        let mut left = parts;
+        for frame in received {
+            left -= 1;
+            socket.send(frame, if left > 0 { zmq::SNDMORE } else { 0 })?;
+        }
+        for (_, column) in columns {
+            left -= 1;
+            send_column(socket, column, if left > 0 { zmq::SNDMORE } else { 0 })?;
+        }
+        Ok(())
+    }
+
+    /// Receives one envelope; on a ROUTER socket (`routed`) also returns the
+    /// sender's routing id. Blocks unless `flags` has `zmq::DONTWAIT`.
+    pub fn recv(
+        socket: &zmq::Socket,
+        routed: bool,
+        flags: i32,
+    ) -> Result<(Option<Vec<u8>>, Envelope), WireError> {
+        let mut parts = Vec::new();
+        let first = socket.recv_msg(flags)?;
+        let mut more = first.get_more();
+        parts.push(first);
+        while more {
+            let part = socket.recv_msg(0)?;
+            more = part.get_more();
+            parts.push(part);
+        }
+        let mut parts = parts.into_iter();
+        let route = if routed {
+            parts.next().map(|r| r.to_vec())
+        } else {
+            None
+        };
+        let malformed = |reason: String| WireError::Malformed {
+            route: route.clone(),
+            reason,
+        };
+        let id = parts
+            .next()
+            .ok_or_else(|| malformed("no id frame".into()))?;
+        let id = Uuid::from_slice(&id)
+            .map_err(|_| malformed(format!("id frame has {} bytes, expected 16", id.len())))?;
+        let header_frame = parts
+            .next()
+            .ok_or_else(|| malformed("no header frame".into()))?;
+        let header = decode_header(&header_frame).map_err(&malformed)?;
+        let frames: Vec<zmq::Message> = parts.collect();
+        let expected = if header.table_ref.is_some() {
+            0
+        } else {
+            header.schema.len()
+        };
+        if frames.len() != expected {
+            return Err(malformed(format!(
+                "header describes {expected} column frames but {} followed",
+                frames.len()
+            )));
+        }
+        let body = if frames.is_empty() {
+            Body::Empty
+        } else {
+            Body::Frames(frames)
+        };
+        Ok((route, Envelope { id, header, body }))
+    }
+
+    /// The envelope's inline table, decoded. A body without frames is an
+    /// empty table unless the header names columns.
+    pub fn take_table(&mut self) -> Result<Table, String> {
+        match std::mem::replace(&mut self.body, Body::Empty) {
+            Body::Table(t) => Ok(t),
+            Body::Empty if self.header.schema.is_empty() => Ok(Table::new()),
+            Body::Empty => Err("the envelope describes columns but carries none".into()),
+            Body::Frames(frames) => {
+                let rows = usize::try_from(self.header.rows)
+                    .map_err(|_| format!("row count {} is too large", self.header.rows))?;
+                let columns = self
+                    .header
+                    .schema
+                    .iter()
+                    .zip(frames.iter())
+                    .map(|(spec, frame)| {
+                        decode_column(spec.dtype, rows, frame)
+                            .map(|c| (spec.name.clone(), c))
+                            .map_err(|e| format!("column {:?}: {e}", spec.name))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Table::from_columns(columns)
+            }
+        }
+    }
+}
+
+/// The column specs of `table`, in frame order.
+pub fn schema_of(table: &Table) -> Vec<ColumnSpec> {
+    table
+        .schema()
+        .into_iter()
+        .map(|(name, dtype)| ColumnSpec { name, dtype })
+        .collect()
+}
+
+fn decode_header(bytes: &[u8]) -> Result<Header, String> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    let version: Version = ciborium::from_reader(bytes)
+        .map_err(|e| format!("header is not a CBOR map with a version `v`: {e}"))?;
+    if version.v != VERSION {
+        return Err(format!(
+            "protocol version {} is not supported; this rtl speaks version {VERSION}",
+            version.v
+        ));
+    }
+    ciborium::from_reader(bytes).map_err(|e| format!("bad header: {e}"))
+}
+
+/// Bytes of one column in wire encoding, for writers that need them in one
+/// buffer (the LMDB cache). `out` must be `column.wire_size()` long.
+pub fn encode_column_into(column: &Column, out: &mut [u8]) {
+    match column {
+        Column::Int64(a) => {
+            for (chunk, v) in out.chunks_exact_mut(8).zip(a.iter()) {
+                chunk.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        Column::Float64(a) => {
+            for (chunk, v) in out.chunks_exact_mut(8).zip(a.iter()) {
+                chunk.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        Column::Bool(a) => {
+            for (byte, v) in out.iter_mut().zip(a.iter()) {
+                *byte = u8::from(*v);
+            }
+        }
+        Column::Utf8(a) => {
+            let (offsets, data) = out.split_at_mut((a.len() + 1) * 8);
+            let mut at = 0u64;
+            offsets[..8].copy_from_slice(&0u64.to_le_bytes());
+            for (slot, s) in offsets[8..].chunks_exact_mut(8).zip(a.iter()) {
+                let start = at as usize;
+                data[start..start + s.len()].copy_from_slice(s.as_bytes());
+                at += s.len() as u64;
+                slot.copy_from_slice(&at.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Decodes one column frame of `rows` values of `dtype`, checking its size
+/// and contents.
+pub fn decode_column(dtype: DType, rows: usize, bytes: &[u8]) -> Result<Column, String> {
+    let need = |n: usize| -> Result<(), String> {
+        if bytes.len() == n {
+            Ok(())
+        } else {
+            Err(format!(
+                "{dtype} frame of {rows} rows must have {n} bytes, has {}",
+                bytes.len()
+            ))
+        }
+    };
+    let words = || -> Result<usize, String> {
+        rows.checked_mul(8)
+            .ok_or_else(|| format!("row count {rows} is too large"))
+    };
+    Ok(match dtype {
+        DType::Int64 => {
+            need(words()?)?;
+            Column::Int64(Array1::from(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8")))
+                    .collect::<Vec<_>>(),
+            ))
+        }
+        DType::Float64 => {
+            need(words()?)?;
+            Column::Float64(Array1::from(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8")))
+                    .collect::<Vec<_>>(),
+            ))
+        }
+        DType::Bool => {
+            need(rows)?;
+            let values = bytes
+                .iter()
+                .enumerate()
+                .map(|(i, b)| match b {
+                    0 => Ok(false),
+                    1 => Ok(true),
+                    other => Err(format!("bool value {other} at row {i} is neither 0 nor 1")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Column::Bool(Array1::from(values))
+        }
+        DType::Utf8 => {
+            let head = rows
+                .checked_add(1)
+                .and_then(|n| n.checked_mul(8))
+                .ok_or_else(|| format!("row count {rows} is too large"))?;
+            if bytes.len() < head {
+                return Err(format!(
+                    "utf8 frame of {rows} rows needs {head} bytes of offsets, has {} bytes",
+                    bytes.len()
+                ));
+            }
+            let (offsets, data) = bytes.split_at(head);
+            let offsets: Vec<u64> = offsets
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
+                .collect();
+            if offsets[0] != 0 || offsets[rows] != data.len() as u64 {
+                return Err(format!(
+                    "utf8 offsets must start at 0 and end at the data length {}",
+                    data.len()
+                ));
+            }
+            let values = offsets
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| {
+                    let (a, b) = (w[0] as usize, w[1] as usize);
+                    if a > b {
+                        return Err(format!("utf8 offsets decrease at row {i}"));
+                    }
+                    std::str::from_utf8(&data[a..b])
+                        .map(str::to_string)
+                        .map_err(|_| format!("row {i} is not valid UTF-8"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Column::Utf8(Array1::from(values))
+        }
+    })
+}
+
+/// Sends one column frame. Numeric columns on little-endian hosts go out
+/// from their own allocation; the rest are encoded into a fresh buffer.
+fn send_column(socket: &mut zmq::Socket, column: Column, flags: i32) -> Result<(), zmq::Error> {
+    match column {
+        Column::Float64(a) if cfg!(target_endian = "little") => {
+            send_owned(socket, contiguous(a), flags)
+        }
+        Column::Int64(a) if cfg!(target_endian = "little") => {
+            send_owned(socket, contiguous(a), flags)
+        }
+        other => {
+            let mut bytes = vec![0u8; other.wire_size()];
+            encode_column_into(&other, &mut bytes);
+            socket.send(bytes, flags)
+        }
+    }
+}
+
+/// The array's values as a Vec, reusing its allocation when it is laid out
+/// contiguously from the start.
+fn contiguous<T: Clone>(a: Array1<T>) -> Vec<T> {
+    if !a.is_standard_layout() {
+        return a.to_vec();
+    }
+    let n = a.len();
+    let (mut v, offset) = a.into_raw_vec_and_offset();
+    let offset = offset.unwrap_or(0);
+    v.truncate(offset + n);
+    v.drain(..offset);
+    v
+}
+
+/// libzmq calls this once it no longer needs a frame sent by [`send_owned`].
+unsafe extern "C" fn free_owned<T>(_data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+    // SAFETY: `hint` is the Box<Vec<T>> leaked by `send_owned`, and libzmq
+    // calls the free function exactly once.
+    drop(unsafe { Box::from_raw(hint as *mut Vec<T>) });
+}
+
+/// libzmq's message struct must be 8-aligned; the binding declares bytes.
+#[repr(C, align(8))]
+struct RawMessage(zmq_sys::zmq_msg_t);
+
+/// Sends `values` as one frame without copying them: libzmq takes ownership
+/// of the allocation and frees it through [`free_owned`].
+fn send_owned<T: Copy + Send + 'static>(
+    socket: &mut zmq::Socket,
+    values: Vec<T>,
+    flags: i32,
+) -> Result<(), zmq::Error> {
+    let bytes = std::mem::size_of_val(values.as_slice());
+    if bytes == 0 {
+        return socket.send(&[][..], flags);
+    }
+    let boxed = Box::new(values);
+    let data = boxed.as_ptr() as *mut std::ffi::c_void;
+    let hint = Box::into_raw(boxed) as *mut std::ffi::c_void;
+    let mut msg = RawMessage(zmq_sys::zmq_msg_t::default());
+    // SAFETY: `data` points to `bytes` initialized bytes owned by the leaked
+    // box `hint`, which stays alive until libzmq calls `free_owned`. The
+    // socket pointer is valid for the duration of the call, and a message
+    // that fails to send is closed, which frees the data.
+    unsafe {
+        if zmq_sys::zmq_msg_init_data(&mut msg.0, data, bytes, Some(free_owned::<T>), hint) != 0 {
+            drop(Box::from_raw(hint as *mut Vec<T>));
+            return Err(zmq::Error::from_raw(zmq_sys::zmq_errno()));
+        }
+        if zmq_sys::zmq_msg_send(&mut msg.0, socket.as_mut_ptr(), flags) == -1 {
+            let err = zmq::Error::from_raw(zmq_sys::zmq_errno());
+            zmq_sys::zmq_msg_close(&mut msg.0);
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn pair() -> (zmq::Socket, zmq::Socket) {
+        let ctx = zmq::Context::new();
+        let endpoint = format!("inproc://wire-{}", Uuid::new_v4());
+        let a = ctx.socket(zmq::PAIR).expect("socket");
+        a.bind(&endpoint).expect("bind");
+        let b = ctx.socket(zmq::PAIR).expect("socket");
+        b.connect(&endpoint).expect("connect");
+        (a, b)
+    }
+
+    fn sample() -> Table {
+        Table::from_columns(vec![
+            ("i".into(), Column::Int64(array![1, -2, 3])),
+            ("f".into(), Column::Float64(array![0.5, f64::NAN, -1e300])),
+            ("b".into(), Column::Bool(array![true, false, true])),
+            (
+                "s".into(),
+                Column::Utf8(array!["a".to_string(), "".to_string(), "ü,\"x".to_string()]),
+            ),
+        ])
+        .expect("table")
+    }
+
+    #[test]
+    fn a_table_survives_the_wire() {
+        let (mut a, b) = pair();
+        let mut header = Header::new(Kind::Done, Uuid::new_v4());
+        header.stage = 2;
+        Envelope::new(header.clone(), Body::Table(sample()))
+            .send(&mut a, None)
+            .expect("send");
+        let (_, mut got) = Envelope::recv(&b, false, 0).expect("recv");
+        assert_eq!(got.header.stage, 2);
+        assert_eq!(got.header.rows, 3);
+        let table = got.take_table().expect("decode");
+        assert_eq!(format!("{table:?}"), format!("{:?}", sample()));
+    }
+
+    #[test]
+    fn received_frames_forward_unchanged() {
+        let (mut a, b) = pair();
+        Envelope::new(Header::new(Kind::Work, Uuid::nil()), Body::Table(sample()))
+            .send(&mut a, None)
+            .expect("send");
+        let (_, got) = Envelope::recv(&b, false, 0).expect("recv");
+        assert!(matches!(got.body, Body::Frames(_)));
+        let (mut c, d) = pair();
+        got.send(&mut c, None).expect("forward");
+        let (_, mut again) = Envelope::recv(&d, false, 0).expect("recv");
+        assert_eq!(
+            format!("{:?}", again.take_table().expect("decode")),
+            format!("{:?}", sample())
+        );
+    }
+
+    #[test]
+    fn lies_about_sizes_are_refused() {
+        let (a, b) = pair();
+        let mut header = Header::new(Kind::Submit, Uuid::new_v4());
+        header.schema = vec![ColumnSpec {
+            name: "x".into(),
+            dtype: DType::Float64,
+        }];
+        header.rows = 4;
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&header, &mut bytes).expect("cbor");
+        a.send(&Uuid::new_v4().as_bytes()[..], zmq::SNDMORE)
+            .expect("send");
+        a.send(bytes, zmq::SNDMORE).expect("send");
+        a.send(&[0u8; 24][..], 0).expect("send");
+        let (_, mut env) = Envelope::recv(&b, false, 0).expect("recv");
+        let err = env.take_table().expect_err("short frame");
+        assert!(err.contains("must have 32 bytes, has 24"), "{err}");
+    }
+
+    #[test]
+    fn wrong_version_and_garbage_are_malformed() {
+        let (a, b) = pair();
+        let mut header = Header::new(Kind::Ping, Uuid::new_v4());
+        header.v = 99;
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&header, &mut bytes).expect("cbor");
+        a.send(&Uuid::new_v4().as_bytes()[..], zmq::SNDMORE)
+            .expect("send");
+        a.send(bytes, 0).expect("send");
+        match Envelope::recv(&b, false, 0) {
+            Err(WireError::Malformed { reason, .. }) => {
+                assert!(reason.contains("version 99"), "{reason}")
+            }
+            other => panic!("expected malformed, got {:?}", other.map(|(_, e)| e.header)),
+        }
+        a.send(&b"short"[..], 0).expect("send");
+        assert!(matches!(
+            Envelope::recv(&b, false, 0),
+            Err(WireError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn utf8_offsets_are_checked() {
+        let mut bytes = vec![0u8; 16];
+        bytes[8] = 5; // claims 5 bytes of data, none follow
+        let err = decode_column(DType::Utf8, 1, &bytes).expect_err("bad offsets");
+        assert!(err.contains("end at the data length"), "{err}");
+    }
+
+    #[test]
+    fn sliced_arrays_send_their_own_values() {
+        let a = array![1.0, 2.0, 3.0, 4.0];
+        let tail = a.slice_move(ndarray::s![2..]);
+        assert_eq!(contiguous(tail), vec![3.0, 4.0]);
+    }
+}
