@@ -1,1 +1,84 @@
-fn main() {}
+//! `rtl`: the command line of the rtl transport.
+//!
+//! Each subcommand lives in its own file under `commands/`; this file only
+//! parses arguments, loads the settings once and hands them down.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// rtl moves columnar tables through dataflow jobs: a relay daemon splits
+/// each job into stages and hands them to a pool of task-node processes.
+///
+/// Settings come from --config FILE, else $RTL_CONFIG, else
+/// $RTL_HOME/rtl.toml, and every key can be overridden with RTL_<KEY>;
+/// `rtl config` shows the result.
+#[derive(Parser)]
+#[command(name = "rtl", version, about, long_about)]
+struct Cli {
+    /// Settings file (rtl.toml) to read instead of $RTL_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the relay, the task nodes and the plot node in the background.
+    Start,
+    /// Stop every rtl process of this home (SIGTERM, then SIGKILL after a grace period).
+    Stop,
+    /// Stop, then start.
+    Restart,
+    /// Show each rtl process; exits 0 when rtl runs, 3 when it does not.
+    Status {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tasks a job can use.
+    #[command(visible_alias = "plugins")]
+    Tasks,
+    /// Run a job file and wait for its result.
+    ///
+    /// Uses the running daemon; when none answers, runs the job embedded in
+    /// this process (and says so), unless --connect is given.
+    Run {
+        /// The job file (JSON).
+        file: PathBuf,
+        /// Write the result table here; the format follows the extension (.csv).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Fail instead of running embedded when no daemon answers.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Print the effective settings and where each came from.
+    Config,
+    /// Run one service in this process (used by `rtl start`).
+    #[command(hide = true)]
+    Serve {
+        /// relay, tasknode or plotnode.
+        service: String,
+        /// The effective settings as TOML, from `rtl start`.
+        #[arg(long)]
+        settings: Option<String>,
+        /// Stay attached to the terminal.
+        #[arg(long)]
+        foreground: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

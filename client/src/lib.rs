@@ -1,1 +1,276 @@
-//! placeholder
+//! The rtl client library: run a job on the relay as if it were a function
+//! call.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use rtl_client::Transform;
+//! let config = rtl_config::Config::load(None, std::env::vars())?.config;
+//! let job = rtl_dsl::Plan::from_file("job.json".as_ref())?;
+//! let table = Transform::connect(&config)?.execute(&job)?;
+//! println!("{} rows", table.rows());
+//! # Ok(()) }
+//! ```
+//!
+//! [`Transform::connect`] talks to a running daemon; [`Transform::embedded`]
+//! starts the same relay and task-node code inside this process. Both block
+//! in `execute` until the job's result or error arrives, and neither ever
+//! waits forever: a relay that stops answering is an error within seconds.
+//!
+//! This crate speaks to the relay only through `rtl_daemon::wire`.
+
+use rtl_config::Config;
+use rtl_daemon::cache::Cache;
+use rtl_daemon::embedded::Cluster;
+use rtl_daemon::wire::{Body, Envelope, Failure, Header, Kind, ProgressEvent, WireError};
+use rtl_dsl::Plan;
+use rtl_tasks::Table;
+use std::fmt;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long a relay may stay silent (not even answering pings) before the
+/// client gives up on it.
+const RELAY_SILENCE: Duration = Duration::from_secs(5);
+/// How often a waiting client checks that the relay is still there.
+const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// Why a job did not produce a table.
+#[derive(Debug)]
+pub enum Error {
+    /// Nothing answers at the configured relay address.
+    NoDaemon { endpoint: String, reason: String },
+    /// The job ran and failed; the failure names the stage and task.
+    Job(Failure),
+    /// The relay went away or the socket failed.
+    Transport(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoDaemon { endpoint, reason } => {
+                write!(f, "no rtl daemon answers at {endpoint} ({reason})")
+            }
+            Error::Job(failure) => write!(f, "{failure}"),
+            Error::Transport(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A connection to a relay, running jobs one at a time.
+pub struct Transform {
+    socket: zmq::Socket,
+    endpoint: String,
+    cache: Option<Cache>,
+    lifespan: Duration,
+    // Declared last: the socket must close before the cluster's threads stop.
+    cluster: Option<Cluster>,
+}
+
+impl Transform {
+    /// Connects to the daemon at `relay_addr:relay_port`, checking that it
+    /// answers.
+    pub fn connect(config: &Config) -> Result<Transform, Error> {
+        let endpoint = config.client_endpoint();
+        let no_daemon = |reason: String| Error::NoDaemon {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        // A closed port answers at once; spare the user the ping timeout.
+        let addr = format!("{}:{}", config.relay_addr, config.relay_port)
+            .to_socket_addrs()
+            .map_err(|e| no_daemon(e.to_string()))?
+            .next()
+            .ok_or_else(|| no_daemon("the address resolves to nothing".into()))?;
+        TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+            .map_err(|e| no_daemon(e.to_string()))?;
+        // Results may come back by reference when this host shares the
+        // daemon's cache; a client elsewhere gets them inline.
+        let cache = config
+            .cache_dir()
+            .is_dir()
+            .then(|| Cache::open(&config.cache_dir(), config.cache_map_size).ok())
+            .flatten();
+        let mut transform = Transform::open(&zmq::Context::new(), &endpoint, cache, None)?;
+        transform
+            .ping(Duration::from_secs(2))
+            .map_err(|e| no_daemon(e.to_string()))?;
+        Ok(transform)
+    }
+
+    /// Starts a relay and task nodes inside this process and connects to them.
+    pub fn embedded(config: &Config) -> Result<Transform, Error> {
+        let cluster = Cluster::start(config).map_err(Error::Transport)?;
+        let ctx = cluster.context().clone();
+        let endpoint = cluster.endpoint().to_string();
+        let cache = Some(cluster.cache().clone());
+        Transform::open(&ctx, &endpoint, cache, Some(cluster))
+    }
+
+    fn open(
+        ctx: &zmq::Context,
+        endpoint: &str,
+        cache: Option<Cache>,
+        cluster: Option<Cluster>,
+    ) -> Result<Transform, Error> {
+        let socket = ctx
+            .socket(zmq::DEALER)
+            .and_then(|s| s.set_linger(0).map(|_| s))
+            .map_err(|e| Error::Transport(format!("cannot create a socket: {e}")))?;
+        socket
+            .connect(endpoint)
+            .map_err(|e| Error::Transport(format!("cannot connect to {endpoint}: {e}")))?;
+        Ok(Transform {
+            socket,
+            endpoint: endpoint.to_string(),
+            cache,
+            lifespan: Duration::ZERO,
+            cluster,
+        })
+    }
+
+    /// Whether the relay runs inside this process.
+    pub fn is_embedded(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Fails jobs that take longer than `lifespan` (zero: no limit).
+    pub fn with_lifespan(mut self, lifespan: Duration) -> Transform {
+        self.lifespan = lifespan;
+        self
+    }
+
+    /// Runs `plan` and returns its result table.
+    pub fn execute(&mut self, plan: &Plan) -> Result<Table, Error> {
+        self.run(plan, None, None)
+    }
+
+    /// Runs `plan` on `input` (the first stage's input table), calling
+    /// `on_progress` as each task starts and finishes.
+    pub fn execute_with(
+        &mut self,
+        plan: &Plan,
+        input: Option<Table>,
+        on_progress: &mut dyn FnMut(&ProgressEvent),
+    ) -> Result<Table, Error> {
+        self.run(plan, input, Some(on_progress))
+    }
+
+    fn run(
+        &mut self,
+        plan: &Plan,
+        input: Option<Table>,
+        mut on_progress: Option<&mut dyn FnMut(&ProgressEvent)>,
+    ) -> Result<Table, Error> {
+        let job = Uuid::new_v4();
+        let mut header = Header::new(Kind::Submit, job);
+        header.plan = Some(plan.clone());
+        header.progress = on_progress.is_some();
+        header.cache_id = self.cache.as_ref().map(Cache::id);
+        header.lifespan = self.lifespan.as_millis() as u64;
+        let body = input.map_or(Body::Empty, Body::Table);
+        Envelope {
+            id: job,
+            header,
+            body,
+        }
+        .send(&mut self.socket, None)
+        .map_err(|e| Error::Transport(format!("cannot send the job to {}: {e}", self.endpoint)))?;
+        let mut heard = Instant::now();
+        let mut pinged = Instant::now();
+        loop {
+            let mut env = match self.next_message(PING_EVERY)? {
+                Some(env) => env,
+                None => {
+                    if heard.elapsed() > RELAY_SILENCE {
+                        return Err(Error::Transport(format!(
+                            "the relay at {} stopped answering for {} s while running the job",
+                            self.endpoint,
+                            RELAY_SILENCE.as_secs()
+                        )));
+                    }
+                    if pinged.elapsed() >= PING_EVERY {
+                        self.send_control(Kind::Ping)?;
+                        pinged = Instant::now();
+                    }
+                    continue;
+                }
+            };
+            heard = Instant::now();
+            if env.header.job != job && env.header.kind != Kind::Pong {
+                continue; // a stale answer to an earlier, abandoned job
+            }
+            match env.header.kind {
+                Kind::Progress => {
+                    if let (Some(cb), Some(event)) = (on_progress.as_mut(), &env.header.event) {
+                        cb(event);
+                    }
+                }
+                Kind::Result => {
+                    return match env.header.table_ref.clone() {
+                        Some(key) => match &self.cache {
+                            Some(cache) => cache.take_table(&key).map_err(Error::Transport),
+                            None => Err(Error::Transport(
+                                "the result came by reference but this client has no cache".into(),
+                            )),
+                        },
+                        None => env
+                            .take_table()
+                            .map_err(|e| Error::Transport(format!("bad result table: {e}"))),
+                    };
+                }
+                Kind::Error => {
+                    return Err(Error::Job(env.header.error.take().unwrap_or(Failure {
+                        stage: None,
+                        task: None,
+                        message: "the relay reported an error without a cause".into(),
+                    })))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks the relay answers within `timeout`.
+    pub fn ping(&mut self, timeout: Duration) -> Result<(), Error> {
+        self.send_control(Kind::Ping)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(env) =
+                self.next_message(deadline.saturating_duration_since(Instant::now()))?
+            {
+                if env.header.kind == Kind::Pong {
+                    return Ok(());
+                }
+            }
+        }
+        Err(Error::Transport(format!(
+            "no answer to a ping within {timeout:?}"
+        )))
+    }
+
+    fn send_control(&mut self, kind: Kind) -> Result<(), Error> {
+        Envelope::control(kind, Uuid::nil())
+            .send(&mut self.socket, None)
+            .map_err(|e| {
+                Error::Transport(format!("cannot reach the relay at {}: {e}", self.endpoint))
+            })
+    }
+
+    /// The next message, or None when nothing came within `wait`.
+    fn next_message(&mut self, wait: Duration) -> Result<Option<Envelope>, Error> {
+        match self.socket.poll(zmq::POLLIN, wait.as_millis() as i64) {
+            Ok(0) | Err(zmq::Error::EINTR) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(Error::Transport(format!("socket error: {e}"))),
+        }
+        match Envelope::recv(&self.socket, false, zmq::DONTWAIT) {
+            Ok((_, env)) => Ok(Some(env)),
+            Err(WireError::Zmq(zmq::Error::EAGAIN | zmq::Error::EINTR)) => Ok(None),
+            Err(e) => Err(Error::Transport(format!("bad message from the relay: {e}"))),
+        }
+    }
+}

@@ -64,7 +64,7 @@ pub fn run(
         if Instant::now() >= next_heartbeat {
             let mut header = Header::new(Kind::Heartbeat, Uuid::nil());
             header.node = Some(info.clone());
-            if let Err(e) = Envelope::new(header, Body::Empty).send(&mut dealer, None) {
+            if let Err(e) = Envelope::new(header, Body::Empty).send_now(&mut dealer, None) {
                 log.warn(format!("heartbeat lost: {e}"));
             }
             next_heartbeat = Instant::now() + HEARTBEAT;
@@ -81,7 +81,7 @@ pub fn run(
             Err(e) => log.warn(format!("page connection failed: {e}")),
         }
     }
-    let _ = Envelope::control(Kind::Bye, Uuid::nil()).send(&mut dealer, None);
+    let _ = Envelope::control(Kind::Bye, Uuid::nil()).send_now(&mut dealer, None);
     log.info(format!("plot node {id} stopped"));
     Ok(())
 }

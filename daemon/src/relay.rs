@@ -301,7 +301,7 @@ impl Relay {
                     String::from_utf8_lossy(&node)
                 )
             });
-            if let Err(e) = env.send(&mut self.nodes, Some(&node)) {
+            if let Err(e) = env.send_now(&mut self.nodes, Some(&node)) {
                 self.routing.answered(&id);
                 self.fail_job(
                     job,
@@ -456,7 +456,7 @@ impl Relay {
     }
 
     fn send_client(&mut self, client: &[u8], env: Envelope) {
-        if let Err(e) = env.send(&mut self.clients, Some(client)) {
+        if let Err(e) = env.send_now(&mut self.clients, Some(client)) {
             self.log
                 .warn(format!("could not answer a client ({e}); it has gone"));
         }

@@ -19,6 +19,10 @@ struct Node {
     in_flight: u32,
     last_seen: Instant,
     leaving: bool,
+    /// Envelopes it answered, counted by the relay.
+    answered: u64,
+    /// `dispatched` when it last got work, so ties go round-robin.
+    last_work: u64,
 }
 
 impl Node {
@@ -75,6 +79,8 @@ impl Routing {
                         in_flight: 0,
                         last_seen: now,
                         leaving: false,
+                        answered: 0,
+                        last_work: 0,
                     },
                 );
                 true
@@ -109,11 +115,13 @@ impl Routing {
             .nodes
             .iter()
             .filter(|(_, n)| n.room() > 0)
-            .max_by_key(|(_, n)| n.room())
+            .max_by_key(|(_, n)| (n.room(), std::cmp::Reverse(n.last_work)))
             .map(|(id, _)| id.clone())?;
         let envelope = self.queue.pop_front()?;
+        self.dispatched += 1;
         if let Some(node) = self.nodes.get_mut(&id) {
             node.in_flight += 1;
+            node.last_work = self.dispatched;
         }
         self.in_flight.insert(
             envelope.id,
@@ -123,7 +131,6 @@ impl Routing {
                 stage: envelope.header.stage,
             },
         );
-        self.dispatched += 1;
         Some((id, envelope))
     }
 
@@ -133,6 +140,7 @@ impl Routing {
         let assignment = self.in_flight.remove(id)?;
         if let Some(node) = self.nodes.get_mut(&assignment.node) {
             node.in_flight = node.in_flight.saturating_sub(1);
+            node.answered += 1;
         }
         self.forget_if_done(&assignment.node.clone());
         Some(assignment)
@@ -192,6 +200,7 @@ impl Routing {
                 id: String::from_utf8_lossy(id).into_owned(),
                 info: n.info.clone(),
                 in_flight: n.in_flight,
+                envelopes: n.answered,
                 last_seen_ms: now.duration_since(n.last_seen).as_millis() as u64,
             })
             .collect()
@@ -252,6 +261,11 @@ mod tests {
         let picks: Vec<NodeId> = std::iter::from_fn(|| r.next_dispatch().map(|(n, _)| n)).collect();
         assert_eq!(picks.len(), 3, "three credits in all");
         assert_eq!(picks[0], b"b".to_vec(), "b has the most room");
+        assert_eq!(
+            picks[1],
+            b"a".to_vec(),
+            "ties go to the node that waited longest"
+        );
         assert_eq!(r.queued(), 1);
         assert_eq!(r.dispatched(), 3);
     }

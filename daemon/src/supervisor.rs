@@ -164,7 +164,7 @@ pub fn status(config: &Config) -> Status {
                     .as_ref()
                     .filter(|r| r.pid == f.pid)
                     .map(|r| r.envelopes),
-                _ => node.map(|n| n.info.envelopes),
+                _ => node.map(|n| n.envelopes),
             };
             ServiceStatus {
                 service: f.service,

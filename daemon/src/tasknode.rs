@@ -169,7 +169,7 @@ pub fn run(
 }
 
 fn send(socket: &mut zmq::Socket, env: Envelope, log: &Log) {
-    if let Err(e) = env.send(socket, None) {
+    if let Err(e) = env.send_now(socket, None) {
         log.warn(format!("could not send to the relay: {e}"));
     }
 }

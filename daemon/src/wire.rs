@@ -120,6 +120,8 @@ pub struct NodeStatus {
     pub id: String,
     pub info: NodeInfo,
     pub in_flight: u32,
+    /// Envelopes the node answered, as the relay counted them.
+    pub envelopes: u64,
     pub last_seen_ms: u64,
 }
 
@@ -269,8 +271,28 @@ impl Envelope {
         Envelope::new(Header::new(kind, job), Body::Empty)
     }
 
-    /// Sends the envelope, preceded by `route` on a ROUTER socket.
+    /// Sends the envelope, preceded by `route` on a ROUTER socket; blocks
+    /// while the socket cannot take it.
     pub fn send(self, socket: &mut zmq::Socket, route: Option<&[u8]>) -> Result<(), zmq::Error> {
+        self.send_with(socket, route, 0)
+    }
+
+    /// Sends without waiting: EAGAIN when no peer can take the message now.
+    /// Services use this so that a vanished peer never blocks them.
+    pub fn send_now(
+        self,
+        socket: &mut zmq::Socket,
+        route: Option<&[u8]>,
+    ) -> Result<(), zmq::Error> {
+        self.send_with(socket, route, zmq::DONTWAIT)
+    }
+
+    fn send_with(
+        self,
+        socket: &mut zmq::Socket,
+        route: Option<&[u8]>,
+        flags: i32,
+    ) -> Result<(), zmq::Error> {
         let Envelope {
             id,
             mut header,
@@ -288,10 +310,15 @@ impl Envelope {
         };
         let mut header_bytes = Vec::with_capacity(128);
         ciborium::into_writer(&header, &mut header_bytes).map_err(|_| zmq::Error::EINVAL)?;
-        if let Some(route) = route {
-            socket.send(route, zmq::SNDMORE)?;
+        // Only the first frame can fail for want of room: once it is
+        // queued, libzmq takes the rest of the message.
+        match route {
+            Some(route) => {
+                socket.send(route, flags | zmq::SNDMORE)?;
+                socket.send(&id.as_bytes()[..], zmq::SNDMORE)?;
+            }
+            None => socket.send(&id.as_bytes()[..], flags | zmq::SNDMORE)?,
         }
-        socket.send(&id.as_bytes()[..], zmq::SNDMORE)?;
         let parts = columns.len() + received.len();
         socket.send(header_bytes, if parts > 0 { zmq::SNDMORE } else { 0 })?;
         let mut left = parts;

@@ -20,7 +20,7 @@ use rtl_dsl::Stage;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What a task may know about the job it runs in.
@@ -28,6 +28,17 @@ use std::time::{Duration, Instant};
 pub struct Context<'a> {
     /// Directory relative paths in kwargs resolve against.
     pub base_dir: &'a Path,
+}
+
+impl Context<'_> {
+    /// `path` resolved against the job's directory, without `.` components.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir
+            .join(path)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    }
 }
 
 /// A task's kernel: the input table and the call's kwargs in, a table out.

@@ -43,10 +43,11 @@ fn comma() -> String {
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
     let args: Kwargs = kwargs(args)?;
-    let file = ctx
-        .base_dir
-        .join(&args.path)
-        .join(format!("{}.{}", args.filename, args.extension));
+    let file = ctx.resolve(
+        &args
+            .path
+            .join(format!("{}.{}", args.filename, args.extension)),
+    );
     let origin = file.display().to_string();
     match args.extension.as_str() {
         "csv" => {

@@ -1,0 +1,49 @@
+//! One file per subcommand; each takes the loaded settings.
+
+mod config;
+mod run;
+mod serve;
+mod start;
+mod status;
+mod stop;
+mod tasks;
+
+use crate::{Cli, Command};
+use rtl_config::{Config, Loaded};
+use std::process::ExitCode;
+
+/// Loads the settings once and runs the subcommand.
+pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
+    if let Command::Serve {
+        service,
+        settings,
+        foreground,
+    } = &cli.command
+    {
+        return serve::run(
+            service,
+            settings.as_deref(),
+            cli.config.as_deref(),
+            *foreground,
+        );
+    }
+    let loaded = load(cli.config.as_deref())?;
+    let config = &loaded.config;
+    match cli.command {
+        Command::Start => start::run(config),
+        Command::Stop => stop::run(config),
+        Command::Restart => {
+            stop::run(config)?;
+            start::run(config)
+        }
+        Command::Status { json } => status::run(config, json),
+        Command::Tasks => tasks::run(),
+        Command::Run { file, out, connect } => run::run(config, &file, out.as_deref(), connect),
+        Command::Config => config::run(&loaded),
+        Command::Serve { .. } => unreachable!("handled above"),
+    }
+}
+
+fn load(explicit: Option<&std::path::Path>) -> Result<Loaded, String> {
+    Config::load(explicit, std::env::vars()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,112 @@
+//! `rtl run FILE`: submit a job, print progress in the original's style
+//! (`Running: <task>`, `Completed: <ms> <task>`), write the result.
+
+use rtl_client::{Error, Transform};
+use rtl_config::Config;
+use rtl_dsl::Plan;
+use rtl_tasks::{Column, Table};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Rows shown in the preview.
+const PREVIEW_ROWS: usize = 5;
+
+pub fn run(
+    config: &Config,
+    file: &Path,
+    out: Option<&Path>,
+    connect: bool,
+) -> Result<ExitCode, String> {
+    if let Some(out) = out {
+        output_format(out)?;
+    }
+    let plan = Plan::from_file(file).map_err(|e| e.to_string())?;
+    let mut transform = match Transform::connect(config) {
+        Ok(t) => t,
+        Err(Error::NoDaemon { endpoint, reason }) if !connect => {
+            eprintln!("rtl: no daemon answers at {endpoint} ({reason}); running the job embedded in this process");
+            Transform::embedded(config).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let started = Instant::now();
+    let table = transform
+        .execute_with(&plan, None, &mut |event| match event.ms {
+            None => println!("Running: {}", event.task),
+            Some(ms) => println!("Completed: {ms:.3} ms {}", event.task),
+        })
+        .map_err(|e| format!("job {} failed: {e}", file.display()))?;
+    println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
+    if let Some(out) = out {
+        write_output(&table, out)?;
+        println!("Wrote {} rows to {}", table.rows(), out.display());
+    }
+    print_preview(&table);
+    Ok(ExitCode::SUCCESS)
+}
+
+enum Format {
+    Csv,
+}
+
+fn output_format(path: &Path) -> Result<Format, String> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => Ok(Format::Csv),
+        other => Err(format!(
+            "--out {}: cannot write {} files; supported: .csv",
+            path.display(),
+            other.map_or("extension-less".to_string(), |e| format!(".{e}"))
+        )),
+    }
+}
+
+fn write_output(table: &Table, path: &Path) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    match output_format(path)? {
+        Format::Csv => {
+            let file = std::fs::File::create(path).map_err(fail)?;
+            let mut writer = std::io::BufWriter::new(file);
+            rtl_tasks::csv::write(table, b',', &mut writer).map_err(fail)?;
+            std::io::Write::flush(&mut writer).map_err(fail)
+        }
+    }
+}
+
+fn print_preview(table: &Table) {
+    println!("Result: {} rows x {} columns", table.rows(), table.width());
+    if table.width() == 0 {
+        return;
+    }
+    let shown = table.rows().min(PREVIEW_ROWS);
+    let columns: Vec<Vec<String>> = table
+        .iter()
+        .map(|(name, column)| {
+            std::iter::once(format!("{name} ({})", column.dtype()))
+                .chain((0..shown).map(|row| cell(column, row)))
+                .collect()
+        })
+        .collect();
+    for row in 0..=shown {
+        let line: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                let width = c.iter().map(|v| v.chars().count()).max().unwrap_or(0);
+                format!("{:>width$}", c[row])
+            })
+            .collect();
+        println!("  {}", line.join("  "));
+    }
+    if table.rows() > shown {
+        println!("  ... {} more rows", table.rows() - shown);
+    }
+}
+
+fn cell(column: &Column, row: usize) -> String {
+    match column {
+        Column::Int64(a) => a[row].to_string(),
+        Column::Float64(a) => format!("{:?}", a[row]),
+        Column::Bool(a) => a[row].to_string(),
+        Column::Utf8(a) => a[row].clone(),
+    }
+}

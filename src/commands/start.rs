@@ -1,0 +1,35 @@
+//! `rtl start`: the relay, `task_workers` task nodes and `plot_workers` plot
+//! nodes, detached; returns once the relay answers and the nodes joined.
+
+use super::status;
+use rtl_config::Config;
+use rtl_daemon::supervisor::{self, Started};
+use std::process::ExitCode;
+
+pub fn run(config: &Config) -> Result<ExitCode, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the rtl binary: {e}"))?;
+    match supervisor::start(config, &exe)? {
+        Started::AlreadyRunning(current) => {
+            println!("rtl is already running (home {})", config.home.display());
+            status::print_table(&current);
+        }
+        Started::Now {
+            status: current,
+            stale,
+        } => {
+            for f in stale {
+                println!("removed stale pid file {}", f.path.display());
+            }
+            println!(
+                "rtl started: relay on {} (nodes on port {}), plot page on http://{}:{}/, home {}",
+                config.client_endpoint(),
+                config.node_port,
+                config.plot_listen,
+                config.plot_port,
+                config.home.display()
+            );
+            status::print_table(&current);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

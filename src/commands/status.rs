@@ -1,0 +1,69 @@
+//! `rtl status`: one row per rtl process; exit 0 when rtl runs, 3 when not
+//! (the LSB convention).
+
+use rtl_config::Config;
+use rtl_daemon::supervisor::{self, Status};
+use serde_json::json;
+use std::process::ExitCode;
+
+pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
+    let current = supervisor::status(config);
+    if as_json {
+        let services: Vec<_> = current
+            .services
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.service.name(),
+                    "pid": s.pid,
+                    "alive": s.alive,
+                    "envelopes": s.envelopes.unwrap_or(0),
+                    "uptime_s": s.uptime.map(|u| u.as_secs_f64()),
+                    "host": s.host,
+                })
+            })
+            .collect();
+        let relay = current.relay.as_ref().map(
+            |r| json!({"jobs_running": r.jobs_running, "queued": r.queued, "nodes": r.nodes.len()}),
+        );
+        let out = json!({"running": current.running(), "home": config.home, "services": services, "relay": relay});
+        println!("{out}");
+    } else if current.services.is_empty() {
+        println!("rtl is not running (home {})", config.home.display());
+    } else {
+        print_table(&current);
+    }
+    Ok(if current.running() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+/// The status table shared by `rtl status` and `rtl start`.
+pub fn print_table(current: &Status) {
+    println!(
+        "{:<9} {:>8}  {:<5} {:>10} {:>10}",
+        "SERVICE", "PID", "STATE", "UPTIME", "ENVELOPES"
+    );
+    for s in &current.services {
+        let state = if s.alive { "alive" } else { "dead" };
+        let uptime = s
+            .uptime
+            .map_or("-".to_string(), |u| format_uptime(u.as_secs()));
+        let envelopes = s.envelopes.map_or("-".to_string(), |n| n.to_string());
+        println!(
+            "{:<9} {:>8}  {state:<5} {uptime:>10} {envelopes:>10}",
+            s.service.name(),
+            s.pid
+        );
+    }
+}
+
+fn format_uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
