@@ -1,0 +1,58 @@
+//! The CLI's informational commands and its settings errors.
+
+mod common;
+
+use common::{text, Home};
+
+#[test]
+fn config_shows_values_and_sources() {
+    let home = Home::new("config");
+    let out = home.rtl(&["config"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let relay_port = &home.env[1].1;
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("relay_port"))
+        .expect("relay_port line");
+    assert!(
+        line.contains(relay_port.as_str()) && line.contains("environment RTL_RELAY_PORT"),
+        "{line}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("task_workers"))
+        .expect("task_workers line");
+    assert!(line.contains("3") && line.contains("default"), "{line}");
+}
+
+#[test]
+fn bad_settings_name_the_key_and_source() {
+    let home = Home::new("badconfig");
+    let file = home.scratch.0.join("rtl.toml");
+    std::fs::write(&file, "task_workers = \"many\"\n").expect("write config");
+    let out = home.rtl(&["--config", file.to_str().unwrap(), "config"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("task_workers")
+            && err.contains("rtl.toml")
+            && err.contains("expected a whole number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tasks_lists_the_library() {
+    let home = Home::new("tasks");
+    for cmd in ["tasks", "plugins"] {
+        let out = home.rtl(&[cmd]);
+        assert!(out.status.success(), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.lines().any(|l| l.starts_with("null ")), "{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.starts_with("open_array ")),
+            "{stdout}"
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The client library against a real daemon: function-call look and feel,
+//! task errors as values, large tables through the LMDB cache.
+
+mod common;
+
+use common::{null_job, Daemon, Home};
+use ndarray::Array1;
+use rtl_client::{Error, Transform};
+use rtl_dsl::Plan;
+use rtl_tasks::{Column, Table};
+
+fn null_plan() -> Plan {
+    Plan::parse(
+        r#"{"0": {"tasks": {"null": {}}}}"#,
+        "<test>",
+        std::env::temp_dir(),
+    )
+    .expect("plan")
+}
+
+fn big_table(rows: usize) -> Table {
+    Table::from_columns(vec![
+        (
+            "x".into(),
+            Column::Float64(Array1::from_iter((0..rows).map(|i| i as f64 * 0.5))),
+        ),
+        ("n".into(), Column::Int64(Array1::from_iter(0..rows as i64))),
+        (
+            "s".into(),
+            Column::Utf8(Array1::from_iter((0..rows).map(|i| format!("r{}", i % 7)))),
+        ),
+    ])
+    .expect("table")
+}
+
+#[test]
+fn execute_is_a_function_call() {
+    let daemon = Daemon::start("client");
+    let config = daemon.home.config();
+    let job = null_job(&daemon.home.scratch);
+    let plan = Plan::from_file(&job).expect("plan");
+    let table = Transform::connect(&config)
+        .expect("connect")
+        .execute(&plan)
+        .expect("execute");
+    assert_eq!(table.rows(), 4);
+    assert_eq!(
+        table.names().collect::<Vec<_>>(),
+        ["sensor", "reading", "ok", "site"]
+    );
+
+    // One connection, many jobs, errors as values in between.
+    let mut transform = Transform::connect(&config).expect("connect");
+    let bad = Plan::parse(
+        r#"{"0": {"tasks": {"open_array": {"filename": "x", "bogus": 1}}}}"#,
+        "<test>",
+        std::env::temp_dir(),
+    )
+    .expect("plan");
+    match transform.execute(&bad) {
+        Err(Error::Job(f)) => {
+            assert_eq!((f.stage, f.task.as_deref()), (Some(0), Some("open_array")));
+            assert!(f.message.contains("unknown field `bogus`"), "{f}");
+        }
+        other => panic!("expected a job error, got {:?}", other.map(|t| t.rows())),
+    }
+    for _ in 0..20 {
+        assert_eq!(transform.execute(&plan).expect("execute").rows(), 4);
+    }
+}
+
+#[test]
+fn large_tables_travel_through_the_cache_and_leave_nothing_behind() {
+    let daemon = Daemon::start("bigtable");
+    let config = daemon.home.config();
+    let input = big_table(300_000); // ~7 MB, past the by-reference threshold
+    let two_stages = Plan::parse(
+        r#"[{"tasks": {"null": {}}}, {"tasks": {"null": {}}}]"#,
+        "<test>",
+        std::env::temp_dir(),
+    )
+    .expect("plan");
+    let mut transform = Transform::connect(&config).expect("connect");
+    let out = transform
+        .execute_with(&two_stages, Some(input.clone()), &mut |_| {})
+        .expect("execute");
+    assert_eq!(out, input);
+    let cache =
+        rtl_daemon::cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
+    assert_eq!(cache.table_entries(), 0, "consumed tables are deleted");
+    let small = transform
+        .execute_with(&null_plan(), Some(big_table(10)), &mut |_| {})
+        .expect("execute");
+    assert_eq!(small, big_table(10));
+}
+
+#[test]
+fn embedded_mode_runs_the_same_code() {
+    let home = Home::new("embedded-lib");
+    let config = home.config();
+    let mut transform = Transform::embedded(&config).expect("embedded");
+    assert!(transform.is_embedded());
+    let input = big_table(200_000);
+    let out = transform
+        .execute_with(&null_plan(), Some(input.clone()), &mut |_| {})
+        .expect("execute");
+    assert_eq!(out, input);
+    let mut events = Vec::new();
+    transform
+        .execute_with(&null_plan(), None, &mut |e| {
+            events.push((e.task.clone(), e.ms.is_some()))
+        })
+        .expect("execute");
+    assert_eq!(
+        events,
+        [("null".to_string(), false), ("null".to_string(), true)]
+    );
+}

@@ -1,0 +1,181 @@
+//! Test harness: a real `rtl` daemon with its own home and free ports,
+//! stopped (and, if need be, killed by pid) when the guard drops, even when
+//! the test fails.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_rtl"))
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rtl-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Ports nobody listens on right now.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// The settings of one test installation, as environment variables.
+pub struct Home {
+    pub scratch: Scratch,
+    pub env: Vec<(String, String)>,
+}
+
+impl Home {
+    pub fn new(tag: &str) -> Home {
+        let scratch = Scratch::new(tag);
+        let ports = free_ports(3);
+        let env = vec![
+            (
+                "RTL_HOME".to_string(),
+                scratch.0.join("home").display().to_string(),
+            ),
+            ("RTL_RELAY_PORT".to_string(), ports[0].to_string()),
+            ("RTL_NODE_PORT".to_string(), ports[1].to_string()),
+            ("RTL_PLOT_PORT".to_string(), ports[2].to_string()),
+        ];
+        Home { scratch, env }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.scratch.0.join("home")
+    }
+
+    /// Runs `rtl ARGS` with this home's settings and no others.
+    pub fn rtl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RTL_")) {
+            cmd.env_remove(k);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(args)
+            .output()
+            .expect("run the rtl binary")
+    }
+
+    /// The settings as rtl_config would load them in a service.
+    pub fn config(&self) -> rtl_config::Config {
+        let mut env: Vec<(String, String)> = self.env.clone();
+        env.push(("HOME".into(), self.scratch.0.display().to_string()));
+        rtl_config::Config::load(None, env)
+            .expect("test config")
+            .config
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        std::fs::read_dir(self.dir().join("run"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".pid")?.rsplit_once('-')?.1.parse().ok()
+            })
+            .collect()
+    }
+}
+
+/// A daemon started with `rtl start`; stopped on drop.
+pub struct Daemon {
+    pub home: Home,
+}
+
+impl Daemon {
+    pub fn start(tag: &str) -> Daemon {
+        let daemon = Daemon {
+            home: Home::new(tag),
+        };
+        let out = daemon.home.rtl(&["start"]);
+        assert!(out.status.success(), "rtl start failed: {}", text(&out));
+        daemon
+    }
+
+    pub fn rtl(&self, args: &[&str]) -> Output {
+        self.home.rtl(args)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pids = self.home.pids();
+        let _ = self.home.rtl(&["stop"]);
+        // Whatever survived a failed stop goes by pid, ours only.
+        for pid in pids {
+            if alive(pid) {
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `pid` is a live process (zombies count as dead).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    match stat.rsplit_once(')') {
+        Some((_, rest)) => !rest.trim_start().starts_with('Z'),
+        None => false,
+    }
+}
+
+/// stdout and stderr, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Writes a job file and a CSV beside it; returns the job's path.
+pub fn write_job(dir: &Path, name: &str, job: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, job).expect("write job");
+    path
+}
+
+pub const SENSORS_CSV: &str = "sensor,reading,ok,site\n1,20.5,true,north\n2,21.25,true,south\n3,-3.0,false,\"east, upper\"\n4,1e-7,true,west\n";
+
+pub const NULL_JOB: &str = r#"{"0": {"tasks": {"open_array": {"filename": "sensors", "path": "data"}}},
+ "1": {"tasks": {"null": {}}}}"#;
+
+/// A directory holding `data/sensors.csv` and the null job `job.json`.
+pub fn null_job(scratch: &Scratch) -> PathBuf {
+    std::fs::create_dir_all(scratch.0.join("data")).expect("data dir");
+    std::fs::write(scratch.0.join("data/sensors.csv"), SENSORS_CSV).expect("write csv");
+    write_job(&scratch.0, "job", NULL_JOB)
+}

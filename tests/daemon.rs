@@ -1,0 +1,190 @@
+//! The daemon end to end: start, status, jobs over the real sockets, bad
+//! jobs, stop.
+
+mod common;
+
+use common::{alive, null_job, text, write_job, Daemon, Home, SENSORS_CSV};
+use serde_json::Value;
+
+fn status_json(daemon: &Daemon) -> (Option<i32>, Value) {
+    let out = daemon.rtl(&["status", "--json"]);
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}\n{}", text(&out)));
+    (out.status.code(), json)
+}
+
+fn services<'a>(json: &'a Value, name: &str) -> Vec<&'a Value> {
+    json["services"]
+        .as_array()
+        .map(|list| list.iter().filter(|s| s["name"] == name).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn start_run_status_stop() {
+    let daemon = Daemon::start("lifecycle");
+    let (code, json) = status_json(&daemon);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["running"], true);
+    for (name, count) in [("relay", 1), ("tasknode", 3), ("plotnode", 1)] {
+        let found = services(&json, name);
+        assert_eq!(found.len(), count, "{name} in {json}");
+        assert!(
+            found.iter().all(|s| s["alive"] == true),
+            "{name} alive in {json}"
+        );
+    }
+
+    let job = null_job(&daemon.home.scratch);
+    let out_csv = daemon.home.scratch.0.join("out.csv");
+    let out = daemon.rtl(&[
+        "run",
+        "--connect",
+        job.to_str().unwrap(),
+        "--out",
+        out_csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Running: open_array") && stdout.contains("Completed:"),
+        "{stdout}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("embedded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out_csv).expect("output"),
+        SENSORS_CSV
+    );
+
+    // An unknown task: a non-zero exit naming it; the daemon carries on.
+    let bad = write_job(
+        &daemon.home.scratch.0,
+        "bad_task",
+        r#"{"0": {"tasks": {"null": {}}}, "1": {"tasks": {"nul": {}}}}"#,
+    );
+    let out = daemon.rtl(&["run", "--connect", bad.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stage 1, task nul") && err.contains("did you mean null"),
+        "{err}"
+    );
+
+    // A missing input file: named in the error; the daemon carries on.
+    let missing = write_job(
+        &daemon.home.scratch.0,
+        "missing",
+        r#"{"0": {"tasks": {"open_array": {"filename": "absent", "path": "data"}}}}"#,
+    );
+    let out = daemon.rtl(&["run", "--connect", missing.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stage 0, task open_array") && err.contains("data/absent.csv"),
+        "{err}"
+    );
+
+    std::fs::remove_file(&out_csv).expect("remove output");
+    let out = daemon.rtl(&[
+        "run",
+        "--connect",
+        job.to_str().unwrap(),
+        "--out",
+        out_csv.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&out_csv).expect("output"),
+        SENSORS_CSV
+    );
+
+    let (_, json) = status_json(&daemon);
+    let handled: u64 = services(&json, "tasknode")
+        .iter()
+        .filter_map(|s| s["envelopes"].as_u64())
+        .sum();
+    // Two stages twice, and the failed open_array; the unknown task never
+    // left the relay.
+    assert_eq!(
+        handled, 5,
+        "task nodes answered {handled} envelopes: {json}"
+    );
+    assert!(
+        services(&json, "tasknode")
+            .iter()
+            .filter(|s| s["envelopes"].as_u64() > Some(0))
+            .count()
+            >= 2,
+        "work spread over the nodes: {json}"
+    );
+
+    let pids = daemon.home.pids();
+    assert_eq!(pids.len(), 5);
+    let out = daemon.rtl(&["stop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "processes left after stop: {pids:?}"
+    );
+    assert!(daemon.home.pids().is_empty(), "pid files left after stop");
+    let (code, json) = status_json(&daemon);
+    assert_eq!(code, Some(3), "{json}");
+    assert_eq!(json["running"], false);
+    let out = daemon.rtl(&["stop"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("not running"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn start_twice_and_stale_pid_files() {
+    let home = Home::new("stale");
+    let run = home.dir().join("run");
+    std::fs::create_dir_all(&run).expect("run dir");
+    // A pid that cannot be a live process of ours.
+    std::fs::write(run.join("tasknode-4194999.pid"), "4194999\n").expect("stale pid file");
+    let daemon = Daemon { home };
+    let out = daemon.rtl(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("removed stale pid file"), "{stdout}");
+    assert!(!daemon.home.dir().join("run/tasknode-4194999.pid").exists());
+
+    let out = daemon.rtl(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("already running"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(daemon.home.pids().len(), 5, "a second start starts nothing");
+
+    let out = daemon.rtl(&["restart"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, json) = status_json(&daemon);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(services(&json, "tasknode").len(), 3, "{json}");
+}
+
+#[test]
+fn logs_are_written_per_service() {
+    let daemon = Daemon::start("logs");
+    let job = null_job(&daemon.home.scratch);
+    let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    drop(daemon.rtl(&["stop"]));
+    for service in ["relay", "tasknode", "plotnode"] {
+        let log = std::fs::read_to_string(daemon.home.dir().join(format!("log/{service}.log")))
+            .unwrap_or_default();
+        assert!(
+            log.contains(&format!("INFO {service}[")),
+            "{service}.log:\n{log}"
+        );
+    }
+}
