@@ -114,7 +114,7 @@ fn page(plots: &Path) -> String {
             Some((modified, e.file_name().to_string_lossy().into_owned()))
         })
         .collect();
-    charts.sort_by(|a, b| b.0.cmp(&a.0));
+    charts.sort_by_key(|c| std::cmp::Reverse(c.0));
     let items: String = if charts.is_empty() {
         "<p>No charts yet.</p>".into()
     } else {

@@ -112,7 +112,7 @@ impl Relay {
             if nodes_ready {
                 for _ in 0..BATCH {
                     match Envelope::recv(&self.nodes, true, zmq::DONTWAIT) {
-                        Ok((Some(route), env)) => self.from_node(route, env),
+                        Ok((Some(route), env)) => self.on_node(route, env),
                         Ok((None, _)) => {}
                         Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                         Err(e) => self.log.warn(format!("dropped a message from a node: {e}")),
@@ -122,7 +122,7 @@ impl Relay {
             if clients_ready {
                 for _ in 0..BATCH {
                     match Envelope::recv(&self.clients, true, zmq::DONTWAIT) {
-                        Ok((Some(route), env)) => self.from_client(route, env),
+                        Ok((Some(route), env)) => self.on_client(route, env),
                         Ok((None, _)) => {}
                         Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                         Err(WireError::Malformed {
@@ -151,7 +151,7 @@ impl Relay {
         self.log.info("relay stopping");
     }
 
-    fn from_client(&mut self, route: Vec<u8>, mut env: Envelope) {
+    fn on_client(&mut self, route: Vec<u8>, mut env: Envelope) {
         match env.header.kind {
             Kind::Ping => {
                 let pong = Envelope {
@@ -312,7 +312,7 @@ impl Relay {
         }
     }
 
-    fn from_node(&mut self, route: NodeId, mut env: Envelope) {
+    fn on_node(&mut self, route: NodeId, mut env: Envelope) {
         match env.header.kind {
             Kind::Heartbeat => {
                 if let Some(info) = env.header.node.take() {

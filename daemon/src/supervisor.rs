@@ -307,8 +307,7 @@ fn wait_for(what: &str, config: &Config, mut ready: impl FnMut() -> bool) -> Res
         .ok()
         .and_then(|text| {
             text.lines()
-                .filter(|l| l.contains("ERROR"))
-                .last()
+                .rfind(|l| l.contains("ERROR"))
                 .map(str::to_string)
         })
         .unwrap_or_default();

@@ -51,15 +51,14 @@ pub struct DslError {
     /// Task name, when the problem is inside a task call.
     pub task: Option<String>,
     /// Line and column, when the parser knows them.
-    pub line: Option<usize>,
-    pub column: Option<usize>,
+    pub position: Option<(usize, usize)>,
     pub message: String,
 }
 
 impl fmt::Display for DslError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.origin)?;
-        if let (Some(l), Some(c)) = (self.line, self.column) {
+        if let Some((l, c)) = self.position {
             write!(f, ":{l}:{c}")?;
         }
         if let Some(s) = &self.stage {
@@ -94,8 +93,7 @@ impl Plan {
     /// Parses a job from JSON text. `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Plan, DslError> {
         let value: Value = serde_json::from_str(text).map_err(|e| DslError {
-            line: Some(e.line()),
-            column: Some(e.column()),
+            position: Some((e.line(), e.column())),
             message: format!("not valid JSON: {e}"),
             ..DslError::at(origin)
         })?;
@@ -156,8 +154,7 @@ impl DslError {
             origin: origin.to_string(),
             stage: None,
             task: None,
-            line: None,
-            column: None,
+            position: None,
             message: String::new(),
         }
     }
@@ -324,7 +321,7 @@ mod tests {
     #[test]
     fn json_errors_carry_line_and_column() {
         let err = parse("{\n  \"0\": {\"tasks\": }\n}").expect_err("syntax");
-        assert_eq!(err.line, Some(2));
+        assert_eq!(err.position.map(|(line, _)| line), Some(2));
         assert!(err.to_string().starts_with("job.json:2:"), "{err}");
     }
 
