@@ -22,7 +22,8 @@ fn main() {
 
     let floor = percentiles(raw_floor(rounds));
     let mut transform = Transform::embedded(&config).expect("embedded cluster");
-    let plan = Plan::parse(r#"{"0": {"tasks": {"null": {}}}}"#, "<bench>", home.clone()).expect("plan");
+    let plan =
+        Plan::parse(r#"{"0": {"tasks": {"null": {}}}}"#, "<bench>", home.clone()).expect("plan");
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let start = Instant::now();
@@ -34,8 +35,16 @@ fn main() {
     println!("null job round trip, embedded, {rounds} rounds (microseconds)");
     println!("{:<24} {:>10} {:>10}", "", "p50", "p99");
     println!("{:<24} {:>10.1} {:>10.1}", "rtl null job", rtl.0, rtl.1);
-    println!("{:<24} {:>10.1} {:>10.1}", "raw 4-hop floor", floor.0, floor.1);
-    println!("{:<24} {:>10.2} {:>10.2}", "ratio rtl / floor", rtl.0 / floor.0, rtl.1 / floor.1);
+    println!(
+        "{:<24} {:>10.1} {:>10.1}",
+        "raw 4-hop floor", floor.0, floor.1
+    );
+    println!(
+        "{:<24} {:>10.2} {:>10.2}",
+        "ratio rtl / floor",
+        rtl.0 / floor.0,
+        rtl.1 / floor.1
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 

@@ -188,3 +188,36 @@ fn logs_are_written_per_service() {
         );
     }
 }
+
+#[test]
+fn jobs_fail_when_no_task_node_can_take_them() {
+    let daemon = Daemon::start_in(Home::new("noworkers").with("RTL_TASK_WORKERS", "0"));
+    let job = null_job(&daemon.home.scratch);
+    let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no task node has been connected"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn start_fails_cleanly_when_the_relay_port_is_taken() {
+    let home = Home::new("porttaken");
+    let _squatter =
+        std::net::TcpListener::bind(("127.0.0.1", home.port("RTL_RELAY_PORT"))).expect("bind");
+    let daemon = Daemon { home };
+    let out = daemon.rtl(&["start"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("relay.log") && err.contains("Address already in use"),
+        "{err}"
+    );
+    assert!(
+        daemon.home.pids().is_empty(),
+        "nothing left running: {:?}",
+        daemon.home.pids()
+    );
+}

@@ -52,6 +52,8 @@ pub struct Relay {
     cache: Cache,
     log: Log,
     started: Instant,
+    /// Since when no node takes stage work, if none does.
+    no_workers_since: Option<Instant>,
 }
 
 impl Relay {
@@ -83,6 +85,7 @@ impl Relay {
             cache,
             log,
             started: Instant::now(),
+            no_workers_since: Some(Instant::now()),
         })
     }
 
@@ -491,6 +494,24 @@ impl Relay {
                         lost.info.pid
                     ),
                 );
+            }
+        }
+        // Work nobody can take fails rather than waiting forever.
+        if self.routing.has_workers() {
+            self.no_workers_since = None;
+        } else {
+            let since = *self.no_workers_since.get_or_insert(now);
+            if now.duration_since(since) > NODE_TIMEOUT {
+                for job in self.routing.queued_jobs() {
+                    self.fail_job(
+                        job,
+                        None,
+                        format!(
+                            "no task node has been connected to the relay for {} s; check `rtl status` and task_workers",
+                            NODE_TIMEOUT.as_secs()
+                        ),
+                    );
+                }
             }
         }
         let expired: Vec<(Uuid, usize, u64)> = self

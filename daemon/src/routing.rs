@@ -184,6 +184,20 @@ impl Routing {
         gone.into_iter().collect()
     }
 
+    /// Whether any node takes stage work at all.
+    pub fn has_workers(&self) -> bool {
+        self.nodes
+            .values()
+            .any(|n| n.info.capacity > 0 && !n.leaving)
+    }
+
+    /// Jobs with envelopes waiting in the queue.
+    pub fn queued_jobs(&self) -> Vec<Uuid> {
+        let mut jobs: Vec<Uuid> = self.queue.iter().map(|e| e.header.job).collect();
+        jobs.dedup();
+        jobs
+    }
+
     pub fn queued(&self) -> usize {
         self.queue.len()
     }

@@ -265,23 +265,30 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
         }
         Ok(())
     };
-    launch(Service::Relay)?;
-    wait_for("the relay to answer", config, || {
-        ask_relay(config, Kind::Ping, Duration::from_millis(500)).is_ok()
-    })?;
-    for _ in 0..config.task_workers {
-        launch(Service::TaskNode)?;
+    let launched = (|| {
+        launch(Service::Relay)?;
+        wait_for("the relay to answer", config, || {
+            ask_relay(config, Kind::Ping, Duration::from_millis(500)).is_ok()
+        })?;
+        for _ in 0..config.task_workers {
+            launch(Service::TaskNode)?;
+        }
+        for _ in 0..config.plot_workers {
+            launch(Service::PlotNode)?;
+        }
+        let expected = config.task_workers + config.plot_workers;
+        wait_for("the nodes to join the relay", config, || {
+            ask_relay(config, Kind::Status, Duration::from_millis(500))
+                .ok()
+                .and_then(|env| env.header.status)
+                .is_some_and(|r| r.nodes.len() >= expected)
+        })
+    })();
+    if let Err(e) = launched {
+        // Half a daemon is worse than none: take down what did start.
+        stop(config, Duration::from_secs(5));
+        return Err(e);
     }
-    for _ in 0..config.plot_workers {
-        launch(Service::PlotNode)?;
-    }
-    let expected = config.task_workers + config.plot_workers;
-    wait_for("the nodes to join the relay", config, || {
-        ask_relay(config, Kind::Status, Duration::from_millis(500))
-            .ok()
-            .and_then(|env| env.header.status)
-            .is_some_and(|r| r.nodes.len() >= expected)
-    })?;
     Ok(Started::Now {
         status: status(config),
         stale,

@@ -69,6 +69,21 @@ impl Home {
         Home { scratch, env }
     }
 
+    /// Adds or replaces one `RTL_*` setting.
+    pub fn with(mut self, key: &str, value: &str) -> Home {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn port(&self, key: &str) -> u16 {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("port setting")
+    }
+
     pub fn dir(&self) -> PathBuf {
         self.scratch.0.join("home")
     }
@@ -114,9 +129,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(tag: &str) -> Daemon {
-        let daemon = Daemon {
-            home: Home::new(tag),
-        };
+        Daemon::start_in(Home::new(tag))
+    }
+
+    pub fn start_in(home: Home) -> Daemon {
+        let daemon = Daemon { home };
         let out = daemon.home.rtl(&["start"]);
         assert!(out.status.success(), "rtl start failed: {}", text(&out));
         daemon
