@@ -89,7 +89,7 @@ fn raw_floor(rounds: usize) -> Vec<Duration> {
     });
     let client = ctx.socket(zmq::DEALER).expect("socket");
     client.connect("inproc://floor-clients").expect("connect");
-    let header = vec![0u8; 160]; // about a real submit header
+    let header = [0u8; 160]; // about a real submit header
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let start = Instant::now();
