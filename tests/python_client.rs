@@ -25,22 +25,49 @@ fn a_python_client_round_trips_a_table() {
     let daemon = Daemon::start("python");
     let endpoint = format!("tcp://127.0.0.1:{}", daemon.home.port("RTL_RELAY_PORT"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/rtl_client.py");
-    let out = Command::new("python3").args([script, "--endpoint", &endpoint]).output().expect("run python3");
+    let out = Command::new("python3")
+        .args([script, "--endpoint", &endpoint])
+        .output()
+        .expect("run python3");
     assert!(out.status.success(), "{}", text(&out));
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json result");
     assert_eq!(result["id"], serde_json::json!([0, 1, 2, 3, 4]));
     assert_eq!(result["value"][1], -1.25);
-    assert_eq!(result["ok"], serde_json::json!([true, false, true, true, false]));
-    assert_eq!(result["site"], serde_json::json!(["north", "south", "east, upper", "wëst", ""]));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Completed:"), "{}", text(&out));
+    assert_eq!(
+        result["ok"],
+        serde_json::json!([true, false, true, true, false])
+    );
+    assert_eq!(
+        result["site"],
+        serde_json::json!(["north", "south", "east, upper", "wëst", ""])
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Completed:"),
+        "{}",
+        text(&out)
+    );
 
     // A failing job comes back as an error naming the stage and task.
     let bad = daemon.home.scratch.0.join("bad.json");
-    std::fs::write(&bad, r#"[{"tasks": [{"name": "null", "kwargs": {"oops": 1}}]}]"#).expect("write job");
+    std::fs::write(
+        &bad,
+        r#"[{"tasks": [{"name": "null", "kwargs": {"oops": 1}}]}]"#,
+    )
+    .expect("write job");
     let out = Command::new("python3")
-        .args([script, "--endpoint", &endpoint, "--job", bad.to_str().unwrap()])
+        .args([
+            script,
+            "--endpoint",
+            &endpoint,
+            "--job",
+            bad.to_str().unwrap(),
+        ])
         .output()
         .expect("run python3");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `oops`"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field `oops`"),
+        "{}",
+        text(&out)
+    );
 }

@@ -4,6 +4,7 @@
 //! - [`cache`]: the LMDB cache shared by the processes of one host.
 //! - [`routing`] and [`relay`]: the relay, which takes jobs from clients and
 //!   hands stages to task nodes with room.
+//! - [`link`]: how task and plot nodes join the relay and heartbeat.
 //! - [`tasknode`]: runs stages with the task library.
 //! - [`plotnode`]: the chart page.
 //! - [`supervisor`]: `rtl start|stop|status` and the daemonized services.
@@ -14,6 +15,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod link;
 pub mod log;
 pub mod plotnode;
 pub mod relay;

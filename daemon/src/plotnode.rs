@@ -5,15 +5,14 @@
 //! under `<home>/plots/`, newest first; rendering charts into that folder is
 //! the plot renderer's job.
 
+use crate::link::{hostname, RelayLink};
 use crate::log::Log;
-use crate::relay::HEARTBEAT;
-use crate::tasknode::{hostname, node_id};
-use crate::wire::{Body, Envelope, Header, Kind, NodeInfo};
+use crate::wire::{Envelope, Kind, NodeInfo};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use uuid::Uuid;
 
 /// Settings of the plot node.
@@ -38,15 +37,8 @@ pub fn run(
         .map_err(|e| format!("cannot configure the plot page socket: {e}"))?;
     std::fs::create_dir_all(&settings.plots_dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.plots_dir.display()))?;
-    let id = node_id("plotnode");
-    let mut dealer = ctx
-        .socket(zmq::DEALER)
-        .map_err(|e| format!("cannot create the node socket: {e}"))?;
-    dealer
-        .set_identity(id.as_bytes())
-        .and_then(|_| dealer.set_linger(0))
-        .and_then(|_| dealer.connect(&settings.relay))
-        .map_err(|e| format!("cannot connect to the relay at {}: {e}", settings.relay))?;
+    let mut link = RelayLink::connect(ctx, "plotnode", &settings.relay)?;
+    let id = link.id.clone();
     log.info(format!(
         "plot node {id}: page at http://{}/",
         settings.listen
@@ -59,16 +51,8 @@ pub fn run(
         cache_id: None,
         envelopes: 0,
     };
-    let mut next_heartbeat = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        if Instant::now() >= next_heartbeat {
-            let mut header = Header::new(Kind::Heartbeat, Uuid::nil());
-            header.node = Some(info.clone());
-            if let Err(e) = Envelope::new(header, Body::Empty).send_now(&mut dealer, None) {
-                log.warn(format!("heartbeat lost: {e}"));
-            }
-            next_heartbeat = Instant::now() + HEARTBEAT;
-        }
+        link.heartbeat_if_due(&info, &log);
         match listener.accept() {
             Ok((stream, _)) => {
                 if let Err(e) = serve(stream, &settings.plots_dir) {
@@ -81,7 +65,7 @@ pub fn run(
             Err(e) => log.warn(format!("page connection failed: {e}")),
         }
     }
-    let _ = Envelope::control(Kind::Bye, Uuid::nil()).send_now(&mut dealer, None);
+    link.send(Envelope::control(Kind::Bye, Uuid::nil()), &log);
     log.info(format!("plot node {id} stopped"));
     Ok(())
 }

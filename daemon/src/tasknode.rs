@@ -10,8 +10,8 @@
 //! pointer.
 
 use crate::cache::{Cache, BY_REFERENCE_MIN_BYTES};
+use crate::link::{hostname, RelayLink};
 use crate::log::Log;
-use crate::relay::HEARTBEAT;
 use crate::wire::{
     schema_of, Body, Envelope, Failure, Header, Kind, NodeInfo, ProgressEvent, WireError,
 };
@@ -42,17 +42,8 @@ pub fn run(
     log: Log,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let id = node_id("tasknode");
-    let mut dealer = ctx
-        .socket(zmq::DEALER)
-        .map_err(|e| format!("cannot create the node socket: {e}"))?;
-    dealer
-        .set_identity(id.as_bytes())
-        .and_then(|_| dealer.set_linger(1000))
-        .map_err(|e| format!("cannot configure the node socket: {e}"))?;
-    dealer
-        .connect(&settings.relay)
-        .map_err(|e| format!("cannot connect to the relay at {}: {e}", settings.relay))?;
+    let mut link = RelayLink::connect(ctx, "tasknode", &settings.relay)?;
+    let id = link.id.clone();
     let inbox = format!("inproc://{id}-answers");
     let answers = ctx
         .socket(zmq::PAIR)
@@ -83,13 +74,12 @@ pub fn run(
     log.info(format!("task node {id} connecting to {}", settings.relay));
     let mut work_tx = Some(work_tx);
     let mut holding: u32 = 0;
-    let mut next_heartbeat = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) && work_tx.is_some() {
             // Closing the channel lets the worker finish what it holds and exit.
             work_tx = None;
             info.capacity = 0;
-            send(&mut dealer, Envelope::control(Kind::Bye, Uuid::nil()), &log);
+            link.send(Envelope::control(Kind::Bye, Uuid::nil()), &log);
             log.info(format!(
                 "task node {id} leaving; finishing {holding} envelope(s)"
             ));
@@ -97,18 +87,11 @@ pub fn run(
         if work_tx.is_none() && holding == 0 {
             break;
         }
-        if Instant::now() >= next_heartbeat {
-            let mut header = Header::new(Kind::Heartbeat, Uuid::nil());
-            header.node = Some(info.clone());
-            send(&mut dealer, Envelope::new(header, Body::Empty), &log);
-            next_heartbeat = Instant::now() + HEARTBEAT;
-        }
-        let wait = next_heartbeat
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(200));
+        link.heartbeat_if_due(&info, &log);
+        let wait = link.until_heartbeat().min(Duration::from_millis(200));
         let (from_relay, from_worker) = {
             let mut items = [
-                dealer.as_poll_item(zmq::POLLIN),
+                link.socket.as_poll_item(zmq::POLLIN),
                 answers.as_poll_item(zmq::POLLIN),
             ];
             match zmq::poll(&mut items, wait.as_millis() as i64) {
@@ -125,7 +108,7 @@ pub fn run(
                             holding = holding.saturating_sub(1);
                             info.envelopes += 1;
                         }
-                        send(&mut dealer, env, &log);
+                        link.send(env, &log);
                     }
                     Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                     Err(e) => {
@@ -137,7 +120,7 @@ pub fn run(
         }
         if from_relay {
             loop {
-                match Envelope::recv(&dealer, false, zmq::DONTWAIT) {
+                match Envelope::recv(&link.socket, false, zmq::DONTWAIT) {
                     Ok((_, env)) if env.header.kind == Kind::Work => match &work_tx {
                         Some(tx) if tx.send(env).is_ok() => holding += 1,
                         _ => {
@@ -166,12 +149,6 @@ pub fn run(
         info.envelopes
     ));
     Ok(())
-}
-
-fn send(socket: &mut zmq::Socket, env: Envelope, log: &Log) {
-    if let Err(e) = env.send_now(socket, None) {
-        log.warn(format!("could not send to the relay: {e}"));
-    }
 }
 
 /// Runs stages for envelopes from `work` and sends answers to `inbox`.
@@ -326,23 +303,4 @@ fn plan_of(
     let plan = Arc::new(plan);
     plans.insert(key.to_string(), plan.clone());
     Ok(plan)
-}
-
-/// A routing id that names the service, host and process: `tasknode-<pid>-<n>`.
-pub fn node_id(service: &str) -> String {
-    let short = Uuid::new_v4().simple().to_string();
-    format!("{service}-{}-{}", std::process::id(), &short[..8])
-}
-
-/// This machine's host name.
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most
-    // that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
