@@ -5,6 +5,8 @@ mod common;
 
 use common::{alive, null_job, text, write_job, Daemon, Home, SENSORS_CSV};
 use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
 
 fn status_json(daemon: &Daemon) -> (Option<i32>, Value) {
     let out = daemon.rtl(&["status", "--json"]);
@@ -18,6 +20,14 @@ fn services<'a>(json: &'a Value, name: &str) -> Vec<&'a Value> {
         .as_array()
         .map(|list| list.iter().filter(|s| s["name"] == name).collect())
         .unwrap_or_default()
+}
+
+fn run_connected(daemon: &Daemon, job: &Path, out: &Path) -> Output {
+    daemon.rtl(&["run", "--connect", path(job), "--out", path(out)])
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
 }
 
 #[test]
@@ -37,13 +47,7 @@ fn start_run_status_stop() {
 
     let job = null_job(&daemon.home.scratch);
     let out_csv = daemon.home.scratch.0.join("out.csv");
-    let out = daemon.rtl(&[
-        "run",
-        "--connect",
-        job.to_str().unwrap(),
-        "--out",
-        out_csv.to_str().unwrap(),
-    ]);
+    let out = run_connected(&daemon, &job, &out_csv);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -89,13 +93,7 @@ fn start_run_status_stop() {
     );
 
     std::fs::remove_file(&out_csv).expect("remove output");
-    let out = daemon.rtl(&[
-        "run",
-        "--connect",
-        job.to_str().unwrap(),
-        "--out",
-        out_csv.to_str().unwrap(),
-    ]);
+    let out = run_connected(&daemon, &job, &out_csv);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         std::fs::read_to_string(&out_csv).expect("output"),
