@@ -226,9 +226,7 @@ fn run_work(
         Ok(t) => t,
         Err(e) => return failed(None, format!("bad input table: {e}")),
     };
-    let ctx = Context {
-        base_dir: &plan.base_dir,
-    };
+    let ctx = Context::new(&plan.base_dir);
     let mut on_event = |event: Event| {
         log.debug(|| format!("job {job} stage {stage}: {event:?}"));
         if !progress {
@@ -239,11 +237,19 @@ fn run_work(
                 stage,
                 task: task.into(),
                 ms: None,
+                message: None,
+            },
+            Event::Note { task, message } => ProgressEvent {
+                stage,
+                task: task.into(),
+                ms: None,
+                message: Some(message.into()),
             },
             Event::Completed { task, elapsed } => ProgressEvent {
                 stage,
                 task: task.into(),
                 ms: Some(elapsed.as_secs_f64() * 1e3),
+                message: None,
             },
         };
         let header = Header {

@@ -77,13 +77,16 @@ impl fmt::Display for Failure {
     }
 }
 
-/// A task starting (`ms` absent) or finishing (`ms` its run time).
+/// A task starting (neither `ms` nor `message`), leaving a note
+/// (`message`), or finishing (`ms`, its run time).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgressEvent {
     pub stage: u32,
     pub task: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Who a node is and how much work it takes; sent in every heartbeat.

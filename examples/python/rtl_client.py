@@ -80,7 +80,9 @@ def run(endpoint, stages, table, timeout_ms=10_000):
         kind = head["kind"]
         if kind == "progress":
             event = head["event"]
-            if "ms" in event:
+            if "message" in event:
+                print(f"{event['task']}: {event['message']}", file=sys.stderr)
+            elif "ms" in event:
                 print(f"Completed: {event['ms']:.3f} ms {event['task']}", file=sys.stderr)
             else:
                 print(f"Running: {event['task']}", file=sys.stderr)

@@ -32,9 +32,10 @@ pub fn run(
     };
     let started = Instant::now();
     let table = transform
-        .execute_with(&plan, None, &mut |event| match event.ms {
-            None => println!("Running: {}", event.task),
-            Some(ms) => println!("Completed: {ms:.3} ms {}", event.task),
+        .execute_with(&plan, None, &mut |event| match (&event.message, event.ms) {
+            (Some(message), _) => println!("{}: {message}", event.task),
+            (None, None) => println!("Running: {}", event.task),
+            (None, Some(ms)) => println!("Completed: {ms:.3} ms {}", event.task),
         })
         .map_err(|e| format!("job {} failed: {e}", file.display()))?;
     println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);

@@ -19,18 +19,33 @@ pub use table::{Column, DType, Table};
 use rtl_dsl::Stage;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// What a task may know about the job it runs in.
-#[derive(Debug, Clone, Copy)]
+/// What a task may know about the job it runs in, and where it leaves
+/// notes for the run's progress output.
+#[derive(Debug)]
 pub struct Context<'a> {
     /// Directory relative paths in kwargs resolve against.
     pub base_dir: &'a Path,
+    notes: RefCell<Vec<String>>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    pub fn new(base_dir: &'a Path) -> Context<'a> {
+        Context {
+            base_dir,
+            notes: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A line for the run's progress output (regression coefficients, say).
+    pub fn note(&self, message: impl Into<String>) {
+        self.notes.borrow_mut().push(message.into());
+    }
+
     /// `path` resolved against the job's directory, without `.` components.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         self.base_dir
@@ -92,8 +107,18 @@ impl std::error::Error for TaskError {}
 /// What the runner reports as it goes, for progress lines and traces.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event<'a> {
-    Running { task: &'a str },
-    Completed { task: &'a str, elapsed: Duration },
+    Running {
+        task: &'a str,
+    },
+    /// A task's note, such as a fit's coefficients.
+    Note {
+        task: &'a str,
+        message: &'a str,
+    },
+    Completed {
+        task: &'a str,
+        elapsed: Duration,
+    },
 }
 
 /// Runs a stage's tasks in order on `table`.
@@ -118,6 +143,12 @@ pub fn run_stage(
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             (spec.kernel)(table, &call.kwargs, ctx)
         }));
+        for message in ctx.notes.take() {
+            on_event(Event::Note {
+                task: spec.name,
+                message: &message,
+            });
+        }
         table = match outcome {
             Ok(result) => result.map_err(fail)?,
             Err(panic) => {
@@ -219,9 +250,7 @@ mod tests {
 
     #[test]
     fn unknown_task_suggests_a_name_and_names_the_stage() {
-        let ctx = Context {
-            base_dir: Path::new("."),
-        };
+        let ctx = Context::new(Path::new("."));
         let err = run_stage(
             3,
             &stage(&[("nul", json!({}))]),
@@ -237,9 +266,7 @@ mod tests {
 
     #[test]
     fn events_come_in_order() {
-        let ctx = Context {
-            base_dir: Path::new("."),
-        };
+        let ctx = Context::new(Path::new("."));
         let mut seen = Vec::new();
         run_stage(
             0,
@@ -250,6 +277,7 @@ mod tests {
                 seen.push(match e {
                     Event::Running { task } => format!("run {task}"),
                     Event::Completed { task, .. } => format!("done {task}"),
+                    Event::Note { task, message } => format!("note {task}: {message}"),
                 })
             },
         )

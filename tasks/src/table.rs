@@ -6,6 +6,7 @@
 
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The type of a column's values.
@@ -67,6 +68,29 @@ impl Column {
         }
     }
 
+    /// The values as float64 (int64 converted by value); None for bool and
+    /// utf8 columns.
+    pub fn as_f64(&self) -> Option<Cow<'_, Array1<f64>>> {
+        match self {
+            Column::Float64(a) => Some(Cow::Borrowed(a)),
+            Column::Int64(a) => Some(Cow::Owned(a.mapv(|v| v as f64))),
+            Column::Bool(_) | Column::Utf8(_) => None,
+        }
+    }
+
+    /// The values at `rows`, in that order.
+    pub fn take(&self, rows: &[usize]) -> Column {
+        fn pick<T: Clone>(a: &Array1<T>, rows: &[usize]) -> Array1<T> {
+            rows.iter().map(|&i| a[i].clone()).collect()
+        }
+        match self {
+            Column::Int64(a) => Column::Int64(pick(a, rows)),
+            Column::Float64(a) => Column::Float64(pick(a, rows)),
+            Column::Bool(a) => Column::Bool(pick(a, rows)),
+            Column::Utf8(a) => Column::Utf8(pick(a, rows)),
+        }
+    }
+
     /// Bytes this column occupies on the wire (see docs/PROTOCOL.md).
     pub fn wire_size(&self) -> usize {
         match self {
@@ -117,6 +141,42 @@ impl Table {
 
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    /// The column called `name`, or an error naming it and listing the
+    /// columns there are.
+    pub fn require(&self, name: &str) -> Result<&Column, String> {
+        self.column(name)
+            .ok_or_else(|| format!("no column `{name}`; {}", self.describe_columns()))
+    }
+
+    /// The column called `name` as float64, or an error when it is missing
+    /// or not a number column.
+    pub fn numeric(&self, name: &str) -> Result<Cow<'_, Array1<f64>>, String> {
+        let column = self.require(name)?;
+        column.as_f64().ok_or_else(|| {
+            format!(
+                "column `{name}` is {}, but this needs a number column (int64 or float64)",
+                column.dtype()
+            )
+        })
+    }
+
+    /// A table of the rows at `rows`, in that order.
+    pub fn take(&self, rows: &[usize]) -> Table {
+        Table {
+            columns: self
+                .columns
+                .iter()
+                .map(|(n, c)| (n.clone(), c.take(rows)))
+                .collect(),
+        }
+    }
+
+    /// Removes the column called `name`; returns it if it was there.
+    pub fn remove_column(&mut self, name: &str) -> Option<Column> {
+        let at = self.columns.iter().position(|(n, _)| n == name)?;
+        Some(self.columns.remove(at).1)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Column)> {
@@ -207,6 +267,36 @@ mod tests {
         ])
         .expect_err("duplicate");
         assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_wrong_typed_columns_are_explained() {
+        let t = Table::from_columns(vec![
+            ("n".into(), Column::Int64(array![1, 2])),
+            (
+                "s".into(),
+                Column::Utf8(array!["a".to_string(), "b".to_string()]),
+            ),
+        ])
+        .expect("table");
+        assert_eq!(
+            t.require("x").expect_err("missing"),
+            "no column `x`; available columns: n (int64), s (utf8)"
+        );
+        let err = t.numeric("s").expect_err("utf8");
+        assert!(err.contains("column `s` is utf8"), "{err}");
+        assert_eq!(t.numeric("n").expect("int64").as_ref(), &array![1.0, 2.0]);
+    }
+
+    #[test]
+    fn take_picks_rows_in_order() {
+        let t = Table::from_columns(vec![("n".into(), Column::Int64(array![10, 20, 30]))])
+            .expect("table");
+        assert_eq!(
+            t.take(&[2, 0, 2]).column("n"),
+            Some(&Column::Int64(array![30, 10, 30]))
+        );
+        assert_eq!(t.take(&[]).rows(), 0);
     }
 
     #[test]

@@ -1,8 +1,44 @@
-//! The built-in tasks, one file each: kwargs, doc, kernel and tests together.
+//! The built-in tasks. Each file holds one task (or one family of tasks that
+//! share a kernel): kwargs, doc, kernel and tests together.
 
+mod arithmetic;
+mod average;
+mod classify_static;
+mod cross;
+mod filter;
+mod group_by;
+mod head;
+mod keys;
+mod math;
 mod null;
 mod open_array;
+mod operand;
+mod rename;
+mod select;
+mod sort;
+mod unique;
 
 use crate::TaskSpec;
 
-pub(crate) static TASKS: &[TaskSpec] = &[null::SPEC, open_array::SPEC];
+pub(crate) static TASKS: &[TaskSpec] = &[
+    null::SPEC,
+    arithmetic::ADD,
+    arithmetic::SUBTRACT,
+    arithmetic::MULTIPLY,
+    arithmetic::DIVIDE,
+    arithmetic::POWER,
+    math::LOG,
+    math::SQUARE_ROOT,
+    average::SPEC,
+    cross::CROSS_AVERAGE,
+    cross::CROSS_MAX,
+    filter::SPEC,
+    classify_static::SPEC,
+    sort::SPEC,
+    unique::SPEC,
+    group_by::SPEC,
+    select::SPEC,
+    rename::SPEC,
+    head::SPEC,
+    open_array::SPEC,
+];

@@ -31,9 +31,7 @@ mod tests {
 
     #[test]
     fn returns_the_input_and_refuses_kwargs() {
-        let ctx = Context {
-            base_dir: Path::new("."),
-        };
+        let ctx = Context::new(Path::new("."));
         let t =
             Table::from_columns(vec![("a".into(), Column::Int64(array![1, 2]))]).expect("table");
         assert_eq!(run(t.clone(), &json!({}), &ctx), Ok(t.clone()));

@@ -87,7 +87,7 @@ mod tests {
     fn reads_relative_to_the_job_directory() {
         let dir = scratch("rel");
         std::fs::write(dir.join("data/m.csv"), "a,b\n1,x\n2,y\n").expect("write");
-        let ctx = Context { base_dir: &dir };
+        let ctx = Context::new(&dir);
         let t = run(
             Table::new(),
             &json!({"filename": "m", "path": "data"}),
@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn missing_file_is_named() {
         let dir = scratch("missing");
-        let ctx = Context { base_dir: &dir };
+        let ctx = Context::new(&dir);
         let err = run(
             Table::new(),
             &json!({"filename": "absent", "path": "data"}),

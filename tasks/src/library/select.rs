@@ -1,0 +1,54 @@
+//! `select {columns: [..]}`: only the listed columns, in the listed order.
+
+use crate::{kwargs, Table, TaskSpec};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub(crate) const SPEC: TaskSpec = TaskSpec {
+    name: "select",
+    aliases: &[],
+    about: "keeps only the listed columns, in that order",
+    kernel: |t, a, _| run(t, a),
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kwargs {
+    columns: Vec<String>,
+}
+
+fn run(table: Table, args: &Value) -> Result<Table, String> {
+    let Kwargs { columns } = kwargs(args)?;
+    let picked = columns
+        .iter()
+        .map(|name| table.require(name).map(|c| (name.clone(), c.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Table::from_columns(picked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Column, Context};
+    use ndarray::array;
+    use serde_json::json;
+    use std::path::Path;
+
+    #[test]
+    fn picks_and_orders() {
+        let t = Table::from_columns(vec![
+            ("a".into(), Column::Int64(array![1])),
+            ("b".into(), Column::Int64(array![2])),
+            ("c".into(), Column::Int64(array![3])),
+        ])
+        .expect("table");
+        let ctx = Context::new(Path::new("."));
+        let out = (SPEC.kernel)(t.clone(), &json!({"columns": ["c", "a"]}), &ctx).expect("select");
+        assert_eq!(out.names().collect::<Vec<_>>(), ["c", "a"]);
+        let err =
+            (SPEC.kernel)(t.clone(), &json!({"columns": ["a", "d"]}), &ctx).expect_err("missing");
+        assert!(err.contains("no column `d`"), "{err}");
+        let err = (SPEC.kernel)(t, &json!({"columns": ["a", "a"]}), &ctx).expect_err("twice");
+        assert!(err.contains("twice"), "{err}");
+    }
+}

@@ -1,0 +1,88 @@
+//! `sort {column, descending}`: the rows in order of `column`, ascending
+//! unless `descending` is true. The sort is stable (rows with equal values
+//! keep their order) and nan comes last either way.
+
+use super::keys::cmp_rows;
+use crate::{kwargs, Column, Table, TaskSpec};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub(crate) const SPEC: TaskSpec = TaskSpec {
+    name: "sort",
+    aliases: &[],
+    about: "stable sort of the rows by a column (descending: true to reverse)",
+    kernel: |t, a, _| run(t, a),
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kwargs {
+    column: String,
+    #[serde(default)]
+    descending: bool,
+}
+
+fn run(table: Table, args: &Value) -> Result<Table, String> {
+    let Kwargs { column, descending } = kwargs(args)?;
+    let key = table.require(&column)?;
+    let mut order: Vec<usize> = (0..table.rows()).collect();
+    if descending {
+        order.sort_by(|&i, &j| match (is_nan(key, i), is_nan(key, j)) {
+            (false, false) => cmp_rows(key, j, i),
+            _ => cmp_rows(key, i, j),
+        });
+    } else {
+        order.sort_by(|&i, &j| cmp_rows(key, i, j));
+    }
+    Ok(table.take(&order))
+}
+
+fn is_nan(column: &Column, i: usize) -> bool {
+    matches!(column, Column::Float64(a) if a[i].is_nan())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Context;
+    use ndarray::array;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn sorted(args: Value) -> Result<Vec<i64>, String> {
+        let t = Table::from_columns(vec![
+            ("id".into(), Column::Int64(array![0, 1, 2, 3, 4])),
+            (
+                "x".into(),
+                Column::Float64(array![2.0, f64::NAN, 1.0, 2.0, 3.0]),
+            ),
+        ])
+        .expect("table");
+        let t = (SPEC.kernel)(t, &args, &Context::new(Path::new(".")))?;
+        match t.column("id") {
+            Some(Column::Int64(a)) => Ok(a.to_vec()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stable_both_ways_with_nan_last() {
+        assert_eq!(
+            sorted(json!({"column": "x"})).expect("asc"),
+            [2, 0, 3, 4, 1]
+        );
+        assert_eq!(
+            sorted(json!({"column": "x", "descending": true})).expect("desc"),
+            [4, 0, 3, 2, 1]
+        );
+    }
+
+    #[test]
+    fn missing_column() {
+        let err = sorted(json!({"column": "y"})).expect_err("missing");
+        assert!(
+            err.contains("no column `y`; available columns: id (int64), x (float64)"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! `unique {a}`: one row per distinct value of column `a`, ascending by `a`,
+//! keeping the first row that had each value (all nan count as one value,
+//! as numpy.unique has it).
+
+use super::keys::groups;
+use crate::{kwargs, Table, TaskSpec};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub(crate) const SPEC: TaskSpec = TaskSpec {
+    name: "unique",
+    aliases: &[],
+    about: "one row per distinct value of a column, ascending, first row kept",
+    kernel: |t, a, _| run(t, a),
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kwargs {
+    a: String,
+}
+
+fn run(table: Table, args: &Value) -> Result<Table, String> {
+    let Kwargs { a } = kwargs(args)?;
+    let key = table.require(&a)?;
+    let firsts: Vec<usize> = groups(&[key], table.rows())
+        .into_iter()
+        .map(|g| g[0])
+        .collect();
+    Ok(table.take(&firsts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Column, Context};
+    use ndarray::array;
+    use serde_json::json;
+    use std::path::Path;
+
+    #[test]
+    fn first_row_per_value_ascending() {
+        let t = Table::from_columns(vec![
+            (
+                "k".into(),
+                Column::Utf8(array![
+                    "b".to_string(),
+                    "a".to_string(),
+                    "b".to_string(),
+                    "a".to_string()
+                ]),
+            ),
+            ("v".into(), Column::Int64(array![1, 2, 3, 4])),
+        ])
+        .expect("table");
+        let t =
+            (SPEC.kernel)(t, &json!({"a": "k"}), &Context::new(Path::new("."))).expect("unique");
+        assert_eq!(t.column("v"), Some(&Column::Int64(array![2, 1])));
+        let empty =
+            Table::from_columns(vec![("k".into(), Column::Int64(array![]))]).expect("table");
+        assert_eq!(
+            (SPEC.kernel)(empty, &json!({"a": "k"}), &Context::new(Path::new(".")))
+                .expect("empty")
+                .rows(),
+            0
+        );
+    }
+}
