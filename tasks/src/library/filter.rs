@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn integers_compare_exactly_with_floats() {
         assert_eq!(
-            cmp_int_float(i64::MAX, 9.223372036854775807e18),
+            cmp_int_float(i64::MAX, 9.223_372_036_854_776e18),
             Some(Ordering::Less)
         );
         assert_eq!(cmp_int_float(3, 2.5), Some(Ordering::Greater));
