@@ -4,15 +4,19 @@
 mod arithmetic;
 mod average;
 mod classify_static;
+mod column_space;
 mod cross;
 mod filter;
 mod group_by;
 mod head;
+mod histogram;
 mod keys;
 mod math;
+mod normalize;
 mod null;
 mod open_array;
 mod operand;
+mod regression;
 mod rename;
 mod select;
 mod sort;
@@ -33,7 +37,11 @@ pub(crate) static TASKS: &[TaskSpec] = &[
     cross::CROSS_AVERAGE,
     cross::CROSS_MAX,
     filter::SPEC,
+    normalize::SPEC,
     classify_static::SPEC,
+    column_space::SPEC,
+    histogram::SPEC,
+    regression::SPEC,
     sort::SPEC,
     unique::SPEC,
     group_by::SPEC,

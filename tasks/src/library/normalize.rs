@@ -1,0 +1,191 @@
+//! `normalize {model, columns: [..], weight}`: for each listed column `c` a
+//! new float64 column `<c>Normal`; `c` itself is left as it was (raspi-rtl
+//! overwrote it). Models:
+//!
+//! - `Squash`: mn = min(c), avg = mean(c); values above 2*avg are clipped to
+//!   2*avg; mx = max of the clipped values; out = (clipped - mn) / mx * 100.
+//! - `PercentOfMax`: (c - min) / (max - min) * 100.
+//! - `DistanceFromMean` (needs `weight`): walking i = 0..n-1 over a working
+//!   copy x, m = mean(x[i-1], x[i], x[i+1]) for 1 <= i <= n-2 (x[i-1]
+//!   already updated), else m = x[i]; x[i] is clamped into the interval
+//!   between m - m*weight and m + m*weight; out = x.
+//! - `null` (or a JSON null): a copy.
+
+use super::average::mean;
+use super::column_space::{nan_max, nan_min};
+use crate::{kwargs, Column, Table, TaskSpec};
+use ndarray::Array1;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub(crate) const SPEC: TaskSpec = TaskSpec {
+    name: "normalize",
+    aliases: &[],
+    about: "<c>Normal for each column: Squash, PercentOfMax, DistanceFromMean or null",
+    kernel: |t, a, _| run(t, a),
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kwargs {
+    #[serde(default)]
+    model: Option<Model>,
+    columns: Vec<String>,
+    #[serde(default)]
+    weight: Option<f64>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Debug)]
+enum Model {
+    Squash,
+    PercentOfMax,
+    DistanceFromMean,
+    #[serde(rename = "null")]
+    Null,
+}
+
+fn run(mut table: Table, args: &Value) -> Result<Table, String> {
+    let Kwargs {
+        model,
+        columns,
+        weight,
+    } = kwargs(args)?;
+    let model = model.unwrap_or(Model::Null);
+    let weight = match (model, weight) {
+        (Model::DistanceFromMean, None) => {
+            return Err("bad kwargs: model DistanceFromMean needs `weight`".into())
+        }
+        (_, w) => w.unwrap_or(0.0),
+    };
+    for name in &columns {
+        let values = table.numeric(name)?;
+        let out = match model {
+            Model::Squash => squash(values.as_ref()),
+            Model::PercentOfMax => percent_of_max(values.as_ref()),
+            Model::DistanceFromMean => distance_from_mean(values.as_ref(), weight),
+            Model::Null => values.into_owned(),
+        };
+        table.set_column(format!("{name}Normal"), Column::Float64(out))?;
+    }
+    Ok(table)
+}
+
+fn squash(c: &Array1<f64>) -> Array1<f64> {
+    let (mn, avg) = (nan_min(c), mean(c));
+    let clipped = c.mapv(|v| if v > 2.0 * avg { 2.0 * avg } else { v });
+    let mx = nan_max(&clipped);
+    clipped.mapv(|v| (v - mn) / mx * 100.0)
+}
+
+fn percent_of_max(c: &Array1<f64>) -> Array1<f64> {
+    let (mn, mx) = (nan_min(c), nan_max(c));
+    c.mapv(|v| (v - mn) / (mx - mn) * 100.0)
+}
+
+fn distance_from_mean(c: &Array1<f64>, weight: f64) -> Array1<f64> {
+    let mut x = c.to_vec();
+    let n = x.len();
+    for i in 0..n {
+        let m = if i >= 1 && i + 2 <= n {
+            (x[i - 1] + x[i] + x[i + 1]) / 3.0
+        } else {
+            x[i]
+        };
+        let (a, b) = (m - m * weight, m + m * weight);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        if x[i] < lo {
+            x[i] = lo;
+        } else if x[i] > hi {
+            x[i] = hi;
+        }
+    }
+    Array1::from(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Context;
+    use ndarray::array;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn normal(model: Value, values: Array1<f64>, weight: Option<f64>) -> Result<Vec<f64>, String> {
+        let t = Table::from_columns(vec![("c".into(), Column::Float64(values.clone()))])
+            .expect("table");
+        let mut args = json!({"model": model, "columns": ["c"]});
+        if let Some(w) = weight {
+            args["weight"] = json!(w);
+        }
+        let t = (SPEC.kernel)(t, &args, &Context::new(Path::new(".")))?;
+        assert_eq!(
+            t.column("c"),
+            Some(&Column::Float64(values)),
+            "the input column is left alone"
+        );
+        match t.column("cNormal") {
+            Some(Column::Float64(a)) => Ok(a.to_vec()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn close(got: &[f64], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn squash_clips_at_twice_the_mean() {
+        // mean 4, clip at 8: [1, 2, 3, 8]; min 1, max 8 -> (v-1)/8*100
+        close(
+            &normal(json!("Squash"), array![1.0, 2.0, 3.0, 10.0], None).expect("squash"),
+            &[0.0, 12.5, 25.0, 87.5],
+        );
+    }
+
+    #[test]
+    fn percent_of_max_spans_0_to_100() {
+        close(
+            &normal(json!("PercentOfMax"), array![2.0, 4.0, 6.0], None).expect("pom"),
+            &[0.0, 50.0, 100.0],
+        );
+        let flat = normal(json!("PercentOfMax"), array![5.0, 5.0], None).expect("flat");
+        assert!(flat.iter().all(|v| v.is_nan()), "0/0 as numpy gives it");
+    }
+
+    #[test]
+    fn distance_from_mean_walks_with_updated_neighbours() {
+        // i=0: m=10, clamp 10 into [9, 11] -> 10
+        // i=1: m=(10+20+10)/3=13.33, [12, 14.67] -> 14.67
+        // i=2: m=(14.67+10+10)/3=11.56, [10.4, 12.71] -> 10.4
+        // i=3: last, m=x -> 10
+        let out = normal(
+            json!("DistanceFromMean"),
+            array![10.0, 20.0, 10.0, 10.0],
+            Some(0.1),
+        )
+        .expect("dfm");
+        let m1 = 40.0 / 3.0;
+        let x1 = m1 * 1.1;
+        let m2 = (x1 + 20.0) / 3.0;
+        close(&out, &[10.0, x1, m2 * 0.9, 10.0]);
+        let err = normal(json!("DistanceFromMean"), array![1.0], None).expect_err("no weight");
+        assert!(err.contains("needs `weight`"), "{err}");
+    }
+
+    #[test]
+    fn null_model_copies_and_unknown_models_are_named() {
+        assert_eq!(
+            normal(Value::Null, array![1.0, 2.0], None).expect("null"),
+            [1.0, 2.0]
+        );
+        assert_eq!(
+            normal(json!("null"), array![1.0], None).expect("null"),
+            [1.0]
+        );
+        let err = normal(json!("Zscore"), array![1.0], None).expect_err("unknown");
+        assert!(err.contains("unknown variant `Zscore`"), "{err}");
+    }
+}
