@@ -47,8 +47,36 @@ fn unsupported_output_format_fails_before_running() {
     let out = home.rtl(&["run", job.to_str().unwrap(), "--out", "result.xlsx"]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot write .xlsx files; supported: .csv"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--out result.xlsx: .xlsx files are not a table format"),
         "{}",
         text(&out)
+    );
+}
+
+#[test]
+fn results_write_as_every_output_format() {
+    let home = Home::new("outformats");
+    let job = null_job(&home.scratch);
+    for ext in ["csv", "npz", "json", "dat"] {
+        let out_path = home.scratch.0.join(format!("out.{ext}"));
+        let out = home.rtl(&[
+            "run",
+            job.to_str().unwrap(),
+            "--out",
+            out_path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{ext}: {}", text(&out));
+        assert!(out_path.is_file(), "{ext}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(home.scratch.0.join("out.json")).expect("json"),
+    )
+    .expect("parse");
+    assert_eq!(json["site"][2], "east, upper");
+    assert_eq!(json["reading"][3], 1e-7);
+    assert!(
+        home.scratch.0.join("out.meta").is_file(),
+        ".dat comes with its .meta"
     );
 }

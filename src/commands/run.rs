@@ -4,6 +4,7 @@
 use rtl_client::{Error, Transform};
 use rtl_config::Config;
 use rtl_dsl::Plan;
+use rtl_tasks::formats::{self, Format};
 use rtl_tasks::{Column, Table};
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,7 +20,13 @@ pub fn run(
     connect: bool,
 ) -> Result<ExitCode, String> {
     if let Some(out) = out {
-        output_format(out)?;
+        let format = Format::of(out).map_err(|e| format!("--out {e}"))?;
+        if !format.writable() {
+            return Err(format!(
+                "--out {}: rtl cannot write {format:?} files; use .csv, .dat, .npz or .json",
+                out.display()
+            ));
+        }
     }
     let plan = Plan::from_file(file).map_err(|e| e.to_string())?;
     let mut transform = match Transform::connect(config) {
@@ -40,38 +47,11 @@ pub fn run(
         .map_err(|e| format!("job {} failed: {e}", file.display()))?;
     println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
     if let Some(out) = out {
-        write_output(&table, out)?;
+        formats::write(&table, out, b',')?;
         println!("Wrote {} rows to {}", table.rows(), out.display());
     }
     print_preview(&table);
     Ok(ExitCode::SUCCESS)
-}
-
-enum Format {
-    Csv,
-}
-
-fn output_format(path: &Path) -> Result<Format, String> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") => Ok(Format::Csv),
-        other => Err(format!(
-            "--out {}: cannot write {} files; supported: .csv",
-            path.display(),
-            other.map_or("extension-less".to_string(), |e| format!(".{e}"))
-        )),
-    }
-}
-
-fn write_output(table: &Table, path: &Path) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    match output_format(path)? {
-        Format::Csv => {
-            let file = std::fs::File::create(path).map_err(fail)?;
-            let mut writer = std::io::BufWriter::new(file);
-            rtl_tasks::csv::write(table, b',', &mut writer).map_err(fail)?;
-            std::io::Write::flush(&mut writer).map_err(fail)
-        }
-    }
 }
 
 fn print_preview(table: &Table) {

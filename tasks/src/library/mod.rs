@@ -21,6 +21,7 @@ mod rename;
 mod select;
 mod sort;
 mod unique;
+mod write;
 
 use crate::TaskSpec;
 
@@ -49,4 +50,5 @@ pub(crate) static TASKS: &[TaskSpec] = &[
     rename::SPEC,
     head::SPEC,
     open_array::SPEC,
+    write::SPEC,
 ];

@@ -7,12 +7,25 @@
 //! prints integers as integers and floats in the shortest form that reads back
 //! to the same f64, so `write` then `read` gives the table back.
 
-use crate::table::{Column, Table};
+use crate::table::{Column, DType, Table};
 use ndarray::Array1;
 use std::io::{self, Write};
 
-/// Parses CSV text with a header row. `origin` names the file in errors.
+/// Parses CSV text with a header row, inferring each column's type.
+/// `origin` names the file in errors.
 pub fn read(text: &str, delimiter: u8, origin: &str) -> Result<Table, String> {
+    read_typed(text, delimiter, origin, &[])
+}
+
+/// Parses CSV text with a header row; the columns named in `declared` get
+/// that type (a cell that does not parse as it is an error naming its
+/// line), the others are inferred.
+pub fn read_typed(
+    text: &str,
+    delimiter: u8,
+    origin: &str,
+    declared: &[(String, DType)],
+) -> Result<Table, String> {
     let mut records = Records::new(text, delimiter);
     let header = match records.next_record() {
         Some(Ok((_, h))) => h,
@@ -23,7 +36,14 @@ pub fn read(text: &str, delimiter: u8, origin: &str) -> Result<Table, String> {
             ))
         }
     };
+    let header: Vec<String> = header.into_iter().map(|h| h.trim().to_string()).collect();
+    if let Some((name, _)) = declared.iter().find(|(n, _)| !header.contains(n)) {
+        return Err(format!(
+            "{origin}: the types name column `{name}`, which the header does not have"
+        ));
+    }
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    let mut lines = Vec::new();
     while let Some(record) = records.next_record() {
         let (line, fields) = record.map_err(|e| format!("{origin}: {e}"))?;
         if fields.len() == 1 && fields[0].is_empty() {
@@ -39,13 +59,79 @@ pub fn read(text: &str, delimiter: u8, origin: &str) -> Result<Table, String> {
         for (column, field) in cells.iter_mut().zip(fields) {
             column.push(field);
         }
+        lines.push(line);
     }
     let columns = header
         .into_iter()
         .zip(cells)
-        .map(|(name, values)| (name.trim().to_string(), infer(values)))
-        .collect();
+        .map(|(name, values)| {
+            let column = match declared.iter().find(|(n, _)| *n == name) {
+                Some((_, dtype)) => convert(values, *dtype).map_err(|(row, value)| {
+                    format!(
+                        "{origin}:{}: column `{name}`: {value:?} is not {}",
+                        lines[row],
+                        expected(*dtype)
+                    )
+                })?,
+                None => infer(values),
+            };
+            Ok((name, column))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     Table::from_columns(columns).map_err(|e| format!("{origin}: {e}"))
+}
+
+fn expected(dtype: DType) -> &'static str {
+    match dtype {
+        DType::Int64 => "an integer (int64)",
+        DType::Float64 => "a number (float64)",
+        DType::Bool => "true or false (bool)",
+        DType::Utf8 => "text",
+    }
+}
+
+/// The cells as `dtype`, or the first row (and text) that is not one.
+fn convert(values: Vec<String>, dtype: DType) -> Result<Column, (usize, String)> {
+    match dtype {
+        DType::Utf8 => Ok(Column::Utf8(Array1::from(values))),
+        other => parse_as(&values, other),
+    }
+}
+
+/// The cells parsed as a number or bool column.
+fn parse_as(values: &[String], dtype: DType) -> Result<Column, (usize, String)> {
+    fn each<T>(
+        values: &[String],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Array1<T>, (usize, String)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse(v.trim()).ok_or_else(|| (i, v.clone())))
+            .collect()
+    }
+    Ok(match dtype {
+        DType::Int64 => Column::Int64(each(values, |v| v.parse().ok())?),
+        DType::Float64 => Column::Float64(each(values, parse_float)?),
+        DType::Bool => Column::Bool(each(values, parse_bool)?),
+        DType::Utf8 => Column::Utf8(Array1::from(values.to_vec())),
+    })
+}
+
+fn parse_float(v: &str) -> Option<f64> {
+    if v.is_empty() {
+        Some(f64::NAN)
+    } else {
+        v.parse().ok()
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// Writes `table` as CSV with a header row.
@@ -100,30 +186,14 @@ fn push_text(line: &mut String, text: &str, delim: char) {
 }
 
 fn infer(values: Vec<String>) -> Column {
-    let ints: Option<Vec<i64>> = values.iter().map(|v| v.trim().parse().ok()).collect();
-    if let Some(ints) = ints.filter(|_| !values.is_empty()) {
-        return Column::Int64(Array1::from(ints));
-    }
-    let floats: Option<Vec<f64>> = values
-        .iter()
-        .map(|v| match v.trim() {
-            "" => Some(f64::NAN),
-            t => t.parse().ok(),
-        })
-        .collect();
-    if let Some(floats) = floats.filter(|_| values.iter().any(|v| !v.trim().is_empty())) {
-        return Column::Float64(Array1::from(floats));
-    }
-    let bools: Option<Vec<bool>> = values
-        .iter()
-        .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        })
-        .collect();
-    if let Some(bools) = bools.filter(|_| !values.is_empty()) {
-        return Column::Bool(Array1::from(bools));
+    let has_values = values.iter().any(|v| !v.trim().is_empty());
+    for dtype in [DType::Int64, DType::Float64, DType::Bool] {
+        if values.is_empty() || (dtype == DType::Float64 && !has_values) {
+            continue;
+        }
+        if let Ok(column) = parse_as(&values, dtype) {
+            return column;
+        }
     }
     Column::Utf8(Array1::from(values))
 }
@@ -210,7 +280,6 @@ impl<'a> Records<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::DType;
 
     #[test]
     fn infers_types_per_column() {
@@ -270,6 +339,26 @@ mod tests {
         assert_eq!(String::from_utf8(out.clone()).expect("utf8"), text);
         let back = read(std::str::from_utf8(&out).expect("utf8"), b',', "r.csv").expect("reread");
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn declared_types_win_and_bad_cells_name_their_line() {
+        let declared = vec![
+            ("a".to_string(), DType::Float64),
+            ("b".to_string(), DType::Utf8),
+        ];
+        let t = read_typed("a,b,c\n1,2,3\n", b',', "d.csv", &declared).expect("typed");
+        let types: Vec<DType> = t.iter().map(|(_, c)| c.dtype()).collect();
+        assert_eq!(types, [DType::Float64, DType::Utf8, DType::Int64]);
+        let declared = vec![("a".to_string(), DType::Int64)];
+        let err = read_typed("a\n1\n\n2.5\n", b',', "d.csv", &declared).expect_err("bad cell");
+        assert_eq!(
+            err,
+            "d.csv:4: column `a`: \"2.5\" is not an integer (int64)"
+        );
+        let declared = vec![("zz".to_string(), DType::Int64)];
+        let err = read_typed("a\n1\n", b',', "d.csv", &declared).expect_err("unknown column");
+        assert!(err.contains("column `zz`"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,224 @@
+//! Table file formats: reading and writing by extension.
+//!
+//! | extension | read | write |
+//! |---|---|---|
+//! | `csv` | header row, types inferred or from a `.meta` beside it | header row, shortest round-trip floats |
+//! | `dat` | raspi-rtl record array with its `.meta` | the same, `.meta` included |
+//! | `npy` | one 1-D array, or a 1-D record array | - |
+//! | `npz` | one 1-D array per column (numpy.savez) | the same |
+//! | `json` | - | an object of column arrays |
+
+pub mod csv;
+mod dat;
+mod dtype;
+mod json;
+mod npy;
+
+use crate::{DType, Table};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A table file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Dat,
+    Npy,
+    Npz,
+    Json,
+}
+
+impl Format {
+    /// The format of `path`'s extension.
+    pub fn of(path: &Path) -> Result<Format, String> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Ok(Format::Csv),
+            Some("dat") => Ok(Format::Dat),
+            Some("npy") => Ok(Format::Npy),
+            Some("npz") => Ok(Format::Npz),
+            Some("json") => Ok(Format::Json),
+            other => Err(format!(
+                "{}: {} files are not a table format rtl knows; use .csv, .dat, .npy, .npz or .json",
+                path.display(),
+                other.map_or("extension-less".to_string(), |e| format!(".{e}"))
+            )),
+        }
+    }
+
+    /// Whether rtl can write this format.
+    pub fn writable(self) -> bool {
+        !matches!(self, Format::Npy)
+    }
+
+    /// Whether rtl can read this format.
+    pub fn readable(self) -> bool {
+        !matches!(self, Format::Json)
+    }
+}
+
+/// The `.meta` file beside `path` (`data.csv` -> `data.meta`).
+fn meta_path(path: &Path) -> PathBuf {
+    path.with_extension("meta")
+}
+
+/// Reads the table at `path`, by extension. `delimiter` applies to csv.
+pub fn read(path: &Path, delimiter: u8) -> Result<Table, String> {
+    let origin = path.display().to_string();
+    let format = Format::of(path)?;
+    let bytes = || std::fs::read(path).map_err(|e| format!("cannot read {origin}: {e}"));
+    let meta = || -> Result<Option<Vec<(String, String)>>, String> {
+        let meta = meta_path(path);
+        match std::fs::read_to_string(&meta) {
+            Ok(text) => dat::read_meta(&text, &meta.display().to_string()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", meta.display())),
+        }
+    };
+    match format {
+        Format::Csv => {
+            let raw = bytes()?;
+            let text = std::str::from_utf8(&raw).map_err(|e| {
+                format!("{origin}: not UTF-8 text (byte {}); is it really a CSV file?", e.valid_up_to())
+            })?;
+            let declared = match meta()? {
+                Some(fields) => fields
+                    .into_iter()
+                    .map(|(name, descr)| dtype::Scalar::parse(&descr).map(|s| (name, s.column_type())))
+                    .collect::<Result<Vec<(String, DType)>, String>>()
+                    .map_err(|e| format!("{}: {e}", meta_path(path).display()))?,
+                None => Vec::new(),
+            };
+            csv::read_typed(text, delimiter, &origin, &declared)
+        }
+        Format::Dat => {
+            let fields = meta()?.ok_or_else(|| {
+                format!("{origin}: a .dat file needs its .meta beside it ({} is missing)", meta_path(path).display())
+            })?;
+            dat::decode(&bytes()?, &fields, &origin)
+        }
+        Format::Npy => {
+            let name = path.file_stem().map_or("values".into(), |s| s.to_string_lossy().into_owned());
+            npy::read_npy(&bytes()?, &name, &origin)
+        }
+        Format::Npz => {
+            let file = std::fs::File::open(path).map_err(|e| format!("cannot read {origin}: {e}"))?;
+            npy::read_npz(std::io::BufReader::new(file), &origin)
+        }
+        Format::Json => Err(format!("{origin}: rtl writes .json tables but does not read them; use open with encoding for JSON lines")),
+    }
+}
+
+/// Writes `table` to `path`, by extension; `.dat` also writes its `.meta`.
+pub fn write(table: &Table, path: &Path, delimiter: u8) -> Result<(), String> {
+    let origin = path.display().to_string();
+    let fail = |e: std::io::Error| format!("cannot write {origin}: {e}");
+    let create = || {
+        std::fs::File::create(path)
+            .map(std::io::BufWriter::new)
+            .map_err(fail)
+    };
+    match Format::of(path)? {
+        Format::Csv => {
+            let mut out = create()?;
+            csv::write(table, delimiter, &mut out)
+                .and_then(|_| out.flush())
+                .map_err(fail)
+        }
+        Format::Dat => {
+            let (bytes, fields) = dat::encode(table);
+            std::fs::write(path, bytes).map_err(fail)?;
+            let meta = meta_path(path);
+            std::fs::write(&meta, dat::write_meta(&fields))
+                .map_err(|e| format!("cannot write {}: {e}", meta.display()))
+        }
+        Format::Npz => {
+            let file = std::fs::File::create(path).map_err(fail)?;
+            npy::write_npz(table, file).map_err(|e| format!("cannot write {origin}: {e}"))
+        }
+        Format::Json => {
+            let mut out = create()?;
+            serde_json::to_writer(&mut out, &json::to_value(table))
+                .map_err(std::io::Error::from)
+                .and_then(|_| out.flush())
+                .map_err(fail)
+        }
+        Format::Npy => Err(format!(
+            "{origin}: a .npy file holds one array; write .npz for a table"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Column;
+    use ndarray::array;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rtl-formats-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch");
+        dir
+    }
+
+    fn table() -> Table {
+        Table::from_columns(vec![
+            ("id".into(), Column::Int64(array![1, 2])),
+            ("x".into(), Column::Float64(array![0.1, -3.5e-9])),
+            ("ok".into(), Column::Bool(array![false, true])),
+            (
+                "site".into(),
+                Column::Utf8(array!["north".to_string(), "a, \"b\"".to_string()]),
+            ),
+        ])
+        .expect("table")
+    }
+
+    #[test]
+    fn every_writable_readable_format_round_trips() {
+        let dir = scratch("round");
+        for ext in ["csv", "dat", "npz"] {
+            let path = dir.join(format!("t.{ext}"));
+            write(&table(), &path, b',').expect("write");
+            assert_eq!(read(&path, b',').expect("read"), table(), "{ext}");
+        }
+        let path = dir.join("t.json");
+        write(&table(), &path, b',').expect("write json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("json")).expect("parse");
+        assert_eq!(v["site"][1], "a, \"b\"");
+    }
+
+    #[test]
+    fn meta_types_a_csv() {
+        let dir = scratch("meta");
+        let csv = dir.join("m.csv");
+        std::fs::write(&csv, "a,b\n1,2\n").expect("csv");
+        std::fs::write(
+            dir.join("m.meta"),
+            dat::write_meta(&[("a".into(), "<f8".into()), ("b".into(), "<U4".into())]),
+        )
+        .expect("meta");
+        let t = read(&csv, b',').expect("read");
+        assert_eq!(t.column("a"), Some(&Column::Float64(array![1.0])));
+        assert_eq!(t.column("b"), Some(&Column::Utf8(array!["2".to_string()])));
+    }
+
+    #[test]
+    fn wrong_files_get_clear_errors() {
+        let dir = scratch("wrong");
+        let dat = dir.join("lonely.dat");
+        std::fs::write(&dat, [0u8; 8]).expect("dat");
+        assert!(read(&dat, b',')
+            .expect_err("no meta")
+            .contains("needs its .meta"));
+        let fake = dir.join("fake.csv");
+        std::fs::write(&fake, [0x93, b'N', 0xff, 0xfe]).expect("fake");
+        assert!(read(&fake, b',').expect_err("binary").contains("not UTF-8"));
+        assert!(read(&dir.join("x.xlsx"), b',')
+            .expect_err("ext")
+            .contains(".xlsx files"));
+        assert!(write(&table(), &dir.join("t.npy"), b',')
+            .expect_err("npy")
+            .contains("write .npz"));
+    }
+}

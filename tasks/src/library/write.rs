@@ -1,0 +1,102 @@
+//! `write {filename, path, extension, delimiter}`: writes the table to
+//! `<path>/<filename>.<extension>` (csv, dat with its .meta, npz or json)
+//! and passes it on unchanged. A relative `path` resolves against the job
+//! file's directory; missing directories are created.
+
+use crate::{formats, kwargs, Context, Table, TaskSpec};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::PathBuf;
+
+pub(crate) const SPEC: TaskSpec = TaskSpec {
+    name: "write",
+    aliases: &[],
+    about:
+        "writes the table to <path>/<filename>.<extension> (csv, dat+meta, npz, json); passes it on",
+    kernel: run,
+};
+
+/// Kwargs naming a table file, shared with `open_array`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileKwargs {
+    filename: String,
+    #[serde(default = "here")]
+    path: PathBuf,
+    #[serde(default = "csv")]
+    extension: String,
+    #[serde(default = "comma")]
+    delimiter: String,
+}
+
+fn here() -> PathBuf {
+    PathBuf::from(".")
+}
+
+fn csv() -> String {
+    "csv".into()
+}
+
+fn comma() -> String {
+    ",".into()
+}
+
+/// The file the kwargs name, and the delimiter as one byte.
+pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(PathBuf, u8), String> {
+    let delimiter = match args.delimiter.as_bytes() {
+        [d] if d.is_ascii() && !matches!(d, b'"' | b'\n' | b'\r') => *d,
+        _ => {
+            return Err(format!(
+                "bad kwargs: delimiter {:?} must be one ASCII character other than a quote or a newline",
+                args.delimiter
+            ))
+        }
+    };
+    let name = format!(
+        "{}.{}",
+        args.filename,
+        args.extension.trim_start_matches('.')
+    );
+    Ok((ctx.resolve(&args.path.join(name)), delimiter))
+}
+
+fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
+    let args: FileKwargs = kwargs(args)?;
+    let (path, delimiter) = file_path(&args, ctx)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    formats::write(&table, &path, delimiter)?;
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Column;
+    use ndarray::array;
+    use serde_json::json;
+
+    #[test]
+    fn writes_and_passes_the_table_on() {
+        let dir = std::env::temp_dir().join(format!("rtl-write-{}", std::process::id()));
+        let ctx = Context::new(&dir);
+        let t = Table::from_columns(vec![("a".into(), Column::Float64(array![1.5, 2.0]))])
+            .expect("table");
+        for ext in ["csv", "dat", "npz", "json"] {
+            let out = run(
+                t.clone(),
+                &json!({"filename": "out", "path": "sub", "extension": ext}),
+                &ctx,
+            )
+            .expect("write");
+            assert_eq!(out, t);
+            assert!(dir.join(format!("sub/out.{ext}")).is_file(), "{ext}");
+        }
+        assert!(dir.join("sub/out.meta").is_file());
+        let err =
+            run(t, &json!({"filename": "out", "delimiter": "::"}), &ctx).expect_err("delimiter");
+        assert!(err.contains("delimiter"), "{err}");
+    }
+}
