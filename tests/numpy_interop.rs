@@ -1,0 +1,78 @@
+//! rtl and numpy read each other's files: raspi-rtl's .dat + .meta, .npy
+//! and .npz made by numpy load through a real daemon, and what `rtl run
+//! --out` writes loads in numpy. Skipped, saying so, without numpy.
+
+mod common;
+
+use common::{text, write_job, Daemon};
+use std::process::Command;
+
+fn python(args: &[&str]) -> std::process::Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/numpy/interop.py");
+    Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3")
+}
+
+#[test]
+fn numpy_and_rtl_read_each_other() {
+    if !Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!(
+            "SKIPPED numpy_and_rtl_read_each_other: python3 has no numpy (pip install numpy)"
+        );
+        return;
+    }
+    let daemon = Daemon::start("numpy");
+    let dir = daemon.home.scratch.0.clone();
+    let out = python(&["make", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A raspi-rtl record file, through the daemon, out in every format.
+    let job = write_job(
+        &dir,
+        "dat",
+        r#"{"0": {"tasks": {"open_array": {"filename": "records", "path": ".", "extension": "dat"}}}}"#,
+    );
+    for ext in ["npz", "dat", "json"] {
+        let target = dir.join(format!("out.{ext}"));
+        let out = daemon.rtl(&[
+            "run",
+            "--connect",
+            job.to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{ext}: {}", text(&out));
+    }
+    let out = python(&["check", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // numpy's own .npy and .npz (plain and compressed) come in as columns.
+    for (file, ext, expect) in [
+        ("single", "npy", &["single (float64)"][..]),
+        ("arrays", "npz", &["a (int64)", "b (float64)"]),
+        ("packed", "npz", &["s (utf8)", "zzz"]),
+    ] {
+        let job = write_job(
+            &dir,
+            file,
+            &format!(
+                r#"{{"0": {{"tasks": {{"open_array": {{"filename": "{file}", "extension": "{ext}"}}}}}}}}"#
+            ),
+        );
+        let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+        assert!(out.status.success(), "{file}: {}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("Result: 3 rows"), "{file}: {stdout}");
+        assert!(
+            expect.iter().all(|e| stdout.contains(e)),
+            "{file}: {stdout}"
+        );
+    }
+}
