@@ -14,11 +14,13 @@ mod keys;
 mod math;
 mod normalize;
 mod null;
+mod open;
 mod open_array;
 mod operand;
 mod regression;
 mod rename;
 mod select;
+mod simple_plot;
 mod sort;
 mod unique;
 mod write;
@@ -49,6 +51,8 @@ pub(crate) static TASKS: &[TaskSpec] = &[
     select::SPEC,
     rename::SPEC,
     head::SPEC,
+    open::SPEC,
     open_array::SPEC,
     write::SPEC,
+    simple_plot::SPEC,
 ];

@@ -41,17 +41,19 @@ fn comma() -> String {
     ",".into()
 }
 
+/// A `delimiter` kwarg as one byte.
+pub(crate) fn delimiter_byte(delimiter: &str) -> Result<u8, String> {
+    match delimiter.as_bytes() {
+        [d] if d.is_ascii() && !matches!(d, b'"' | b'\n' | b'\r') => Ok(*d),
+        _ => Err(format!(
+            "bad kwargs: delimiter {delimiter:?} must be one ASCII character other than a quote or a newline"
+        )),
+    }
+}
+
 /// The file the kwargs name, and the delimiter as one byte.
 pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(PathBuf, u8), String> {
-    let delimiter = match args.delimiter.as_bytes() {
-        [d] if d.is_ascii() && !matches!(d, b'"' | b'\n' | b'\r') => *d,
-        _ => {
-            return Err(format!(
-                "bad kwargs: delimiter {:?} must be one ASCII character other than a quote or a newline",
-                args.delimiter
-            ))
-        }
-    };
+    let delimiter = delimiter_byte(&args.delimiter)?;
     let name = format!(
         "{}.{}",
         args.filename,

@@ -1,0 +1,173 @@
+//! `simple_plot {plots: {NAME: [{x, y, type, scale, series}]}, title}`: one
+//! chart per NAME; each entry draws column `y` against column `x` as
+//! `circle` (scatter), `line` or `bar`, on a `linear` (default) or `log` y
+//! scale, with `series` (a column, or null) splitting the points into
+//! groups. This task checks the kwargs against the table and passes the
+//! table on; the plot node renders the charts.
+
+use crate::{kwargs, Context, Table, TaskSpec};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub(crate) const SPEC: TaskSpec = TaskSpec {
+    name: "simple_plot",
+    aliases: &["simplePlot"],
+    about: "charts: y against x as circle, line or bar, per NAME (checked here, drawn by the plot node)",
+    kernel: run,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Kwargs {
+    pub(crate) plots: BTreeMap<String, Vec<Series>>,
+    #[serde(default)]
+    pub(crate) title: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Series {
+    pub(crate) x: String,
+    pub(crate) y: String,
+    #[serde(rename = "type", default)]
+    pub(crate) kind: Kind,
+    #[serde(default)]
+    pub(crate) scale: Scale,
+    #[serde(default)]
+    pub(crate) series: Option<String>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    #[default]
+    Circle,
+    Line,
+    Bar,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Scale {
+    #[default]
+    Linear,
+    Log,
+}
+
+fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
+    let Kwargs { plots, title } = kwargs(args)?;
+    if plots.is_empty() {
+        return Err("`plots` names no chart".into());
+    }
+    for (name, entries) in &plots {
+        if entries.is_empty() {
+            return Err(format!("plots.{name}: no entries to draw"));
+        }
+        for (i, s) in entries.iter().enumerate() {
+            let at = |e: String| format!("plots.{name}[{i}]: {e}");
+            table.numeric(&s.y).map_err(at)?;
+            table.require(&s.x).map_err(at)?;
+            if let Some(series) = &s.series {
+                table.require(series).map_err(at)?;
+            }
+            if s.scale == Scale::Log && !table.numeric(&s.y).map_err(at)?.iter().any(|v| *v > 0.0) {
+                return Err(at(format!(
+                    "`{}` has no positive value to draw on a log scale",
+                    s.y
+                )));
+            }
+        }
+        let drawn: Vec<String> = entries
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} against {} ({:?}, {:?} scale)",
+                    s.y, s.x, s.kind, s.scale
+                )
+                .to_lowercase()
+            })
+            .collect();
+        let titled = title
+            .as_deref()
+            .map_or(String::new(), |t| format!(" \"{t}\""));
+        ctx.note(format!("chart {name}{titled}: {}", drawn.join("; ")));
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Column, Context};
+    use ndarray::array;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn table() -> Table {
+        Table::from_columns(vec![
+            ("t".into(), Column::Int64(array![1, 2])),
+            ("v".into(), Column::Float64(array![0.5, 0.7])),
+            (
+                "site".into(),
+                Column::Utf8(array!["a".to_string(), "b".to_string()]),
+            ),
+        ])
+        .expect("table")
+    }
+
+    fn plot(args: Value) -> Result<Table, String> {
+        (SPEC.kernel)(table(), &args, &Context::new(Path::new(".")))
+    }
+
+    #[test]
+    fn notes_what_each_chart_draws() {
+        let ctx = Context::new(Path::new("."));
+        let args =
+            json!({"title": "Sensors", "plots": {"r": [{"x": "t", "y": "v", "type": "bar"}]}});
+        run(table(), &args, &ctx).expect("plot");
+        assert_eq!(
+            ctx.notes.take(),
+            ["chart r \"Sensors\": v against t (bar, linear scale)"]
+        );
+        let err = plot(json!({"plots": {"p": [{"x": "t", "y": "v", "scale": "log"}]}})).map(|_| ());
+        assert!(err.is_ok());
+    }
+
+    #[test]
+    fn valid_plots_pass_the_table_on() {
+        let out = plot(json!({"title": "Sensors", "plots": {"readings": [
+            {"x": "t", "y": "v", "type": "line", "scale": "log", "series": "site"},
+            {"x": "t", "y": "v"}
+        ]}}))
+        .expect("plot");
+        assert_eq!(out, table());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = plot(json!({"plots": {"p": [{"x": "t", "y": "site"}]}})).expect_err("utf8 y");
+        assert!(err.contains("plots.p[0]: column `site` is utf8"), "{err}");
+        let err =
+            plot(json!({"plots": {"p": [{"x": "t", "y": "v", "type": "pie"}]}})).expect_err("pie");
+        assert!(err.contains("unknown variant `pie`"), "{err}");
+        let err = plot(json!({"plots": {"p": [{"x": "t", "y": "v", "series": "zone"}]}}))
+            .expect_err("series");
+        assert!(err.contains("no column `zone`"), "{err}");
+        assert!(plot(json!({"plots": {}}))
+            .expect_err("empty")
+            .contains("names no chart"));
+        let negative = Table::from_columns(vec![
+            ("t".into(), Column::Int64(array![1])),
+            ("v".into(), Column::Float64(array![-1.0])),
+        ])
+        .expect("table");
+        let err = (SPEC.kernel)(
+            negative,
+            &json!({"plots": {"p": [{"x": "t", "y": "v", "scale": "log"}]}}),
+            &Context::new(Path::new(".")),
+        )
+        .expect_err("log of negatives");
+        assert!(err.contains("no positive value"), "{err}");
+    }
+}
