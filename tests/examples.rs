@@ -1,0 +1,83 @@
+//! Every job under examples/ runs through a real daemon and gives the
+//! result kept beside it in expected.csv (numbers to 1e-9). The expected
+//! values were checked by hand and against numpy.
+
+mod common;
+
+use common::{text, Daemon};
+use rtl_tasks::{formats::csv, Column, Table};
+use std::path::{Path, PathBuf};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create example copy");
+    for entry in std::fs::read_dir(from).expect("read example").flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy example file");
+        }
+    }
+}
+
+fn read_csv(path: &Path) -> Table {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    csv::read(&text, b',', &path.display().to_string()).expect("parse csv")
+}
+
+fn assert_close(example: &str, got: &Table, want: &Table) {
+    assert_eq!(got.schema(), want.schema(), "{example}: columns");
+    assert_eq!(got.rows(), want.rows(), "{example}: rows");
+    for ((name, g), (_, w)) in got.iter().zip(want.iter()) {
+        match (g, w) {
+            (Column::Float64(g), Column::Float64(w)) => {
+                for (row, (a, b)) in g.iter().zip(w.iter()).enumerate() {
+                    let same = (a.is_nan() && b.is_nan())
+                        || a == b
+                        || (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+                    assert!(same, "{example}: {name}[{row}] = {a}, expected {b}");
+                }
+            }
+            _ => assert_eq!(g, w, "{example}: {name}"),
+        }
+    }
+}
+
+#[test]
+fn every_example_gives_its_expected_result() {
+    let daemon = Daemon::start("examples");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut ran = Vec::new();
+    for entry in std::fs::read_dir(&root).expect("examples dir").flatten() {
+        let expected = entry.path().join("expected.csv");
+        if !expected.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // A copy, so jobs that write files write them in the scratch dir.
+        let copy = daemon.home.scratch.0.join(&name);
+        copy_dir(&entry.path(), &copy);
+        let out = copy.join("result.csv");
+        let run = daemon.rtl(&[
+            "run",
+            "--connect",
+            copy.join("job.json").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "{name}: {}", text(&run));
+        assert_close(&name, &read_csv(&out), &read_csv(&expected));
+        ran.push(name);
+    }
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            "arithmetic",
+            "files",
+            "grouping",
+            "pipeline",
+            "quickstart",
+            "rows",
+            "statistics"
+        ]
+    );
+}
