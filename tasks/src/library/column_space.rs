@@ -62,32 +62,26 @@ pub(crate) fn linspace(start: f64, stop: f64, n: usize) -> Array1<f64> {
 
 /// The maximum, nan if any value is nan (as numpy.max); nan when empty.
 pub(crate) fn nan_max(values: &Array1<f64>) -> f64 {
-    values
-        .iter()
-        .copied()
-        .reduce(|a, b| {
-            if a.is_nan() || b.is_nan() {
-                f64::NAN
-            } else {
-                a.max(b)
-            }
-        })
-        .unwrap_or(f64::NAN)
+    extreme(values, |v, m| v > m)
 }
 
 /// The minimum, nan if any value is nan (as numpy.min); nan when empty.
 pub(crate) fn nan_min(values: &Array1<f64>) -> f64 {
+    extreme(values, |v, m| v < m)
+}
+
+/// The value that beats every other by `better`. The nan check is a
+/// separate pass so that both loops stay branch-free and vectorize.
+fn extreme(values: &Array1<f64>, better: impl Fn(f64, f64) -> bool) -> f64 {
+    let Some(&first) = values.first() else {
+        return f64::NAN;
+    };
+    if values.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
     values
         .iter()
-        .copied()
-        .reduce(|a, b| {
-            if a.is_nan() || b.is_nan() {
-                f64::NAN
-            } else {
-                a.min(b)
-            }
-        })
-        .unwrap_or(f64::NAN)
+        .fold(first, |m, &v| if better(v, m) { v } else { m })
 }
 
 #[cfg(test)]

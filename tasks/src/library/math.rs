@@ -2,7 +2,7 @@
 //! the square root of column `a`, as float64. Following IEEE and numpy, the
 //! log of 0 is -inf and of a negative is nan; so is the root of a negative.
 
-use super::operand::at;
+use super::operand::{at, map};
 use crate::{kwargs, Column, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,7 +38,7 @@ pub(crate) struct Operation {
 fn unary(mut table: Table, args: &Value, op: impl Fn(f64) -> f64 + Copy) -> Result<Table, String> {
     let Kwargs { operations } = kwargs(args)?;
     for (i, o) in operations.into_iter().enumerate() {
-        let out = table.numeric(&o.a).map_err(at(i))?.mapv(op);
+        let out = map(table.numeric(&o.a).map_err(at(i))?.as_ref(), op);
         table
             .set_column(o.column, Column::Float64(out))
             .map_err(at(i))?;

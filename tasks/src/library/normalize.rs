@@ -13,6 +13,7 @@
 
 use super::average::mean;
 use super::column_space::{nan_max, nan_min};
+use super::operand::map;
 use crate::{kwargs, Column, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
@@ -72,14 +73,14 @@ fn run(mut table: Table, args: &Value) -> Result<Table, String> {
 
 fn squash(c: &Array1<f64>) -> Array1<f64> {
     let (mn, avg) = (nan_min(c), mean(c));
-    let clipped = c.mapv(|v| if v > 2.0 * avg { 2.0 * avg } else { v });
+    let clipped = map(c, |v| if v > 2.0 * avg { 2.0 * avg } else { v });
     let mx = nan_max(&clipped);
-    clipped.mapv(|v| (v - mn) / mx * 100.0)
+    map(&clipped, |v| (v - mn) / mx * 100.0)
 }
 
 fn percent_of_max(c: &Array1<f64>) -> Array1<f64> {
     let (mn, mx) = (nan_min(c), nan_max(c));
-    c.mapv(|v| (v - mn) / (mx - mn) * 100.0)
+    map(c, |v| (v - mn) / (mx - mn) * 100.0)
 }
 
 fn distance_from_mean(c: &Array1<f64>, weight: f64) -> Array1<f64> {

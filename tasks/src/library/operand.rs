@@ -63,12 +63,24 @@ pub(crate) fn combine(
     op: impl Fn(f64, f64) -> f64,
 ) -> Array1<f64> {
     match (a, b) {
-        (Values::Array(a), Values::Array(b)) => Zip::from(a.as_ref())
-            .and(b.as_ref())
-            .map_collect(|&x, &y| op(x, y)),
-        (Values::Array(a), Values::Scalar(s)) => a.mapv(|x| op(x, *s)),
-        (Values::Scalar(s), Values::Array(b)) => b.mapv(|y| op(*s, y)),
+        (Values::Array(a), Values::Array(b)) => match (a.as_slice(), b.as_slice()) {
+            // Plain slices let the compiler vectorize the loop.
+            (Some(x), Some(y)) => x.iter().zip(y).map(|(x, y)| op(*x, *y)).collect(),
+            _ => Zip::from(a.as_ref())
+                .and(b.as_ref())
+                .map_collect(|&x, &y| op(x, y)),
+        },
+        (Values::Array(a), Values::Scalar(s)) => map(a, |x| op(x, *s)),
+        (Values::Scalar(s), Values::Array(b)) => map(b, |y| op(*s, y)),
         (Values::Scalar(x), Values::Scalar(y)) => Array1::from_elem(rows, op(*x, *y)),
+    }
+}
+
+/// `f` over every value, through a slice when the array is contiguous.
+pub(crate) fn map(a: &Array1<f64>, f: impl Fn(f64) -> f64) -> Array1<f64> {
+    match a.as_slice() {
+        Some(x) => x.iter().map(|v| f(*v)).collect(),
+        None => a.mapv(f),
     }
 }
 

@@ -2,8 +2,8 @@
 //! unless `descending` is true. The sort is stable (rows with equal values
 //! keep their order) and nan comes last either way.
 
-use super::keys::cmp_rows;
-use crate::{kwargs, Column, Table, TaskSpec};
+use super::keys::{cmp_rows, radix_keys, radix_order};
+use crate::{kwargs, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -25,26 +25,26 @@ struct Kwargs {
 fn run(table: Table, args: &Value) -> Result<Table, String> {
     let Kwargs { column, descending } = kwargs(args)?;
     let key = table.require(&column)?;
-    let mut order: Vec<usize> = (0..table.rows()).collect();
-    if descending {
-        order.sort_by(|&i, &j| match (is_nan(key, i), is_nan(key, j)) {
-            (false, false) => cmp_rows(key, j, i),
-            _ => cmp_rows(key, i, j),
-        });
-    } else {
-        order.sort_by(|&i, &j| cmp_rows(key, i, j));
-    }
+    // Numbers sort by radix (linear time, stable); text and bools compare.
+    let order = match radix_keys(key, descending) {
+        Some(keys) => radix_order(&keys),
+        None => {
+            let mut order: Vec<usize> = (0..table.rows()).collect();
+            if descending {
+                order.sort_by(|&i, &j| cmp_rows(key, j, i));
+            } else {
+                order.sort_by(|&i, &j| cmp_rows(key, i, j));
+            }
+            order
+        }
+    };
     Ok(table.take(&order))
-}
-
-fn is_nan(column: &Column, i: usize) -> bool {
-    matches!(column, Column::Float64(a) if a[i].is_nan())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Context;
+    use crate::{Column, Context};
     use ndarray::array;
     use serde_json::json;
     use std::path::Path;
@@ -74,6 +74,39 @@ mod tests {
         assert_eq!(
             sorted(json!({"column": "x", "descending": true})).expect("desc"),
             [4, 0, 3, 2, 1]
+        );
+    }
+
+    #[test]
+    fn text_sorts_both_ways() {
+        let t = Table::from_columns(vec![(
+            "s".into(),
+            Column::Utf8(ndarray::array![
+                "b".to_string(),
+                "a".to_string(),
+                "c".to_string()
+            ]),
+        )])
+        .expect("table");
+        let ctx = Context::new(Path::new("."));
+        let up = (SPEC.kernel)(t.clone(), &json!({"column": "s"}), &ctx).expect("asc");
+        assert_eq!(
+            up.column("s"),
+            Some(&Column::Utf8(ndarray::array![
+                "a".to_string(),
+                "b".to_string(),
+                "c".to_string()
+            ]))
+        );
+        let down =
+            (SPEC.kernel)(t, &json!({"column": "s", "descending": true}), &ctx).expect("desc");
+        assert_eq!(
+            down.column("s"),
+            Some(&Column::Utf8(ndarray::array![
+                "c".to_string(),
+                "b".to_string(),
+                "a".to_string()
+            ]))
         );
     }
 

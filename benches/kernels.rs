@@ -1,0 +1,106 @@
+//! Task kernels over whole columns, in ns per row, next to numpy doing the
+//! same on the same machine (benches/numpy_kernels.py prints that side).
+//!
+//! `cargo bench --bench kernels` (RTL_BENCH_ROWS sets the row count,
+//! default 10,000,000; CSV reading uses a tenth of it).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::Array1;
+use rtl_tasks::{formats, lookup, Column, Context, Table};
+use serde_json::{json, Value};
+use std::hint::black_box;
+use std::path::Path;
+
+fn rows() -> usize {
+    std::env::var("RTL_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000)
+}
+
+/// Deterministic pseudo-random floats in [0, 1000).
+fn values(n: usize, seed: u64) -> Array1<f64> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    Array1::from_iter((0..n).map(|_| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 1000.0
+    }))
+}
+
+fn table(n: usize) -> Table {
+    Table::from_columns(vec![
+        ("a".into(), Column::Float64(values(n, 1))),
+        ("b".into(), Column::Float64(values(n, 2))),
+        ("k".into(), Column::Int64(values(n, 3).mapv(|v| v as i64))),
+    ])
+    .expect("bench table")
+}
+
+fn task(c: &mut Criterion, name: &str, task: &str, kwargs: Value, input: &Table) {
+    let spec = lookup(task).expect("task exists");
+    let ctx = Context::new(Path::new("."));
+    let mut group = c.benchmark_group("kernels");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(input.rows() as u64));
+    group.bench_function(BenchmarkId::new(name, input.rows()), |b| {
+        b.iter_batched(
+            || input.clone(),
+            |t| black_box((spec.kernel)(t, &kwargs, &ctx).expect("kernel")),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn kernels(c: &mut Criterion) {
+    let n = rows();
+    let input = table(n);
+    task(
+        c,
+        "add",
+        "add",
+        json!({"operations": [{"a": "a", "b": "b", "column": "c"}]}),
+        &input,
+    );
+    task(
+        c,
+        "divide_scalar",
+        "divide",
+        json!({"operations": [{"a": "a", "b": 3.5, "column": "c"}]}),
+        &input,
+    );
+    task(
+        c,
+        "filter_gt",
+        "filter",
+        json!({"operations": [{"column": "a", "method": "gt", "value": 500.0}]}),
+        &input,
+    );
+    task(
+        c,
+        "normalize_squash",
+        "normalize",
+        json!({"model": "Squash", "columns": ["a"]}),
+        &input,
+    );
+    task(c, "sort_float", "sort", json!({"column": "a"}), &input);
+
+    let small = table(n / 10);
+    let mut text = Vec::new();
+    formats::csv::write(&small, b',', &mut text).expect("csv text");
+    let text = String::from_utf8(text).expect("utf8");
+    let mut group = c.benchmark_group("kernels");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(small.rows() as u64));
+    group.bench_function(BenchmarkId::new("csv_read", small.rows()), |b| {
+        b.iter(|| black_box(formats::csv::read(&text, b',', "bench.csv").expect("read")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);

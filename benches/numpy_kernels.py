@@ -1,0 +1,57 @@
+"""numpy's side of benches/kernels.rs: the same operations on the same sizes,
+printed as ns per row. Run: python3 benches/numpy_kernels.py [ROWS]"""
+
+import io
+import sys
+import time
+
+import numpy as np
+
+n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
+rng = np.random.default_rng(1)
+a = rng.random(n) * 1000
+b = rng.random(n) * 1000
+k = (rng.random(n) * 1000).astype(np.int64)
+
+
+def best(f, rows, repeat=5):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return min(times) / rows * 1e9
+
+
+def squash(c):
+    mn, avg = c.min(), c.mean()
+    clipped = np.where(c > 2 * avg, 2 * avg, c)
+    return (clipped - mn) / clipped.max() * 100
+
+
+def filter_gt():
+    m = a > 500.0
+    return a[m], b[m], k[m]
+
+
+def sort_rows():
+    order = np.argsort(a, kind="stable")
+    return a[order], b[order], k[order]
+
+
+small = n // 10
+buf = io.StringIO()
+np.savetxt(buf, np.column_stack([a[:small], b[:small], k[:small]]), delimiter=",", header="a,b,k", comments="")
+text = buf.getvalue()
+
+rows = [
+    ("add", best(lambda: a + b, n)),
+    ("divide_scalar", best(lambda: a / 3.5, n)),
+    ("filter_gt", best(filter_gt, n)),
+    ("normalize_squash", best(lambda: squash(a), n)),
+    ("sort_float", best(sort_rows, n, repeat=2)),
+    ("csv_read (np.loadtxt)", best(lambda: np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1), small, repeat=1)),
+]
+print(f"numpy {np.__version__}, {n} rows (csv: {small})")
+for name, ns in rows:
+    print(f"{name:<24} {ns:8.2f} ns/row")
