@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 use std::hint::black_box;
 use std::path::Path;
 
+#[global_allocator]
+static ALLOC: rtl_tasks::alloc::HugePageAlloc = rtl_tasks::alloc::HugePageAlloc;
+
 fn rows() -> usize {
     std::env::var("RTL_BENCH_ROWS")
         .ok()

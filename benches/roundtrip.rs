@@ -10,6 +10,9 @@ use rtl_client::Transform;
 use rtl_dsl::Plan;
 use std::time::{Duration, Instant};
 
+#[global_allocator]
+static ALLOC: rtl_tasks::alloc::HugePageAlloc = rtl_tasks::alloc::HugePageAlloc;
+
 fn main() {
     let rounds: usize = std::env::var("RTL_BENCH_ROUNDS")
         .ok()

@@ -5,6 +5,10 @@
 
 mod commands;
 
+// Large columns get huge pages: see rtl_tasks::alloc.
+#[global_allocator]
+static ALLOC: rtl_tasks::alloc::HugePageAlloc = rtl_tasks::alloc::HugePageAlloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

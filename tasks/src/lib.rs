@@ -10,6 +10,7 @@
 //! This crate knows nothing about processes, sockets or the cache: the same
 //! code runs in a task node, in the embedded mode and in unit tests.
 
+pub mod alloc;
 pub mod formats;
 mod library;
 pub mod table;

@@ -86,7 +86,7 @@ pub(crate) fn radix_order(keys: &[u64]) -> Vec<usize> {
         for k in keys {
             counts[(k >> shift) as usize & 0xffff] += 1;
         }
-        if counts.iter().any(|c| *c == n) {
+        if counts.contains(&n) {
             continue; // one digit for all: this pass would not move anything
         }
         let mut total = 0;

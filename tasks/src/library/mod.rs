@@ -56,3 +56,200 @@ pub(crate) static TASKS: &[TaskSpec] = &[
     write::SPEC,
     simple_plot::SPEC,
 ];
+
+#[cfg(test)]
+mod edge_cases {
+    //! Every task that reads columns, on the tables that break naive code:
+    //! empty, one row, nan, a missing column, a wrong-typed column. None may
+    //! panic; each answer is either a table or an error naming the column.
+
+    use super::TASKS;
+    use crate::{run_stage, Column, Context, Table};
+    use ndarray::{array, Array1};
+    use rtl_dsl::{Stage, TaskCall};
+    use serde_json::{json, Value};
+    use std::path::Path;
+
+    /// Kwargs for each task, reading column `x` (and `y` where it needs two).
+    fn calls() -> Vec<(&'static str, Value)> {
+        vec![
+            (
+                "add",
+                json!({"operations": [{"a": "x", "b": "y", "column": "z"}]}),
+            ),
+            (
+                "subtract",
+                json!({"operations": [{"a": "x", "b": 1, "column": "z"}]}),
+            ),
+            (
+                "multiply",
+                json!({"operations": [{"a": "x", "b": "y", "column": "z"}]}),
+            ),
+            (
+                "divide",
+                json!({"operations": [{"a": "x", "b": "y", "column": "z"}]}),
+            ),
+            (
+                "power",
+                json!({"operations": [{"a": "x", "b": 2, "column": "z"}]}),
+            ),
+            ("log", json!({"operations": [{"a": "x", "column": "z"}]})),
+            (
+                "square_root",
+                json!({"operations": [{"a": "x", "column": "z"}]}),
+            ),
+            (
+                "average",
+                json!({"operations": [{"a": "x", "column": "z"}]}),
+            ),
+            (
+                "cross_average",
+                json!({"operations": [{"columns": ["x", "y"], "column": "z"}]}),
+            ),
+            (
+                "cross_max",
+                json!({"operations": [{"columns": ["x", "y"], "column": "z"}]}),
+            ),
+            (
+                "filter",
+                json!({"operations": [{"column": "x", "method": "gt", "value": 0}]}),
+            ),
+            ("normalize", json!({"model": "Squash", "columns": ["x"]})),
+            (
+                "normalize",
+                json!({"model": "DistanceFromMean", "columns": ["x"], "weight": 0.2}),
+            ),
+            (
+                "classify_static",
+                json!({"operations": [{"a": ["x", "y"], "column": "z"}]}),
+            ),
+            ("column_space", json!({"column": "x", "space": "log"})),
+            (
+                "histogram",
+                json!({"operations": [{"a": "x", "bins": 4, "column": "z"}]}),
+            ),
+            (
+                "regression",
+                json!({"operations": [{"x": "x", "y": "y", "model": "Linear"}]}),
+            ),
+            ("sort", json!({"column": "x", "descending": true})),
+            ("unique", json!({"a": "x"})),
+            (
+                "group_by",
+                json!({"by": ["x"], "aggregations": [{"a": "y", "op": "mean", "column": "m"}]}),
+            ),
+            ("select", json!({"columns": ["x"]})),
+            ("rename", json!({"columns": {"x": "z"}})),
+            (
+                "simple_plot",
+                json!({"plots": {"p": [{"x": "y", "y": "x"}]}}),
+            ),
+        ]
+    }
+
+    fn table(x: Column, y: Array1<f64>) -> Table {
+        Table::from_columns(vec![("x".into(), x), ("y".into(), Column::Float64(y))]).expect("table")
+    }
+
+    fn run(name: &str, kwargs: &Value, input: Table) -> Result<Table, String> {
+        let stage = Stage {
+            tasks: vec![TaskCall {
+                name: name.into(),
+                kwargs: kwargs.clone(),
+            }],
+        };
+        run_stage(4, &stage, input, &Context::new(Path::new(".")), &mut |_| {})
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_column_task_is_covered() {
+        let covered: Vec<&str> = calls().iter().map(|(n, _)| *n).collect();
+        let skipped = ["null", "head", "open", "open_array", "write"]; // read no column
+        for task in TASKS {
+            assert!(
+                covered.contains(&task.name) || skipped.contains(&task.name),
+                "{} has no edge cases",
+                task.name
+            );
+        }
+    }
+
+    #[test]
+    fn empty_one_row_and_nan_tables_never_panic() {
+        let inputs = [
+            ("empty", table(Column::Float64(array![]), array![])),
+            ("one row", table(Column::Float64(array![2.0]), array![3.0])),
+            (
+                "nan",
+                table(
+                    Column::Float64(array![1.0, f64::NAN, 3.0]),
+                    array![f64::NAN, 1.0, 2.0],
+                ),
+            ),
+            (
+                "ints",
+                table(Column::Int64(array![3, -1, 3]), array![0.5, 0.5, 1.5]),
+            ),
+        ];
+        for (name, kwargs) in calls() {
+            for (label, input) in &inputs {
+                match run(name, &kwargs, input.clone()) {
+                    Ok(out) => assert!(out.rows() <= input.rows().max(1), "{name} on {label}"),
+                    Err(e) => assert!(
+                        e.starts_with(&format!("stage 4, task {name}:")),
+                        "{name} on {label}: {e}"
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_column_is_named_with_the_columns_there_are() {
+        for (name, kwargs) in calls() {
+            let input = Table::from_columns(vec![("w".into(), Column::Float64(array![1.0]))])
+                .expect("table");
+            let err = run(name, &kwargs, input).expect_err(name);
+            assert!(
+                err.contains("no column `") && err.contains("available columns: w (float64)"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_text_column_where_numbers_are_needed_is_named() {
+        let numeric_only = [
+            "add",
+            "subtract",
+            "multiply",
+            "divide",
+            "power",
+            "log",
+            "square_root",
+            "average",
+            "cross_average",
+            "cross_max",
+            "normalize",
+            "column_space",
+            "histogram",
+            "regression",
+        ];
+        for (name, kwargs) in calls()
+            .into_iter()
+            .filter(|(n, _)| numeric_only.contains(n))
+        {
+            let input = Table::from_columns(vec![
+                (
+                    "x".into(),
+                    Column::Utf8(array!["a".to_string(), "b".to_string()]),
+                ),
+                ("y".into(), Column::Float64(array![1.0, 2.0])),
+            ])
+            .expect("table");
+            let err = run(name, &kwargs, input).expect_err(name);
+            assert!(err.contains("column `x` is utf8"), "{name}: {err}");
+        }
+    }
+}
