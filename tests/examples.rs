@@ -72,6 +72,7 @@ fn every_example_gives_its_expected_result() {
         ran,
         [
             "arithmetic",
+            "distinct",
             "files",
             "grouping",
             "pipeline",
