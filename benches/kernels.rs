@@ -2,7 +2,7 @@
 //! same on the same machine (benches/numpy_kernels.py prints that side).
 //!
 //! `cargo bench --bench kernels` (RTL_BENCH_ROWS sets the row count,
-//! default 10,000,000; CSV reading uses a tenth of it).
+//! default 10,000,000).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array1;
@@ -92,14 +92,13 @@ fn kernels(c: &mut Criterion) {
     );
     task(c, "sort_float", "sort", json!({"column": "a"}), &input);
 
-    let small = table(n / 10);
     let mut text = Vec::new();
-    formats::csv::write(&small, b',', &mut text).expect("csv text");
+    formats::csv::write(&input, b',', &mut text).expect("csv text");
     let text = String::from_utf8(text).expect("utf8");
     let mut group = c.benchmark_group("kernels");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(small.rows() as u64));
-    group.bench_function(BenchmarkId::new("csv_read", small.rows()), |b| {
+    group.throughput(Throughput::Elements(input.rows() as u64));
+    group.bench_function(BenchmarkId::new("csv_read", input.rows()), |b| {
         b.iter(|| black_box(formats::csv::read(&text, b',', "bench.csv").expect("read")))
     });
     group.finish();
