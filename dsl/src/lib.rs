@@ -1,20 +1,27 @@
 //! DSDSL, the rtl job language, parsed into a typed [`Plan`].
 //!
-//! A job is a JSON object of ordered stages; each stage is an ordered list of
-//! task calls with keyword arguments:
+//! A job is a JSON (or TOML) object of ordered stages; each stage is an
+//! ordered list of task calls with keyword arguments:
 //!
 //! ```json
-//! {"0": {"tasks": {"open_array": {"filename": "data", "path": "."}}},
-//!  "1": {"tasks": {"null": {}}}}
+//! {"params": {"day": "monday"},
+//!  "0": {"tasks": {"open_array": {"filename": "log_${day}", "path": "."}}},
+//!  "1": {"tasks": [{"null": {}}, {"null": {}}]}}
 //! ```
 //!
-//! This crate owns the syntax: stage order, task order, where a job came from
-//! (so relative paths resolve against the job file's directory). It does not
-//! know which tasks exist or what their kwargs mean; the task library checks
-//! those when it runs a call.
+//! This crate owns the syntax: stage order, task order, parameters, where a
+//! job came from (relative paths resolve against the job file's directory)
+//! and where in the text each stage, task and field was written, so that
+//! every [`Problem`] can point at it. It does not know which tasks exist or
+//! what their kwargs mean: the task library checks those.
+
+mod tree;
+
+pub use tree::{parse_json, Kind, Node, Pos};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +32,9 @@ pub struct Plan {
     /// Directory that relative paths inside the job resolve against: the job
     /// file's directory, or the working directory for jobs given as text.
     pub base_dir: PathBuf,
+    /// The file (or `<string>`, `<stdin>`) the job came from; not sent.
+    #[serde(skip)]
+    pub origin: String,
 }
 
 /// One stage: its tasks run in order on the stage's input table.
@@ -39,254 +49,671 @@ pub struct TaskCall {
     pub name: String,
     /// Keyword arguments as a JSON object; the task decodes them.
     pub kwargs: Value,
+    /// Where the call and its fields were written; not sent.
+    #[serde(skip)]
+    pub written: Option<Written>,
 }
 
-/// A problem with a job's text, naming where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DslError {
-    /// The file (or `<string>`) the job came from.
-    pub origin: String,
-    /// Stage key, when the problem is inside a stage.
+/// Positions of a task call in its job's text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Written {
+    /// The task name.
+    pub at: Option<Pos>,
+    /// Every field below the kwargs, by path (`operations[0].b`).
+    pub fields: Vec<(String, Pos)>,
+}
+
+impl TaskCall {
+    /// A call built in code (no text behind it).
+    pub fn new(name: impl Into<String>, kwargs: Value) -> TaskCall {
+        TaskCall {
+            name: name.into(),
+            kwargs,
+            written: None,
+        }
+    }
+
+    /// Where `field` (a path such as `operations[0].b`, or a prefix of one)
+    /// was written, else where the call was.
+    pub fn position(&self, field: Option<&str>) -> Option<Pos> {
+        let written = self.written.as_ref()?;
+        field
+            .and_then(|f| {
+                let mut f = f;
+                loop {
+                    if let Some((_, at)) = written.fields.iter().find(|(p, _)| p == f) {
+                        return Some(*at);
+                    }
+                    // Fall back to the nearest enclosing field.
+                    f = &f[..f.rfind(['.', '['])?];
+                }
+            })
+            .or(written.at)
+    }
+}
+
+/// Something wrong with a job, naming where it is as closely as known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub file: String,
     pub stage: Option<String>,
-    /// Task name, when the problem is inside a task call.
     pub task: Option<String>,
-    /// Line and column, when the parser knows them.
-    pub position: Option<(usize, usize)>,
+    pub field: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
     pub message: String,
 }
 
-impl fmt::Display for DslError {
+impl Problem {
+    /// A problem with the job as a whole.
+    pub fn in_file(file: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            file: file.to_string(),
+            stage: None,
+            task: None,
+            field: None,
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(mut self, at: Option<Pos>) -> Problem {
+        if let Some(at) = at {
+            self.line = Some(at.line);
+            self.column = Some(at.column);
+        }
+        self
+    }
+
+    pub fn stage(mut self, stage: impl ToString) -> Problem {
+        self.stage = Some(stage.to_string());
+        self
+    }
+
+    pub fn task(mut self, task: &str) -> Problem {
+        self.task = Some(task.to_string());
+        self
+    }
+
+    pub fn field(mut self, field: Option<String>) -> Problem {
+        self.field = field;
+        self
+    }
+}
+
+impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.origin)?;
-        if let Some((l, c)) = self.position {
+        write!(f, "{}", self.file)?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
             write!(f, ":{l}:{c}")?;
         }
+        let mut place = Vec::new();
         if let Some(s) = &self.stage {
-            write!(f, ": stage {s}")?;
+            place.push(format!("stage {s}"));
         }
         if let Some(t) = &self.task {
-            write!(f, ", task {t}")?;
+            place.push(format!("task {t}"));
+        }
+        if let Some(x) = &self.field {
+            place.push(format!("field {x}"));
+        }
+        if !place.is_empty() {
+            write!(f, ": {}", place.join(", "))?;
         }
         write!(f, ": {}", self.message)
     }
 }
 
-impl std::error::Error for DslError {}
+impl std::error::Error for Problem {}
+
+/// Every problem found in a job, in the order they appear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl From<Problem> for Problems {
+    fn from(p: Problem) -> Problems {
+        Problems(vec![p])
+    }
+}
+
+/// The notations a job file can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Json,
+    Toml,
+}
+
+impl Syntax {
+    /// By extension: `.toml` is TOML, anything else JSON.
+    pub fn of(path: &Path) -> Syntax {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Syntax::Toml,
+            _ => Syntax::Json,
+        }
+    }
+}
+
+/// Values given on the command line for a job's parameters (`--set k=v`).
+pub type Params = [(String, String)];
 
 impl Plan {
-    /// Reads and parses a job file; relative paths in it resolve against the
-    /// file's directory.
-    pub fn from_file(path: &Path) -> Result<Plan, DslError> {
+    /// Reads and parses a job file (`-` reads JSON from stdin); relative
+    /// paths in it resolve against the file's directory.
+    pub fn from_file(path: &Path) -> Result<Plan, Problems> {
+        Plan::from_file_with(path, &[])
+    }
+
+    /// [`Plan::from_file`] with parameter values.
+    pub fn from_file_with(path: &Path, params: &Params) -> Result<Plan, Problems> {
+        if path == Path::new("-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+                Problem::in_file("<stdin>", format!("cannot read the job from stdin: {e}"))
+            })?;
+            let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            return Plan::parse_with(&text, Syntax::Json, "<stdin>", here, params);
+        }
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| DslError {
-            message: format!("cannot read job file: {e}"),
-            ..DslError::at(&origin)
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Problem::in_file(&origin, format!("cannot read the job file: {e}")))?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
         let base_dir = match dir {
             Some(d) => d.canonicalize().unwrap_or_else(|_| d.to_path_buf()),
             None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         };
-        Plan::parse(&text, &origin, base_dir)
+        Plan::parse_with(&text, Syntax::of(path), &origin, base_dir, params)
     }
 
-    /// Parses a job from JSON text. `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Plan, DslError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| DslError {
-            position: Some((e.line(), e.column())),
-            message: format!("not valid JSON: {e}"),
-            ..DslError::at(origin)
-        })?;
-        Plan::from_value(&value, origin, base_dir)
+    /// Parses a JSON job from text. `origin` names it in problems.
+    pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Plan, Problems> {
+        Plan::parse_with(text, Syntax::Json, origin, base_dir, &[])
     }
 
-    /// Builds a plan from an already parsed JSON value.
-    pub fn from_value(value: &Value, origin: &str, base_dir: PathBuf) -> Result<Plan, DslError> {
-        let err = |stage: Option<&str>, message: String| DslError {
-            stage: stage.map(str::to_string),
-            message,
-            ..DslError::at(origin)
-        };
-        let stage_values: Vec<(String, &Value)> = match value {
-            Value::Object(map) => ordered_stages(map).map_err(|m| err(None, m))?,
-            Value::Array(list) => list
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i.to_string(), v))
-                .collect(),
-            other => {
-                return Err(err(
-                    None,
-                    format!(
-                        "a job is an object of stages (\"0\", \"1\", ...) or a list of stages, found {}",
-                        kind(other)
-                    ),
-                ))
+    /// Parses a job in `syntax` with parameter values.
+    pub fn parse_with(
+        text: &str,
+        syntax: Syntax,
+        origin: &str,
+        base_dir: PathBuf,
+        params: &Params,
+    ) -> Result<Plan, Problems> {
+        let root = match syntax {
+            Syntax::Json => parse_json(text).map_err(|e| {
+                Problem::in_file(origin, format!("not valid JSON: {}", e.message)).at(Some(e.at))
+            })?,
+            Syntax::Toml => {
+                let value: Value = toml::from_str(text).map_err(|e| {
+                    let at = e.span().map(|span| position_of(text, span.start));
+                    Problem::in_file(origin, format!("not valid TOML: {}", e.message())).at(at)
+                })?;
+                Node::from_value(&value)
             }
         };
-        if stage_values.is_empty() {
-            return Err(err(None, "the job has no stages".into()));
-        }
-        let stages = stage_values
-            .into_iter()
-            .map(|(key, v)| {
-                parse_stage(v).map_err(|(task, m)| DslError {
-                    task,
-                    ..err(Some(&key), m)
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Plan { stages, base_dir })
+        Plan::from_node(&root, origin, base_dir, params)
     }
 
-    /// A plan of one stage with the given calls; handy for code that builds jobs.
+    /// Builds a plan from a parsed tree: stages in order, parameters filled.
+    pub fn from_node(
+        root: &Node,
+        origin: &str,
+        base_dir: PathBuf,
+        params: &Params,
+    ) -> Result<Plan, Problems> {
+        let mut problems = Vec::new();
+        let problem = |message: String| Problem::in_file(origin, message);
+        let Kind::Object(entries) = &root.kind else {
+            let stages = match &root.kind {
+                Kind::Array(items) => items.iter().enumerate().map(|(i, n)| (i.to_string(), n.at, n)).collect(),
+                _ => {
+                    return Err(problem(format!(
+                        "a job is an object of stages (\"0\", \"1\", ...) or a list of stages, found {}",
+                        root.describe()
+                    ))
+                    .at(root.at)
+                    .into())
+                }
+            };
+            return build(
+                stages,
+                &Values::new(origin, None, params, &mut problems),
+                origin,
+                base_dir,
+                problems,
+            );
+        };
+        let mut declared = None;
+        let mut listed = None;
+        let mut numbered = Vec::new();
+        for (key, at, value) in entries {
+            match key.as_str() {
+                "params" => declared = Some(value),
+                "stages" => listed = Some(value),
+                _ => numbered.push((key.clone(), *at, value)),
+            }
+        }
+        let values = Values::new(origin, declared, params, &mut problems);
+        let stages = match listed {
+            Some(list) => {
+                if let Some((key, at, _)) = numbered.first() {
+                    problems.push(
+                        problem(format!(
+                            "stage key {key:?} next to \"stages\": give the stages one way"
+                        ))
+                        .at(*at),
+                    );
+                }
+                match &list.kind {
+                    Kind::Array(items) => items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| (i.to_string(), n.at, n))
+                        .collect(),
+                    _ => {
+                        problems.push(
+                            problem(format!(
+                                "\"stages\" is a list of stages, found {}",
+                                list.describe()
+                            ))
+                            .at(list.at),
+                        );
+                        Vec::new()
+                    }
+                }
+            }
+            None => ordered_stages(numbered, origin, &mut problems),
+        };
+        build(stages, &values, origin, base_dir, problems)
+    }
+
+    /// A plan of one stage with the given calls.
     pub fn single_stage(tasks: Vec<TaskCall>, base_dir: PathBuf) -> Plan {
-        Plan {
-            stages: vec![Stage { tasks }],
-            base_dir,
+        Plan::builder(base_dir).stage(tasks).build()
+    }
+
+    /// Starts building a plan in code.
+    pub fn builder(base_dir: impl Into<PathBuf>) -> PlanBuilder {
+        PlanBuilder {
+            plan: Plan {
+                stages: Vec::new(),
+                base_dir: base_dir.into(),
+                origin: "<code>".into(),
+            },
         }
     }
 }
 
-impl DslError {
-    fn at(origin: &str) -> DslError {
-        DslError {
-            origin: origin.to_string(),
-            stage: None,
-            task: None,
-            position: None,
-            message: String::new(),
+/// Builds a [`Plan`] in code:
+///
+/// ```
+/// use rtl_dsl::{Plan, TaskCall};
+/// use serde_json::json;
+/// let plan = Plan::builder(".")
+///     .task("open_array", json!({"filename": "sensors"}))
+///     .then()
+///     .task("filter", json!({"operations": [{"column": "ok", "method": "eq", "value": true}]}))
+///     .build();
+/// assert_eq!(plan.stages.len(), 2);
+/// ```
+pub struct PlanBuilder {
+    plan: Plan,
+}
+
+impl PlanBuilder {
+    /// Appends a task to the current (last) stage, opening one if needed.
+    pub fn task(mut self, name: &str, kwargs: Value) -> PlanBuilder {
+        if self.plan.stages.is_empty() {
+            self.plan.stages.push(Stage { tasks: Vec::new() });
         }
+        if let Some(stage) = self.plan.stages.last_mut() {
+            stage.tasks.push(TaskCall::new(name, kwargs));
+        }
+        self
     }
+
+    /// Opens the next stage.
+    pub fn then(mut self) -> PlanBuilder {
+        self.plan.stages.push(Stage { tasks: Vec::new() });
+        self
+    }
+
+    /// Appends a whole stage.
+    pub fn stage(mut self, tasks: Vec<TaskCall>) -> PlanBuilder {
+        self.plan.stages.push(Stage { tasks });
+        self
+    }
+
+    pub fn build(self) -> Plan {
+        self.plan
+    }
+}
+
+/// Line and column of byte `offset` in `text`.
+fn position_of(text: &str, offset: usize) -> Pos {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Pos { line, column }
 }
 
 /// Stage keys must be exactly "0".."n-1"; returns the stages in that order.
-fn ordered_stages(map: &Map<String, Value>) -> Result<Vec<(String, &Value)>, String> {
-    let mut numbered: Vec<(usize, &String, &Value)> = Vec::with_capacity(map.len());
-    for (key, v) in map {
-        let n: usize = key
-            .parse()
+fn ordered_stages<'a>(
+    entries: Vec<(String, Option<Pos>, &'a Node)>,
+    origin: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, Option<Pos>, &'a Node)> {
+    let mut numbered: BTreeMap<usize, (String, Option<Pos>, &'a Node)> = BTreeMap::new();
+    for (key, at, node) in entries {
+        let n = key
+            .parse::<usize>()
             .ok()
-            .filter(|_| !key.starts_with('+') && (key == "0" || !key.starts_with('0')))
-            .ok_or_else(|| {
-                format!(
-                    "stage key {key:?} is not a stage number; stages are keyed \"0\", \"1\", ..."
+            .filter(|_| key == "0" || !key.starts_with(['0', '+']));
+        match n {
+            None => problems.push(
+                Problem::in_file(
+                    origin,
+                    format!("{key:?} is not a stage number; stages are keyed \"0\", \"1\", ... (or give \"params\" and \"stages\")"),
                 )
-            })?;
-        numbered.push((n, key, v));
-    }
-    numbered.sort_by_key(|(n, _, _)| *n);
-    for (expected, (n, _, _)) in numbered.iter().enumerate() {
-        if *n != expected {
-            return Err(format!(
-                "stage \"{expected}\" is missing: stage keys must run \"0\" to \"{}\" without gaps",
-                numbered.len() - 1
-            ));
+                .at(at),
+            ),
+            Some(n) if numbered.contains_key(&n) => problems.push(
+                Problem::in_file(origin, format!("stage \"{n}\" is written twice; each stage key appears once")).at(at),
+            ),
+            Some(n) => {
+                numbered.insert(n, (key, at, node));
+            }
         }
     }
-    Ok(numbered
-        .into_iter()
-        .map(|(_, k, v)| (k.clone(), v))
-        .collect())
-}
-
-fn parse_stage(v: &Value) -> Result<Stage, (Option<String>, String)> {
-    let Some(obj) = v.as_object() else {
-        return Err((
-            None,
+    let count = numbered.len();
+    if let Some(missing) = (0..count).find(|i| !numbered.contains_key(i)) {
+        problems.push(Problem::in_file(
+            origin,
             format!(
-                "a stage is an object with a \"tasks\" key, found {}",
-                kind(v)
+                "stage \"{missing}\" is missing: stage keys must run \"0\" to \"{}\" without gaps",
+                count - 1
             ),
         ));
-    };
-    if let Some(extra) = obj.keys().find(|k| *k != "tasks") {
-        return Err((
-            None,
-            format!("unknown stage key {extra:?}; a stage has only \"tasks\""),
-        ));
     }
-    let tasks = match obj.get("tasks") {
-        None => return Err((None, "the stage has no \"tasks\"".into())),
-        Some(Value::Object(tasks)) => tasks
-            .iter()
-            .map(|(name, kwargs)| call(name, kwargs))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|item| match item.as_object() {
-                Some(one) if one.len() == 1 => {
-                    let (name, kwargs) = one.iter().next().expect("len checked");
-                    call(name, kwargs)
-                }
-                _ => Err((
-                    None,
-                    "each entry of a \"tasks\" list is an object with exactly one task name".into(),
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(other) => {
-            return Err((
-                None,
+    numbered.into_values().collect()
+}
+
+fn build(
+    stages: Vec<(String, Option<Pos>, &Node)>,
+    values: &Values,
+    origin: &str,
+    base_dir: PathBuf,
+    mut problems: Vec<Problem>,
+) -> Result<Plan, Problems> {
+    if stages.is_empty() && problems.is_empty() {
+        problems.push(Problem::in_file(origin, "the job has no stages"));
+    }
+    let mut built = Vec::with_capacity(stages.len());
+    for (key, at, node) in stages {
+        let here =
+            |message: String, at: Option<Pos>| Problem::in_file(origin, message).stage(&key).at(at);
+        let Kind::Object(entries) = &node.kind else {
+            problems.push(here(
                 format!(
-                    "\"tasks\" is an object of task name to kwargs, found {}",
-                    kind(other)
+                    "a stage is an object with a \"tasks\" key, found {}",
+                    node.describe()
                 ),
-            ))
+                node.at.or(at),
+            ));
+            continue;
+        };
+        let mut tasks_node = None;
+        for (k, k_at, v) in entries {
+            if k == "tasks" {
+                tasks_node = Some(v);
+            } else {
+                problems.push(here(
+                    format!("unknown stage key {k:?}; a stage has only \"tasks\""),
+                    *k_at,
+                ));
+            }
         }
-    };
-    if tasks.is_empty() {
-        return Err((None, "the stage has no tasks".into()));
+        let Some(tasks_node) = tasks_node else {
+            problems.push(here("the stage has no \"tasks\"".into(), at));
+            continue;
+        };
+        let calls: Vec<(&String, Option<Pos>, &Node)> = match &tasks_node.kind {
+            Kind::Object(entries) => entries.iter().map(|(k, a, v)| (k, *a, v)).collect(),
+            Kind::Array(items) => items
+                .iter()
+                .filter_map(|item| match &item.kind {
+                    Kind::Object(one) if one.len() == 1 => one.first().map(|(k, a, v)| (k, *a, v)),
+                    _ => {
+                        problems.push(here(
+                            "each entry of a \"tasks\" list is an object with exactly one task name".into(),
+                            item.at,
+                        ));
+                        None
+                    }
+                })
+                .collect(),
+            _ => {
+                problems.push(here(
+                    format!("\"tasks\" is an object of task name to kwargs, found {}", tasks_node.describe()),
+                    tasks_node.at,
+                ));
+                continue;
+            }
+        };
+        if calls.is_empty() {
+            problems.push(here("the stage has no tasks".into(), tasks_node.at));
+        }
+        let mut tasks = Vec::with_capacity(calls.len());
+        for (name, name_at, kwargs) in calls {
+            let kwargs = match &kwargs.kind {
+                Kind::Object(_) => values.fill(kwargs, &key, name, &mut problems),
+                Kind::Null => Node {
+                    at: kwargs.at,
+                    kind: Kind::Object(Vec::new()),
+                },
+                _ => {
+                    problems.push(
+                        here(
+                            format!("kwargs must be an object, found {}", kwargs.describe()),
+                            kwargs.at,
+                        )
+                        .task(name),
+                    );
+                    continue;
+                }
+            };
+            tasks.push(TaskCall {
+                name: name.clone(),
+                kwargs: kwargs.to_value(),
+                written: Some(Written {
+                    at: name_at,
+                    fields: kwargs.paths(),
+                }),
+            });
+        }
+        built.push(Stage { tasks });
     }
-    Ok(Stage { tasks })
+    if problems.is_empty() {
+        Ok(Plan {
+            stages: built,
+            base_dir,
+            origin: origin.to_string(),
+        })
+    } else {
+        Err(Problems(problems))
+    }
 }
 
-fn call(name: &str, kwargs: &Value) -> Result<TaskCall, (Option<String>, String)> {
-    let kwargs = match kwargs {
-        Value::Object(_) => kwargs.clone(),
-        Value::Null => Value::Object(Map::new()),
-        other => {
-            return Err((
-                Some(name.to_string()),
-                format!("kwargs must be an object, found {}", kind(other)),
-            ))
+/// A job's parameters: declared defaults overridden by `--set` values.
+struct Values {
+    origin: String,
+    values: BTreeMap<String, Option<Value>>,
+}
+
+impl Values {
+    fn new(
+        origin: &str,
+        declared: Option<&Node>,
+        given: &Params,
+        problems: &mut Vec<Problem>,
+    ) -> Values {
+        let mut values = BTreeMap::new();
+        match declared.map(|d| (&d.kind, d)) {
+            None => {}
+            Some((Kind::Object(entries), _)) => {
+                for (name, _, default) in entries {
+                    let value = match default.kind {
+                        Kind::Null => None,
+                        _ => Some(default.to_value()),
+                    };
+                    values.insert(name.clone(), value);
+                }
+            }
+            Some((_, node)) => problems.push(
+                Problem::in_file(
+                    origin,
+                    format!(
+                        "\"params\" is an object of name to default, found {}",
+                        node.describe()
+                    ),
+                )
+                .at(node.at),
+            ),
         }
-    };
-    Ok(TaskCall {
-        name: name.to_string(),
-        kwargs,
-    })
-}
+        for (name, raw) in given {
+            if !values.contains_key(name) {
+                let known: Vec<&str> = values.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "the job declares none".to_string()
+                } else {
+                    format!("the job declares {}", known.join(", "))
+                };
+                problems.push(Problem::in_file(
+                    origin,
+                    format!("--set {name}: unknown parameter; {known}"),
+                ));
+                continue;
+            }
+            // `--set n=5` gives a number, `--set on=true` a boolean; text stays text.
+            let value = serde_json::from_str::<Value>(raw)
+                .ok()
+                .filter(|v| !v.is_object() && !v.is_array())
+                .unwrap_or_else(|| Value::String(raw.clone()));
+            values.insert(name.clone(), Some(value));
+        }
+        Values {
+            origin: origin.to_string(),
+            values,
+        }
+    }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+    /// `node` with every `${name}` in its strings replaced.
+    fn fill(&self, node: &Node, stage: &str, task: &str, problems: &mut Vec<Problem>) -> Node {
+        let kind = match &node.kind {
+            Kind::String(s) if s.contains("${") => match self.substitute(s) {
+                Ok(kind) => kind,
+                Err(message) => {
+                    problems.push(
+                        Problem::in_file(&self.origin, message)
+                            .stage(stage)
+                            .task(task)
+                            .at(node.at),
+                    );
+                    node.kind.clone()
+                }
+            },
+            Kind::Array(items) => Kind::Array(
+                items
+                    .iter()
+                    .map(|n| self.fill(n, stage, task, problems))
+                    .collect(),
+            ),
+            Kind::Object(entries) => Kind::Object(
+                entries
+                    .iter()
+                    .map(|(k, at, v)| (k.clone(), *at, self.fill(v, stage, task, problems)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        };
+        Node { at: node.at, kind }
+    }
+
+    fn substitute(&self, text: &str) -> Result<Kind, String> {
+        let lookup = |name: &str| -> Result<&Value, String> {
+            match self.values.get(name) {
+                Some(Some(v)) => Ok(v),
+                Some(None) => Err(format!(
+                    "parameter `{name}` has no default; give it with --set {name}=VALUE"
+                )),
+                None if self.values.is_empty() => Err(format!(
+                    "`${{{name}}}` names a parameter, but the job declares no \"params\""
+                )),
+                None => Err(format!(
+                    "unknown parameter `{name}`; the job declares {}",
+                    self.values
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        };
+        // A string that is one placeholder takes the parameter's own type.
+        if let Some(name) = text
+            .strip_prefix("${")
+            .and_then(|t| t.strip_suffix('}'))
+            .filter(|n| !n.contains(['$', '{', '}']))
+        {
+            return Ok(Node::from_value(lookup(name)?).kind);
+        }
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("`${{` in {text:?} is never closed with `}}`"))?;
+            match lookup(&after[..end])? {
+                Value::String(s) => out.push_str(s),
+                other => out.push_str(&other.to_string()),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(Kind::String(out))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn parse(text: &str) -> Result<Plan, DslError> {
+    fn parse(text: &str) -> Result<Plan, Problems> {
         Plan::parse(text, "job.json", PathBuf::from("/jobs"))
+    }
+
+    fn messages(result: Result<Plan, Problems>) -> Vec<String> {
+        result
+            .expect_err("problems")
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
     fn stages_run_in_numeric_order_and_tasks_in_written_order() {
-        let plan = parse(
-            r#"{"1": {"tasks": {"b": {}, "a": {"x": 1}}}, "0": {"tasks": {"null": {}}},
-                "2": {"tasks": {}}, "3": {"tasks": {"z": {}}}, "4": {"tasks": {"z": {}}},
-                "5": {"tasks": {"z": {}}}, "6": {"tasks": {"z": {}}}, "7": {"tasks": {"z": {}}},
-                "8": {"tasks": {"z": {}}}, "9": {"tasks": {"z": {}}}, "10": {"tasks": {"last": {}}}}"#,
-        );
-        let err = plan.expect_err("empty stage 2");
-        assert_eq!(err.stage.as_deref(), Some("2"));
         let plan =
             parse(r#"{"1": {"tasks": {"b": {}, "a": {"x": 1}}}, "0": {"tasks": {"null": {}}}}"#)
                 .expect("parse");
@@ -305,31 +732,149 @@ mod tests {
     fn list_forms_allow_repeated_tasks() {
         let plan = parse(r#"[{"tasks": [{"add": {}}, {"add": {}}]}]"#).expect("parse");
         assert_eq!(plan.stages[0].tasks.len(), 2);
+        let plan = parse(r#"{"stages": [{"tasks": {"null": {}}}]}"#).expect("stages key");
+        assert_eq!(plan.stages.len(), 1);
     }
 
     #[test]
-    fn gaps_and_bad_keys_are_named() {
-        let err = parse(r#"{"0": {"tasks": {"null": {}}}, "2": {"tasks": {"null": {}}}}"#)
-            .expect_err("gap");
-        assert!(err.message.contains("stage \"1\" is missing"), "{err}");
-        let err = parse(r#"{"first": {"tasks": {"null": {}}}}"#).expect_err("bad key");
-        assert!(err.message.contains("\"first\""), "{err}");
-        let err = parse(r#"{"00": {"tasks": {"null": {}}}}"#).expect_err("leading zero");
-        assert!(err.message.contains("\"00\""), "{err}");
+    fn gaps_duplicates_and_bad_keys_are_all_reported() {
+        let found = messages(parse("{\"0\": {\"tasks\": {\"null\": {}}},\n \"0\": {\"tasks\": {}},\n \"first\": {}, \"3\": {\"tasks\": {\"null\": {}}}}"));
+        assert_eq!(
+            found,
+            [
+                "job.json:2:2: stage \"0\" is written twice; each stage key appears once",
+                "job.json:3:2: \"first\" is not a stage number; stages are keyed \"0\", \"1\", ... (or give \"params\" and \"stages\")",
+                "job.json: stage \"1\" is missing: stage keys must run \"0\" to \"1\" without gaps",
+            ]
+        );
     }
 
     #[test]
     fn json_errors_carry_line_and_column() {
-        let err = parse("{\n  \"0\": {\"tasks\": }\n}").expect_err("syntax");
-        assert_eq!(err.position.map(|(line, _)| line), Some(2));
-        assert!(err.to_string().starts_with("job.json:2:"), "{err}");
+        let found = messages(parse("{\n  \"0\": {\"tasks\": }\n}"));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("job.json:2:18: not valid JSON: expected a value"),
+            "{found:?}"
+        );
     }
 
     #[test]
-    fn kwargs_must_be_objects() {
-        let err = parse(r#"{"0": {"tasks": {"add": [1]}}}"#).expect_err("kwargs");
-        assert_eq!(err.task.as_deref(), Some("add"));
-        assert_eq!(err.stage.as_deref(), Some("0"));
-        assert!(err.to_string().contains("stage 0, task add"), "{err}");
+    fn kwargs_must_be_objects_and_fields_have_positions() {
+        let found = messages(parse(r#"{"0": {"tasks": {"add": [1]}}}"#));
+        assert_eq!(
+            found,
+            ["job.json:1:25: stage 0, task add: kwargs must be an object, found a list"]
+        );
+        let plan = parse(
+            "{\"0\": {\"tasks\": {\"add\": {\"operations\": [\n  {\"a\": \"x\", \"b\": 1}]}}}}",
+        )
+        .expect("parse");
+        let call = &plan.stages[0].tasks[0];
+        assert_eq!(
+            call.position(Some("operations[0].b")),
+            Some(Pos {
+                line: 2,
+                column: 14
+            })
+        );
+        assert_eq!(
+            call.position(Some("operations[0].zz")),
+            Some(Pos { line: 2, column: 3 }),
+            "nearest enclosing field"
+        );
+        assert_eq!(
+            call.position(None),
+            Some(Pos {
+                line: 1,
+                column: 18
+            })
+        );
+    }
+
+    #[test]
+    fn parameters_fill_strings_and_keep_types() {
+        let text = r#"{"params": {"day": "mon", "n": 3, "who": null},
+            "0": {"tasks": {"head": {"n": "${n}", "label": "log_${day}_${n}"}}}}"#;
+        let plan = Plan::parse_with(
+            text,
+            Syntax::Json,
+            "p.json",
+            PathBuf::new(),
+            &[("who".into(), "ada".into())],
+        )
+        .expect("parse");
+        assert_eq!(
+            plan.stages[0].tasks[0].kwargs,
+            json!({"n": 3, "label": "log_mon_3"})
+        );
+        let plan = Plan::parse_with(
+            text,
+            Syntax::Json,
+            "p.json",
+            PathBuf::new(),
+            &[("n".into(), "7".into()), ("who".into(), "x".into())],
+        )
+        .expect("parse");
+        assert_eq!(plan.stages[0].tasks[0].kwargs["n"], json!(7));
+    }
+
+    #[test]
+    fn parameter_mistakes_are_named() {
+        let unset = r#"{"params": {"day": null}, "0": {"tasks": {"null": {"x": "${day}"}}}}"#;
+        assert_eq!(
+            messages(Plan::parse_with(unset, Syntax::Json, "p.json", PathBuf::new(), &[])),
+            ["p.json:1:57: stage 0, task null: parameter `day` has no default; give it with --set day=VALUE"]
+        );
+        let unknown = r#"{"params": {"day": "mon"}, "0": {"tasks": {"null": {"x": "${dya}"}}}}"#;
+        assert_eq!(
+            messages(Plan::parse_with(
+                unknown,
+                Syntax::Json,
+                "p.json",
+                PathBuf::new(),
+                &[("hour".into(), "1".into())]
+            )),
+            [
+                "p.json: --set hour: unknown parameter; the job declares day",
+                "p.json:1:58: stage 0, task null: unknown parameter `dya`; the job declares day"
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_jobs() {
+        let text = "[params]\nsite = \"north\"\n\n[0.tasks.open_array]\nfilename = \"${site}\"\n\n[1.tasks.null]\n";
+        let plan =
+            Plan::parse_with(text, Syntax::Toml, "job.toml", PathBuf::new(), &[]).expect("toml");
+        assert_eq!(plan.stages.len(), 2);
+        assert_eq!(plan.stages[0].tasks[0].kwargs, json!({"filename": "north"}));
+        let found = messages(Plan::parse_with(
+            "[0.tasks\n",
+            Syntax::Toml,
+            "bad.toml",
+            PathBuf::new(),
+            &[],
+        ));
+        assert!(found[0].starts_with("bad.toml:1:"), "{found:?}");
+    }
+
+    #[test]
+    fn builder_makes_the_same_plan_as_text() {
+        let built = Plan::builder("/jobs")
+            .task("null", json!({}))
+            .then()
+            .task("add", json!({"operations": []}))
+            .build();
+        let parsed =
+            parse(r#"{"0": {"tasks": {"null": {}}}, "1": {"tasks": {"add": {"operations": []}}}}"#)
+                .expect("parse");
+        let strip = |p: &Plan| {
+            p.stages
+                .iter()
+                .flat_map(|s| s.tasks.iter().map(|t| (t.name.clone(), t.kwargs.clone())))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&built), strip(&parsed));
     }
 }

@@ -234,10 +234,7 @@ mod tests {
         Stage {
             tasks: calls
                 .iter()
-                .map(|(n, k)| TaskCall {
-                    name: n.to_string(),
-                    kwargs: k.clone(),
-                })
+                .map(|(n, k)| TaskCall::new(*n, k.clone()))
                 .collect(),
         }
     }

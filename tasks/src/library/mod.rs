@@ -153,10 +153,7 @@ mod edge_cases {
 
     fn run(name: &str, kwargs: &Value, input: Table) -> Result<Table, String> {
         let stage = Stage {
-            tasks: vec![TaskCall {
-                name: name.into(),
-                kwargs: kwargs.clone(),
-            }],
+            tasks: vec![TaskCall::new(name, kwargs.clone())],
         };
         run_stage(4, &stage, input, &Context::new(Path::new(".")), &mut |_| {})
             .map_err(|e| e.to_string())
