@@ -46,19 +46,40 @@ enum Command {
     /// List the tasks a job can use.
     #[command(visible_alias = "plugins")]
     Tasks,
-    /// Run a job file and wait for its result.
+    /// Run job files, one after another, and wait for their results.
     ///
-    /// Uses the running daemon; when none answers, runs the job embedded in
-    /// this process (and says so), unless --connect is given.
+    /// Every file is checked first (as `rtl check` does); a job with a
+    /// problem is not sent. Uses the running daemon; when none answers, runs
+    /// the jobs embedded in this process (and says so), unless --connect is
+    /// given.
     Run {
-        /// The job file (JSON).
-        file: PathBuf,
-        /// Write the result table here; the format follows the extension (.csv).
+        /// Job files (.json or .toml; `-` reads JSON from stdin).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Give a job parameter a value: `--set day=monday` fills `${day}`.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Write the result table here (one job only); the format follows the
+        /// extension: .csv, .npz, .json or .dat.
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
         /// Fail instead of running embedded when no daemon answers.
         #[arg(long)]
         connect: bool,
+    },
+    /// Check job files without running them: syntax, tasks, kwargs and the
+    /// columns each task will see. Exits 0 when clean, 1 with every problem
+    /// listed.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Give a job parameter a value, as `rtl run` does.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Print the problems as a JSON list of {file, stage, task, field,
+        /// line, column, message}.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the effective settings and where each came from.
     Config,
@@ -74,6 +95,14 @@ enum Command {
         #[arg(long)]
         foreground: bool,
     },
+}
+
+/// `NAME=VALUE` for `--set`.
+fn parse_param(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got {raw:?}")),
+    }
 }
 
 fn main() -> ExitCode {

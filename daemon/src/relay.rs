@@ -211,8 +211,15 @@ impl Relay {
                 "a job with this id is already running".into(),
             );
         }
-        if let Err(e) = rtl_tasks::check_task_names(&plan) {
-            return self.reply_error(&route, job_id, Some((e.stage as u32, e.task)), e.message);
+        // Clients check jobs before sending them; one that did not still
+        // gets nothing past the relay that cannot decode.
+        if let Some(p) = rtl_tasks::check_calls(&plan).into_iter().next() {
+            let stage = p.stage.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let message = match &p.field {
+                Some(field) => format!("field {field}: {}", p.message),
+                None => p.message,
+            };
+            return self.reply_error(&route, job_id, p.task.map(|t| (stage, t)), message);
         }
         let plan_key = self.store_plan(&plan);
         let lifespan = env.header.lifespan;

@@ -1,5 +1,6 @@
 //! One file per subcommand; each takes the loaded settings.
 
+mod check;
 mod config;
 mod run;
 mod serve;
@@ -38,7 +39,17 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Status { json } => status::run(config, json),
         Command::Tasks => tasks::run(),
-        Command::Run { file, out, connect } => run::run(config, &file, out.as_deref(), connect),
+        Command::Run {
+            files,
+            params,
+            out,
+            connect,
+        } => run::run(config, &files, &params, out.as_deref(), connect),
+        Command::Check {
+            files,
+            params,
+            json,
+        } => check::run(&files, &params, json),
         Command::Config => config::run(&loaded),
         Command::Serve { .. } => unreachable!("handled above"),
     }

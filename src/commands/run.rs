@@ -6,7 +6,7 @@ use rtl_config::Config;
 use rtl_dsl::Plan;
 use rtl_tasks::formats::{self, Format};
 use rtl_tasks::{Column, Table};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -15,11 +15,15 @@ const PREVIEW_ROWS: usize = 5;
 
 pub fn run(
     config: &Config,
-    file: &Path,
+    files: &[PathBuf],
+    params: &[(String, String)],
     out: Option<&Path>,
     connect: bool,
 ) -> Result<ExitCode, String> {
     if let Some(out) = out {
+        if files.len() > 1 {
+            return Err("--out takes one job file; give each job a `write` task instead".into());
+        }
         let format = Format::of(out).map_err(|e| format!("--out {e}"))?;
         if !format.writable() {
             return Err(format!(
@@ -28,7 +32,27 @@ pub fn run(
             ));
         }
     }
-    let plan = Plan::from_file(file).map_err(|e| e.to_string())?;
+    // Every job is checked before any is sent: a mistake in the third file
+    // should not surface after the first two have run.
+    let mut plans = Vec::with_capacity(files.len());
+    let mut problems = Vec::new();
+    for file in files {
+        match Plan::from_file_with(file, params) {
+            Ok(plan) => {
+                problems.extend(rtl_tasks::check(&plan));
+                plans.push(plan);
+            }
+            Err(found) => problems.extend(found.0),
+        }
+    }
+    if !problems.is_empty() {
+        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(format!(
+            "nothing was run; {} problem(s):\n{}",
+            problems.len(),
+            listed.join("\n")
+        ));
+    }
     let mut transform = match Transform::connect(config) {
         Ok(t) => t,
         Err(Error::NoDaemon { endpoint, reason }) if !connect => {
@@ -37,20 +61,25 @@ pub fn run(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let started = Instant::now();
-    let table = transform
-        .execute_with(&plan, None, &mut |event| match (&event.message, event.ms) {
-            (Some(message), _) => println!("{}: {message}", event.task),
-            (None, None) => println!("Running: {}", event.task),
-            (None, Some(ms)) => println!("Completed: {ms:.3} ms {}", event.task),
-        })
-        .map_err(|e| format!("job {} failed: {e}", file.display()))?;
-    println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
-    if let Some(out) = out {
-        formats::write(&table, out, b',')?;
-        println!("Wrote {} rows to {}", table.rows(), out.display());
+    for (file, plan) in files.iter().zip(&plans) {
+        if files.len() > 1 {
+            println!("== {}", file.display());
+        }
+        let started = Instant::now();
+        let table = transform
+            .execute_with(plan, None, &mut |event| match (&event.message, event.ms) {
+                (Some(message), _) => println!("{}: {message}", event.task),
+                (None, None) => println!("Running: {}", event.task),
+                (None, Some(ms)) => println!("Completed: {ms:.3} ms {}", event.task),
+            })
+            .map_err(|e| format!("job {} failed: {e}", file.display()))?;
+        println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
+        if let Some(out) = out {
+            formats::write(&table, out, b',')?;
+            println!("Wrote {} rows to {}", table.rows(), out.display());
+        }
+        print_preview(&table);
     }
-    print_preview(&table);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,10 +11,12 @@
 //! code runs in a task node, in the embedded mode and in unit tests.
 
 pub mod alloc;
+mod check;
 pub mod formats;
 mod library;
 pub mod table;
 
+pub use check::{check, check_calls};
 pub use table::{Column, DType, Table};
 
 use rtl_dsl::Stage;
@@ -31,6 +33,9 @@ use std::time::{Duration, Instant};
 pub struct Context<'a> {
     /// Directory relative paths in kwargs resolve against.
     pub base_dir: &'a Path,
+    /// True while a job is checked on a sample of its data: tasks then skip
+    /// the checks that depend on the values (a fit's row count, say).
+    pub checking: bool,
     notes: RefCell<Vec<String>>,
 }
 
@@ -38,6 +43,7 @@ impl<'a> Context<'a> {
     pub fn new(base_dir: &'a Path) -> Context<'a> {
         Context {
             base_dir,
+            checking: false,
             notes: RefCell::new(Vec::new()),
         }
     }
@@ -70,7 +76,31 @@ pub struct TaskSpec {
     /// One line for `rtl tasks`.
     pub about: &'static str,
     pub kernel: Kernel,
+    /// Decodes the kwargs into the task's kwargs struct, nothing more: what
+    /// the relay can check without the data.
+    pub check: fn(&Value) -> Result<(), String>,
+    pub role: Role,
 }
+
+/// How a task is checked before a job runs (see [`check`]).
+pub enum Role {
+    /// Reads its input's columns and makes a table of them: checked by
+    /// running its kernel on a sample of the input.
+    Transform,
+    /// Makes a table from a file: checked from a sample of the file (its
+    /// header and first rows, or its `.meta`). `reads` names the file, so a
+    /// check can follow a file an earlier task of the same job writes.
+    Source {
+        sample: fn(&Value, &Context) -> Result<Table, String>,
+        reads: Option<FileOf>,
+    },
+    /// Writes the table to the file it names and passes the table on:
+    /// checked by its kwargs only, never run early.
+    Writes(FileOf),
+}
+
+/// The file a call reads or writes, from its kwargs.
+pub type FileOf = fn(&Value, &Context) -> Result<PathBuf, String>;
 
 /// Every built-in task, in the order `rtl tasks` lists them.
 pub fn registry() -> &'static [TaskSpec] {
@@ -171,22 +201,6 @@ pub fn run_stage(
     Ok(table)
 }
 
-/// Checks every call of every stage names a known task.
-pub fn check_task_names(plan: &rtl_dsl::Plan) -> Result<(), TaskError> {
-    for (index, stage) in plan.stages.iter().enumerate() {
-        for call in &stage.tasks {
-            if lookup(&call.name).is_none() {
-                return Err(TaskError {
-                    stage: index,
-                    task: call.name.clone(),
-                    message: unknown_task_message(&call.name),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 fn unknown_task_message(name: &str) -> String {
     let mut candidates: Vec<(usize, &str)> = registry()
         .iter()
@@ -201,6 +215,16 @@ fn unknown_task_message(name: &str) -> String {
         }
         None => format!("unknown task `{name}` (`rtl tasks` lists the tasks rtl has)"),
     }
+}
+
+/// The candidate nearest to `name` by edit distance, if one is near enough
+/// to be a likely misspelling.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= c.len().max(name.len()) / 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -219,9 +243,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Decodes a call's kwargs into the task's kwargs struct.
+/// Decodes a call's kwargs into the task's kwargs struct. The error names
+/// the field: `bad kwargs at `operations[0].method`: unknown variant ...`.
 pub(crate) fn kwargs<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
-    T::deserialize(value).map_err(|e| format!("bad kwargs: {e}"))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path.is_empty() || path == "." {
+            format!("bad kwargs: {}", e.inner())
+        } else {
+            format!("bad kwargs at `{path}`: {}", e.inner())
+        }
+    })
+}
+
+/// [`TaskSpec::check`] for a task whose kwargs struct is `T`.
+pub(crate) fn decodes<T: DeserializeOwned>(value: &Value) -> Result<(), String> {
+    kwargs::<T>(value).map(|_| ())
 }
 
 #[cfg(test)]

@@ -146,8 +146,11 @@ impl Table {
     /// The column called `name`, or an error naming it and listing the
     /// columns there are.
     pub fn require(&self, name: &str) -> Result<&Column, String> {
-        self.column(name)
-            .ok_or_else(|| format!("no column `{name}`; {}", self.describe_columns()))
+        self.column(name).ok_or_else(|| {
+            let hint = crate::closest(name, self.names())
+                .map_or(String::new(), |c| format!(" did you mean {c}?"));
+            format!("no column `{name}`;{hint} {}", self.describe_columns())
+        })
     }
 
     /// The column called `name` as float64, or an error when it is missing

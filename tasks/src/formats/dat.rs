@@ -22,6 +22,25 @@ pub(crate) fn write_meta(fields: &[(String, String)]) -> String {
     base64_encode(literal.as_bytes())
 }
 
+/// Bytes of one record with `fields`.
+pub(crate) fn record_size(fields: &[(String, String)], origin: &str) -> Result<usize, String> {
+    fields
+        .iter()
+        .map(|(name, descr)| {
+            Scalar::parse(descr)
+                .map(Scalar::size)
+                .map_err(|e| format!("{origin}: field `{name}`: {e}"))
+        })
+        .sum::<Result<usize, String>>()
+        .and_then(|n| {
+            if n == 0 {
+                Err(format!("{origin}: the records have no bytes"))
+            } else {
+                Ok(n)
+            }
+        })
+}
+
 /// Decodes a record array with `fields` into a table.
 pub(crate) fn decode(
     bytes: &[u8],

@@ -63,9 +63,51 @@ fn meta_path(path: &Path) -> PathBuf {
 
 /// Reads the table at `path`, by extension. `delimiter` applies to csv.
 pub fn read(path: &Path, delimiter: u8) -> Result<Table, String> {
+    load(path, delimiter, None)
+}
+
+/// How much of a file [`sample`] reads.
+pub const SAMPLE_BYTES: usize = 1 << 20;
+
+/// The first rows of the table at `path` (about its first MiB): its columns
+/// and their types without reading it all. Checks use it.
+pub fn sample(path: &Path, delimiter: u8) -> Result<Table, String> {
+    load(path, delimiter, Some(SAMPLE_BYTES))
+}
+
+/// The first `limit` bytes of a file (all of it when None), and whether
+/// that is all of it.
+fn head(path: &Path, limit: Option<usize>) -> Result<(Vec<u8>, bool), String> {
+    let fail = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(fail)?;
+    let mut bytes = Vec::new();
+    match limit {
+        None => std::io::Read::read_to_end(&mut std::io::BufReader::new(file), &mut bytes)
+            .map_err(fail)?,
+        Some(n) => {
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, n as u64 + 1), &mut bytes)
+                .map_err(fail)?
+        }
+    };
+    let whole = limit.is_none_or(|n| bytes.len() <= n);
+    if let Some(n) = limit {
+        bytes.truncate(n);
+    }
+    Ok((bytes, whole))
+}
+
+/// Cuts a partial text read back to its last whole line.
+pub(crate) fn whole_lines(mut bytes: Vec<u8>, whole: bool) -> Vec<u8> {
+    if !whole {
+        let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        bytes.truncate(end);
+    }
+    bytes
+}
+
+fn load(path: &Path, delimiter: u8, limit: Option<usize>) -> Result<Table, String> {
     let origin = path.display().to_string();
     let format = Format::of(path)?;
-    let bytes = || std::fs::read(path).map_err(|e| format!("cannot read {origin}: {e}"));
     let meta = || -> Result<Option<Vec<(String, String)>>, String> {
         let meta = meta_path(path);
         match std::fs::read_to_string(&meta) {
@@ -76,7 +118,8 @@ pub fn read(path: &Path, delimiter: u8) -> Result<Table, String> {
     };
     match format {
         Format::Csv => {
-            let raw = bytes()?;
+            let (raw, whole) = head(path, limit)?;
+            let raw = whole_lines(raw, whole);
             let text = std::str::from_utf8(&raw).map_err(|e| {
                 format!("{origin}: not UTF-8 text (byte {}); is it really a CSV file?", e.valid_up_to())
             })?;
@@ -94,15 +137,21 @@ pub fn read(path: &Path, delimiter: u8) -> Result<Table, String> {
             let fields = meta()?.ok_or_else(|| {
                 format!("{origin}: a .dat file needs its .meta beside it ({} is missing)", meta_path(path).display())
             })?;
-            dat::decode(&bytes()?, &fields, &origin)
+            let (mut bytes, whole) = head(path, limit)?;
+            if !whole {
+                let record = dat::record_size(&fields, &origin)?;
+                bytes.truncate(bytes.len() / record * record);
+            }
+            dat::decode(&bytes, &fields, &origin)
         }
         Format::Npy => {
             let name = path.file_stem().map_or("values".into(), |s| s.to_string_lossy().into_owned());
-            npy::read_npy(&bytes()?, &name, &origin)
+            let (bytes, whole) = head(path, limit)?;
+            npy::read_npy(&bytes, &name, &origin, !whole)
         }
         Format::Npz => {
             let file = std::fs::File::open(path).map_err(|e| format!("cannot read {origin}: {e}"))?;
-            npy::read_npz(std::io::BufReader::new(file), &origin)
+            npy::read_npz(std::io::BufReader::new(file), &origin, limit)
         }
         Format::Json => Err(format!("{origin}: rtl writes .json tables but does not read them; use open with encoding for JSON lines")),
     }

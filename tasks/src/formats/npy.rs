@@ -8,8 +8,14 @@ use std::io::{Read, Seek, Write};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Decodes one `.npy` file; a plain array becomes the column `name`.
-pub(crate) fn read_npy(bytes: &[u8], name: &str, origin: &str) -> Result<Table, String> {
+/// Decodes one `.npy` file; a plain array becomes the column `name`. With
+/// `partial`, `bytes` is the start of the file and holds as many rows as fit.
+pub(crate) fn read_npy(
+    bytes: &[u8],
+    name: &str,
+    origin: &str,
+    partial: bool,
+) -> Result<Table, String> {
     let fail = |e: String| format!("{origin}: {e}");
     if !bytes.starts_with(MAGIC) || bytes.len() < 10 {
         return Err(fail("not a .npy file (no \\x93NUMPY header)".into()));
@@ -38,7 +44,7 @@ pub(crate) fn read_npy(bytes: &[u8], name: &str, origin: &str) -> Result<Table, 
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| fail(format!("bad shape {shape}"))))
         .collect::<Result<_, _>>()?;
-    let [rows] = dims[..] else {
+    let [mut rows] = dims[..] else {
         return Err(fail(format!(
             "the array has shape {shape}; rtl reads 1-D arrays"
         )));
@@ -53,6 +59,9 @@ pub(crate) fn read_npy(bytes: &[u8], name: &str, origin: &str) -> Result<Table, 
         .map(|(n, d)| Scalar::parse(d).map_err(|e| fail(format!("field `{n}`: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let record: usize = scalars.iter().map(|s| s.size()).sum();
+    if partial && record > 0 {
+        rows = rows.min(data.len() / record);
+    }
     if data.len() < rows * record {
         return Err(fail(format!(
             "{rows} rows need {} bytes of data, the file has {}",
@@ -97,20 +106,41 @@ pub(crate) fn write_npy(column: &Column) -> Vec<u8> {
     out
 }
 
-/// Reads every array of an `.npz` archive as a column named after its entry.
-pub(crate) fn read_npz(reader: impl Read + Seek, origin: &str) -> Result<Table, String> {
+/// Reads every array of an `.npz` archive as a column named after its
+/// entry; with `limit`, only the first `limit` bytes of each, and as many
+/// rows as every column has.
+pub(crate) fn read_npz(
+    reader: impl Read + Seek,
+    origin: &str,
+    limit: Option<usize>,
+) -> Result<Table, String> {
     let mut archive = zip::ZipArchive::new(reader)
         .map_err(|e| format!("{origin}: not a zip (.npz) archive: {e}"))?;
     let mut columns = Vec::new();
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| format!("{origin}: {e}"))?;
         let name = entry.name().trim_end_matches(".npy").to_string();
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("{origin}: entry {name}: {e}"))?;
-        let table = read_npy(&bytes, &name, &format!("{origin}: entry {name}.npy"))?;
+        let mut bytes = Vec::new();
+        let read = match limit {
+            Some(n) => (&mut entry).take(n as u64).read_to_end(&mut bytes),
+            None => entry.read_to_end(&mut bytes),
+        };
+        read.map_err(|e| format!("{origin}: entry {name}: {e}"))?;
+        let table = read_npy(
+            &bytes,
+            &name,
+            &format!("{origin}: entry {name}.npy"),
+            limit.is_some(),
+        )?;
         columns.extend(table.into_columns());
+    }
+    if limit.is_some() {
+        let rows = columns.iter().map(|(_, c)| c.len()).min().unwrap_or(0);
+        let keep: Vec<usize> = (0..rows).collect();
+        columns = columns
+            .into_iter()
+            .map(|(n, c)| (n, c.take(&keep)))
+            .collect();
     }
     Table::from_columns(columns).map_err(|e| format!("{origin}: {e}"))
 }
@@ -197,7 +227,7 @@ mod tests {
             bytes[10 + usize::from(u16::from_le_bytes([bytes[8], bytes[9]])) - 1],
             b'\n'
         );
-        let t = read_npy(&bytes, "v", "v.npy").expect("read");
+        let t = read_npy(&bytes, "v", "v.npy", false).expect("read");
         assert_eq!(t.column("v"), Some(&column));
     }
 
@@ -206,7 +236,7 @@ mod tests {
         let mut buf = Cursor::new(Vec::new());
         write_npz(&table(), &mut buf).expect("write");
         buf.set_position(0);
-        let back = read_npz(buf, "t.npz").expect("read");
+        let back = read_npz(buf, "t.npz", None).expect("read");
         assert_eq!(format!("{back:?}"), format!("{:?}", table()));
     }
 
@@ -220,7 +250,7 @@ mod tests {
         bytes.extend_from_slice(header.as_bytes());
         bytes.extend_from_slice(&7i32.to_le_bytes());
         bytes.extend_from_slice(&2.5f64.to_be_bytes());
-        let t = read_npy(&bytes, "ignored", "r.npy").expect("records");
+        let t = read_npy(&bytes, "ignored", "r.npy", false).expect("records");
         assert_eq!(t.column("a"), Some(&Column::Int64(array![7])));
         assert_eq!(t.column("b"), Some(&Column::Float64(array![2.5])));
         let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
@@ -228,9 +258,9 @@ mod tests {
         bytes.extend_from_slice(&[1, 0]);
         bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
         bytes.extend_from_slice(header.as_bytes());
-        let err = read_npy(&bytes, "m", "m.npy").expect_err("2-D");
+        let err = read_npy(&bytes, "m", "m.npy", false).expect_err("2-D");
         assert!(err.contains("shape (2, 2)"), "{err}");
-        assert!(read_npy(b"PK\x03\x04", "z", "z.npy")
+        assert!(read_npy(b"PK\x03\x04", "z", "z.npy", false)
             .expect_err("zip")
             .contains("not a .npy"));
     }

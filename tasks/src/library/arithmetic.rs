@@ -6,7 +6,7 @@
 //! is nan; neither is an error.
 
 use super::operand::{at, combine, Operand};
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,6 +15,8 @@ pub(crate) const ADD: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a + b (columns or numbers), float64",
     kernel: |t, a, _| arithmetic(t, a, |x, y| x + y),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 pub(crate) const SUBTRACT: TaskSpec = TaskSpec {
@@ -22,6 +24,8 @@ pub(crate) const SUBTRACT: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a - b (columns or numbers), float64",
     kernel: |t, a, _| arithmetic(t, a, |x, y| x - y),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 pub(crate) const MULTIPLY: TaskSpec = TaskSpec {
@@ -29,6 +33,8 @@ pub(crate) const MULTIPLY: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a * b (columns or numbers), float64",
     kernel: |t, a, _| arithmetic(t, a, |x, y| x * y),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 pub(crate) const DIVIDE: TaskSpec = TaskSpec {
@@ -36,6 +42,8 @@ pub(crate) const DIVIDE: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a / b (columns or numbers), float64; x/0 is inf or nan",
     kernel: |t, a, _| arithmetic(t, a, |x, y| x / y),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 pub(crate) const POWER: TaskSpec = TaskSpec {
@@ -43,6 +51,8 @@ pub(crate) const POWER: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a ** b (columns or numbers), float64",
     kernel: |t, a, _| arithmetic(t, a, f64::powf),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 
 use super::math::Kwargs;
 use super::operand::at;
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde_json::Value;
 
@@ -13,6 +13,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = mean of a, repeated on every row",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {

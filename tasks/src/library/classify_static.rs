@@ -6,7 +6,7 @@
 
 use super::keys::groups;
 use super::operand::at;
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -17,6 +17,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     about:
         "<column>Class: index of each row's key among the sorted distinct keys; <column>ClassCount",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@
 //! the same spaces.
 
 use super::keys::cmp_f64;
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,6 +15,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["columnSpace"],
     about: "<column>Space: logspace(0.001, 1, n), linspace(0, max, n) or the sorted values",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 //! over an axis do. `aggregate` is an alias of `cross_average`.
 
 use super::operand::at;
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::{Array1, Zip};
 use serde::Deserialize;
 use serde_json::Value;
@@ -14,6 +14,8 @@ pub(crate) const CROSS_AVERAGE: TaskSpec = TaskSpec {
     aliases: &["crossAverage", "aggregate"],
     about: "column = row-wise mean of the listed columns",
     kernel: |t, a, _| cross(t, a, Reduce::Mean),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
@@ -21,6 +23,8 @@ pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
     aliases: &["crossMax"],
     about: "column = row-wise maximum of the listed columns",
     kernel: |t, a, _| cross(t, a, Reduce::Max),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

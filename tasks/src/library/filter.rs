@@ -8,7 +8,7 @@
 //! exactly; a nan compares false with everything, so `ne` keeps it.
 
 use super::operand::at;
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 use std::cmp::Ordering;
@@ -18,6 +18,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["filterRows"],
     about: "keeps the rows where column <eq|ne|lt|le|gt|ge> value",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

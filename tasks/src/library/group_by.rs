@@ -6,7 +6,7 @@
 //! its sum, mean, min and max nan, as numpy's reductions do.
 
 use super::keys::{cmp_f64, groups};
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -16,6 +16,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["groupBy"],
     about: "one row per distinct key of the by columns, with sum/mean/min/max/count aggregations",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

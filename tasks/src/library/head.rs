@@ -1,6 +1,6 @@
 //! `head {n}`: the first `n` rows (all of them when there are fewer).
 
-use crate::{kwargs, Table, TaskSpec};
+use crate::{decodes, kwargs, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -9,6 +9,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "keeps the first n rows",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@
 
 use super::column_space::linspace;
 use super::operand::at;
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -16,6 +16,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = the first of bins+1 even edges (min..max of a) at or above each value",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 //! log of 0 is -inf and of a negative is nan; so is the root of a negative.
 
 use super::operand::{at, map};
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,6 +12,8 @@ pub(crate) const LOG: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = natural log of a, float64",
     kernel: |t, a, _| unary(t, a, f64::ln),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
@@ -19,6 +21,8 @@ pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
     aliases: &["squareRoot"],
     about: "column = square root of a, float64",
     kernel: |t, a, _| unary(t, a, f64::sqrt),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 /// `{operations: [{a, column}]}`, shared with `average`.

@@ -14,7 +14,7 @@
 use super::average::mean;
 use super::column_space::{nan_max, nan_min};
 use super::operand::map;
-use crate::{kwargs, Column, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,6 +24,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "<c>Normal for each column: Squash, PercentOfMax, DistanceFromMean or null",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! `null {}`: returns its input unchanged. Useful to move a table through the
 //! transport and to measure the transport itself.
 
-use crate::{kwargs, Context, Table, TaskSpec};
+use crate::{decodes, kwargs, Context, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -10,6 +10,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "identity: returns the table unchanged",
     kernel: run,
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

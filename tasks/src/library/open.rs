@@ -9,8 +9,8 @@
 //! file is one zlib stream.
 
 use super::write::delimiter_byte;
-use crate::formats::csv;
-use crate::{kwargs, Column, Context, Table, TaskSpec};
+use crate::formats::{self, csv};
+use crate::{decodes, kwargs, Column, Context, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,6 +22,11 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "reads <path>/<file>: delimited text or JSON lines, optionally zlib-compressed",
     kernel: run,
+    check: decodes::<Kwargs>,
+    role: Role::Source {
+        sample,
+        reads: None,
+    },
 };
 
 #[derive(Deserialize)]
@@ -39,19 +44,40 @@ struct Kwargs {
 }
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
+    load(args, ctx, None)
+}
+
+/// The file's first lines, for checking a job before it runs.
+fn sample(args: &Value, ctx: &Context) -> Result<Table, String> {
+    load(args, ctx, Some(formats::SAMPLE_BYTES))
+}
+
+/// The table in the file, or in its first `limit` bytes of text.
+fn load(args: &Value, ctx: &Context, limit: Option<usize>) -> Result<Table, String> {
     let args: Kwargs = kwargs(args)?;
     let path = ctx.resolve(&args.path.unwrap_or_default().join(&args.file));
     let origin = path.display().to_string();
-    let raw = std::fs::read(&path).map_err(|e| format!("cannot read {origin}: {e}"))?;
-    let bytes = if args.compression {
-        let mut out = Vec::new();
-        flate2::read::ZlibDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| format!("{origin}: not a zlib stream ({e}); is `compression` right?"))?;
-        out
+    let file = std::fs::File::open(&path).map_err(|e| format!("cannot read {origin}: {e}"))?;
+    let mut reader: Box<dyn Read> = if args.compression {
+        Box::new(flate2::read::ZlibDecoder::new(std::io::BufReader::new(
+            file,
+        )))
     } else {
-        raw
+        Box::new(std::io::BufReader::new(file))
     };
+    if let Some(n) = limit {
+        reader = Box::new(reader.take(n as u64 + 1));
+    }
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).map_err(|e| {
+        if args.compression {
+            format!("{origin}: not a zlib stream ({e}); is `compression` right?")
+        } else {
+            format!("cannot read {origin}: {e}")
+        }
+    })?;
+    let whole = limit.is_none_or(|n| bytes.len() <= n);
+    let bytes = formats::whole_lines(bytes, whole);
     let text = String::from_utf8(bytes).map_err(|e| {
         format!(
             "{origin}: not UTF-8 text (byte {}){}",

@@ -9,7 +9,7 @@
 //! numpy.savez writes them. See [`crate::formats`].
 
 use super::write::{file_path, FileKwargs};
-use crate::{formats, kwargs, Context, Table, TaskSpec};
+use crate::{decodes, formats, kwargs, Context, Role, Table, TaskSpec};
 use serde_json::Value;
 
 pub(crate) const SPEC: TaskSpec = TaskSpec {
@@ -17,12 +17,29 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["openArray"],
     about: "reads <path>/<filename>.<extension> (csv, dat, npy, npz) as the table",
     kernel: run,
+    check: decodes::<FileKwargs>,
+    role: Role::Source {
+        sample,
+        reads: Some(reads),
+    },
 };
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
     let args: FileKwargs = kwargs(args)?;
     let (path, delimiter) = file_path(&args, ctx)?;
     formats::read(&path, delimiter)
+}
+
+/// The file a call reads.
+fn reads(args: &Value, ctx: &Context) -> Result<std::path::PathBuf, String> {
+    file_path(&kwargs::<FileKwargs>(args)?, ctx).map(|(path, _)| path)
+}
+
+/// The file's first rows, for checking a job before it runs.
+fn sample(args: &Value, ctx: &Context) -> Result<Table, String> {
+    let args: FileKwargs = kwargs(args)?;
+    let (path, delimiter) = file_path(&args, ctx)?;
+    formats::sample(&path, delimiter)
 }
 
 #[cfg(test)]

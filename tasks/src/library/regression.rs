@@ -11,7 +11,7 @@
 
 use super::column_space::space_of;
 use super::operand::at;
-use crate::{kwargs, Column, Context, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Context, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,6 +21,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "<y><model>: least-squares Linear or Poly (degree d) fit of y on x, evaluated on a space of x",
     kernel: run,
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 /// Highest degree accepted: beyond it the fit is numerically meaningless.
@@ -63,6 +65,15 @@ fn run(mut table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
         };
         let x = table.numeric(&o.x).map_err(at(i))?;
         let y = table.numeric(&o.y).map_err(at(i))?;
+        if ctx.checking {
+            // A sample says nothing about whether the full data can be fit.
+            let column = Column::Float64(Array1::from_elem(x.len(), f64::NAN));
+            drop((x, y));
+            table
+                .set_column(format!("{}{:?}", o.y, o.model), column)
+                .map_err(at(i))?;
+            continue;
+        }
         if let Some(row) = x
             .iter()
             .zip(y.iter())
@@ -271,6 +282,24 @@ mod tests {
             notes,
             ["y on x: coefficients [2, 1] (highest power first), r squared 1"]
         );
+    }
+
+    #[test]
+    fn a_check_on_a_sample_does_not_fit() {
+        let t = Table::from_columns(vec![
+            ("x".into(), Column::Float64(array![])),
+            ("y".into(), Column::Float64(array![])),
+        ])
+        .expect("table");
+        let mut ctx = Context::new(Path::new("."));
+        ctx.checking = true;
+        let out = run(
+            t,
+            &json!({"operations": [{"x": "x", "y": "y", "model": "Linear"}]}),
+            &ctx,
+        )
+        .expect("checked");
+        assert_eq!(out.column("yLinear").map(Column::len), Some(0));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `rename {columns: {old: new, ...}}`: renames columns in place, keeping
 //! their order.
 
-use crate::{kwargs, Table, TaskSpec};
+use crate::{decodes, kwargs, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -10,6 +10,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "renames columns: {columns: {old: new}}",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -1,6 +1,6 @@
 //! `select {columns: [..]}`: only the listed columns, in the listed order.
 
-use crate::{kwargs, Table, TaskSpec};
+use crate::{decodes, kwargs, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -9,6 +9,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "keeps only the listed columns, in that order",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@
 //! groups. This task checks the kwargs against the table and passes the
 //! table on; the plot node renders the charts.
 
-use crate::{kwargs, Context, Table, TaskSpec};
+use crate::{decodes, kwargs, Context, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -15,6 +15,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["simplePlot"],
     about: "charts: y against x as circle, line or bar, per NAME (checked here, drawn by the plot node)",
     kernel: run,
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

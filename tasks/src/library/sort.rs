@@ -3,7 +3,7 @@
 //! keep their order) and nan comes last either way.
 
 use super::keys::{cmp_rows, radix_keys, radix_order};
-use crate::{kwargs, Table, TaskSpec};
+use crate::{decodes, kwargs, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,6 +12,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "stable sort of the rows by a column (descending: true to reverse)",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 //! as numpy.unique has it).
 
 use super::keys::groups;
-use crate::{kwargs, Table, TaskSpec};
+use crate::{decodes, kwargs, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,6 +12,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "one row per distinct value of a column, ascending, first row kept",
     kernel: |t, a, _| run(t, a),
+    check: decodes::<Kwargs>,
+    role: Role::Transform,
 };
 
 #[derive(Deserialize)]

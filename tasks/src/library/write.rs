@@ -3,7 +3,7 @@
 //! and passes it on unchanged. A relative `path` resolves against the job
 //! file's directory; missing directories are created.
 
-use crate::{formats, kwargs, Context, Table, TaskSpec};
+use crate::{decodes, formats, kwargs, Context, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -14,6 +14,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     about:
         "writes the table to <path>/<filename>.<extension> (csv, dat+meta, npz, json); passes it on",
     kernel: run,
+    check: decodes::<FileKwargs>,
+    role: Role::Writes(target),
 };
 
 /// Kwargs naming a table file, shared with `open_array`.
@@ -60,6 +62,20 @@ pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(PathBuf, u8
         args.extension.trim_start_matches('.')
     );
     Ok((ctx.resolve(&args.path.join(name)), delimiter))
+}
+
+/// The file a call writes, checking its kwargs on the way.
+pub(crate) fn target(args: &Value, ctx: &Context) -> Result<PathBuf, String> {
+    let args: FileKwargs = kwargs(args)?;
+    let (path, _) = file_path(&args, ctx)?;
+    let format = formats::Format::of(&path)?;
+    if !format.writable() {
+        return Err(format!(
+            "{}: a .npy file holds one array; write .npz for a table",
+            path.display()
+        ));
+    }
+    Ok(path)
 }
 
 fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
