@@ -435,13 +435,21 @@ fn ordered_stages<'a>(
     }
     let count = numbered.len();
     if let Some(missing) = (0..count).find(|i| !numbered.contains_key(i)) {
-        problems.push(Problem::in_file(
-            origin,
-            format!(
-                "stage \"{missing}\" is missing: stage keys must run \"0\" to \"{}\" without gaps",
-                count - 1
-            ),
-        ));
+        let present: Vec<String> = numbered.keys().map(|k| format!("\"{k}\"")).collect();
+        let next = numbered
+            .range(missing..)
+            .next()
+            .and_then(|(_, (_, at, _))| *at);
+        problems.push(
+            Problem::in_file(
+                origin,
+                format!(
+                    "stage \"{missing}\" is missing: stage keys run \"0\", \"1\", ... without gaps, and this job has {}",
+                    present.join(", ")
+                ),
+            )
+            .at(next),
+        );
     }
     numbered.into_values().collect()
 }
@@ -744,7 +752,7 @@ mod tests {
             [
                 "job.json:2:2: stage \"0\" is written twice; each stage key appears once",
                 "job.json:3:2: \"first\" is not a stage number; stages are keyed \"0\", \"1\", ... (or give \"params\" and \"stages\")",
-                "job.json: stage \"1\" is missing: stage keys must run \"0\" to \"1\" without gaps",
+                "job.json:3:15: stage \"1\" is missing: stage keys run \"0\", \"1\", ... without gaps, and this job has \"0\", \"3\"",
             ]
         );
     }

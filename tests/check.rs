@@ -1,0 +1,166 @@
+//! `rtl check`: every deliberately broken job under tests/broken gives the
+//! exact message kept beside it, every example is clean, and a job that
+//! skips the client's check is refused by the relay before any node sees it.
+
+mod common;
+
+use common::{text, Daemon, Home};
+use rtl_client::{Error, Transform};
+use rtl_dsl::Plan;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn broken_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/broken")
+}
+
+#[test]
+fn every_broken_job_gives_its_expected_message() {
+    let dir = broken_dir();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/broken").flatten() {
+        let path = entry.path();
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "toml")
+        ) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let expected = std::fs::read_to_string(path.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{name} has no .expected beside it"));
+        let out = Command::new(common::bin())
+            .arg("check")
+            .arg(&name)
+            .current_dir(&dir)
+            .output()
+            .expect("rtl check");
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+        let here = dir.canonicalize().expect("canonical dir");
+        let got =
+            String::from_utf8_lossy(&out.stdout).replace(&here.display().to_string(), "<here>");
+        assert_eq!(got, expected, "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 14, "only {checked} broken jobs found");
+}
+
+#[test]
+fn check_json_lists_every_problem_of_a_file() {
+    let out = Command::new(common::bin())
+        .args(["check", "--json", "several.json", "stage_gap.json"])
+        .current_dir(broken_dir())
+        .output()
+        .expect("rtl check");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let problems: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let list = problems.as_array().expect("a list");
+    assert_eq!(list.len(), 5, "{problems}");
+    assert_eq!(list[0]["file"], "several.json");
+    assert_eq!(list[0]["stage"], "1");
+    assert_eq!(list[0]["task"], "add");
+    assert_eq!(list[0]["field"], "operations[0]");
+    assert_eq!(
+        (list[0]["line"].as_u64(), list[0]["column"].as_u64()),
+        (Some(4), Some(29))
+    );
+    assert!(list[0]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("did you mean totalRunTime?")));
+    assert_eq!(list[3]["task"], "nul");
+    assert_eq!(list[4]["file"], "stage_gap.json");
+}
+
+#[test]
+fn every_example_is_clean() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut jobs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("examples")
+        .flatten()
+        .map(|e| e.path().join("job.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    jobs.sort();
+    let out = Command::new(common::bin())
+        .arg("check")
+        .args(&jobs)
+        .output()
+        .expect("rtl check");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).matches(": ok").count(),
+        jobs.len()
+    );
+}
+
+#[test]
+fn run_refuses_a_broken_job_and_fills_parameters() {
+    let home = Home::new("runcheck");
+    let out = home.rtl(&["run", broken_dir().join("several.json").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing was run; 4 problem(s)") && !err.contains("embedded"),
+        "{}",
+        text(&out)
+    );
+
+    let dir = &home.scratch.0;
+    std::fs::copy(broken_dir().join("runs.csv"), dir.join("runs.csv")).expect("copy data");
+    std::fs::write(
+        dir.join("by_site.json"),
+        r#"{"params": {"site": null, "n": 5},
+            "0": {"tasks": {"open_array": {"filename": "runs"}}},
+            "1": {"tasks": [{"filter": {"operations": [{"column": "site", "method": "eq", "value": "${site}"}]}},
+                            {"head": {"n": "${n}"}}]}}"#,
+    )
+    .expect("job");
+    let job = dir.join("by_site.json");
+    let out = home.rtl(&["run", job.to_str().unwrap(), "--set", "site=south"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Result: 1 rows"),
+        "{}",
+        text(&out)
+    );
+    let out = home.rtl(&["run", job.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("parameter `site` has no default"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_relay_refuses_what_a_client_did_not_check() {
+    let daemon = Daemon::start("relaycheck");
+    let config = daemon.home.config();
+    let bad = Plan::parse(
+        r#"{"0": {"tasks": {"filter": {"operations": [{"column": "x", "method": "approx", "value": 1}]}}}}"#,
+        "<unchecked>",
+        std::env::temp_dir(),
+    )
+    .expect("plan");
+    match Transform::connect(&config).expect("connect").execute(&bad) {
+        Err(Error::Job(f)) => {
+            assert_eq!((f.stage, f.task.as_deref()), (Some(0), Some("filter")));
+            assert!(
+                f.message.contains("field operations[0].method") && f.message.contains("approx"),
+                "{f}"
+            );
+        }
+        other => panic!(
+            "expected the relay to refuse, got {:?}",
+            other.map(|t| t.rows())
+        ),
+    }
+    let out = daemon.rtl(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let handled: u64 = json["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["envelopes"].as_u64())
+        .sum();
+    assert_eq!(handled, 0, "no envelope left the relay: {json}");
+}
