@@ -6,6 +6,7 @@ mod common;
 
 use common::{text, Daemon, Home};
 use rtl_client::{Error, Transform};
+use rtl_daemon::wire::{Body, Envelope, Header, Kind};
 use rtl_dsl::Plan;
 use std::path::PathBuf;
 use std::process::Command;
@@ -132,7 +133,7 @@ fn run_refuses_a_broken_job_and_fills_parameters() {
 }
 
 #[test]
-fn the_relay_refuses_what_a_client_did_not_check() {
+fn the_client_and_the_relay_both_refuse_a_bad_job() {
     let daemon = Daemon::start("relaycheck");
     let config = daemon.home.config();
     let bad = Plan::parse(
@@ -141,19 +142,47 @@ fn the_relay_refuses_what_a_client_did_not_check() {
         std::env::temp_dir(),
     )
     .expect("plan");
+    // The client library refuses it before sending.
     match Transform::connect(&config).expect("connect").execute(&bad) {
-        Err(Error::Job(f)) => {
-            assert_eq!((f.stage, f.task.as_deref()), (Some(0), Some("filter")));
-            assert!(
-                f.message.contains("field operations[0].method") && f.message.contains("approx"),
-                "{f}"
-            );
+        Err(Error::Invalid(problems)) => {
+            assert!(problems.to_string().contains("approx"), "{problems}")
         }
         other => panic!(
-            "expected the relay to refuse, got {:?}",
+            "expected the client to refuse, got {:?}",
             other.map(|t| t.rows())
         ),
     }
+    // A client that skips the check (here: raw envelopes) meets the relay's.
+    let ctx = zmq::Context::new();
+    let mut socket = ctx.socket(zmq::DEALER).expect("socket");
+    socket.connect(&config.client_endpoint()).expect("connect");
+    let job = uuid::Uuid::new_v4();
+    let mut header = Header::new(Kind::Submit, job);
+    header.plan = Some(bad);
+    Envelope {
+        id: job,
+        header,
+        body: Body::Empty,
+    }
+    .send(&mut socket, None)
+    .expect("send");
+    assert!(
+        socket.poll(zmq::POLLIN, 5000).expect("poll") > 0,
+        "the relay answers"
+    );
+    let (_, reply) = Envelope::recv(&socket, false, 0).expect("reply");
+    assert_eq!(reply.header.kind, Kind::Error);
+    let failure = reply.header.error.expect("error");
+    assert_eq!(
+        (failure.stage, failure.task.as_deref()),
+        (Some(0), Some("filter"))
+    );
+    assert!(
+        failure.message.contains("field operations[0].method")
+            && failure.message.contains("approx"),
+        "{failure}"
+    );
+
     let out = daemon.rtl(&["status", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
     let handled: u64 = json["services"]

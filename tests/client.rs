@@ -49,8 +49,18 @@ fn execute_is_a_function_call() {
         ["sensor", "reading", "ok", "site"]
     );
 
-    // One connection, many jobs, errors as values in between.
+    // The same job as a path and as text.
     let mut transform = Transform::connect(&config).expect("connect");
+    assert_eq!(transform.execute(&job).expect("path").rows(), 4);
+    let text = std::fs::read_to_string(&job).expect("job text");
+    let inline = text.replace(
+        "\"path\": \"data\"",
+        &format!("\"path\": {:?}", daemon.home.scratch.0.join("data")),
+    );
+    assert_eq!(transform.execute(inline.as_str()).expect("text").rows(), 4);
+
+    // One connection, many jobs, errors as values in between: a job with a
+    // mistake is refused before it is sent...
     let bad = Plan::parse(
         r#"{"0": {"tasks": {"open_array": {"filename": "x", "bogus": 1}}}}"#,
         "<test>",
@@ -58,9 +68,37 @@ fn execute_is_a_function_call() {
     )
     .expect("plan");
     match transform.execute(&bad) {
+        Err(Error::Invalid(problems)) => {
+            let p = &problems.0[0];
+            assert_eq!(
+                (p.stage.as_deref(), p.task.as_deref(), p.field.as_deref()),
+                (Some("0"), Some("open_array"), Some("bogus"))
+            );
+        }
+        other => panic!(
+            "expected the job to be refused, got {:?}",
+            other.map(|t| t.rows())
+        ),
+    }
+    // ...and one that fails on its data comes back naming stage and task.
+    let flat = Table::from_columns(vec![
+        ("x".into(), Column::Float64(Array1::from_elem(3, 1.0))),
+        (
+            "y".into(),
+            Column::Float64(Array1::from_vec(vec![1.0, 2.0, 3.0])),
+        ),
+    ])
+    .expect("table");
+    let fit = Plan::builder(".")
+        .task(
+            "regression",
+            serde_json::json!({"operations": [{"x": "x", "y": "y", "model": "Linear"}]}),
+        )
+        .build();
+    match transform.execute_with(&fit, Some(flat), &mut |_| {}) {
         Err(Error::Job(f)) => {
-            assert_eq!((f.stage, f.task.as_deref()), (Some(0), Some("open_array")));
-            assert!(f.message.contains("unknown field `bogus`"), "{f}");
+            assert_eq!((f.stage, f.task.as_deref()), (Some(0), Some("regression")));
+            assert!(f.message.contains("singular"), "{f}");
         }
         other => panic!("expected a job error, got {:?}", other.map(|t| t.rows())),
     }

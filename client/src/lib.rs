@@ -5,8 +5,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use rtl_client::Transform;
 //! let config = rtl_config::Config::load(None, std::env::vars())?.config;
-//! let job = rtl_dsl::Plan::from_file("job.json".as_ref())?;
-//! let table = Transform::connect(&config)?.execute(&job)?;
+//! let table = Transform::connect(&config)?.execute("job.json")?;
 //! println!("{} rows", table.rows());
 //! # Ok(()) }
 //! ```
@@ -22,10 +21,11 @@ use rtl_config::Config;
 use rtl_daemon::cache::Cache;
 use rtl_daemon::embedded::Cluster;
 use rtl_daemon::wire::{Body, Envelope, Failure, Header, Kind, ProgressEvent, WireError};
-use rtl_dsl::Plan;
+use rtl_dsl::{Plan, Problems};
 use rtl_tasks::Table;
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -35,9 +35,82 @@ const RELAY_SILENCE: Duration = Duration::from_secs(5);
 /// How often a waiting client checks that the relay is still there.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
+/// A job to run: a parsed plan, a job file, or job text.
+///
+/// `&Plan`, `&Path` and `&PathBuf` convert as you would expect; a `&str`
+/// is job text when it starts with `{` or `[`, and a file path otherwise.
+pub enum Job<'a> {
+    Plan(&'a Plan),
+    File(&'a Path),
+    Text(&'a str),
+}
+
+impl<'a> From<&'a Plan> for Job<'a> {
+    fn from(plan: &'a Plan) -> Job<'a> {
+        Job::Plan(plan)
+    }
+}
+
+impl<'a> From<&'a Path> for Job<'a> {
+    fn from(path: &'a Path) -> Job<'a> {
+        Job::File(path)
+    }
+}
+
+impl<'a> From<&'a PathBuf> for Job<'a> {
+    fn from(path: &'a PathBuf) -> Job<'a> {
+        Job::File(path)
+    }
+}
+
+impl<'a> From<&'a str> for Job<'a> {
+    fn from(text: &'a str) -> Job<'a> {
+        match text.trim_start().chars().next() {
+            Some('{' | '[') => Job::Text(text),
+            _ => Job::File(Path::new(text)),
+        }
+    }
+}
+
+impl<'a> Job<'a> {
+    /// The plan, checked: files and text fully (columns included, which
+    /// reads the start of the job's input files), a parsed plan for task
+    /// names and kwargs (no file access).
+    fn checked(self) -> Result<std::borrow::Cow<'a, Plan>, Error> {
+        let (plan, problems) = match self {
+            Job::Plan(plan) => {
+                return refuse(rtl_tasks::check_calls(plan))
+                    .map(|_| std::borrow::Cow::Borrowed(plan))
+            }
+            Job::File(path) => {
+                let plan = Plan::from_file(path).map_err(Error::Invalid)?;
+                let problems = rtl_tasks::check(&plan);
+                (plan, problems)
+            }
+            Job::Text(text) => {
+                let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                let plan = Plan::parse(text, "<string>", here).map_err(Error::Invalid)?;
+                let problems = rtl_tasks::check(&plan);
+                (plan, problems)
+            }
+        };
+        refuse(problems).map(|_| std::borrow::Cow::Owned(plan))
+    }
+}
+
+fn refuse(problems: Vec<rtl_dsl::Problem>) -> Result<(), Error> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(Problems(problems)))
+    }
+}
+
 /// Why a job did not produce a table.
 #[derive(Debug)]
 pub enum Error {
+    /// The job has problems; it was not sent.
+    Invalid(Problems),
     /// Nothing answers at the configured relay address.
     NoDaemon { endpoint: String, reason: String },
     /// The job ran and failed; the failure names the stage and task.
@@ -52,6 +125,7 @@ impl fmt::Display for Error {
             Error::NoDaemon { endpoint, reason } => {
                 write!(f, "no rtl daemon answers at {endpoint} ({reason})")
             }
+            Error::Invalid(problems) => write!(f, "the job was not run:\n{problems}"),
             Error::Job(failure) => write!(f, "{failure}"),
             Error::Transport(m) => f.write_str(m),
         }
@@ -143,20 +217,24 @@ impl Transform {
         self
     }
 
-    /// Runs `plan` and returns its result table.
-    pub fn execute(&mut self, plan: &Plan) -> Result<Table, Error> {
-        self.run(plan, None, None)
+    /// Runs a job (a `&Plan`, a path to a job file, or job text) and
+    /// returns its result table. The job is checked first and not sent when
+    /// it has problems ([`Error::Invalid`]).
+    pub fn execute<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<Table, Error> {
+        let plan = job.into().checked()?;
+        self.run(&plan, None, None)
     }
 
-    /// Runs `plan` on `input` (the first stage's input table), calling
-    /// `on_progress` as each task starts and finishes.
-    pub fn execute_with(
+    /// Runs a job on `input` (the first stage's input table), calling
+    /// `on_progress` as each task starts, leaves a note, and finishes.
+    pub fn execute_with<'a>(
         &mut self,
-        plan: &Plan,
+        job: impl Into<Job<'a>>,
         input: Option<Table>,
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
-        self.run(plan, input, Some(on_progress))
+        let plan = job.into().checked()?;
+        self.run(&plan, input, Some(on_progress))
     }
 
     fn run(
