@@ -81,6 +81,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a job's plan: stages, tasks, the columns after each task, and
+    /// how the relay will hand out each stage.
+    Explain {
+        file: PathBuf,
+        /// Give a job parameter a value, as `rtl run` does.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
     /// Print the effective settings and where each came from.
     Config,
     /// Run one service in this process (used by `rtl start`).

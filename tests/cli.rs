@@ -56,3 +56,25 @@ fn tasks_lists_the_library() {
         );
     }
 }
+
+#[test]
+fn explain_shows_the_columns_after_each_task() {
+    let home = Home::new("explain");
+    let job = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rows/job.json");
+    let out = home.rtl(&["explain", job]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "stage 0",
+        "      + run (int64), site (utf8), ok (bool), duration (float64), load (float64)",
+        "  rename",
+        "      + seconds (float64)",
+        "      - duration",
+        "result: run (int64), site (utf8), seconds (float64)",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod check;
 mod config;
+mod explain;
 mod run;
 mod serve;
 mod start;
@@ -50,6 +51,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             params,
             json,
         } => check::run(&files, &params, json),
+        Command::Explain { file, params } => explain::run(config, &file, &params),
         Command::Config => config::run(&loaded),
         Command::Serve { .. } => unreachable!("handled above"),
     }

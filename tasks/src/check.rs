@@ -10,12 +10,27 @@
 //! job's text says them. [`check_calls`] is the part that needs no files:
 //! task names and kwargs types, which the relay checks again.
 
-use crate::{lookup, unknown_task_message, Context, Role, Table};
+use crate::{lookup, unknown_task_message, Context, DType, Role, Table};
 use rtl_dsl::{Plan, Problem, TaskCall};
 use std::path::PathBuf;
 
 /// Every problem in `plan`, in order; empty when it is clean.
 pub fn check(plan: &Plan) -> Vec<Problem> {
+    trace(plan).0
+}
+
+/// One task of a checked plan and the columns after it (None when they
+/// cannot be known, after a source that could not be read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub stage: usize,
+    pub task: String,
+    pub schema: Option<Vec<(String, DType)>>,
+}
+
+/// [`check`], plus the columns after every task, for `rtl explain`.
+pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
+    let mut steps = Vec::new();
     let mut ctx = Context::new(&plan.base_dir);
     ctx.checking = true;
     let mut problems = Vec::new();
@@ -65,9 +80,14 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
                     }
                 }
             }
+            steps.push(Step {
+                stage: index,
+                task: spec.name.to_string(),
+                schema: table.as_ref().map(Table::schema),
+            });
         }
     }
-    problems
+    (problems, steps)
 }
 
 /// Problems visible without the data: unknown tasks and kwargs that do not

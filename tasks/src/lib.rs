@@ -16,7 +16,7 @@ pub mod formats;
 mod library;
 pub mod table;
 
-pub use check::{check, check_calls};
+pub use check::{check, check_calls, trace, Step};
 pub use table::{Column, DType, Table};
 
 use rtl_dsl::Stage;

@@ -1,0 +1,90 @@
+//! `rtl explain FILE`: the plan as rtl will run it: stages, tasks, the
+//! columns after each task, and how the relay will hand out each stage.
+
+use rtl_config::Config;
+use rtl_dsl::Plan;
+use rtl_tasks::DType;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn run(config: &Config, file: &Path, params: &[(String, String)]) -> Result<ExitCode, String> {
+    let plan = Plan::from_file_with(file, params).map_err(|e| e.to_string())?;
+    let (problems, steps) = rtl_tasks::trace(&plan);
+    println!(
+        "{}: {} stage(s), files relative to {}",
+        file.display(),
+        plan.stages.len(),
+        plan.base_dir.display()
+    );
+    let mut previous: Option<Vec<(String, DType)>> = Some(Vec::new());
+    let mut stage = None;
+    for step in &steps {
+        if stage != Some(step.stage) {
+            stage = Some(step.stage);
+            println!("stage {}", step.stage);
+        }
+        println!("  {}", step.task);
+        match (&step.schema, &previous) {
+            (None, _) => println!("      columns unknown (the source could not be read)"),
+            (Some(now), Some(before)) => {
+                let added: Vec<String> = now
+                    .iter()
+                    .filter(|c| !before.contains(c))
+                    .map(|(n, t)| format!("{n} ({t})"))
+                    .collect();
+                let removed: Vec<&str> = before
+                    .iter()
+                    .filter(|(n, _)| !now.iter().any(|(m, _)| m == n))
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                if added.is_empty() && removed.is_empty() && now == before {
+                    println!("      columns unchanged");
+                } else {
+                    if !added.is_empty() {
+                        println!("      + {}", added.join(", "));
+                    }
+                    if !removed.is_empty() {
+                        println!("      - {}", removed.join(", "));
+                    }
+                    if added.is_empty() && removed.is_empty() {
+                        println!(
+                            "      columns reordered: {}",
+                            now.iter()
+                                .map(|(n, _)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
+                }
+            }
+            (Some(now), None) => println!("      = {}", describe(now)),
+        }
+        previous = step.schema.clone();
+    }
+    if let Some(last) = steps.last().and_then(|s| s.schema.as_ref()) {
+        println!("result: {}", describe(last));
+    }
+    println!(
+        "relay: each stage goes whole, as one envelope, to one task node (chunking = {}, chunking_size = {} rows: splitting stages is not implemented yet)",
+        config.chunking, config.chunking_size
+    );
+    for p in &problems {
+        println!("{p}");
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn describe(schema: &[(String, DType)]) -> String {
+    if schema.is_empty() {
+        return "no columns".into();
+    }
+    schema
+        .iter()
+        .map(|(n, t)| format!("{n} ({t})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
