@@ -45,7 +45,11 @@ enum Command {
     },
     /// List the tasks a job can use.
     #[command(visible_alias = "plugins")]
-    Tasks,
+    Tasks {
+        /// Show one task's kwargs, their types and defaults, and an example job.
+        #[arg(long, value_name = "NAME")]
+        doc: Option<String>,
+    },
     /// Run job files, one after another, and wait for their results.
     ///
     /// Every file is checked first (as `rtl check` does); a job with a

@@ -78,3 +78,38 @@ fn explain_shows_the_columns_after_each_task() {
         );
     }
 }
+
+#[test]
+fn every_task_doc_prints_an_example_job_that_checks_clean() {
+    let home = Home::new("taskdoc");
+    let dir = &home.scratch.0;
+    std::fs::write(
+        dir.join("data.csv"),
+        "x,y,n,site\n1.5,2.0,1,a\n2.5,3.5,2,b\n4.0,9.0,3,a\n",
+    )
+    .expect("data");
+    let list = home.rtl(&["tasks"]);
+    let names: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(names.len() >= 27, "{names:?}");
+    for name in names
+        .iter()
+        .filter(|n| !matches!(n.as_str(), "open" | "open_array"))
+    {
+        let out = home.rtl(&["tasks", "--doc", name]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        let doc = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(doc.contains("\nkwargs:\n"), "{name}: {doc}");
+        let job = doc
+            .split("example job:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n(").next())
+            .unwrap_or_else(|| panic!("{name}: no example job in\n{doc}"));
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, job).expect("job");
+        let check = home.rtl(&["check", path.to_str().unwrap()]);
+        assert!(check.status.success(), "{name}'s example: {}", text(&check));
+    }
+}

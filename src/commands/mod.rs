@@ -39,7 +39,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             start::run(config)
         }
         Command::Status { json } => status::run(config, json),
-        Command::Tasks => tasks::run(),
+        Command::Tasks { doc } => tasks::run(doc.as_deref()),
         Command::Run {
             files,
             params,

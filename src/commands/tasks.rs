@@ -1,17 +1,43 @@
-//! `rtl tasks` (alias `plugins`): the task library, one line per task.
+//! `rtl tasks` (alias `plugins`): the task library, one line per task;
+//! `rtl tasks --doc NAME`: one task's kwargs and a job that runs it.
 
+use rtl_tasks::{lookup, registry, Role};
 use std::process::ExitCode;
 
-pub fn run() -> Result<ExitCode, String> {
-    let tasks = rtl_tasks::registry();
-    let width = tasks.iter().map(|t| t.name.len()).max().unwrap_or(0);
-    for task in tasks {
-        let aliases = if task.aliases.is_empty() {
-            String::new()
-        } else {
-            format!(" (also: {})", task.aliases.join(", "))
-        };
-        println!("{:<width$}  {}{aliases}", task.name, task.about);
+pub fn run(doc: Option<&str>) -> Result<ExitCode, String> {
+    let Some(name) = doc else {
+        let tasks = registry();
+        let width = tasks.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        for task in tasks {
+            let aliases = if task.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also: {})", task.aliases.join(", "))
+            };
+            println!("{:<width$}  {}{aliases}", task.name, task.about);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let task = lookup(name).ok_or_else(|| format!("no task `{name}`; `rtl tasks` lists them"))?;
+    println!("{}", task.name);
+    if !task.aliases.is_empty() {
+        println!("  also written: {}", task.aliases.join(", "));
+    }
+    println!("  {}", task.about);
+    println!("\nkwargs:");
+    for line in task.kwargs.lines() {
+        println!("  {line}");
+    }
+    let call = format!("{{\"{}\": {}}}", task.name, task.example);
+    let job = match task.role {
+        Role::Source { .. } => format!("{{\"0\": {{\"tasks\": {call}}}}}"),
+        _ => format!(
+            "{{\"0\": {{\"tasks\": {{\"open_array\": {{\"filename\": \"data\"}}}}}},\n \"1\": {{\"tasks\": {call}}}}}"
+        ),
+    };
+    println!("\nexample job:\n{job}");
+    if !matches!(task.role, Role::Source { .. }) {
+        println!("(reads data.csv beside the job, with number columns x and y, an integer column n and a text column site)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -75,6 +75,12 @@ pub struct TaskSpec {
     pub aliases: &'static [&'static str],
     /// One line for `rtl tasks`.
     pub about: &'static str,
+    /// The kwargs, one per line, with their types and defaults
+    /// (`rtl tasks --doc`).
+    pub kwargs: &'static str,
+    /// Example kwargs (JSON) that run on a table with number columns `x`,
+    /// `y`, an int64 column `n` and a text column `site`.
+    pub example: &'static str,
     pub kernel: Kernel,
     /// Decodes the kwargs into the task's kwargs struct, nothing more: what
     /// the relay can check without the data.

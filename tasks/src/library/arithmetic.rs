@@ -15,6 +15,8 @@ pub(crate) const ADD: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a + b (columns or numbers), float64",
     kernel: |t, a, _| arithmetic(t, a, |x, y| x + y),
+    kwargs: "operations: list of {a, b, column}, run in order\n  a, b: a column name or a number\n  column: the float64 column to write (replaced if it exists)",
+    example: r#"{"operations": [{"a": "x", "b": "y", "column": "total"}, {"a": "total", "b": 2, "column": "total"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };
@@ -24,6 +26,8 @@ pub(crate) const SUBTRACT: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a - b (columns or numbers), float64",
     kernel: |t, a, _| arithmetic(t, a, |x, y| x - y),
+    kwargs: "operations: list of {a, b, column}, run in order\n  a, b: a column name or a number\n  column: the float64 column to write",
+    example: r#"{"operations": [{"a": "x", "b": "y", "column": "gap"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };
@@ -33,6 +37,8 @@ pub(crate) const MULTIPLY: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a * b (columns or numbers), float64",
     kernel: |t, a, _| arithmetic(t, a, |x, y| x * y),
+    kwargs: "operations: list of {a, b, column}, run in order\n  a, b: a column name or a number\n  column: the float64 column to write",
+    example: r#"{"operations": [{"a": "x", "b": 1000, "column": "x_milli"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };
@@ -42,6 +48,8 @@ pub(crate) const DIVIDE: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a / b (columns or numbers), float64; x/0 is inf or nan",
     kernel: |t, a, _| arithmetic(t, a, |x, y| x / y),
+    kwargs: "operations: list of {a, b, column}, run in order\n  a, b: a column name or a number (x/0 is inf or nan)\n  column: the float64 column to write",
+    example: r#"{"operations": [{"a": "x", "b": "y", "column": "ratio"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };
@@ -51,6 +59,8 @@ pub(crate) const POWER: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = a ** b (columns or numbers), float64",
     kernel: |t, a, _| arithmetic(t, a, f64::powf),
+    kwargs: "operations: list of {a, b, column}, run in order\n  a: base, b: exponent (a column name or a number)\n  column: the float64 column to write",
+    example: r#"{"operations": [{"a": "x", "b": 2, "column": "x_squared"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

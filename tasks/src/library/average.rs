@@ -13,6 +13,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = mean of a, repeated on every row",
     kernel: |t, a, _| run(t, a),
+    kwargs: "operations: list of {a, column}\n  a: a number column\n  column: the float64 column to write, mean(a) on every row",
+    example: r#"{"operations": [{"a": "x", "column": "mean_x"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -17,6 +17,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     about:
         "<column>Class: index of each row's key among the sorted distinct keys; <column>ClassCount",
     kernel: |t, a, _| run(t, a),
+    kwargs: "operations: list of {a, column}\n  a: a column, or a list of columns (keys compare in that order)\n  column: prefix of the two int64 columns written: <column>Class, <column>ClassCount",
+    example: r#"{"operations": [{"a": ["site", "n"], "column": "group"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

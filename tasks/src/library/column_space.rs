@@ -15,6 +15,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["columnSpace"],
     about: "<column>Space: logspace(0.001, 1, n), linspace(0, max, n) or the sorted values",
     kernel: |t, a, _| run(t, a),
+    kwargs: "column: a number column\nspace: log | linear | anything else (sorted values); default sorted\nwrites <column>Space (float64)",
+    example: r#"{"column": "x", "space": "linear"}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

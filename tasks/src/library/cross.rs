@@ -14,6 +14,8 @@ pub(crate) const CROSS_AVERAGE: TaskSpec = TaskSpec {
     aliases: &["crossAverage", "aggregate"],
     about: "column = row-wise mean of the listed columns",
     kernel: |t, a, _| cross(t, a, Reduce::Mean),
+    kwargs: "operations: list of {columns, column}\n  columns: the number columns to average row by row\n  column: the float64 column to write",
+    example: r#"{"operations": [{"columns": ["x", "y"], "column": "xy_mean"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };
@@ -23,6 +25,8 @@ pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
     aliases: &["crossMax"],
     about: "column = row-wise maximum of the listed columns",
     kernel: |t, a, _| cross(t, a, Reduce::Max),
+    kwargs: "operations: list of {columns, column}\n  columns: the number columns to take the row-wise maximum of\n  column: the float64 column to write",
+    example: r#"{"operations": [{"columns": ["x", "y"], "column": "xy_max"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -16,6 +16,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["groupBy"],
     about: "one row per distinct key of the by columns, with sum/mean/min/max/count aggregations",
     kernel: |t, a, _| run(t, a),
+    kwargs: "by: the key columns (groups ascending)\naggregations: list of {a, op, column}\n  a: the column to aggregate\n  op: sum | mean | min | max | count\n  column: the column to write",
+    example: r#"{"by": ["site"], "aggregations": [{"a": "x", "op": "mean", "column": "mean_x"}, {"a": "x", "op": "count", "column": "rows"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -9,6 +9,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "keeps the first n rows",
     kernel: |t, a, _| run(t, a),
+    kwargs: "n: how many rows to keep",
+    example: r#"{"n": 10}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -16,6 +16,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = the first of bins+1 even edges (min..max of a) at or above each value",
     kernel: |t, a, _| run(t, a),
+    kwargs: "operations: list of {a, bins, column}\n  a: a number column\n  bins: number of bins, 1 or more\n  column: the float64 column to write (the first edge at or above each value)",
+    example: r#"{"operations": [{"a": "x", "bins": 10, "column": "x_bin"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

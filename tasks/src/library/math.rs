@@ -12,6 +12,8 @@ pub(crate) const LOG: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = natural log of a, float64",
     kernel: |t, a, _| unary(t, a, f64::ln),
+    kwargs: "operations: list of {a, column}\n  a: a number column\n  column: the float64 column to write (natural log; log of 0 is -inf, of a negative nan)",
+    example: r#"{"operations": [{"a": "x", "column": "log_x"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };
@@ -21,6 +23,8 @@ pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
     aliases: &["squareRoot"],
     about: "column = square root of a, float64",
     kernel: |t, a, _| unary(t, a, f64::sqrt),
+    kwargs: "operations: list of {a, column}\n  a: a number column\n  column: the float64 column to write",
+    example: r#"{"operations": [{"a": "x", "column": "root_x"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

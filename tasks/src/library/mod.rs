@@ -160,6 +160,38 @@ mod edge_cases {
     }
 
     #[test]
+    fn every_documented_example_runs() {
+        let dir = std::env::temp_dir().join(format!("rtl-doc-examples-{}", std::process::id()));
+        let ctx = Context::new(&dir);
+        let input = Table::from_columns(vec![
+            ("x".into(), Column::Float64(array![1.0, 2.0, 4.0])),
+            ("y".into(), Column::Float64(array![2.0, 3.5, 9.0])),
+            ("n".into(), Column::Int64(array![1, 2, 3])),
+            (
+                "site".into(),
+                Column::Utf8(array!["a".to_string(), "b".to_string(), "a".to_string()]),
+            ),
+        ])
+        .expect("table");
+        for task in TASKS {
+            let kwargs: Value = serde_json::from_str(task.example)
+                .unwrap_or_else(|e| panic!("{}: example is not JSON: {e}", task.name));
+            (task.check)(&kwargs).unwrap_or_else(|e| panic!("{}: {e}", task.name));
+            if matches!(task.role, crate::Role::Source { .. }) {
+                continue; // reads files the example only names
+            }
+            (task.kernel)(input.clone(), &kwargs, &ctx)
+                .unwrap_or_else(|e| panic!("{}: {e}", task.name));
+            assert!(
+                !task.kwargs.is_empty(),
+                "{} documents its kwargs",
+                task.name
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn every_column_task_is_covered() {
         let covered: Vec<&str> = calls().iter().map(|(n, _)| *n).collect();
         let skipped = ["null", "head", "open", "open_array", "write"]; // read no column

@@ -24,6 +24,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "<c>Normal for each column: Squash, PercentOfMax, DistanceFromMean or null",
     kernel: |t, a, _| run(t, a),
+    kwargs: "model: Squash | PercentOfMax | DistanceFromMean | null (default null: a copy)\ncolumns: the number columns; each gets <c>Normal (float64), c is kept\nweight: number, needed by DistanceFromMean",
+    example: r#"{"model": "PercentOfMax", "columns": ["x", "y"]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

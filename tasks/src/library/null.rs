@@ -10,6 +10,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "identity: returns the table unchanged",
     kernel: run,
+    kwargs: "(none)",
+    example: r#"{}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -22,6 +22,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "reads <path>/<file>: delimited text or JSON lines, optionally zlib-compressed",
     kernel: run,
+    kwargs: "file: the file name, relative to path\npath: a directory, relative to the job file (default: the job's directory)\ndelimiter: one character, default \",\" (delimited text with a header row)\ncompression: boolean, default false: the file is a zlib stream\nencoding: boolean, default false: one JSON object or list per line",
+    example: r#"{"file": "events.jsonl", "encoding": true}"#,
     check: decodes::<Kwargs>,
     role: Role::Source {
         sample,

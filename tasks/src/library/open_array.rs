@@ -17,6 +17,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["openArray"],
     about: "reads <path>/<filename>.<extension> (csv, dat, npy, npz) as the table",
     kernel: run,
+    kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\")\nextension: csv | dat | npy | npz (default csv)\ndelimiter: one character, default \",\" (csv)",
+    example: r#"{"filename": "sensors", "path": "data", "extension": "csv"}"#,
     check: decodes::<FileKwargs>,
     role: Role::Source {
         sample,

@@ -10,6 +10,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "renames columns: {columns: {old: new}}",
     kernel: |t, a, _| run(t, a),
+    kwargs: "columns: an object of old name -> new name",
+    example: r#"{"columns": {"x": "reading"}}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -9,6 +9,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "keeps only the listed columns, in that order",
     kernel: |t, a, _| run(t, a),
+    kwargs: "columns: the columns to keep, in that order",
+    example: r#"{"columns": ["site", "x"]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -15,6 +15,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["simplePlot"],
     about: "charts: y against x as circle, line or bar, per NAME (checked here, drawn by the plot node)",
     kernel: run,
+    kwargs: "plots: an object of chart name -> list of {x, y, type, scale, series}\n  x: a column; y: a number column\n  type: circle | line | bar (default circle)\n  scale: linear | log (default linear)\n  series: a column splitting the points into groups, or null\ntitle: the charts' title (optional)",
+    example: r#"{"title": "Readings", "plots": {"readings": [{"x": "n", "y": "x", "type": "line", "series": "site"}]}}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -12,6 +12,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "stable sort of the rows by a column (descending: true to reverse)",
     kernel: |t, a, _| run(t, a),
+    kwargs: "column: the column to sort by (stable; nan last)\ndescending: boolean, default false",
+    example: r#"{"column": "x", "descending": true}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

@@ -12,6 +12,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "one row per distinct value of a column, ascending, first row kept",
     kernel: |t, a, _| run(t, a),
+    kwargs: "a: the column whose distinct values each keep one row (the first), ascending",
+    example: r#"{"a": "site"}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
 };

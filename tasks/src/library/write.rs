@@ -14,6 +14,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     about:
         "writes the table to <path>/<filename>.<extension> (csv, dat+meta, npz, json); passes it on",
     kernel: run,
+    kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\"), created if missing\nextension: csv | dat | npz | json (default csv); dat writes its .meta too\ndelimiter: one character, default \",\" (csv)",
+    example: r#"{"filename": "result", "path": "out", "extension": "npz"}"#,
     check: decodes::<FileKwargs>,
     role: Role::Writes(target),
 };
