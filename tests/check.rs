@@ -193,3 +193,35 @@ fn the_client_and_the_relay_both_refuse_a_bad_job() {
         .sum();
     assert_eq!(handled, 0, "no envelope left the relay: {json}");
 }
+
+#[test]
+fn a_job_can_come_from_stdin_and_toml() {
+    use std::io::Write;
+    let mut child = Command::new(common::bin())
+        .args(["check", "-"])
+        .current_dir(broken_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("rtl check -");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(br#"{"0": {"tasks": {"open_array": {"filename": "runs"}}}, "1": {"tasks": {"head": {"n": "2"}}}}"#)
+        .expect("write job");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<stdin>:1:81: stage 1, task head, field n: bad kwargs: invalid type: string \"2\", expected usize\n1 problem(s)\n"
+    );
+    let toml = broken_dir().join("../../examples/rows");
+    let home = Home::new("toml");
+    let job = home.scratch.0.join("job.toml");
+    std::fs::copy(toml.join("runs.csv"), home.scratch.0.join("runs.csv")).expect("data");
+    std::fs::write(&job, "[params]\nlimit = 2\n\n[0.tasks.open_array]\nfilename = \"runs\"\n\n[1.tasks.head]\nn = \"${limit}\"\n").expect("toml");
+    let out = home.rtl(&["run", job.to_str().unwrap(), "--set", "limit=3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Result: 3 rows"), "{}", text(&out));
+}
