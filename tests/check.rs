@@ -223,5 +223,9 @@ fn a_job_can_come_from_stdin_and_toml() {
     std::fs::write(&job, "[params]\nlimit = 2\n\n[0.tasks.open_array]\nfilename = \"runs\"\n\n[1.tasks.head]\nn = \"${limit}\"\n").expect("toml");
     let out = home.rtl(&["run", job.to_str().unwrap(), "--set", "limit=3"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Result: 3 rows"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Result: 3 rows"),
+        "{}",
+        text(&out)
+    );
 }

@@ -5,7 +5,7 @@
 //! IEEE, as numpy does: x/0 is inf or nan, a negative to a fractional power
 //! is nan; neither is an error.
 
-use super::operand::{at, combine, Operand};
+use super::operand::{at, combine, Operand, Operations};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
@@ -65,11 +65,7 @@ pub(crate) const POWER: TaskSpec = TaskSpec {
     role: Role::Transform,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Kwargs {
-    operations: Vec<Operation>,
-}
+type Kwargs = Operations<Operation>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,7 +80,7 @@ fn arithmetic(
     args: &Value,
     op: impl Fn(f64, f64) -> f64 + Copy,
 ) -> Result<Table, String> {
-    let Kwargs { operations } = kwargs(args)?;
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         let a = o.a.resolve(&table).map_err(at(i))?;
         let b = o.b.resolve(&table).map_err(at(i))?;

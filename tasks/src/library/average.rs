@@ -4,6 +4,7 @@
 
 use super::math::Kwargs;
 use super::operand::at;
+use super::operand::Operations;
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde_json::Value;
@@ -20,7 +21,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
 };
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {
-    let Kwargs { operations } = kwargs(args)?;
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         let values = table.numeric(&o.a).map_err(at(i))?;
         let mean = mean(values.as_ref());

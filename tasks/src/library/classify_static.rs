@@ -5,7 +5,7 @@
 //! `<column>ClassCount` is how many rows share that key.
 
 use super::keys::groups;
-use super::operand::at;
+use super::operand::{at, Operations};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
@@ -23,11 +23,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     role: Role::Transform,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Kwargs {
-    operations: Vec<Operation>,
-}
+type Kwargs = Operations<Operation>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +40,7 @@ enum OneOrMany {
 }
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {
-    let Kwargs { operations } = kwargs(args)?;
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         let names = match o.a {
             OneOrMany::One(name) => vec![name],

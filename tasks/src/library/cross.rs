@@ -3,7 +3,7 @@
 //! any listed column makes that row's result nan, as numpy's mean and max
 //! over an axis do. `aggregate` is an alias of `cross_average`.
 
-use super::operand::at;
+use super::operand::{at, Operations};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::{Array1, Zip};
 use serde::Deserialize;
@@ -31,11 +31,7 @@ pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
     role: Role::Transform,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Kwargs {
-    operations: Vec<Operation>,
-}
+type Kwargs = Operations<Operation>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +47,7 @@ enum Reduce {
 }
 
 fn cross(mut table: Table, args: &Value, reduce: Reduce) -> Result<Table, String> {
-    let Kwargs { operations } = kwargs(args)?;
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         if o.columns.is_empty() {
             return Err(at(i)("`columns` lists no columns".into()));

@@ -7,7 +7,7 @@
 //! lt/le/gt/ge inverted). Numbers compare by value across int64 and float64,
 //! exactly; a nan compares false with everything, so `ne` keeps it.
 
-use super::operand::at;
+use super::operand::{at, Operations};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,11 +24,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     role: Role::Transform,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Kwargs {
-    operations: Vec<Operation>,
-}
+type Kwargs = Operations<Operation>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,7 +63,7 @@ impl Method {
 }
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {
-    let Kwargs { operations } = kwargs(args)?;
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         let column = table.require(&o.column).map_err(at(i))?;
         let rows = matching(column, &o.value, o.method)

@@ -5,7 +5,7 @@
 //! are equal). nan values stay nan and do not count toward the range.
 
 use super::column_space::linspace;
-use super::operand::at;
+use super::operand::{at, Operations};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
@@ -22,11 +22,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     role: Role::Transform,
 };
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Kwargs {
-    operations: Vec<Operation>,
-}
+type Kwargs = Operations<Operation>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +33,7 @@ struct Operation {
 }
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {
-    let Kwargs { operations } = kwargs(args)?;
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         if o.bins == 0 {
             return Err(at(i)("`bins` must be at least 1".into()));

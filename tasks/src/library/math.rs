@@ -2,7 +2,7 @@
 //! the square root of column `a`, as float64. Following IEEE and numpy, the
 //! log of 0 is -inf and of a negative is nan; so is the root of a negative.
 
-use super::operand::{at, map};
+use super::operand::{at, map, Operations};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
@@ -30,11 +30,7 @@ pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
 };
 
 /// `{operations: [{a, column}]}`, shared with `average`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Kwargs {
-    pub(crate) operations: Vec<Operation>,
-}
+pub(crate) type Kwargs = Operations<Operation>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +40,7 @@ pub(crate) struct Operation {
 }
 
 fn unary(mut table: Table, args: &Value, op: impl Fn(f64) -> f64 + Copy) -> Result<Table, String> {
-    let Kwargs { operations } = kwargs(args)?;
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         let out = map(table.numeric(&o.a).map_err(at(i))?.as_ref(), op);
         table

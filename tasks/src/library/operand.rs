@@ -1,5 +1,6 @@
-//! Kwargs pieces several tasks share: an operand that is a column name or a
-//! number, resolved against a table to float64 values.
+//! Kwargs pieces several tasks share: a list of operations, and an operand
+//! that is a column name or a number, resolved against a table to float64
+//! values.
 
 use crate::Table;
 use ndarray::{Array1, Zip};
@@ -7,6 +8,14 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
+
+/// Kwargs of the tasks that take a list of operations, applied in order:
+/// `{operations: [...]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Operations<T> {
+    pub(crate) operations: Vec<T>,
+}
 
 /// `"column"` or `2.5`.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@
 //! them well conditioned, then maps the coefficients back.
 
 use super::column_space::space_of;
-use super::operand::at;
+use super::operand::{at, Operations};
 use crate::{decodes, kwargs, Column, Context, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
@@ -30,11 +30,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
 /// Highest degree accepted: beyond it the fit is numerically meaningless.
 const MAX_DEGREE: usize = 12;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Kwargs {
-    operations: Vec<Operation>,
-}
+type Kwargs = Operations<Operation>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +51,7 @@ enum Model {
 }
 
 fn run(mut table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
-    let Kwargs { operations } = kwargs(args)?;
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         let degree = match (o.model, o.d) {
             (Model::Linear, _) => 1,
