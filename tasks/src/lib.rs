@@ -5,7 +5,9 @@
 //! table. Each task lives in one file under `library/` with its kwargs
 //! struct, its documentation, its kernel and its tests. [`run_stage`] runs a
 //! stage's calls in order and turns any failure into a [`TaskError`] that
-//! names the stage and the task.
+//! names the stage and the task. [`check`] follows a job through its stages
+//! before it runs, on a sample of its input, and reports every problem with
+//! its place in the job file. [`formats`] reads and writes table files.
 //!
 //! This crate knows nothing about processes, sockets or the cache: the same
 //! code runs in a task node, in the embedded mode and in unit tests.
