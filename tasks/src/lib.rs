@@ -88,6 +88,11 @@ pub struct TaskSpec {
     /// the relay can check without the data.
     pub check: fn(&Value) -> Result<(), String>,
     pub role: Role,
+    /// Whether each output row depends only on its own input row (and rows
+    /// keep their order): then running the task on consecutive chunks of a
+    /// table and concatenating the results equals running it on the whole
+    /// table, and the relay may split the work.
+    pub row_local: bool,
 }
 
 /// How a task is checked before a job runs (see [`check`]).

@@ -176,6 +176,47 @@ impl Table {
         }
     }
 
+    /// Rows `start..end` as a table of their own.
+    pub fn slice(&self, start: usize, end: usize) -> Table {
+        let rows: Vec<usize> = (start..end.min(self.rows())).collect();
+        self.take(&rows)
+    }
+
+    /// The rows of `parts`, one after another; every part must have the
+    /// same columns, in the same order, of the same types.
+    pub fn concat(parts: Vec<Table>) -> Result<Table, String> {
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else {
+            return Ok(Table::new());
+        };
+        let schema = first.schema();
+        let mut columns = first.into_columns();
+        for (index, part) in parts.enumerate() {
+            if part.schema() != schema {
+                return Err(format!(
+                    "part {} has different columns from the first",
+                    index + 1
+                ));
+            }
+            for ((_, acc), (_, column)) in columns.iter_mut().zip(part.into_columns()) {
+                match (acc, column) {
+                    (Column::Int64(a), Column::Int64(b)) => {
+                        *a = ndarray::concatenate![ndarray::Axis(0), a.view(), b.view()]
+                    }
+                    (Column::Float64(a), Column::Float64(b)) => {
+                        *a = ndarray::concatenate![ndarray::Axis(0), a.view(), b.view()]
+                    }
+                    (Column::Bool(a), Column::Bool(b)) => {
+                        *a = ndarray::concatenate![ndarray::Axis(0), a.view(), b.view()]
+                    }
+                    (Column::Utf8(a), Column::Utf8(b)) => *a = a.iter().cloned().chain(b).collect(),
+                    _ => unreachable!("schemas were compared"),
+                }
+            }
+        }
+        Ok(Table { columns })
+    }
+
     /// Removes the column called `name`; returns it if it was there.
     pub fn remove_column(&mut self, name: &str) -> Option<Column> {
         let at = self.columns.iter().position(|(n, _)| n == name)?;
@@ -300,6 +341,30 @@ mod tests {
             Some(&Column::Int64(array![30, 10, 30]))
         );
         assert_eq!(t.take(&[]).rows(), 0);
+    }
+
+    #[test]
+    fn slices_concatenate_back_to_the_table() {
+        let t = Table::from_columns(vec![
+            ("n".into(), Column::Int64(array![1, 2, 3, 4, 5])),
+            (
+                "s".into(),
+                Column::Utf8(array![
+                    "a".to_string(),
+                    "b".to_string(),
+                    "c".to_string(),
+                    "d".to_string(),
+                    "e".to_string()
+                ]),
+            ),
+        ])
+        .expect("table");
+        let parts = vec![t.slice(0, 2), t.slice(2, 2), t.slice(2, 5)];
+        assert_eq!(Table::concat(parts).expect("concat"), t);
+        assert_eq!(t.slice(4, 99).rows(), 1);
+        let other =
+            Table::from_columns(vec![("n".into(), Column::Float64(array![1.0]))]).expect("table");
+        assert!(Table::concat(vec![t.slice(0, 1), other]).is_err());
     }
 
     #[test]

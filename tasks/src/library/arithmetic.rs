@@ -19,6 +19,7 @@ pub(crate) const ADD: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "b": "y", "column": "total"}, {"a": "total", "b": 2, "column": "total"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 pub(crate) const SUBTRACT: TaskSpec = TaskSpec {
@@ -30,6 +31,7 @@ pub(crate) const SUBTRACT: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "b": "y", "column": "gap"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 pub(crate) const MULTIPLY: TaskSpec = TaskSpec {
@@ -41,6 +43,7 @@ pub(crate) const MULTIPLY: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "b": 1000, "column": "x_milli"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 pub(crate) const DIVIDE: TaskSpec = TaskSpec {
@@ -52,6 +55,7 @@ pub(crate) const DIVIDE: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "b": "y", "column": "ratio"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 pub(crate) const POWER: TaskSpec = TaskSpec {
@@ -63,6 +67,7 @@ pub(crate) const POWER: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "b": 2, "column": "x_squared"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 type Kwargs = Operations<Operation>;

@@ -18,6 +18,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "column": "mean_x"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {

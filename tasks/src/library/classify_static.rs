@@ -21,6 +21,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": ["site", "n"], "column": "group"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 type Kwargs = Operations<Operation>;

@@ -19,6 +19,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"column": "x", "space": "linear"}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 #[derive(Deserialize)]

@@ -18,6 +18,7 @@ pub(crate) const CROSS_AVERAGE: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"columns": ["x", "y"], "column": "xy_mean"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
@@ -29,6 +30,7 @@ pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"columns": ["x", "y"], "column": "xy_max"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 type Kwargs = Operations<Operation>;

@@ -22,6 +22,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"column": "x", "method": "gt", "value": 0.5}, {"column": "site", "method": "ne", "value": "test"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 type Kwargs = Operations<Operation>;

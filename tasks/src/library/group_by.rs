@@ -20,6 +20,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"by": ["site"], "aggregations": [{"a": "x", "op": "mean", "column": "mean_x"}, {"a": "x", "op": "count", "column": "rows"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 #[derive(Deserialize)]

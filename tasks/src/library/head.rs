@@ -13,6 +13,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"n": 10}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "bins": 10, "column": "x_bin"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 type Kwargs = Operations<Operation>;

@@ -16,6 +16,7 @@ pub(crate) const LOG: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "column": "log_x"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
@@ -27,6 +28,7 @@ pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"a": "x", "column": "root_x"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 /// `{operations: [{a, column}]}`, shared with `average`.

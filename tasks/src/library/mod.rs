@@ -191,6 +191,82 @@ mod edge_cases {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Equal, with nan equal to nan.
+    fn same(a: &Table, b: &Table) -> bool {
+        a.schema() == b.schema()
+            && a.iter().zip(b.iter()).all(|((_, x), (_, y))| match (x, y) {
+                (Column::Float64(x), Column::Float64(y)) => {
+                    x.len() == y.len()
+                        && x.iter()
+                            .zip(y)
+                            .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()))
+                }
+                _ => x == y,
+            })
+    }
+
+    #[test]
+    fn row_local_tasks_give_the_same_result_chunk_by_chunk() {
+        let ctx = Context::new(Path::new("."));
+        let input = Table::from_columns(vec![
+            (
+                "x".into(),
+                Column::Float64(array![1.0, -2.0, f64::NAN, 4.0, 0.0, 9.5, 3.0]),
+            ),
+            (
+                "y".into(),
+                Column::Float64(array![2.0, 3.5, 9.0, f64::NAN, 0.0, -1.0, 3.0]),
+            ),
+            ("n".into(), Column::Int64(array![1, 2, 3, 4, 5, 6, 7])),
+            (
+                "site".into(),
+                Column::Utf8(array!["a", "b", "a", "c", "b", "a", "test"].mapv(|s| s.to_string())),
+            ),
+        ])
+        .expect("table");
+        let mut checked = 0;
+        for task in TASKS.iter().filter(|t| t.row_local) {
+            let kwargs: Value = serde_json::from_str(task.example).expect("example");
+            let whole = (task.kernel)(input.clone(), &kwargs, &ctx)
+                .unwrap_or_else(|e| panic!("{}: {e}", task.name));
+            let parts = [(0, 3), (3, 3), (3, 6), (6, 7)]
+                .iter()
+                .map(|&(a, b)| (task.kernel)(input.slice(a, b), &kwargs, &ctx).expect("chunk"))
+                .collect();
+            let chunked = Table::concat(parts).expect("concat");
+            assert!(
+                same(&whole, &chunked),
+                "{}: {whole:?} vs {chunked:?}",
+                task.name
+            );
+            checked += 1;
+        }
+        assert!(checked >= 14, "{checked} row-local tasks");
+        let whole_column = TASKS
+            .iter()
+            .filter(|t| !t.row_local)
+            .map(|t| t.name)
+            .collect::<Vec<_>>();
+        for name in [
+            "average",
+            "normalize",
+            "sort",
+            "unique",
+            "group_by",
+            "head",
+            "histogram",
+            "regression",
+            "classify_static",
+            "column_space",
+            "write",
+        ] {
+            assert!(
+                whole_column.contains(&name),
+                "{name} must not be split into chunks"
+            );
+        }
+    }
+
     #[test]
     fn every_column_task_is_covered() {
         let covered: Vec<&str> = calls().iter().map(|(n, _)| *n).collect();

@@ -28,6 +28,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"model": "PercentOfMax", "columns": ["x", "y"]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 #[derive(Deserialize)]

@@ -14,6 +14,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 #[derive(Deserialize)]

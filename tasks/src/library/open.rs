@@ -29,6 +29,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
         sample,
         reads: None,
     },
+    row_local: false,
 };
 
 #[derive(Deserialize)]

@@ -24,6 +24,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
         sample,
         reads: Some(reads),
     },
+    row_local: false,
 };
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {

@@ -25,6 +25,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"operations": [{"x": "x", "y": "y", "model": "Poly", "d": 2, "space": "linear"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 /// Highest degree accepted: beyond it the fit is numerically meaningless.

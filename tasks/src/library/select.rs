@@ -13,6 +13,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"columns": ["site", "x"]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 #[derive(Deserialize)]

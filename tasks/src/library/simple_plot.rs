@@ -19,6 +19,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"title": "Readings", "plots": {"readings": [{"x": "n", "y": "x", "type": "line", "series": "site"}]}}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: true,
 };
 
 #[derive(Deserialize)]

@@ -16,6 +16,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"column": "x", "descending": true}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
+    row_local: false,
 };
 
 #[derive(Deserialize)]

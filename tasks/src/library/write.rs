@@ -18,6 +18,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     example: r#"{"filename": "result", "path": "out", "extension": "npz"}"#,
     check: decodes::<FileKwargs>,
     role: Role::Writes(target),
+    row_local: false,
 };
 
 /// Kwargs naming a table file, shared with `open_array`.
