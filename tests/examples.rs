@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{text, Daemon};
-use rtl_tasks::{formats::csv, Column, Table};
+use common::{assert_close, read_csv, text, Daemon};
 use std::path::{Path, PathBuf};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -14,29 +13,6 @@ fn copy_dir(from: &Path, to: &Path) {
         let path = entry.path();
         if path.is_file() {
             std::fs::copy(&path, to.join(entry.file_name())).expect("copy example file");
-        }
-    }
-}
-
-fn read_csv(path: &Path) -> Table {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    csv::read(&text, b',', &path.display().to_string()).expect("parse csv")
-}
-
-fn assert_close(example: &str, got: &Table, want: &Table) {
-    assert_eq!(got.schema(), want.schema(), "{example}: columns");
-    assert_eq!(got.rows(), want.rows(), "{example}: rows");
-    for ((name, g), (_, w)) in got.iter().zip(want.iter()) {
-        match (g, w) {
-            (Column::Float64(g), Column::Float64(w)) => {
-                for (row, (a, b)) in g.iter().zip(w.iter()).enumerate() {
-                    let same = (a.is_nan() && b.is_nan())
-                        || a == b
-                        || (a - b).abs() <= 1e-9 * b.abs().max(1.0);
-                    assert!(same, "{example}: {name}[{row}] = {a}, expected {b}");
-                }
-            }
-            _ => assert_eq!(g, w, "{example}: {name}"),
         }
     }
 }

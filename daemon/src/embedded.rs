@@ -40,7 +40,13 @@ impl Cluster {
             clients: format!("inproc://rtl-{tag}-clients"),
             nodes: format!("inproc://rtl-{tag}-nodes"),
         };
-        let relay = Relay::bind(&ctx, &at, cache.clone(), log.named("relay"))?;
+        let relay = Relay::bind(
+            &ctx,
+            &at,
+            cache.clone(),
+            log.named("relay"),
+            crate::supervisor::chunk_rows(config),
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let spawn = |name: String, job: Box<dyn FnOnce() + Send>| {

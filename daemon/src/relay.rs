@@ -7,10 +7,12 @@
 //! the sockets and the plan cache, and turns messages into routing calls.
 
 use crate::cache::Cache;
+use crate::chunking::{segments, split, Assembly, Segment};
 use crate::log::Log;
 use crate::routing::{NodeId, Routing};
 use crate::wire::{Body, Envelope, Failure, Header, Kind, StatusReport, WireError};
 use rtl_dsl::Plan;
+use rtl_tasks::Table;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,6 +43,12 @@ struct Job {
     deadline: Option<Instant>,
     client_cache: Option<Uuid>,
     started: Instant,
+    /// The current stage's segments when it runs in pieces (empty: the
+    /// whole stage goes as one envelope), and which one is running.
+    segments: Vec<Segment>,
+    segment: usize,
+    /// Chunk results of the running segment, when it went out in chunks.
+    assembly: Option<Assembly>,
 }
 
 pub struct Relay {
@@ -54,6 +62,8 @@ pub struct Relay {
     started: Instant,
     /// Since when no node takes stage work, if none does.
     no_workers_since: Option<Instant>,
+    /// Largest chunk in rows, when chunking is on.
+    chunk_rows: Option<usize>,
 }
 
 impl Relay {
@@ -63,6 +73,7 @@ impl Relay {
         at: &Endpoints,
         cache: Cache,
         log: Log,
+        chunk_rows: Option<usize>,
     ) -> Result<Relay, String> {
         let socket = |endpoint: &str, what: &str| -> Result<zmq::Socket, String> {
             let s = ctx
@@ -86,6 +97,7 @@ impl Relay {
             log,
             started: Instant::now(),
             no_workers_since: Some(Instant::now()),
+            chunk_rows,
         })
     }
 
@@ -237,6 +249,9 @@ impl Relay {
                 deadline: (lifespan > 0).then(|| Instant::now() + Duration::from_millis(lifespan)),
                 client_cache: env.header.cache_id,
                 started: Instant::now(),
+                segments: Vec::new(),
+                segment: 0,
+                assembly: None,
             },
         );
         let body = std::mem::replace(&mut env.body, Body::Empty);
@@ -266,17 +281,115 @@ impl Relay {
         }
     }
 
-    /// Queues the job's current stage with `body` as its input table.
+    /// Queues the job's current stage with `body` as its input table: as
+    /// one envelope, or in segments when chunking applies to its rows.
     fn enqueue_stage(&mut self, job_id: Uuid, table: &Header, body: Body) {
+        let rows = rows_of(table, &body);
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        job.segment = 0;
+        job.assembly = None;
+        job.segments = match self.chunk_rows {
+            Some(n) if rows > n => {
+                let segments = segments(&job.plan.stages[job.stage]);
+                if segments.iter().any(|s| s.row_local) {
+                    segments
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        };
+        if job.segments.is_empty() {
+            self.enqueue_work(job_id, table, body, None, 0, 1);
+        } else {
+            self.enqueue_segment(job_id, table, body);
+        }
+    }
+
+    /// Queues the job's current segment: in chunks when it is row-local and
+    /// its input is larger than a chunk.
+    fn enqueue_segment(&mut self, job_id: Uuid, table: &Header, body: Body) {
+        let rows = rows_of(table, &body);
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        let segment = job.segments[job.segment];
+        let tasks = Some((segment.start, segment.end));
+        let chunk = self.chunk_rows.filter(|n| segment.row_local && rows > *n);
+        let Some(chunk) = chunk else {
+            job.assembly = None;
+            return self.enqueue_work(job_id, table, body, tasks, 0, 1);
+        };
+        let whole = match self.table_of(table, body) {
+            Ok(whole) => whole,
+            Err(e) => {
+                return self.fail_job(job_id, None, format!("cannot split the stage's table: {e}"))
+            }
+        };
+        let parts = split(&whole, chunk);
+        drop(whole);
+        let count = parts.len();
+        if let Some(job) = self.jobs.get_mut(&job_id) {
+            job.assembly = Some(Assembly::new(count));
+        }
+        self.log
+            .debug(|| format!("job {job_id}: {rows} rows in {count} chunks"));
+        for (seq, part) in parts.into_iter().enumerate() {
+            self.enqueue_work(
+                job_id,
+                table,
+                Body::Table(part),
+                tasks,
+                seq as u32,
+                count as u32,
+            );
+        }
+    }
+
+    /// Queues one work envelope for the job's current stage.
+    fn enqueue_work(
+        &mut self,
+        job_id: Uuid,
+        table: &Header,
+        body: Body,
+        tasks: Option<(u32, u32)>,
+        seq: u32,
+        count: u32,
+    ) {
         let Some(job) = self.jobs.get(&job_id) else {
             return;
         };
-        let mut header = Header::new(Kind::Work, job_id).with_table_of(table);
+        let mut header = Header::new(Kind::Work, job_id);
+        if !matches!(body, Body::Table(_)) {
+            header = header.with_table_of(table);
+        }
         header.stage = job.stage as u32;
         header.lifespan = job.lifespan;
         header.progress = job.progress;
         header.plan_key = job.plan_key.clone();
+        header.tasks = tasks;
+        header.seq = seq;
+        header.count = count;
         self.routing.enqueue(Envelope::new(header, body));
+    }
+
+    /// The table a header and body carry, decoded (taken from the cache
+    /// when it travels by reference).
+    fn table_of(&self, header: &Header, body: Body) -> Result<Table, String> {
+        if let Some(key) = &header.table_ref {
+            return self.cache.take_table(key);
+        }
+        match body {
+            Body::Table(t) => Ok(t),
+            body => Envelope {
+                id: Uuid::nil(),
+                header: header.clone(),
+                body,
+            }
+            .take_table(),
+        }
     }
 
     /// Sends queued work to nodes with room.
@@ -393,8 +506,50 @@ impl Relay {
             ));
             return;
         }
+        let mut body = std::mem::replace(&mut env.body, Body::Empty);
+        if job.assembly.is_some() {
+            let part = match self.table_of(&env.header, body) {
+                Ok(part) => part,
+                Err(e) => {
+                    return self.fail_job(
+                        job_id,
+                        None,
+                        format!("chunk {} came back unreadable: {e}", env.header.seq),
+                    )
+                }
+            };
+            let Some(job) = self.jobs.get_mut(&job_id) else {
+                return;
+            };
+            let done = job
+                .assembly
+                .as_mut()
+                .and_then(|a| a.put(env.header.seq as usize, part));
+            match done {
+                None => return, // more chunks to come
+                Some(Err(e)) => {
+                    return self.fail_job(
+                        job_id,
+                        None,
+                        format!("cannot reassemble the chunks: {e}"),
+                    )
+                }
+                Some(Ok(whole)) => {
+                    env.header.table_ref = None;
+                    env.header.rows = whole.rows() as u64;
+                    body = Body::Table(whole);
+                }
+            }
+        }
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        job.assembly = None;
+        if job.segment + 1 < job.segments.len() {
+            job.segment += 1;
+            return self.enqueue_segment(job_id, &env.header, body);
+        }
         job.stage += 1;
-        let body = std::mem::replace(&mut env.body, Body::Empty);
         if job.stage < job.plan.stages.len() {
             return self.enqueue_stage(job_id, &env.header, body);
         }
@@ -407,9 +562,11 @@ impl Relay {
                 job.started.elapsed().as_secs_f64() * 1e3
             )
         });
-        let mut header = Header::new(Kind::Result, job_id).with_table_of(&env.header);
+        let mut header = Header::new(Kind::Result, job_id);
+        if !matches!(body, Body::Table(_)) {
+            header = header.with_table_of(&env.header);
+        }
         header.stage = env.header.stage;
-        let mut body = body;
         if let Some(key) = header.table_ref.clone() {
             if job.client_cache != Some(self.cache.id()) {
                 header.table_ref = None;
@@ -534,6 +691,14 @@ impl Relay {
                 format!("the job exceeded its lifespan of {lifespan} ms while at stage {stage}"),
             );
         }
+    }
+}
+
+/// Rows of the table a header and body carry.
+fn rows_of(header: &Header, body: &Body) -> usize {
+    match body {
+        Body::Table(t) => t.rows(),
+        _ => usize::try_from(header.rows).unwrap_or(usize::MAX),
     }
 }
 

@@ -377,6 +377,11 @@ pub fn stop(config: &Config, grace: Duration) -> Vec<Stopped> {
     stopped
 }
 
+/// The relay's largest chunk, when chunking is on.
+pub fn chunk_rows(config: &Config) -> Option<usize> {
+    config.chunking.then_some(config.chunking_size)
+}
+
 fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: plain kill(2) on a pid taken from our own pid file and
@@ -454,7 +459,7 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
                 clients: format!("tcp://{}:{}", config.relay_listen, config.relay_port),
                 nodes: format!("tcp://{}:{}", config.relay_listen, config.node_port),
             };
-            Relay::bind(&ctx, &at, cache, log.clone())?.run(&TERMINATE);
+            Relay::bind(&ctx, &at, cache, log.clone(), chunk_rows(config))?.run(&TERMINATE);
             Ok(())
         }
         Service::TaskNode => {

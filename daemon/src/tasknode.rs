@@ -213,6 +213,16 @@ fn run_work(
     let Some(stage_plan) = plan.stages.get(stage as usize) else {
         return failed(None, format!("the plan has no stage {stage}"));
     };
+    let calls = match env.header.tasks {
+        None => &stage_plan.tasks[..],
+        Some((start, end)) => match stage_plan.tasks.get(start as usize..end as usize) {
+            Some(calls) => calls,
+            None => return failed(None, format!("stage {stage} has no tasks {start}..{end}")),
+        },
+    };
+    // Chunks of one stage all run the same tasks: one chunk's progress
+    // speaks for them.
+    let progress = progress && env.header.seq == 0;
     let input = match env.header.table_ref.clone() {
         Some(key) => match cache {
             Some(cache) => cache.take_table(&key),
@@ -260,7 +270,7 @@ fn run_work(
             log.warn(format!("progress lost: {e}"));
         }
     };
-    let table = match rtl_tasks::run_stage(stage as usize, stage_plan, input, &ctx, &mut on_event) {
+    let table = match rtl_tasks::run_stage(stage as usize, calls, input, &ctx, &mut on_event) {
         Ok(table) => table,
         Err(e) => {
             log.info(format!("job {job}: {e}"));
@@ -269,6 +279,9 @@ fn run_work(
     };
     let mut header = Header::new(Kind::Done, job);
     header.stage = stage;
+    header.seq = env.header.seq;
+    header.count = env.header.count;
+    header.tasks = env.header.tasks;
     if let Some(cache) = cache.filter(|_| table.wire_size() >= BY_REFERENCE_MIN_BYTES) {
         match cache.put_table(&table) {
             Ok(key) => {

@@ -145,6 +145,9 @@ pub struct Header {
     pub seq: u32,
     #[serde(default = "one")]
     pub count: u32,
+    /// Work: run only the stage's tasks `start..end` (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<(u32, u32)>,
     /// Columns of the table that follows, one frame each, in this order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema: Vec<ColumnSpec>,
@@ -190,6 +193,7 @@ impl Header {
             lifespan: 0,
             seq: 0,
             count: 1,
+            tasks: None,
             schema: Vec::new(),
             rows: 0,
             plan: None,

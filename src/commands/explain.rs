@@ -2,6 +2,7 @@
 //! columns after each task, and how the relay will hand out each stage.
 
 use rtl_config::Config;
+use rtl_daemon::chunking::segments;
 use rtl_dsl::Plan;
 use rtl_tasks::DType;
 use std::path::Path;
@@ -64,10 +65,7 @@ pub fn run(config: &Config, file: &Path, params: &[(String, String)]) -> Result<
     if let Some(last) = steps.last().and_then(|s| s.schema.as_ref()) {
         println!("result: {}", describe(last));
     }
-    println!(
-        "relay: each stage goes whole, as one envelope, to one task node (chunking = {}, chunking_size = {} rows: splitting stages is not implemented yet)",
-        config.chunking, config.chunking_size
-    );
+    print_chunking(config, &plan);
     for p in &problems {
         println!("{p}");
     }
@@ -76,6 +74,36 @@ pub fn run(config: &Config, file: &Path, params: &[(String, String)]) -> Result<
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// How the relay hands out each stage.
+fn print_chunking(config: &Config, plan: &Plan) {
+    if !config.chunking {
+        println!("relay: chunking is off; each stage goes whole to one task node");
+        return;
+    }
+    println!(
+        "relay: a stage whose input has at most {} rows goes whole to one task node; a larger one runs in segments:",
+        config.chunking_size
+    );
+    for (index, stage) in plan.stages.iter().enumerate() {
+        let parts: Vec<String> = segments(stage)
+            .iter()
+            .map(|s| {
+                let names: Vec<&str> = stage.tasks[s.start as usize..s.end as usize]
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect();
+                let how = if s.row_local {
+                    "in chunks, in parallel"
+                } else {
+                    "on the whole table"
+                };
+                format!("{} {how}", names.join(", "))
+            })
+            .collect();
+        println!("  stage {index}: {}", parts.join("; then "));
+    }
 }
 
 fn describe(schema: &[(String, DType)]) -> String {

@@ -21,7 +21,7 @@ pub mod table;
 pub use check::{check, check_calls, trace, Step};
 pub use table::{Column, DType, Table};
 
-use rtl_dsl::Stage;
+use rtl_dsl::TaskCall;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -165,15 +165,16 @@ pub enum Event<'a> {
     },
 }
 
-/// Runs a stage's tasks in order on `table`.
+/// Runs task calls of stage `index` (all of a stage's, or a run of them)
+/// in order on `table`.
 pub fn run_stage(
     index: usize,
-    stage: &Stage,
+    calls: &[TaskCall],
     mut table: Table,
     ctx: &Context,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Table, TaskError> {
-    for call in &stage.tasks {
+    for call in calls {
         let fail = |message: String| TaskError {
             stage: index,
             task: call.name.clone(),
@@ -277,16 +278,13 @@ pub(crate) fn decodes<T: DeserializeOwned>(value: &Value) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtl_dsl::TaskCall;
     use serde_json::json;
 
-    fn stage(calls: &[(&str, Value)]) -> Stage {
-        Stage {
-            tasks: calls
-                .iter()
-                .map(|(n, k)| TaskCall::new(*n, k.clone()))
-                .collect(),
-        }
+    fn stage(calls: &[(&str, Value)]) -> Vec<TaskCall> {
+        calls
+            .iter()
+            .map(|(n, k)| TaskCall::new(*n, k.clone()))
+            .collect()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+use rtl_tasks::{formats::csv, Column, Table};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -195,4 +196,28 @@ pub fn null_job(scratch: &Scratch) -> PathBuf {
     std::fs::create_dir_all(scratch.0.join("data")).expect("data dir");
     std::fs::write(scratch.0.join("data/sensors.csv"), SENSORS_CSV).expect("write csv");
     write_job(&scratch.0, "job", NULL_JOB)
+}
+
+/// A CSV file read with rtl's reader.
+pub fn read_csv(path: &Path) -> Table {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    csv::read(&text, b',', &path.display().to_string()).expect("parse csv")
+}
+
+pub fn assert_close(example: &str, got: &Table, want: &Table) {
+    assert_eq!(got.schema(), want.schema(), "{example}: columns");
+    assert_eq!(got.rows(), want.rows(), "{example}: rows");
+    for ((name, g), (_, w)) in got.iter().zip(want.iter()) {
+        match (g, w) {
+            (Column::Float64(g), Column::Float64(w)) => {
+                for (row, (a, b)) in g.iter().zip(w.iter()).enumerate() {
+                    let same = (a.is_nan() && b.is_nan())
+                        || a == b
+                        || (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+                    assert!(same, "{example}: {name}[{row}] = {a}, expected {b}");
+                }
+            }
+            _ => assert_eq!(g, w, "{example}: {name}"),
+        }
+    }
 }

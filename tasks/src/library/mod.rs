@@ -66,7 +66,7 @@ mod edge_cases {
     use super::TASKS;
     use crate::{run_stage, Column, Context, Table};
     use ndarray::{array, Array1};
-    use rtl_dsl::{Stage, TaskCall};
+    use rtl_dsl::TaskCall;
     use serde_json::{json, Value};
     use std::path::Path;
 
@@ -152,10 +152,8 @@ mod edge_cases {
     }
 
     fn run(name: &str, kwargs: &Value, input: Table) -> Result<Table, String> {
-        let stage = Stage {
-            tasks: vec![TaskCall::new(name, kwargs.clone())],
-        };
-        run_stage(4, &stage, input, &Context::new(Path::new(".")), &mut |_| {})
+        let calls = [TaskCall::new(name, kwargs.clone())];
+        run_stage(4, &calls, input, &Context::new(Path::new(".")), &mut |_| {})
             .map_err(|e| e.to_string())
     }
 
