@@ -93,6 +93,16 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
     },
+    /// Run task nodes in the foreground that join a relay, possibly on
+    /// another machine (stop them with Ctrl-C or SIGTERM).
+    Node {
+        /// The relay's node endpoint, such as tcp://10.0.0.5:19001.
+        #[arg(long, value_name = "tcp://HOST:PORT")]
+        relay: String,
+        /// How many task nodes to run.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
     /// Print the effective settings and where each came from.
     Config,
     /// Run one service in this process (used by `rtl start`).

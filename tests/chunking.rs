@@ -123,3 +123,86 @@ fn chunked_results_equal_unchunked_for_every_task() {
     assert!(busy.iter().sum::<u64>() > 20, "{busy:?}");
     eprintln!("envelopes per task node: {busy:?}");
 }
+
+/// Task nodes started with `rtl node` elsewhere; killed (by pid) on drop.
+struct Nodes(std::process::Child);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn nodes_that_join_a_relay_take_its_chunks() {
+    // The daemon's own nodes: none. The work must go to the joined ones.
+    let daemon = Daemon::start_in(
+        Home::new("joined")
+            .with("RTL_TASK_WORKERS", "0")
+            .with("RTL_CHUNKING_SIZE", "100"),
+    );
+    let elsewhere = Home::new("elsewhere");
+    let relay = format!("tcp://127.0.0.1:{}", daemon.home.port("RTL_NODE_PORT"));
+    let mut cmd = std::process::Command::new(common::bin());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RTL_")) {
+        cmd.env_remove(k);
+    }
+    let child = cmd
+        .envs(elsewhere.env.iter().map(|(k, v)| (k, v)))
+        .args(["node", "--relay", &relay, "--workers", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("rtl node");
+    let _nodes = Nodes(child);
+    let dir = daemon.home.scratch.0.clone();
+    data(&dir);
+    let job = write_job(&dir, "job", GROUPED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut joined = Vec::new();
+    while joined.len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let out = daemon.rtl(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status");
+        joined = json["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .filter(|s| s["joined"] == true)
+            .cloned()
+            .collect();
+    }
+    assert_eq!(joined.len(), 2, "{joined:?}");
+    assert!(
+        joined
+            .iter()
+            .all(|s| s["host"].is_string() && s["name"] == "tasknode"),
+        "{joined:?}"
+    );
+    let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = daemon.rtl(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status");
+    let busy: Vec<u64> = json["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter(|s| s["joined"] == true)
+        .filter_map(|s| s["envelopes"].as_u64())
+        .collect();
+    assert!(
+        busy.iter().all(|n| *n > 0),
+        "both joined nodes took chunks: {busy:?}"
+    );
+}

@@ -9,6 +9,7 @@
 //! pid file that still run `rtl serve` are ever signalled.
 
 use crate::cache::Cache;
+use crate::link::hostname;
 use crate::log::Log;
 use crate::relay::{Endpoints, Relay};
 use crate::wire::{Body, Envelope, Header, Kind, StatusReport, WireError};
@@ -119,6 +120,9 @@ pub struct ServiceStatus {
     pub uptime: Option<Duration>,
     pub envelopes: Option<u64>,
     pub host: Option<String>,
+    /// False for a node that joined the relay on its own (`rtl node`,
+    /// possibly on another machine): `rtl stop` leaves it alone.
+    pub started_here: bool,
 }
 
 /// Everything `rtl status` knows.
@@ -147,7 +151,9 @@ pub fn status(config: &Config) -> Status {
         .then(|| ask_relay(config, Kind::Status, Duration::from_secs(2)).ok())
         .flatten()
         .and_then(|env| env.header.status);
-    let services = files
+    let local: Vec<u32> = files.iter().map(|f| f.pid).collect();
+    let here = hostname();
+    let mut services: Vec<ServiceStatus> = files
         .into_iter()
         .map(|f| {
             let alive = is_alive(f.pid);
@@ -173,9 +179,26 @@ pub fn status(config: &Config) -> Status {
                 uptime,
                 envelopes,
                 host: node.map(|n| n.info.host.clone()),
+                started_here: true,
             }
         })
         .collect();
+    // Nodes that joined the relay by themselves, here or on other hosts.
+    let joined = report
+        .iter()
+        .flat_map(|r| r.nodes.iter())
+        .filter(|n| !(n.info.host == here && local.contains(&n.info.pid)));
+    for n in joined {
+        services.push(ServiceStatus {
+            service: Service::from_name(&n.info.service).unwrap_or(Service::TaskNode),
+            pid: n.info.pid,
+            alive: true,
+            uptime: None,
+            envelopes: Some(n.envelopes),
+            host: Some(n.info.host.clone()),
+            started_here: false,
+        });
+    }
     Status {
         services,
         relay: report,
@@ -377,6 +400,72 @@ pub fn stop(config: &Config, grace: Duration) -> Vec<Stopped> {
     stopped
 }
 
+/// The cache a task node opens: this home's, when it can. A node whose
+/// cache is not the relay's gets every table inline.
+fn node_cache(config: &Config, log: &Log) -> Option<Cache> {
+    match Cache::open(&config.cache_dir(), config.cache_map_size) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            log.warn(format!("running without the shared cache: {e}"));
+            None
+        }
+    }
+}
+
+/// `rtl node`: `workers` task nodes in this process, attached to the
+/// terminal, joined to the relay at `relay` (possibly on another machine)
+/// until SIGTERM or SIGINT.
+pub fn run_nodes(config: &Config, relay: &str, workers: usize) -> Result<(), String> {
+    install_signal_handlers();
+    let log = Log::stderr("tasknode", config.debug, config.profile);
+    let ctx = zmq::Context::new();
+    let cache = node_cache(config, &log);
+    log.info(format!(
+        "{workers} task node(s) joining the relay at {relay}; stop with Ctrl-C"
+    ));
+    let threads: Vec<_> = (0..workers.max(1))
+        .map(|n| {
+            let settings = tasknode::TaskNodeConfig {
+                relay: relay.to_string(),
+                capacity: config.max_in_flight as u32,
+                cache: cache.clone(),
+            };
+            let (ctx, log) = (ctx.clone(), log.clone());
+            std::thread::Builder::new()
+                .name(format!("rtl-node-{n}"))
+                .spawn(move || tasknode::run(&ctx, settings, log, &TERMINATE))
+                .map_err(|e| format!("cannot start a task node thread: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut failures = Vec::new();
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(e),
+            Err(_) => failures.push("a task node thread panicked".to_string()),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_terminate as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            on_terminate as *const () as libc::sighandler_t,
+        );
+    }
+}
+
 /// The relay's largest chunk, when chunking is on.
 pub fn chunk_rows(config: &Config) -> Option<usize> {
     config.chunking.then_some(config.chunking_size)
@@ -463,17 +552,10 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
             Ok(())
         }
         Service::TaskNode => {
-            let cache = match Cache::open(&config.cache_dir(), config.cache_map_size) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    log.warn(format!("running without the shared cache: {e}"));
-                    None
-                }
-            };
             let settings = tasknode::TaskNodeConfig {
                 relay: config.node_endpoint(),
                 capacity: config.max_in_flight as u32,
-                cache,
+                cache: node_cache(config, log),
             };
             tasknode::run(&ctx, settings, log.clone(), &TERMINATE)
         }

@@ -20,6 +20,7 @@ pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
                     "envelopes": s.envelopes.unwrap_or(0),
                     "uptime_s": s.uptime.map(|u| u.as_secs_f64()),
                     "host": s.host,
+                    "joined": !s.started_here,
                 })
             })
             .collect();
@@ -52,8 +53,12 @@ pub fn print_table(current: &Status) {
             .uptime
             .map_or("-".to_string(), |u| format_uptime(u.as_secs()));
         let envelopes = s.envelopes.map_or("-".to_string(), |n| n.to_string());
+        let origin = match (&s.host, s.started_here) {
+            (Some(host), false) => format!("  joined from {host}"),
+            _ => String::new(),
+        };
         println!(
-            "{:<9} {:>8}  {state:<5} {uptime:>10} {envelopes:>10}",
+            "{:<9} {:>8}  {state:<5} {uptime:>10} {envelopes:>10}{origin}",
             s.service.name(),
             s.pid
         );
