@@ -293,10 +293,7 @@ mod tests {
     fn tables_round_trip_and_are_taken_once() {
         let cache = Cache::open(&scratch("tables"), 16 << 20).expect("open");
         let table = Table::from_columns(vec![
-            (
-                "s".into(),
-                Column::Utf8(array!["x".to_string(), "yz".to_string()]),
-            ),
+            ("s".into(), rtl_tasks::Column::text(&["x", "yz"])),
             ("f".into(), Column::Float64(array![1.5, -2.0])),
             ("b".into(), Column::Bool(array![false, true])),
         ])

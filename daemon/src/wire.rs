@@ -665,10 +665,7 @@ mod tests {
             ("i".into(), Column::Int64(array![1, -2, 3])),
             ("f".into(), Column::Float64(array![0.5, f64::NAN, -1e300])),
             ("b".into(), Column::Bool(array![true, false, true])),
-            (
-                "s".into(),
-                Column::Utf8(array!["a".to_string(), "".to_string(), "ü,\"x".to_string()]),
-            ),
+            ("s".into(), rtl_tasks::Column::text(&["a", "", "ü,\"x"])),
         ])
         .expect("table")
     }

@@ -68,6 +68,11 @@ impl Column {
         }
     }
 
+    /// A utf8 column of `values`.
+    pub fn text(values: &[&str]) -> Column {
+        Column::Utf8(values.iter().map(|v| v.to_string()).collect())
+    }
+
     /// The values as float64 (int64 converted by value); None for bool and
     /// utf8 columns.
     pub fn as_f64(&self) -> Option<Cow<'_, Array1<f64>>> {
@@ -317,10 +322,7 @@ mod tests {
     fn missing_and_wrong_typed_columns_are_explained() {
         let t = Table::from_columns(vec![
             ("n".into(), Column::Int64(array![1, 2])),
-            (
-                "s".into(),
-                Column::Utf8(array!["a".to_string(), "b".to_string()]),
-            ),
+            ("s".into(), Column::text(&["a", "b"])),
         ])
         .expect("table");
         assert_eq!(
@@ -347,16 +349,7 @@ mod tests {
     fn slices_concatenate_back_to_the_table() {
         let t = Table::from_columns(vec![
             ("n".into(), Column::Int64(array![1, 2, 3, 4, 5])),
-            (
-                "s".into(),
-                Column::Utf8(array![
-                    "a".to_string(),
-                    "b".to_string(),
-                    "c".to_string(),
-                    "d".to_string(),
-                    "e".to_string()
-                ]),
-            ),
+            ("s".into(), Column::text(&["a", "b", "c", "d", "e"])),
         ])
         .expect("table");
         let parts = vec![t.slice(0, 2), t.slice(2, 2), t.slice(2, 5)];
@@ -369,7 +362,7 @@ mod tests {
 
     #[test]
     fn wire_size_counts_string_offsets() {
-        let c = Column::Utf8(array!["ab".to_string(), "".to_string()]);
+        let c = Column::text(&["ab", ""]);
         assert_eq!(c.wire_size(), 3 * 8 + 2);
     }
 }

@@ -168,10 +168,7 @@ mod tests {
             ("id".into(), Column::Int64(array![1, -2])),
             ("x".into(), Column::Float64(array![0.5, f64::INFINITY])),
             ("ok".into(), Column::Bool(array![true, false])),
-            (
-                "site".into(),
-                Column::Utf8(array!["n".to_string(), "south".to_string()]),
-            ),
+            ("site".into(), Column::text(&["n", "south"])),
         ])
         .expect("table");
         let (bytes, fields) = encode(&table);

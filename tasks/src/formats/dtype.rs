@@ -417,7 +417,7 @@ mod tests {
 
     #[test]
     fn text_round_trips() {
-        let column = Column::Utf8(array!["añb".to_string(), "".to_string()]);
+        let column = Column::text(&["añb", ""]);
         let enc = Encoded::of(&column);
         assert_eq!(enc.descr, "<U3");
         let mut out = vec![0u8; 2 * enc.size];
@@ -428,7 +428,7 @@ mod tests {
             .expect("decode");
         assert_eq!(back, column);
         let s = Scalar::Bytes(4).decode(b"ab\0\0", 1, 0, 4).expect("bytes");
-        assert_eq!(s, Column::Utf8(array!["ab".to_string()]));
+        assert_eq!(s, Column::text(&["ab"]));
     }
 
     #[test]

@@ -35,14 +35,7 @@ mod tests {
                 "z".into(),
                 Column::Float64(array![1.5, f64::NAN, f64::INFINITY]),
             ),
-            (
-                "a".into(),
-                Column::Utf8(array![
-                    "x".to_string(),
-                    "y".to_string(),
-                    "\"q\"".to_string()
-                ]),
-            ),
+            ("a".into(), Column::text(&["x", "y", "\"q\""])),
         ])
         .expect("table");
         assert_eq!(

@@ -214,10 +214,7 @@ mod tests {
             ("id".into(), Column::Int64(array![1, 2])),
             ("x".into(), Column::Float64(array![0.1, -3.5e-9])),
             ("ok".into(), Column::Bool(array![false, true])),
-            (
-                "site".into(),
-                Column::Utf8(array!["north".to_string(), "a, \"b\"".to_string()]),
-            ),
+            ("site".into(), Column::text(&["north", "a, \"b\""])),
         ])
         .expect("table")
     }
@@ -249,7 +246,7 @@ mod tests {
         .expect("meta");
         let t = read(&csv, b',').expect("read");
         assert_eq!(t.column("a"), Some(&Column::Float64(array![1.0])));
-        assert_eq!(t.column("b"), Some(&Column::Utf8(array!["2".to_string()])));
+        assert_eq!(t.column("b"), Some(&Column::text(&["2"])));
     }
 
     #[test]

@@ -210,10 +210,7 @@ mod tests {
             ("n".into(), Column::Int64(array![1, 2, 3])),
             ("x".into(), Column::Float64(array![0.5, f64::NAN, -1.0])),
             ("ok".into(), Column::Bool(array![true, false, true])),
-            (
-                "s".into(),
-                Column::Utf8(array!["a".to_string(), "bb".to_string(), "ccc".to_string()]),
-            ),
+            ("s".into(), Column::text(&["a", "bb", "ccc"])),
         ])
         .expect("table")
     }

@@ -109,10 +109,7 @@ mod tests {
         Table::from_columns(vec![
             ("i".into(), Column::Int64(array![1, 2, 3])),
             ("f".into(), Column::Float64(array![0.5, 0.0, -2.0])),
-            (
-                "s".into(),
-                Column::Utf8(array!["a".to_string(), "b".to_string(), "c".to_string()]),
-            ),
+            ("s".into(), Column::text(&["a", "b", "c"])),
         ])
         .expect("table")
     }

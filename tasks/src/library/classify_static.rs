@@ -81,15 +81,7 @@ mod tests {
 
     fn table() -> Table {
         Table::from_columns(vec![
-            (
-                "site".into(),
-                Column::Utf8(array![
-                    "n".to_string(),
-                    "s".to_string(),
-                    "n".to_string(),
-                    "e".to_string()
-                ]),
-            ),
+            ("site".into(), Column::text(&["n", "s", "n", "e"])),
             ("level".into(), Column::Int64(array![2, 1, 1, 2])),
         ])
         .expect("table")

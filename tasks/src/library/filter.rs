@@ -163,15 +163,7 @@ mod tests {
             ("i".into(), Column::Int64(array![1, 2, 3, 4])),
             ("f".into(), Column::Float64(array![0.5, f64::NAN, 2.0, 3.5])),
             ("b".into(), Column::Bool(array![true, false, true, false])),
-            (
-                "s".into(),
-                Column::Utf8(array![
-                    "x".to_string(),
-                    "y".to_string(),
-                    "x".to_string(),
-                    "z".to_string()
-                ]),
-            ),
+            ("s".into(), Column::text(&["x", "y", "x", "z"])),
         ])
         .expect("table")
     }

@@ -138,16 +138,7 @@ mod tests {
 
     fn table() -> Table {
         Table::from_columns(vec![
-            (
-                "site".into(),
-                Column::Utf8(array![
-                    "n".to_string(),
-                    "s".to_string(),
-                    "n".to_string(),
-                    "s".to_string(),
-                    "e".to_string()
-                ]),
-            ),
+            ("site".into(), Column::text(&["n", "s", "n", "s", "e"])),
             ("n".into(), Column::Int64(array![1, 2, 3, 4, 5])),
             (
                 "x".into(),
@@ -171,14 +162,7 @@ mod tests {
             {"a": "n", "op": "count", "column": "rows"}
         ]}))
         .expect("group_by");
-        assert_eq!(
-            t.column("site"),
-            Some(&Column::Utf8(array![
-                "e".to_string(),
-                "n".to_string(),
-                "s".to_string()
-            ]))
-        );
+        assert_eq!(t.column("site"), Some(&Column::text(&["e", "n", "s"])));
         assert_eq!(t.column("total"), Some(&Column::Int64(array![5, 4, 6])));
         assert_eq!(
             t.column("avg"),

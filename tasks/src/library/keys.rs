@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn several_columns_compare_lexicographically() {
-        let a = Column::Utf8(array!["b".to_string(), "a".to_string(), "b".to_string()]);
+        let a = Column::text(&["b", "a", "b"]);
         let b = Column::Int64(array![2, 9, 1]);
         assert_eq!(groups(&[&a, &b], 3), vec![vec![1], vec![2], vec![0]]);
     }

@@ -165,10 +165,7 @@ mod edge_cases {
             ("x".into(), Column::Float64(array![1.0, 2.0, 4.0])),
             ("y".into(), Column::Float64(array![2.0, 3.5, 9.0])),
             ("n".into(), Column::Int64(array![1, 2, 3])),
-            (
-                "site".into(),
-                Column::Utf8(array!["a".to_string(), "b".to_string(), "a".to_string()]),
-            ),
+            ("site".into(), Column::text(&["a", "b", "a"])),
         ])
         .expect("table");
         for task in TASKS {
@@ -218,7 +215,7 @@ mod edge_cases {
             ("n".into(), Column::Int64(array![1, 2, 3, 4, 5, 6, 7])),
             (
                 "site".into(),
-                Column::Utf8(array!["a", "b", "a", "c", "b", "a", "test"].mapv(|s| s.to_string())),
+                Column::text(&["a", "b", "a", "c", "b", "a", "test"]),
             ),
         ])
         .expect("table");
@@ -344,10 +341,7 @@ mod edge_cases {
             .filter(|(n, _)| numeric_only.contains(n))
         {
             let input = Table::from_columns(vec![
-                (
-                    "x".into(),
-                    Column::Utf8(array!["a".to_string(), "b".to_string()]),
-                ),
+                ("x".into(), Column::text(&["a", "b"])),
                 ("y".into(), Column::Float64(array![1.0, 2.0])),
             ])
             .expect("table");

@@ -217,10 +217,7 @@ mod tests {
         };
         assert!(temp[0] == 20.5 && temp[1].is_nan());
         assert_eq!(t.column("ok"), Some(&Column::Bool(array![true, false])));
-        assert_eq!(
-            t.column("note"),
-            Some(&Column::Utf8(array![String::new(), "hot".to_string()]))
-        );
+        assert_eq!(t.column("note"), Some(&Column::text(&["", "hot"])));
         std::fs::write(dir.join("rows.jsonl"), "[1, \"a\"]\n[2, \"b\"]\n").expect("write");
         let t = open(&dir, json!({"file": "rows.jsonl", "encoding": true})).expect("arrays");
         assert_eq!(t.names().collect::<Vec<_>>(), ["0", "1"]);

@@ -113,10 +113,7 @@ mod tests {
         Table::from_columns(vec![
             ("t".into(), Column::Int64(array![1, 2])),
             ("v".into(), Column::Float64(array![0.5, 0.7])),
-            (
-                "site".into(),
-                Column::Utf8(array!["a".to_string(), "b".to_string()]),
-            ),
+            ("site".into(), Column::text(&["a", "b"])),
         ])
         .expect("table")
     }

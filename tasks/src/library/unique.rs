@@ -46,15 +46,7 @@ mod tests {
     #[test]
     fn first_row_per_value_ascending() {
         let t = Table::from_columns(vec![
-            (
-                "k".into(),
-                Column::Utf8(array![
-                    "b".to_string(),
-                    "a".to_string(),
-                    "b".to_string(),
-                    "a".to_string()
-                ]),
-            ),
+            ("k".into(), Column::text(&["b", "a", "b", "a"])),
             ("v".into(), Column::Int64(array![1, 2, 3, 4])),
         ])
         .expect("table");
