@@ -83,6 +83,18 @@ impl Column {
         }
     }
 
+    /// Values `start..end`, copied in one piece (unlike [`Column::take`],
+    /// which gathers row by row).
+    pub fn slice(&self, start: usize, end: usize) -> Column {
+        let range = ndarray::s![start..end];
+        match self {
+            Column::Int64(a) => Column::Int64(a.slice(range).to_owned()),
+            Column::Float64(a) => Column::Float64(a.slice(range).to_owned()),
+            Column::Bool(a) => Column::Bool(a.slice(range).to_owned()),
+            Column::Utf8(a) => Column::Utf8(a.slice(range).to_owned()),
+        }
+    }
+
     /// The values at `rows`, in that order.
     pub fn take(&self, rows: &[usize]) -> Column {
         fn pick<T: Clone>(a: &Array1<T>, rows: &[usize]) -> Array1<T> {
@@ -183,8 +195,15 @@ impl Table {
 
     /// Rows `start..end` as a table of their own.
     pub fn slice(&self, start: usize, end: usize) -> Table {
-        let rows: Vec<usize> = (start..end.min(self.rows())).collect();
-        self.take(&rows)
+        let end = end.min(self.rows());
+        let start = start.min(end);
+        Table {
+            columns: self
+                .columns
+                .iter()
+                .map(|(n, c)| (n.clone(), c.slice(start, end)))
+                .collect(),
+        }
     }
 
     /// The rows of `parts`, one after another; every part must have the

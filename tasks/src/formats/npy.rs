@@ -136,10 +136,9 @@ pub(crate) fn read_npz(
     }
     if limit.is_some() {
         let rows = columns.iter().map(|(_, c)| c.len()).min().unwrap_or(0);
-        let keep: Vec<usize> = (0..rows).collect();
         columns = columns
             .into_iter()
-            .map(|(n, c)| (n, c.take(&keep)))
+            .map(|(n, c)| (n, c.slice(0, rows)))
             .collect();
     }
     Table::from_columns(columns).map_err(|e| format!("{origin}: {e}"))

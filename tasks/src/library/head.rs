@@ -27,8 +27,7 @@ fn run(table: Table, args: &Value) -> Result<Table, String> {
     if n >= table.rows() {
         return Ok(table);
     }
-    let rows: Vec<usize> = (0..n).collect();
-    Ok(table.take(&rows))
+    Ok(table.slice(0, n))
 }
 
 #[cfg(test)]
