@@ -139,6 +139,8 @@ pub struct Transform {
     socket: zmq::Socket,
     endpoint: String,
     cache: Option<Cache>,
+    /// Inputs at least this large go to the relay through the shared cache.
+    by_reference_bytes: usize,
     lifespan: Duration,
     // Declared last: the socket must close before the cluster's threads stop.
     cluster: Option<Cluster>,
@@ -169,6 +171,7 @@ impl Transform {
             .then(|| Cache::open(&config.cache_dir(), config.cache_map_size).ok())
             .flatten();
         let mut transform = Transform::open(&zmq::Context::new(), &endpoint, cache, None)?;
+        transform.by_reference_bytes = config.by_reference_bytes;
         transform
             .ping(Duration::from_secs(2))
             .map_err(|e| no_daemon(e.to_string()))?;
@@ -181,7 +184,9 @@ impl Transform {
         let ctx = cluster.context().clone();
         let endpoint = cluster.endpoint().to_string();
         let cache = Some(cluster.cache().clone());
-        Transform::open(&ctx, &endpoint, cache, Some(cluster))
+        let mut transform = Transform::open(&ctx, &endpoint, cache, Some(cluster))?;
+        transform.by_reference_bytes = config.by_reference_bytes;
+        Ok(transform)
     }
 
     fn open(
@@ -201,6 +206,7 @@ impl Transform {
             socket,
             endpoint: endpoint.to_string(),
             cache,
+            by_reference_bytes: usize::MAX,
             lifespan: Duration::ZERO,
             cluster,
         })
@@ -249,14 +255,18 @@ impl Transform {
         header.progress = on_progress.is_some();
         header.cache_id = self.cache.as_ref().map(Cache::id);
         header.lifespan = self.lifespan.as_millis() as u64;
-        let body = input.map_or(Body::Empty, Body::Table);
-        Envelope {
-            id: job,
-            header,
-            body,
-        }
-        .send(&mut self.socket, None)
-        .map_err(|e| Error::Transport(format!("cannot send the job to {}: {e}", self.endpoint)))?;
+        // The input stays here until the relay takes the job: a busy relay
+        // asks for it again.
+        let input = match (input, &self.cache) {
+            (Some(table), Some(cache)) if table.wire_size() >= self.by_reference_bytes => {
+                header = header.with_table(&table);
+                header.table_refs = vec![cache.put_table(&table).map_err(Error::Transport)?];
+                None
+            }
+            (input, _) => input,
+        };
+        self.submit(&header, input.as_ref())?;
+        let mut resend = Duration::from_millis(10);
         let mut heard = Instant::now();
         let mut pinged = Instant::now();
         loop {
@@ -288,17 +298,21 @@ impl Transform {
                     }
                 }
                 Kind::Result => {
-                    return match env.header.table_ref.clone() {
-                        Some(key) => match &self.cache {
-                            Some(cache) => cache.take_table(&key).map_err(Error::Transport),
-                            None => Err(Error::Transport(
-                                "the result came by reference but this client has no cache".into(),
-                            )),
-                        },
-                        None => env
+                    let refs = std::mem::take(&mut env.header.table_refs);
+                    return match (refs.is_empty(), &self.cache) {
+                        (false, Some(cache)) => cache.take_tables(&refs).map_err(Error::Transport),
+                        (false, None) => Err(Error::Transport(
+                            "the result came by reference but this client has no cache".into(),
+                        )),
+                        (true, _) => env
                             .take_table()
                             .map_err(|e| Error::Transport(format!("bad result table: {e}"))),
                     };
+                }
+                Kind::Busy => {
+                    std::thread::sleep(resend);
+                    resend = (resend * 2).min(Duration::from_millis(500));
+                    self.submit(&header, input.as_ref())?;
                 }
                 Kind::Error => {
                     return Err(Error::Job(env.header.error.take().unwrap_or(Failure {
@@ -310,6 +324,17 @@ impl Transform {
                 _ => {}
             }
         }
+    }
+
+    fn submit(&mut self, header: &Header, input: Option<&Table>) -> Result<(), Error> {
+        let body = input.map_or(Body::Empty, |t| Body::Table(t.clone()));
+        Envelope {
+            id: header.job,
+            header: header.clone(),
+            body,
+        }
+        .send(&mut self.socket, None)
+        .map_err(|e| Error::Transport(format!("cannot send the job to {}: {e}", self.endpoint)))
     }
 
     /// Checks the relay answers within `timeout`.

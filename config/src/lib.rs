@@ -43,6 +43,15 @@ pub struct Config {
     pub cache_map_size: usize,
     /// Envelopes a task node accepts before it has answered any of them.
     pub max_in_flight: usize,
+    /// Tables at least this large pass between processes of one host by
+    /// reference through the cache instead of through sockets.
+    pub by_reference_bytes: usize,
+    /// Column bytes the relay may hold for queued work before it asks
+    /// clients to send new jobs later.
+    pub relay_memory: usize,
+    /// Envelopes the relay may have waiting for a node before it asks
+    /// clients to send new jobs later.
+    pub relay_queue: usize,
     /// Turns on DEBUG traces in the logs.
     pub debug: bool,
     /// Turns on PROFILE timing traces in the logs.
@@ -105,6 +114,9 @@ pub const KEYS: &[&str] = &[
     "chunking_size",
     "cache_map_size",
     "max_in_flight",
+    "by_reference_bytes",
+    "relay_memory",
+    "relay_queue",
     "debug",
     "profile",
 ];
@@ -128,6 +140,9 @@ impl Config {
             chunking_size: 1_000_000,
             cache_map_size: 512 << 20,
             max_in_flight: 2,
+            by_reference_bytes: 1 << 20,
+            relay_memory: 1 << 30,
+            relay_queue: 4096,
             debug: false,
             profile: false,
         }
@@ -264,6 +279,20 @@ impl Config {
                     bad("a size of at least 1 MiB, in bytes or with a unit (512MiB, 2GiB)")
                 })?
             }
+            "by_reference_bytes" => {
+                self.by_reference_bytes = byte_size(raw).ok_or_else(|| {
+                    bad("a size in bytes or with a unit (0 for always, 1MiB, 64KiB)")
+                })?
+            }
+            "relay_memory" => {
+                self.relay_memory = byte_size(raw).filter(|n| *n >= 1 << 20).ok_or_else(|| {
+                    bad("a size of at least 1 MiB, in bytes or with a unit (1GiB, 256MiB)")
+                })?
+            }
+            "relay_queue" => {
+                self.relay_queue =
+                    count(raw, 1).ok_or_else(|| bad("a whole number of envelopes, 1 or more"))?
+            }
             "chunking" => self.chunking = boolean(raw).ok_or_else(|| bad("true or false"))?,
             "debug" => self.debug = boolean(raw).ok_or_else(|| bad("true or false"))?,
             "profile" => self.profile = boolean(raw).ok_or_else(|| bad("true or false"))?,
@@ -288,6 +317,9 @@ impl Config {
             "chunking_size" => self.chunking_size.to_string(),
             "cache_map_size" => self.cache_map_size.to_string(),
             "max_in_flight" => self.max_in_flight.to_string(),
+            "by_reference_bytes" => self.by_reference_bytes.to_string(),
+            "relay_memory" => self.relay_memory.to_string(),
+            "relay_queue" => self.relay_queue.to_string(),
             "debug" => self.debug.to_string(),
             "profile" => self.profile.to_string(),
             _ => String::new(),

@@ -4,8 +4,9 @@
 //! - stage plans: the relay stores a job's plan once under a digest of its
 //!   bytes; every work envelope carries only the key, and each task node
 //!   reads a plan from LMDB the first time it sees the key and then keeps it.
-//! - large tables: a stage result past [`BY_REFERENCE_MIN_BYTES`] is written
-//!   once into the map and its key travels instead of the columns, so the
+//! - large tables: a stage result of at least `by_reference_bytes` is written
+//!   once into the map (in pieces, when the relay will spread it over
+//!   nodes) and its keys travel instead of the columns, so the
 //!   relay hands it to the next stage (or to a client on the same host)
 //!   without the bytes crossing a socket. Whoever consumes a table entry
 //!   deletes it.
@@ -21,10 +22,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use uuid::Uuid;
-
-/// Tables at least this large travel by reference between processes that
-/// share a cache; smaller ones are cheaper to send inline.
-pub const BY_REFERENCE_MIN_BYTES: usize = 1 << 20;
 
 const ID_KEY: &[u8] = b"rtl:cache-id";
 const PLAN_PREFIX: &str = "plan:";
@@ -183,6 +180,16 @@ impl Cache {
             .map_err(|e| self.error(e))?;
         txn.commit().map_err(|e| self.error(e))?;
         Ok(table)
+    }
+
+    /// Reads and deletes the tables under `keys` and joins them in order.
+    /// Every key is consumed, even when one fails, so none is left behind.
+    pub fn take_tables(&self, keys: &[String]) -> Result<Table, String> {
+        if let [key] = keys {
+            return self.take_table(key);
+        }
+        let parts: Vec<Result<Table, String>> = keys.iter().map(|k| self.take_table(k)).collect();
+        Table::concat(parts.into_iter().collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Deletes a table entry whose consumer went away; a missing key is fine.

@@ -7,7 +7,7 @@
 
 use crate::cache::Cache;
 use crate::log::Log;
-use crate::relay::{Endpoints, Relay};
+use crate::relay::{Endpoints, Relay, RelayConfig};
 use crate::tasknode::{self, TaskNodeConfig};
 use rtl_config::Config;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,7 +45,7 @@ impl Cluster {
             &at,
             cache.clone(),
             log.named("relay"),
-            crate::supervisor::chunk_rows(config),
+            RelayConfig::from(config),
         )?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -64,11 +64,7 @@ impl Cluster {
         }
         for n in 0..config.task_workers.max(1) {
             let (ctx, stop, log) = (ctx.clone(), stop.clone(), log.named("tasknode"));
-            let settings = TaskNodeConfig {
-                relay: at.nodes.clone(),
-                capacity: config.max_in_flight as u32,
-                cache: Some(cache.clone()),
-            };
+            let settings = TaskNodeConfig::new(config, at.nodes.clone(), Some(cache.clone()));
             let job = move || {
                 if let Err(e) = tasknode::run(&ctx, settings, log.clone(), &stop) {
                     log.error(e);

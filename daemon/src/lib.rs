@@ -3,8 +3,8 @@
 //! - [`wire`]: the envelope format; the only code that reads or writes frames.
 //! - [`cache`]: the LMDB cache shared by the processes of one host.
 //! - [`routing`] and [`relay`]: the relay, which takes jobs from clients and
-//!   hands stages to task nodes with room; [`chunking`]: how it splits a
-//!   stage over several nodes and puts the results back together.
+//!   hands stages to task nodes with room; [`flow`]: how it moves a
+//!   job's table through its stages in chunks spread over several nodes.
 //! - [`link`]: how task and plot nodes join the relay and heartbeat.
 //! - [`tasknode`]: runs stages with the task library.
 //! - [`plotnode`]: the chart page.
@@ -15,8 +15,8 @@
 //! and the job language only as a parsed `rtl_dsl::Plan`.
 
 pub mod cache;
-pub mod chunking;
 pub mod embedded;
+pub mod flow;
 pub mod link;
 pub mod log;
 pub mod plotnode;

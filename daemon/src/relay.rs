@@ -7,10 +7,11 @@
 //! the sockets and the plan cache, and turns messages into routing calls.
 
 use crate::cache::Cache;
-use crate::chunking::{segments, split, Assembly, Segment};
+use crate::flow::{split, Flow, Next, Pieces, Work};
 use crate::log::Log;
 use crate::routing::{NodeId, Routing};
 use crate::wire::{Body, Envelope, Failure, Header, Kind, StatusReport, WireError};
+use rtl_config::Config;
 use rtl_dsl::Plan;
 use rtl_tasks::Table;
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,28 @@ pub const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most messages taken from one socket before looking at the other.
 const BATCH: usize = 256;
 
+/// The relay's settings, taken from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayConfig {
+    /// Largest chunk in rows, when chunking is on.
+    pub chunk_rows: Option<usize>,
+    /// Column bytes held for queued work before new submits are refused
+    /// as busy.
+    pub memory: usize,
+    /// Queued envelopes before new submits are refused as busy.
+    pub queue: usize,
+}
+
+impl From<&Config> for RelayConfig {
+    fn from(config: &Config) -> RelayConfig {
+        RelayConfig {
+            chunk_rows: config.chunking.then_some(config.chunking_size),
+            memory: config.relay_memory,
+            queue: config.relay_queue,
+        }
+    }
+}
+
 /// Where the relay listens.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
@@ -37,18 +60,111 @@ struct Job {
     client: Vec<u8>,
     plan: Arc<Plan>,
     plan_key: Option<String>,
-    stage: usize,
     progress: bool,
     lifespan: u64,
     deadline: Option<Instant>,
     client_cache: Option<Uuid>,
     started: Instant,
-    /// The current stage's segments when it runs in pieces (empty: the
-    /// whole stage goes as one envelope), and which one is running.
-    segments: Vec<Segment>,
-    segment: usize,
-    /// Chunk results of the running segment, when it went out in chunks.
-    assembly: Option<Assembly>,
+    flow: Flow<Held>,
+}
+
+/// A table the relay holds for a job without decoding it: its description
+/// (schema, rows, cache keys) and its column frames, if inline.
+struct Held {
+    header: Header,
+    body: Body,
+}
+
+impl Held {
+    fn inline(table: Table) -> Held {
+        Held {
+            header: Header::new(Kind::Work, Uuid::nil()).with_table(&table),
+            body: Body::Table(table),
+        }
+    }
+}
+
+/// How the relay splits and joins held tables: pieces already in the
+/// cache are passed on by key; inline ones are decoded only when they must
+/// be cut.
+struct Tables<'a> {
+    cache: &'a Cache,
+}
+
+impl Tables<'_> {
+    /// The held table, decoded (taken from the cache when it is there).
+    fn materialize(&self, held: Held) -> Result<Table, String> {
+        if !held.header.table_refs.is_empty() {
+            return self.cache.take_tables(&held.header.table_refs);
+        }
+        Envelope {
+            id: Uuid::nil(),
+            header: held.header,
+            body: held.body,
+        }
+        .take_table()
+    }
+
+    fn discard(&self, held: &Held) {
+        held.header
+            .table_refs
+            .iter()
+            .for_each(|k| self.cache.discard(k));
+    }
+}
+
+impl Pieces<Held> for Tables<'_> {
+    fn rows(&self, held: &Held) -> usize {
+        rows_of(&held.header, &held.body)
+    }
+
+    fn split(&self, held: Held, rows: usize) -> Result<Vec<Held>, String> {
+        let total = self.rows(&held);
+        let refs = &held.header.table_refs;
+        if refs.len() > 1 {
+            // A node wrote its result in pieces of `rows` rows.
+            return Ok(refs
+                .iter()
+                .enumerate()
+                .map(|(k, key)| {
+                    let mut header = held.header.clone();
+                    header.table_refs = vec![key.clone()];
+                    header.rows = rows.min(total.saturating_sub(k * rows)) as u64;
+                    Held {
+                        header,
+                        body: Body::Empty,
+                    }
+                })
+                .collect());
+        }
+        if total <= rows {
+            return Ok(vec![held]);
+        }
+        let table = self.materialize(held)?;
+        Ok(split(&table, rows).into_iter().map(Held::inline).collect())
+    }
+
+    fn join(&self, parts: Vec<Held>) -> Result<Held, String> {
+        if parts.iter().all(|p| !p.header.table_refs.is_empty()) {
+            let mut header = parts
+                .first()
+                .map(|p| p.header.clone())
+                .ok_or("nothing to join")?;
+            header.rows = parts.iter().map(|p| p.header.rows).sum();
+            header.table_refs = parts
+                .into_iter()
+                .flat_map(|p| p.header.table_refs)
+                .collect();
+            return Ok(Held {
+                header,
+                body: Body::Empty,
+            });
+        }
+        let tables: Vec<Result<Table, String>> =
+            parts.into_iter().map(|p| self.materialize(p)).collect();
+        let tables = tables.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(Held::inline(Table::concat(tables)?))
+    }
 }
 
 pub struct Relay {
@@ -62,8 +178,9 @@ pub struct Relay {
     started: Instant,
     /// Since when no node takes stage work, if none does.
     no_workers_since: Option<Instant>,
-    /// Largest chunk in rows, when chunking is on.
-    chunk_rows: Option<usize>,
+    settings: RelayConfig,
+    /// Submits refused as busy since the last report in the log.
+    busy_refusals: u64,
 }
 
 impl Relay {
@@ -73,7 +190,7 @@ impl Relay {
         at: &Endpoints,
         cache: Cache,
         log: Log,
-        chunk_rows: Option<usize>,
+        settings: RelayConfig,
     ) -> Result<Relay, String> {
         let socket = |endpoint: &str, what: &str| -> Result<zmq::Socket, String> {
             let s = ctx
@@ -97,7 +214,8 @@ impl Relay {
             log,
             started: Instant::now(),
             no_workers_since: Some(Instant::now()),
-            chunk_rows,
+            settings,
+            busy_refusals: 0,
         })
     }
 
@@ -207,21 +325,73 @@ impl Relay {
 
     fn submit(&mut self, route: Vec<u8>, env: &mut Envelope) {
         let job_id = env.id;
-        let Some(plan) = env.header.plan.take() else {
+        if !env.header.table_refs.is_empty() && env.header.cache_id != Some(self.cache.id()) {
             return self.reply_error(
                 &route,
                 job_id,
                 None,
-                "the submit message carries no plan".into(),
+                "the input was sent by reference to a cache this relay does not share".into(),
             );
+        }
+        if let Some(why) = self.too_busy(env.body.bytes()) {
+            // The client keeps its input, references included, and resends.
+            self.busy_refusals += 1;
+            self.log.debug(|| format!("job {job_id}: busy, {why}"));
+            let busy = Envelope {
+                id: job_id,
+                header: Header::new(Kind::Busy, job_id),
+                body: Body::Empty,
+            };
+            return self.send_client(&route, busy);
+        }
+        // From here on the input is the relay's to pass on or release.
+        let input = Held {
+            header: Header::new(Kind::Work, job_id).with_table_of(&env.header),
+            body: std::mem::replace(&mut env.body, Body::Empty),
         };
-        if self.jobs.contains_key(&job_id) {
-            return self.reply_error(
-                &route,
-                job_id,
-                None,
-                "a job with this id is already running".into(),
-            );
+        let plan = match self.admit(env) {
+            Ok(plan) => plan,
+            Err((at, message)) => {
+                Tables { cache: &self.cache }.discard(&input);
+                return self.reply_error(&route, job_id, at, message);
+            }
+        };
+        let plan_key = self.store_plan(&plan);
+        let lifespan = env.header.lifespan;
+        self.log
+            .debug(|| format!("job {job_id}: {} stage(s) from a client", plan.stages.len()));
+        let flow = Flow::new(&plan, self.settings.chunk_rows);
+        self.jobs.insert(
+            job_id,
+            Job {
+                client: route,
+                plan: Arc::new(plan),
+                plan_key,
+                progress: env.header.progress,
+                lifespan,
+                deadline: (lifespan > 0).then(|| Instant::now() + Duration::from_millis(lifespan)),
+                client_cache: env.header.cache_id,
+                started: Instant::now(),
+                flow,
+            },
+        );
+        let tables = Tables { cache: &self.cache };
+        let next = match self.jobs.get_mut(&job_id) {
+            Some(job) => job.flow.start(input, &tables),
+            None => return,
+        };
+        self.follow(job_id, next);
+    }
+
+    /// The submitted plan, unless the submit cannot run: where and why.
+    fn admit(&self, env: &mut Envelope) -> Result<Plan, (Option<(u32, String)>, String)> {
+        let plan = env
+            .header
+            .plan
+            .take()
+            .ok_or((None, "the submit message carries no plan".to_string()))?;
+        if self.jobs.contains_key(&env.id) {
+            return Err((None, "a job with this id is already running".into()));
         }
         // Clients check jobs before sending them; one that did not still
         // gets nothing past the relay that cannot decode.
@@ -231,32 +401,32 @@ impl Relay {
                 Some(field) => format!("field {field}: {}", p.message),
                 None => p.message,
             };
-            return self.reply_error(&route, job_id, p.task.map(|t| (stage, t)), message);
+            return Err((p.task.map(|t| (stage, t)), message));
         }
-        let plan_key = self.store_plan(&plan);
-        let lifespan = env.header.lifespan;
-        self.log
-            .debug(|| format!("job {job_id}: {} stage(s) from a client", plan.stages.len()));
-        self.jobs.insert(
-            job_id,
-            Job {
-                client: route,
-                plan: Arc::new(plan),
-                plan_key,
-                stage: 0,
-                progress: env.header.progress,
-                lifespan,
-                deadline: (lifespan > 0).then(|| Instant::now() + Duration::from_millis(lifespan)),
-                client_cache: env.header.cache_id,
-                started: Instant::now(),
-                segments: Vec::new(),
-                segment: 0,
-                assembly: None,
-            },
-        );
-        let body = std::mem::replace(&mut env.body, Body::Empty);
-        let table_header = env.header.clone();
-        self.enqueue_stage(job_id, &table_header, body);
+        Ok(plan)
+    }
+
+    /// Why a new job carrying `bytes` of columns must wait, if it must:
+    /// the queue or the column bytes held for queued work are at their
+    /// limit. With no job running anything is taken, so that a job larger
+    /// than `relay_memory` still runs.
+    fn too_busy(&self, bytes: usize) -> Option<String> {
+        if self.jobs.is_empty() {
+            return None;
+        }
+        let queued = self.routing.queued();
+        if queued >= self.settings.queue {
+            return Some(format!("{queued} envelopes queued (relay_queue)"));
+        }
+        let held = self.routing.queued_bytes()
+            + self
+                .jobs
+                .values()
+                .flat_map(|j| j.flow.held())
+                .map(|h| h.body.bytes())
+                .sum::<usize>();
+        (held + bytes > self.settings.memory)
+            .then(|| format!("{held} column bytes held (relay_memory)"))
     }
 
     /// Puts the plan in the shared cache once; nodes that share the cache
@@ -281,115 +451,49 @@ impl Relay {
         }
     }
 
-    /// Queues the job's current stage with `body` as its input table: as
-    /// one envelope, or in segments when chunking applies to its rows.
-    fn enqueue_stage(&mut self, job_id: Uuid, table: &Header, body: Body) {
-        let rows = rows_of(table, &body);
-        let Some(job) = self.jobs.get_mut(&job_id) else {
-            return;
-        };
-        job.segment = 0;
-        job.assembly = None;
-        job.segments = match self.chunk_rows {
-            Some(n) if rows > n => {
-                let segments = segments(&job.plan.stages[job.stage]);
-                if segments.iter().any(|s| s.row_local) {
-                    segments
-                } else {
-                    Vec::new()
+    /// Acts on what the job's flow asks for next: work to queue, the
+    /// result to send, or a failure.
+    fn follow(&mut self, job_id: Uuid, next: Result<Next<Held>, String>) {
+        match next {
+            Err(e) => self.fail_job(job_id, None, e),
+            Ok(Next::Send(work)) => {
+                for w in work {
+                    self.enqueue(job_id, w);
                 }
             }
-            _ => Vec::new(),
-        };
-        if job.segments.is_empty() {
-            self.enqueue_work(job_id, table, body, None, 0, 1);
-        } else {
-            self.enqueue_segment(job_id, table, body);
+            Ok(Next::Finished(result)) => self.finish(job_id, result),
         }
     }
 
-    /// Queues the job's current segment: in chunks when it is row-local and
-    /// its input is larger than a chunk.
-    fn enqueue_segment(&mut self, job_id: Uuid, table: &Header, body: Body) {
-        let rows = rows_of(table, &body);
-        let Some(job) = self.jobs.get_mut(&job_id) else {
-            return;
-        };
-        let segment = job.segments[job.segment];
-        let tasks = Some((segment.start, segment.end));
-        let chunk = self.chunk_rows.filter(|n| segment.row_local && rows > *n);
-        let Some(chunk) = chunk else {
-            job.assembly = None;
-            return self.enqueue_work(job_id, table, body, tasks, 0, 1);
-        };
-        let whole = match self.table_of(table, body) {
-            Ok(whole) => whole,
-            Err(e) => {
-                return self.fail_job(job_id, None, format!("cannot split the stage's table: {e}"))
-            }
-        };
-        let parts = split(&whole, chunk);
-        drop(whole);
-        let count = parts.len();
-        if let Some(job) = self.jobs.get_mut(&job_id) {
-            job.assembly = Some(Assembly::new(count));
-        }
-        self.log
-            .debug(|| format!("job {job_id}: {rows} rows in {count} chunks"));
-        for (seq, part) in parts.into_iter().enumerate() {
-            self.enqueue_work(
-                job_id,
-                table,
-                Body::Table(part),
-                tasks,
-                seq as u32,
-                count as u32,
-            );
-        }
-    }
-
-    /// Queues one work envelope for the job's current stage.
-    fn enqueue_work(
-        &mut self,
-        job_id: Uuid,
-        table: &Header,
-        body: Body,
-        tasks: Option<(u32, u32)>,
-        seq: u32,
-        count: u32,
-    ) {
+    /// Queues one work envelope.
+    fn enqueue(&mut self, job_id: Uuid, work: Work<Held>) {
         let Some(job) = self.jobs.get(&job_id) else {
-            return;
+            return Tables { cache: &self.cache }.discard(&work.input);
         };
-        let mut header = Header::new(Kind::Work, job_id);
-        if !matches!(body, Body::Table(_)) {
-            header = header.with_table_of(table);
-        }
-        header.stage = job.stage as u32;
+        let Held {
+            header: table,
+            body,
+        } = work.input;
+        let mut header = Header::new(Kind::Work, job_id).with_table_of(&table);
+        header.stage = work.stage;
         header.lifespan = job.lifespan;
         header.progress = job.progress;
         header.plan_key = job.plan_key.clone();
-        header.tasks = tasks;
-        header.seq = seq;
-        header.count = count;
-        self.routing.enqueue(Envelope::new(header, body));
-    }
-
-    /// The table a header and body carry, decoded (taken from the cache
-    /// when it travels by reference).
-    fn table_of(&self, header: &Header, body: Body) -> Result<Table, String> {
-        if let Some(key) = &header.table_ref {
-            return self.cache.take_table(key);
-        }
-        match body {
-            Body::Table(t) => Ok(t),
-            body => Envelope {
-                id: Uuid::nil(),
-                header: header.clone(),
-                body,
-            }
-            .take_table(),
-        }
+        header.tasks = work.tasks;
+        header.split_rows = work.split_rows.unwrap_or(0) as u64;
+        header.seq = work.seq;
+        header.count = work.count;
+        self.log.debug(|| {
+            format!(
+                "job {job_id}: stage {} tasks {:?}, piece {} of {}, {} rows",
+                work.stage, work.tasks, work.seq, work.count, header.rows
+            )
+        });
+        self.routing.enqueue(Envelope {
+            id: work.id,
+            header,
+            body,
+        });
     }
 
     /// Sends queued work to nodes with room.
@@ -403,9 +507,12 @@ impl Relay {
                 env.header.plan = self.jobs.get(&env.header.job).map(|j| (*j.plan).clone());
                 env.header.plan_key = None;
             }
-            if !shares_cache {
-                if let Some(key) = env.header.table_ref.take() {
-                    match self.cache.take_table(&key) {
+            if !shares_cache && !env.header.table_refs.is_empty() {
+                {
+                    match self
+                        .cache
+                        .take_tables(&std::mem::take(&mut env.header.table_refs))
+                    {
                         Ok(table) => env.body = Body::Table(table),
                         Err(e) => {
                             let job = env.header.job;
@@ -493,68 +600,30 @@ impl Relay {
 
     fn stage_done(&mut self, mut env: Envelope) {
         let job_id = env.header.job;
-        let Some(job) = self.jobs.get_mut(&job_id) else {
-            if let Some(key) = &env.header.table_ref {
-                self.cache.discard(key);
-            }
-            return;
+        let held = Held {
+            header: Header::new(Kind::Work, job_id).with_table_of(&env.header),
+            body: std::mem::replace(&mut env.body, Body::Empty),
         };
-        if env.header.stage as usize != job.stage {
-            self.log.warn(format!(
-                "job {job_id}: unexpected answer for stage {}",
-                env.header.stage
-            ));
-            return;
-        }
-        let mut body = std::mem::replace(&mut env.body, Body::Empty);
-        if job.assembly.is_some() {
-            let part = match self.table_of(&env.header, body) {
-                Ok(part) => part,
-                Err(e) => {
-                    return self.fail_job(
-                        job_id,
-                        None,
-                        format!("chunk {} came back unreadable: {e}", env.header.seq),
-                    )
-                }
-            };
-            let Some(job) = self.jobs.get_mut(&job_id) else {
-                return;
-            };
-            let done = job
-                .assembly
-                .as_mut()
-                .and_then(|a| a.put(env.header.seq as usize, part));
-            match done {
-                None => return, // more chunks to come
-                Some(Err(e)) => {
-                    return self.fail_job(
-                        job_id,
-                        None,
-                        format!("cannot reassemble the chunks: {e}"),
-                    )
-                }
-                Some(Ok(whole)) => {
-                    env.header.table_ref = None;
-                    env.header.rows = whole.rows() as u64;
-                    body = Body::Table(whole);
-                }
+        let tables = Tables { cache: &self.cache };
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return tables.discard(&held);
+        };
+        match job.flow.done(env.id, held, &tables) {
+            Ok(next) => self.follow(job_id, next),
+            Err(held) => {
+                tables.discard(&held);
+                self.log.warn(format!(
+                    "job {job_id}: unexpected answer for stage {}",
+                    env.header.stage
+                ));
             }
         }
-        let Some(job) = self.jobs.get_mut(&job_id) else {
-            return;
-        };
-        job.assembly = None;
-        if job.segment + 1 < job.segments.len() {
-            job.segment += 1;
-            return self.enqueue_segment(job_id, &env.header, body);
-        }
-        job.stage += 1;
-        if job.stage < job.plan.stages.len() {
-            return self.enqueue_stage(job_id, &env.header, body);
-        }
+    }
+
+    /// Sends the job's result to its client.
+    fn finish(&mut self, job_id: Uuid, result: Held) {
         let Some(job) = self.jobs.remove(&job_id) else {
-            return;
+            return Tables { cache: &self.cache }.discard(&result);
         };
         self.log.profile(|| {
             format!(
@@ -562,19 +631,17 @@ impl Relay {
                 job.started.elapsed().as_secs_f64() * 1e3
             )
         });
-        let mut header = Header::new(Kind::Result, job_id);
-        if !matches!(body, Body::Table(_)) {
-            header = header.with_table_of(&env.header);
-        }
-        header.stage = env.header.stage;
-        if let Some(key) = header.table_ref.clone() {
-            if job.client_cache != Some(self.cache.id()) {
-                header.table_ref = None;
-                body = match self.cache.take_table(&key) {
-                    Ok(table) => Body::Table(table),
-                    Err(e) => return self.reply_error(&job.client, job_id, None, e),
-                };
-            }
+        let mut header = Header::new(Kind::Result, job_id).with_table_of(&result.header);
+        header.stage = job.plan.stages.len().saturating_sub(1) as u32;
+        let mut body = result.body;
+        if !header.table_refs.is_empty() && job.client_cache != Some(self.cache.id()) {
+            body = match self
+                .cache
+                .take_tables(&std::mem::take(&mut header.table_refs))
+            {
+                Ok(table) => Body::Table(table),
+                Err(e) => return self.reply_error(&job.client, job_id, None, e),
+            };
         }
         self.send_client(
             &job.client,
@@ -587,12 +654,18 @@ impl Relay {
     }
 
     fn fail_job(&mut self, job_id: Uuid, at: Option<(u32, String)>, message: String) {
+        let tables = Tables { cache: &self.cache };
         for env in self.routing.drop_queued(&job_id) {
-            if let Some(key) = env.header.table_ref {
-                self.cache.discard(&key);
-            }
+            env.header
+                .table_refs
+                .iter()
+                .for_each(|k| tables.cache.discard(k));
         }
-        if let Some(job) = self.jobs.remove(&job_id) {
+        if let Some(mut job) = self.jobs.remove(&job_id) {
+            job.flow
+                .drain()
+                .iter()
+                .for_each(|held| tables.discard(held));
             self.log.info(format!("job {job_id} failed: {message}"));
             self.reply_error(&job.client, job_id, at, message);
         }
@@ -632,6 +705,15 @@ impl Relay {
     /// Drops silent nodes and expired jobs.
     fn tick(&mut self) {
         let now = Instant::now();
+        if self.busy_refusals > 0 {
+            self.log.info(format!(
+                "busy: asked clients to resend {} job(s) later ({} queued, {} jobs running)",
+                self.busy_refusals,
+                self.routing.queued(),
+                self.jobs.len()
+            ));
+            self.busy_refusals = 0;
+        }
         for lost in self.routing.expire(now, NODE_TIMEOUT) {
             self.log.warn(format!(
                 "{} {} (pid {} on {}) stopped answering",
@@ -678,11 +760,11 @@ impl Relay {
                 }
             }
         }
-        let expired: Vec<(Uuid, usize, u64)> = self
+        let expired: Vec<(Uuid, u32, u64)> = self
             .jobs
             .iter()
             .filter(|(_, j)| j.deadline.is_some_and(|d| d <= now))
-            .map(|(id, j)| (*id, j.stage, j.lifespan))
+            .map(|(id, j)| (*id, j.flow.stage(), j.lifespan))
             .collect();
         for (id, stage, lifespan) in expired {
             self.fail_job(

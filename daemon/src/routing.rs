@@ -202,6 +202,11 @@ impl Routing {
         self.queue.len()
     }
 
+    /// Column bytes held by queued envelopes.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.iter().map(|e| e.body.bytes()).sum()
+    }
+
     pub fn dispatched(&self) -> u64 {
         self.dispatched
     }

@@ -11,7 +11,7 @@
 use crate::cache::Cache;
 use crate::link::hostname;
 use crate::log::Log;
-use crate::relay::{Endpoints, Relay};
+use crate::relay::{Endpoints, Relay, RelayConfig};
 use crate::wire::{Body, Envelope, Header, Kind, StatusReport, WireError};
 use crate::{plotnode, tasknode};
 use rtl_config::Config;
@@ -425,11 +425,7 @@ pub fn run_nodes(config: &Config, relay: &str, workers: usize) -> Result<(), Str
     ));
     let threads: Vec<_> = (0..workers.max(1))
         .map(|n| {
-            let settings = tasknode::TaskNodeConfig {
-                relay: relay.to_string(),
-                capacity: config.max_in_flight as u32,
-                cache: cache.clone(),
-            };
+            let settings = tasknode::TaskNodeConfig::new(config, relay.to_string(), cache.clone());
             let (ctx, log) = (ctx.clone(), log.clone());
             std::thread::Builder::new()
                 .name(format!("rtl-node-{n}"))
@@ -467,10 +463,6 @@ fn install_signal_handlers() {
 }
 
 /// The relay's largest chunk, when chunking is on.
-pub fn chunk_rows(config: &Config) -> Option<usize> {
-    config.chunking.then_some(config.chunking_size)
-}
-
 fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: plain kill(2) on a pid taken from our own pid file and
@@ -548,15 +540,15 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
                 clients: format!("tcp://{}:{}", config.relay_listen, config.relay_port),
                 nodes: format!("tcp://{}:{}", config.relay_listen, config.node_port),
             };
-            Relay::bind(&ctx, &at, cache, log.clone(), chunk_rows(config))?.run(&TERMINATE);
+            Relay::bind(&ctx, &at, cache, log.clone(), RelayConfig::from(config))?.run(&TERMINATE);
             Ok(())
         }
         Service::TaskNode => {
-            let settings = tasknode::TaskNodeConfig {
-                relay: config.node_endpoint(),
-                capacity: config.max_in_flight as u32,
-                cache: node_cache(config, log),
-            };
+            let settings = tasknode::TaskNodeConfig::new(
+                config,
+                config.node_endpoint(),
+                node_cache(config, log),
+            );
             tasknode::run(&ctx, settings, log.clone(), &TERMINATE)
         }
         Service::PlotNode => {

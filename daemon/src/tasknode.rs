@@ -9,14 +9,16 @@
 //! worker to the socket thread over an inproc PAIR, which passes frames by
 //! pointer.
 
-use crate::cache::{Cache, BY_REFERENCE_MIN_BYTES};
+use crate::cache::Cache;
+use crate::flow::split;
 use crate::link::{hostname, RelayLink};
 use crate::log::Log;
 use crate::wire::{
     schema_of, Body, Envelope, Failure, Header, Kind, NodeInfo, ProgressEvent, WireError,
 };
+use rtl_config::Config;
 use rtl_dsl::Plan;
-use rtl_tasks::{Context, Event};
+use rtl_tasks::{Context, Event, Table};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -32,6 +34,19 @@ pub struct TaskNodeConfig {
     pub capacity: u32,
     /// The shared cache, when this node has one.
     pub cache: Option<Cache>,
+    /// Results at least this large go back through the cache.
+    pub by_reference_bytes: usize,
+}
+
+impl TaskNodeConfig {
+    pub fn new(config: &Config, relay: String, cache: Option<Cache>) -> TaskNodeConfig {
+        TaskNodeConfig {
+            relay,
+            capacity: config.max_in_flight as u32,
+            cache,
+            by_reference_bytes: config.by_reference_bytes,
+        }
+    }
 }
 
 /// Runs a task node until `stop` is set; then it tells the relay it is
@@ -56,10 +71,11 @@ pub fn run(
     let worker = {
         let ctx = ctx.clone();
         let cache = settings.cache.clone();
+        let by_reference = settings.by_reference_bytes;
         let log = log.clone();
         std::thread::Builder::new()
             .name(format!("{id}-worker"))
-            .spawn(move || worker(&ctx, &inbox, work_rx, cache, log))
+            .spawn(move || worker(&ctx, &inbox, work_rx, cache, by_reference, log))
             .map_err(|e| format!("cannot start the worker thread: {e}"))?
     };
 
@@ -157,6 +173,7 @@ fn worker(
     inbox: &str,
     work: mpsc::Receiver<Envelope>,
     cache: Option<Cache>,
+    by_reference: usize,
     log: Log,
 ) {
     let mut out = match ctx
@@ -173,7 +190,8 @@ fn worker(
     for env in work {
         let started = Instant::now();
         let (id, job, stage) = (env.id, env.header.job, env.header.stage);
-        let (header, body) = run_work(env, &mut plans, cache.as_ref(), &log, &mut out);
+        let by_reference = cache.as_ref().map(|c| (c, by_reference));
+        let (header, body) = run_work(env, &mut plans, by_reference, &log, &mut out);
         if let Err(e) = (Envelope { id, header, body }).send(&mut out, None) {
             log.error(format!("worker cannot answer its node: {e}"));
         }
@@ -191,10 +209,11 @@ fn worker(
 fn run_work(
     mut env: Envelope,
     plans: &mut HashMap<String, Arc<Plan>>,
-    cache: Option<&Cache>,
+    by_reference: Option<(&Cache, usize)>,
     log: &Log,
     out: &mut zmq::Socket,
 ) -> (Header, Body) {
+    let cache = by_reference.map(|(c, _)| c);
     let (job, stage, progress) = (env.header.job, env.header.stage, env.header.progress);
     let failed = |task: Option<String>, message: String| {
         let mut header = Header::new(Kind::Failed, job);
@@ -223,14 +242,10 @@ fn run_work(
     // Chunks of one stage all run the same tasks: one chunk's progress
     // speaks for them.
     let progress = progress && env.header.seq == 0;
-    let input = match env.header.table_ref.clone() {
-        Some(key) => match cache {
-            Some(cache) => cache.take_table(&key),
-            None => Err(format!(
-                "table {key} was sent by reference but this node has no cache"
-            )),
-        },
-        None => env.take_table(),
+    let input = match (env.header.table_refs.is_empty(), cache) {
+        (true, _) => env.take_table(),
+        (false, Some(cache)) => cache.take_tables(&env.header.table_refs),
+        (false, None) => Err("the table was sent by reference but this node has no cache".into()),
     };
     let input = match input {
         Ok(t) => t,
@@ -282,18 +297,38 @@ fn run_work(
     header.seq = env.header.seq;
     header.count = env.header.count;
     header.tasks = env.header.tasks;
-    if let Some(cache) = cache.filter(|_| table.wire_size() >= BY_REFERENCE_MIN_BYTES) {
-        match cache.put_table(&table) {
-            Ok(key) => {
-                header.schema = schema_of(&table);
-                header.rows = table.rows() as u64;
-                header.table_ref = Some(key);
-                return (header, Body::Empty);
+    let Some((cache, _)) = by_reference.filter(|(_, min)| table.wire_size() >= *min) else {
+        return (header, Body::Table(table));
+    };
+    // The relay spreads the pieces of a split result over nodes by key
+    // alone, so they are written as separate entries here, where the
+    // table already is.
+    let split_rows = usize::try_from(env.header.split_rows)
+        .ok()
+        .filter(|&rows| rows > 0 && table.rows() > rows);
+    let owned: Vec<Table>;
+    let pieces: Vec<&Table> = match split_rows {
+        Some(rows) => {
+            owned = split(&table, rows);
+            owned.iter().collect()
+        }
+        None => vec![&table],
+    };
+    let mut keys = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        match cache.put_table(piece) {
+            Ok(key) => keys.push(key),
+            Err(e) => {
+                keys.iter().for_each(|k| cache.discard(k));
+                log.warn(format!("result goes inline: {e}"));
+                return (header, Body::Table(table));
             }
-            Err(e) => log.warn(format!("result goes inline: {e}")),
         }
     }
-    (header, Body::Table(table))
+    header.schema = schema_of(&table);
+    header.rows = table.rows() as u64;
+    header.table_refs = keys;
+    (header, Body::Empty)
 }
 
 /// The envelope's plan: inline, remembered, or read from the cache.

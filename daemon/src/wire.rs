@@ -48,6 +48,9 @@ pub enum Kind {
     Failed,
     /// node -> relay: leaving; take no more work.
     Bye,
+    /// relay -> client: the submit was not taken because the relay holds
+    /// as much work as it may; send it again later.
+    Busy,
 }
 
 /// One column's name and type, in frame order.
@@ -159,9 +162,14 @@ pub struct Header {
     /// Key of the plan in the shared LMDB cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_key: Option<String>,
-    /// Key of the table in the shared LMDB cache; no column frames follow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table_ref: Option<String>,
+    /// Keys of the table's pieces in the shared LMDB cache, in row order;
+    /// no column frames follow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_refs: Vec<String>,
+    /// Work: hand the result back in pieces of at most this many rows
+    /// (0: in one piece), because the relay will spread them over nodes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub split_rows: u64,
     /// Submit: the client's cache id, so results may come back by reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_id: Option<Uuid>,
@@ -182,6 +190,10 @@ fn one() -> u32 {
     1
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Header {
     /// A header of `kind` for `job` with every optional field empty.
     pub fn new(kind: Kind, job: Uuid) -> Header {
@@ -198,7 +210,8 @@ impl Header {
             rows: 0,
             plan: None,
             plan_key: None,
-            table_ref: None,
+            table_refs: Vec::new(),
+            split_rows: 0,
             cache_id: None,
             progress: false,
             error: None,
@@ -208,11 +221,19 @@ impl Header {
         }
     }
 
-    /// Copies the table description (schema, rows, reference) from `other`.
+    /// Describes `table`, which follows inline.
+    pub fn with_table(mut self, table: &Table) -> Header {
+        self.schema = schema_of(table);
+        self.rows = table.rows() as u64;
+        self.table_refs.clear();
+        self
+    }
+
+    /// Copies the table description (schema, rows, references) from `other`.
     pub fn with_table_of(mut self, other: &Header) -> Header {
         self.schema = other.schema.clone();
         self.rows = other.rows;
-        self.table_ref = other.table_ref.clone();
+        self.table_refs = other.table_refs.clone();
         self
     }
 }
@@ -225,6 +246,17 @@ pub enum Body {
     Frames(Vec<zmq::Message>),
     /// A table to encode on send.
     Table(Table),
+}
+
+impl Body {
+    /// Bytes of column data it holds.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::Frames(frames) => frames.iter().map(|f| f.len()).sum(),
+            Body::Table(table) => table.wire_size(),
+        }
+    }
 }
 
 /// One message: id, header, table.
@@ -309,7 +341,7 @@ impl Envelope {
             Body::Table(table) => {
                 header.schema = schema_of(&table);
                 header.rows = table.rows() as u64;
-                header.table_ref = None;
+                header.table_refs.clear();
                 (table.into_columns(), Vec::new())
             }
             Body::Frames(frames) => (Vec::new(), frames),
@@ -376,7 +408,7 @@ impl Envelope {
             .ok_or_else(|| malformed("no header frame".into()))?;
         let header = decode_header(&header_frame).map_err(&malformed)?;
         let frames: Vec<zmq::Message> = parts.collect();
-        let expected = if header.table_ref.is_some() {
+        let expected = if !header.table_refs.is_empty() {
             0
         } else {
             header.schema.len()

@@ -2,7 +2,7 @@
 //! columns after each task, and how the relay will hand out each stage.
 
 use rtl_config::Config;
-use rtl_daemon::chunking::segments;
+use rtl_daemon::flow::Flow;
 use rtl_dsl::Plan;
 use rtl_tasks::DType;
 use std::path::Path;
@@ -83,26 +83,27 @@ fn print_chunking(config: &Config, plan: &Plan) {
         return;
     }
     println!(
-        "relay: a stage whose input has at most {} rows goes whole to one task node; a larger one runs in segments:",
+        "relay: a stage whose input has at most {} rows goes whole to one task node; a larger table runs in steps:",
         config.chunking_size
     );
-    for (index, stage) in plan.stages.iter().enumerate() {
-        let parts: Vec<String> = segments(stage)
+    let flow = Flow::<()>::new(plan, Some(config.chunking_size));
+    let mut stage = None;
+    for step in flow.steps() {
+        if stage != Some(step.stage) {
+            stage = Some(step.stage);
+            println!("  stage {}:", step.stage);
+        }
+        let names: Vec<&str> = plan.stages[step.stage as usize].tasks
+            [step.start as usize..step.end as usize]
             .iter()
-            .map(|s| {
-                let names: Vec<&str> = stage.tasks[s.start as usize..s.end as usize]
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect();
-                let how = if s.row_local {
-                    "in chunks, in parallel"
-                } else {
-                    "on the whole table"
-                };
-                format!("{} {how}", names.join(", "))
-            })
+            .map(|t| t.name.as_str())
             .collect();
-        println!("  stage {index}: {}", parts.join("; then "));
+        let how = if step.row_local {
+            "in chunks on several nodes at once; each chunk moves on as soon as it is done"
+        } else {
+            "on the whole table, once every chunk before it is done"
+        };
+        println!("    {}: {how}", names.join(", "));
     }
 }
 
