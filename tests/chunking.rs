@@ -67,8 +67,24 @@ const DISTINCT: &str = r#"{
 }"#;
 
 #[test]
-fn chunked_results_equal_unchunked_for_every_task() {
-    let daemon = Daemon::start_in(Home::new("chunked").with("RTL_CHUNKING_SIZE", "100"));
+fn chunked_results_equal_unchunked_for_every_task_with_chunks_inline() {
+    // Nothing is large enough to pass through the cache.
+    chunked_equals_unchunked("inline", "1GiB");
+}
+
+#[test]
+fn chunked_results_equal_unchunked_for_every_task_with_chunks_by_reference() {
+    // Every table, chunk and result passes through the cache by key.
+    chunked_equals_unchunked("byref", "0");
+}
+
+fn chunked_equals_unchunked(tag: &str, by_reference_bytes: &str) {
+    let daemon = Daemon::start_in(
+        Home::new(tag)
+            .with("RTL_CHUNKING_SIZE", "100")
+            .with("RTL_BY_REFERENCE_BYTES", by_reference_bytes)
+            .with("RTL_PROFILE", "true"),
+    );
     let dir = daemon.home.scratch.0.clone();
     data(&dir);
     let unchunked = Home::new("unchunked").with("RTL_CHUNKING", "false");
@@ -122,6 +138,23 @@ fn chunked_results_equal_unchunked_for_every_task() {
     // than the 7 stages of the three jobs.
     assert!(busy.iter().sum::<u64>() > 20, "{busy:?}");
     eprintln!("envelopes per task node: {busy:?}");
+    // Every piece consumed: nothing left in the cache.
+    let config = daemon.home.config();
+    let cache =
+        rtl_daemon::cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
+    assert_eq!(cache.table_entries(), 0, "chunks left behind");
+    // The profile trace has a line per piece: ten pieces of stage 1's
+    // row-local run, each with its start.
+    let trace = std::fs::read_to_string(config.log_dir().join("tasknode.log")).expect("log");
+    let pieces = trace
+        .lines()
+        .filter(|l| l.contains("PROFILE") && l.contains(" stage 1 tasks 0..13 piece "))
+        .filter(|l| l.contains("started "))
+        .count();
+    assert!(
+        pieces >= 10,
+        "{pieces} stage-1 pieces in the trace:\n{trace}"
+    );
 }
 
 /// Task nodes started with `rtl node` elsewhere; killed (by pid) on drop.

@@ -15,7 +15,7 @@
 //! compare ids to know whether they share one. LMDB must not be opened twice
 //! by one process, so [`Cache::open`] hands out one handle per path.
 
-use crate::wire::{decode_column, encode_column_into, schema_of, ColumnSpec};
+use crate::wire::{decode_column_parts, encode_column_into, schema_of, ColumnSpec};
 use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
 use rtl_tasks::Table;
 use std::collections::HashMap;
@@ -61,7 +61,11 @@ impl Cache {
         let env = Environment::new()
             .set_map_size(map_size)
             .set_max_readers(256)
-            .set_flags(EnvironmentFlags::NO_SYNC | EnvironmentFlags::NO_META_SYNC)
+            .set_flags(
+                EnvironmentFlags::NO_SYNC
+                    | EnvironmentFlags::NO_META_SYNC
+                    | EnvironmentFlags::WRITE_MAP,
+            )
             .open(&path)
             .map_err(|e| format!("cannot open the LMDB cache at {}: {e}", path.display()))?;
         let db = env
@@ -162,34 +166,47 @@ impl Cache {
 
     /// Reads and deletes the table stored under `key`.
     pub fn take_table(&self, key: &str) -> Result<Table, String> {
+        self.take_tables(&[key.to_string()])
+    }
+
+    /// Reads and deletes the tables under `keys` and joins them in order,
+    /// decoding each column straight into its final place. Every key is
+    /// consumed, even when one is bad, so none is left behind.
+    pub fn take_tables(&self, keys: &[String]) -> Result<Table, String> {
+        let mut txn = self.rw()?;
+        let table = (|| {
+            let mut entries = Vec::with_capacity(keys.len());
+            for key in keys {
+                let bytes = self.entry(&txn, key)?;
+                entries.push(
+                    Entry::parse(bytes)
+                        .map_err(|e| format!("cached table {key} is corrupt: {e}"))?,
+                );
+            }
+            join_entries(&entries)
+        })();
+        for key in keys {
+            match txn.del(self.inner.db, &key, None) {
+                Ok(()) | Err(lmdb::Error::NotFound) => {}
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        txn.commit().map_err(|e| self.error(e))?;
+        table
+    }
+
+    /// The bytes of table entry `key`, read in place.
+    fn entry<'t>(&self, txn: &'t lmdb::RwTransaction<'_>, key: &str) -> Result<&'t [u8], String> {
         if !key.starts_with(TABLE_PREFIX) {
             return Err(format!("{key:?} is not a table key"));
         }
-        let mut txn = self.rw()?;
-        let table = {
-            let bytes = txn.get(self.inner.db, &key).map_err(|e| match e {
-                lmdb::Error::NotFound => format!(
-                    "table {key} is not in the cache at {}",
-                    self.inner.path.display()
-                ),
-                e => self.error(e),
-            })?;
-            decode_table(bytes).map_err(|e| format!("cached table {key} is corrupt: {e}"))?
-        };
-        txn.del(self.inner.db, &key, None)
-            .map_err(|e| self.error(e))?;
-        txn.commit().map_err(|e| self.error(e))?;
-        Ok(table)
-    }
-
-    /// Reads and deletes the tables under `keys` and joins them in order.
-    /// Every key is consumed, even when one fails, so none is left behind.
-    pub fn take_tables(&self, keys: &[String]) -> Result<Table, String> {
-        if let [key] = keys {
-            return self.take_table(key);
-        }
-        let parts: Vec<Result<Table, String>> = keys.iter().map(|k| self.take_table(k)).collect();
-        Table::concat(parts.into_iter().collect::<Result<Vec<_>, _>>()?)
+        txn.get(self.inner.db, &key).map_err(|e| match e {
+            lmdb::Error::NotFound => format!(
+                "table {key} is not in the cache at {}",
+                self.inner.path.display()
+            ),
+            e => self.error(e),
+        })
     }
 
     /// Deletes a table entry whose consumer went away; a missing key is fine.
@@ -234,35 +251,56 @@ fn lmdb_error(path: &Path, map_size: usize, e: lmdb::Error) -> String {
     }
 }
 
-fn decode_table(bytes: &[u8]) -> Result<Table, String> {
-    let short = || "entry is shorter than its header says".to_string();
-    let head_len = u32::from_le_bytes(
-        bytes
-            .get(..4)
-            .ok_or_else(short)?
-            .try_into()
-            .map_err(|_| short())?,
-    ) as usize;
-    let head = bytes.get(4..4 + head_len).ok_or_else(short)?;
-    let specs: Vec<ColumnSpec> =
-        ciborium::from_reader(head).map_err(|e| format!("bad schema: {e}"))?;
-    let mut at = 4 + head_len;
-    let rows = u64::from_le_bytes(
-        bytes
-            .get(at..at + 8)
-            .ok_or_else(short)?
-            .try_into()
-            .map_err(|_| short())?,
-    );
-    let rows = usize::try_from(rows).map_err(|_| format!("row count {rows} is too large"))?;
-    at += 8;
-    let mut columns = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let size = column_size(spec.dtype, rows, &bytes[at..])?;
-        let frame = bytes.get(at..at + size).ok_or_else(short)?;
-        columns.push((spec.name, decode_column(spec.dtype, rows, frame)?));
-        at += size;
+/// A table entry's layout, read in place from the map.
+struct Entry<'a> {
+    specs: Vec<ColumnSpec>,
+    rows: usize,
+    columns: Vec<&'a [u8]>,
+}
+
+impl<'a> Entry<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Entry<'a>, String> {
+        let short = || "entry is shorter than its header says".to_string();
+        let word = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(short);
+        let head_len = u32::from_le_bytes(word(0, 4)?.try_into().map_err(|_| short())?) as usize;
+        let specs: Vec<ColumnSpec> =
+            ciborium::from_reader(word(4, head_len)?).map_err(|e| format!("bad schema: {e}"))?;
+        let mut at = 4 + head_len;
+        let rows = u64::from_le_bytes(word(at, 8)?.try_into().map_err(|_| short())?);
+        let rows = usize::try_from(rows).map_err(|_| format!("row count {rows} is too large"))?;
+        at += 8;
+        let mut columns = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let size = column_size(spec.dtype, rows, bytes.get(at..).ok_or_else(short)?)?;
+            columns.push(word(at, size)?);
+            at += size;
+        }
+        Ok(Entry {
+            specs,
+            rows,
+            columns,
+        })
     }
+}
+
+/// The entries' rows, one after another, as one table.
+fn join_entries(entries: &[Entry<'_>]) -> Result<Table, String> {
+    let Some(first) = entries.first() else {
+        return Ok(Table::new());
+    };
+    if let Some(k) = entries.iter().position(|e| e.specs != first.specs) {
+        return Err(format!("piece {k} has different columns from the first"));
+    }
+    let columns = first
+        .specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let parts: Vec<(usize, &[u8])> =
+                entries.iter().map(|e| (e.rows, e.columns[i])).collect();
+            decode_column_parts(spec.dtype, &parts).map(|c| (spec.name.clone(), c))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Table::from_columns(columns)
 }
 
@@ -310,6 +348,38 @@ mod tests {
         assert_eq!(cache.take_table(&key).expect("take"), table);
         assert_eq!(cache.table_entries(), 0);
         assert!(cache.take_table(&key).is_err());
+    }
+
+    #[test]
+    fn pieces_join_in_order_and_are_all_consumed_even_when_one_is_missing() {
+        let cache = Cache::open(&scratch("pieces"), 16 << 20).expect("open");
+        let table = Table::from_columns(vec![
+            ("s".into(), Column::text(&["a", "bc", "", "d", "e"])),
+            ("n".into(), Column::Int64(array![1, 2, 3, 4, 5])),
+            (
+                "b".into(),
+                Column::Bool(array![true, false, true, true, false]),
+            ),
+        ])
+        .expect("table");
+        let keys: Vec<String> = crate::flow::split(&table, 2)
+            .iter()
+            .map(|t| cache.put_table(t).expect("put"))
+            .collect();
+        assert_eq!(keys.len(), 3);
+        assert_eq!(cache.take_tables(&keys).expect("join"), table);
+        assert_eq!(cache.table_entries(), 0);
+
+        let kept = cache.put_table(&table).expect("put");
+        let err = cache
+            .take_tables(&[kept, "table:gone".into()])
+            .expect_err("a missing piece");
+        assert!(err.contains("table:gone"), "{err}");
+        assert_eq!(
+            cache.table_entries(),
+            0,
+            "the present piece is consumed too"
+        );
     }
 
     #[test]

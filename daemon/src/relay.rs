@@ -24,6 +24,12 @@ use uuid::Uuid;
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Messages libzmq takes in from one peer before the relay has read them.
+/// libzmq reads eagerly, so this (times the largest message) bounds what a
+/// flooding peer puts in the relay's memory before `busy` answers reach it;
+/// beyond it the peer's own sends wait.
+const INBOUND_HWM: i32 = 8;
+
 /// Most messages taken from one socket before looking at the other.
 const BATCH: usize = 256;
 
@@ -199,6 +205,7 @@ impl Relay {
             // Fail loudly on a vanished peer instead of dropping silently.
             s.set_router_mandatory(true)
                 .and_then(|_| s.set_linger(0))
+                .and_then(|_| s.set_rcvhwm(INBOUND_HWM))
                 .map_err(|e| format!("cannot configure the {what} socket: {e}"))?;
             s.bind(endpoint)
                 .map_err(|e| format!("cannot bind the {what} socket to {endpoint}: {e}"))?;

@@ -463,6 +463,19 @@ fn install_signal_handlers() {
 }
 
 /// The relay's largest chunk, when chunking is on.
+/// Makes the C allocator (which libzmq uses for message buffers) give
+/// every buffer of 1 MiB or more back to the system when it is freed.
+/// By default glibc raises that threshold as large buffers come and go and
+/// then keeps freed ones in its heap, so the relay's memory would stay at
+/// its highest point instead of following the data it holds.
+fn release_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a tuning parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn signal(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: plain kill(2) on a pid taken from our own pid file and
@@ -535,6 +548,7 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
     let ctx = zmq::Context::new();
     match service {
         Service::Relay => {
+            release_large_buffers();
             let cache = Cache::open(&config.cache_dir(), config.cache_map_size)?;
             let at = Endpoints {
                 clients: format!("tcp://{}:{}", config.relay_listen, config.relay_port),

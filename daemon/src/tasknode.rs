@@ -12,7 +12,7 @@
 use crate::cache::Cache;
 use crate::flow::split;
 use crate::link::{hostname, RelayLink};
-use crate::log::Log;
+use crate::log::{timestamp, Log};
 use crate::wire::{
     schema_of, Body, Envelope, Failure, Header, Kind, NodeInfo, ProgressEvent, WireError,
 };
@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
 /// Settings of one task node.
@@ -188,16 +188,27 @@ fn worker(
     };
     let mut plans: HashMap<String, Arc<Plan>> = HashMap::new();
     for env in work {
-        let started = Instant::now();
+        let (started, wall) = (Instant::now(), SystemTime::now());
         let (id, job, stage) = (env.id, env.header.job, env.header.stage);
+        let piece = (env.header.seq, env.header.count, env.header.tasks);
         let by_reference = cache.as_ref().map(|c| (c, by_reference));
         let (header, body) = run_work(env, &mut plans, by_reference, &log, &mut out);
+        let rows = match &body {
+            Body::Table(t) => t.rows() as u64,
+            _ => header.rows,
+        };
         if let Err(e) = (Envelope { id, header, body }).send(&mut out, None) {
             log.error(format!("worker cannot answer its node: {e}"));
         }
+        // One line per envelope with its start and length, so that the
+        // trace shows which pieces ran side by side.
         log.profile(|| {
+            let (seq, count, tasks) = piece;
+            let tasks = tasks.map_or("all tasks".to_string(), |(a, b)| format!("tasks {a}..{b}"));
             format!(
-                "job {job} stage {stage}: {:.3} ms",
+                "job {job} stage {stage} {tasks} piece {}/{count}: started {}, {:.3} ms, {rows} rows out",
+                seq + 1,
+                timestamp(wall),
                 started.elapsed().as_secs_f64() * 1e3
             )
         });

@@ -515,90 +515,120 @@ pub fn encode_column_into(column: &Column, out: &mut [u8]) {
 /// Decodes one column frame of `rows` values of `dtype`, checking its size
 /// and contents.
 pub fn decode_column(dtype: DType, rows: usize, bytes: &[u8]) -> Result<Column, String> {
-    let need = |n: usize| -> Result<(), String> {
-        if bytes.len() == n {
-            Ok(())
-        } else {
-            Err(format!(
-                "{dtype} frame of {rows} rows must have {n} bytes, has {}",
-                bytes.len()
-            ))
-        }
-    };
-    let words = || -> Result<usize, String> {
-        rows.checked_mul(8)
-            .ok_or_else(|| format!("row count {rows} is too large"))
-    };
+    decode_column_parts(dtype, &[(rows, bytes)])
+}
+
+/// Decodes consecutive frames of one column (`(rows, bytes)` each) into a
+/// single column, written once into storage of its final size.
+pub fn decode_column_parts(dtype: DType, parts: &[(usize, &[u8])]) -> Result<Column, String> {
+    let total = parts
+        .iter()
+        .try_fold(0usize, |n, (rows, _)| n.checked_add(*rows))
+        .ok_or("row count is too large")?;
     Ok(match dtype {
-        DType::Int64 => {
-            need(words()?)?;
-            Column::Int64(Array1::from(
-                bytes
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8")))
-                    .collect::<Vec<_>>(),
-            ))
-        }
-        DType::Float64 => {
-            need(words()?)?;
-            Column::Float64(Array1::from(
-                bytes
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8")))
-                    .collect::<Vec<_>>(),
-            ))
-        }
+        DType::Int64 => Column::Int64(Array1::from(decode_words(
+            dtype,
+            parts,
+            total,
+            i64::from_le_bytes,
+        )?)),
+        DType::Float64 => Column::Float64(Array1::from(decode_words(
+            dtype,
+            parts,
+            total,
+            f64::from_le_bytes,
+        )?)),
         DType::Bool => {
-            need(rows)?;
-            let values = bytes
-                .iter()
-                .enumerate()
-                .map(|(i, b)| match b {
-                    0 => Ok(false),
-                    1 => Ok(true),
-                    other => Err(format!("bool value {other} at row {i} is neither 0 nor 1")),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut values = Vec::with_capacity(total);
+            for &(rows, bytes) in parts {
+                frame_size(DType::Bool, rows, bytes, rows)?;
+                for (i, b) in bytes.iter().enumerate() {
+                    values.push(match b {
+                        0 => false,
+                        1 => true,
+                        other => {
+                            return Err(format!("bool value {other} at row {i} is neither 0 nor 1"))
+                        }
+                    });
+                }
+            }
             Column::Bool(Array1::from(values))
         }
         DType::Utf8 => {
-            let head = rows
-                .checked_add(1)
-                .and_then(|n| n.checked_mul(8))
-                .ok_or_else(|| format!("row count {rows} is too large"))?;
-            if bytes.len() < head {
-                return Err(format!(
-                    "utf8 frame of {rows} rows needs {head} bytes of offsets, has {} bytes",
-                    bytes.len()
-                ));
+            let mut values = Vec::with_capacity(total);
+            for &(rows, bytes) in parts {
+                decode_utf8_into(rows, bytes, &mut values)?;
             }
-            let (offsets, data) = bytes.split_at(head);
-            let offsets: Vec<u64> = offsets
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
-                .collect();
-            if offsets[0] != 0 || offsets[rows] != data.len() as u64 {
-                return Err(format!(
-                    "utf8 offsets must start at 0 and end at the data length {}",
-                    data.len()
-                ));
-            }
-            let values = offsets
-                .windows(2)
-                .enumerate()
-                .map(|(i, w)| {
-                    let (a, b) = (w[0] as usize, w[1] as usize);
-                    if a > b {
-                        return Err(format!("utf8 offsets decrease at row {i}"));
-                    }
-                    std::str::from_utf8(&data[a..b])
-                        .map(str::to_string)
-                        .map_err(|_| format!("row {i} is not valid UTF-8"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
             Column::Utf8(Array1::from(values))
         }
     })
+}
+
+/// Checks that a frame of `rows` rows has the `n` bytes it must have.
+fn frame_size(dtype: DType, rows: usize, bytes: &[u8], n: usize) -> Result<(), String> {
+    if bytes.len() == n {
+        Ok(())
+    } else {
+        Err(format!(
+            "{dtype} frame of {rows} rows must have {n} bytes, has {}",
+            bytes.len()
+        ))
+    }
+}
+
+fn decode_words<T>(
+    dtype: DType,
+    parts: &[(usize, &[u8])],
+    total: usize,
+    from: fn([u8; 8]) -> T,
+) -> Result<Vec<T>, String> {
+    let mut values = Vec::with_capacity(total);
+    for &(rows, bytes) in parts {
+        let n = rows
+            .checked_mul(8)
+            .ok_or_else(|| format!("row count {rows} is too large"))?;
+        frame_size(dtype, rows, bytes, n)?;
+        values.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| from(c.try_into().expect("chunks of 8"))),
+        );
+    }
+    Ok(values)
+}
+
+fn decode_utf8_into(rows: usize, bytes: &[u8], values: &mut Vec<String>) -> Result<(), String> {
+    let head = rows
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(8))
+        .ok_or_else(|| format!("row count {rows} is too large"))?;
+    if bytes.len() < head {
+        return Err(format!(
+            "utf8 frame of {rows} rows needs {head} bytes of offsets, has {} bytes",
+            bytes.len()
+        ));
+    }
+    let (offsets, data) = bytes.split_at(head);
+    let offsets: Vec<u64> = offsets
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
+        .collect();
+    if offsets[0] != 0 || offsets[rows] != data.len() as u64 {
+        return Err(format!(
+            "utf8 offsets must start at 0 and end at the data length {}",
+            data.len()
+        ));
+    }
+    for (i, w) in offsets.windows(2).enumerate() {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        if a > b {
+            return Err(format!("utf8 offsets decrease at row {i}"));
+        }
+        let text =
+            std::str::from_utf8(&data[a..b]).map_err(|_| format!("row {i} is not valid UTF-8"))?;
+        values.push(text.to_string());
+    }
+    Ok(())
 }
 
 /// Sends one column frame. Numeric columns on little-endian hosts go out

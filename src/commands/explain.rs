@@ -101,7 +101,7 @@ fn print_chunking(config: &Config, plan: &Plan) {
         let how = if step.row_local {
             "in chunks on several nodes at once; each chunk moves on as soon as it is done"
         } else {
-            "on the whole table, once every chunk before it is done"
+            "on one node with the whole table, once every chunk before it is done"
         };
         println!("    {}: {how}", names.join(", "));
     }

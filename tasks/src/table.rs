@@ -209,34 +209,59 @@ impl Table {
     /// The rows of `parts`, one after another; every part must have the
     /// same columns, in the same order, of the same types.
     pub fn concat(parts: Vec<Table>) -> Result<Table, String> {
-        let mut parts = parts.into_iter();
-        let Some(first) = parts.next() else {
+        let Some(first) = parts.first() else {
             return Ok(Table::new());
         };
+        if parts.len() == 1 {
+            return Ok(parts.into_iter().next().unwrap_or_default());
+        }
         let schema = first.schema();
-        let mut columns = first.into_columns();
-        for (index, part) in parts.enumerate() {
-            if part.schema() != schema {
-                return Err(format!(
-                    "part {} has different columns from the first",
-                    index + 1
-                ));
-            }
-            for ((_, acc), (_, column)) in columns.iter_mut().zip(part.into_columns()) {
-                match (acc, column) {
-                    (Column::Int64(a), Column::Int64(b)) => {
-                        *a = ndarray::concatenate![ndarray::Axis(0), a.view(), b.view()]
+        if let Some(index) = parts.iter().position(|p| p.schema() != schema) {
+            return Err(format!("part {index} has different columns from the first"));
+        }
+        let rows: usize = parts.iter().map(Table::rows).sum();
+        // Each column is written once, into storage of its final size.
+        let mut pieces: Vec<std::vec::IntoIter<(String, Column)>> =
+            parts.into_iter().map(|p| p.columns.into_iter()).collect();
+        let mut columns = Vec::with_capacity(schema.len());
+        for (name, dtype) in schema {
+            let column: Vec<Column> = pieces
+                .iter_mut()
+                .filter_map(|p| p.next().map(|(_, c)| c))
+                .collect();
+            fn join<T: Clone>(
+                parts: &[Column],
+                rows: usize,
+                get: impl Fn(&Column) -> Option<&Array1<T>>,
+            ) -> Array1<T> {
+                let mut out = Vec::with_capacity(rows);
+                for a in parts.iter().filter_map(get) {
+                    match a.as_slice() {
+                        Some(s) => out.extend_from_slice(s),
+                        None => out.extend(a.iter().cloned()),
                     }
-                    (Column::Float64(a), Column::Float64(b)) => {
-                        *a = ndarray::concatenate![ndarray::Axis(0), a.view(), b.view()]
-                    }
-                    (Column::Bool(a), Column::Bool(b)) => {
-                        *a = ndarray::concatenate![ndarray::Axis(0), a.view(), b.view()]
-                    }
-                    (Column::Utf8(a), Column::Utf8(b)) => *a = a.iter().cloned().chain(b).collect(),
-                    _ => unreachable!("schemas were compared"),
                 }
+                Array1::from_vec(out)
             }
+            let joined = match dtype {
+                DType::Int64 => Column::Int64(join(&column, rows, |c| match c {
+                    Column::Int64(a) => Some(a),
+                    _ => None,
+                })),
+                DType::Float64 => Column::Float64(join(&column, rows, |c| match c {
+                    Column::Float64(a) => Some(a),
+                    _ => None,
+                })),
+                DType::Bool => Column::Bool(join(&column, rows, |c| match c {
+                    Column::Bool(a) => Some(a),
+                    _ => None,
+                })),
+                DType::Utf8 => Column::Utf8(join(&column, rows, |c| match c {
+                    Column::Utf8(a) => Some(a),
+                    _ => None,
+                })),
+            };
+            columns.push((name, joined));
         }
         Ok(Table { columns })
     }

@@ -1,0 +1,187 @@
+//! Backpressure: a client that submits far faster than the task nodes work
+//! is slowed with `busy` answers, the relay's memory stays bounded by its
+//! settings, and every job still comes back, right.
+
+mod common;
+
+use common::{Daemon, Home};
+use ndarray::Array1;
+use rtl_daemon::wire::{Body, Envelope, Header, Kind};
+use rtl_dsl::Plan;
+use rtl_tasks::{Column, Table};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const JOBS: usize = 100;
+const ROWS: usize = 1_000_000; // 8 MB of float64 per job
+
+/// Anonymous resident memory of a process, in bytes: what it holds itself,
+/// leaving out the LMDB pages it has mapped (shared page cache).
+fn anon_rss(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Samples a process's anonymous memory every few milliseconds until
+/// dropped; keeps the peak.
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(anon_rss(pid));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        });
+        Sampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn peak(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn relay_pid(home: &Home) -> u32 {
+    std::fs::read_dir(home.dir().join("run"))
+        .expect("run dir")
+        .filter_map(Result::ok)
+        .find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("relay-")?
+                .strip_suffix(".pid")?
+                .parse()
+                .ok()
+        })
+        .expect("relay pid file")
+}
+
+fn submit(socket: &mut zmq::Socket, id: Uuid, plan: &Plan, k: usize) {
+    let mut header = Header::new(Kind::Submit, id);
+    header.plan = Some(plan.clone());
+    let table = Table::from_columns(vec![(
+        "x".into(),
+        Column::Float64(Array1::from_elem(ROWS, k as f64)),
+    )])
+    .expect("table");
+    Envelope {
+        id,
+        header,
+        body: Body::Table(table),
+    }
+    .send(socket, None)
+    .expect("send");
+}
+
+#[test]
+fn a_flooding_client_is_slowed_and_the_relay_stays_bounded() {
+    let memory = 16usize << 20;
+    let daemon = Daemon::start_in(
+        Home::new("flood")
+            .with("RTL_RELAY_MEMORY", &memory.to_string())
+            .with("RTL_TASK_WORKERS", "1")
+            .with("RTL_MAX_IN_FLIGHT", "1")
+            .with("RTL_CHUNKING", "false"),
+    );
+    let config = daemon.home.config();
+    let relay = relay_pid(&daemon.home);
+    let before = anon_rss(relay);
+    let sampler = Sampler::start(relay);
+
+    // A client with no manners: a raw socket that sends every job at once
+    // and sends a job again as soon as it may.
+    let ctx = zmq::Context::new();
+    let mut socket = ctx.socket(zmq::DEALER).expect("socket");
+    socket.set_linger(0).expect("linger");
+    socket.connect(&config.client_endpoint()).expect("connect");
+    let plan = Plan::parse(
+        r#"{"0": {"tasks": {"multiply": {"operations": [{"a": "x", "b": 2, "column": "y"}]}}}}"#,
+        "<flood>",
+        std::env::temp_dir(),
+    )
+    .expect("plan");
+    let ids: Vec<Uuid> = (0..JOBS).map(|_| Uuid::new_v4()).collect();
+    let index: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(k, id)| (*id, k)).collect();
+    for (k, id) in ids.iter().enumerate() {
+        submit(&mut socket, *id, &plan, k);
+    }
+    let mut done = [false; JOBS];
+    let mut busy = 0;
+    // Jobs to send again, and when: the client keeps reading results
+    // while it waits.
+    let mut resend: Vec<(Instant, usize)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done.iter().any(|d| !d) {
+        assert!(Instant::now() < deadline, "jobs still missing after 120 s");
+        let now = Instant::now();
+        for (_, k) in resend.iter().filter(|(at, _)| *at <= now) {
+            submit(&mut socket, ids[*k], &plan, *k);
+        }
+        resend.retain(|(at, _)| *at > now);
+        if socket.poll(zmq::POLLIN, 5).expect("poll") == 0 {
+            continue;
+        }
+        let (_, mut env) = Envelope::recv(&socket, false, 0).expect("recv");
+        let k = index[&env.header.job];
+        match env.header.kind {
+            Kind::Busy => {
+                busy += 1;
+                resend.push((Instant::now() + Duration::from_millis(10), k));
+            }
+            Kind::Result => {
+                let table = env.take_table().expect("result");
+                let Some(Column::Float64(y)) = table.column("y") else {
+                    panic!("job {k}: no y column");
+                };
+                assert_eq!(y.len(), ROWS);
+                assert!(y.iter().all(|v| *v == 2.0 * k as f64), "job {k}: wrong y");
+                assert!(!done[k], "job {k} answered twice");
+                done[k] = true;
+            }
+            other => panic!("job {k}: unexpected {other:?}: {:?}", env.header.error),
+        }
+    }
+    let peak = sampler.peak();
+    let submitted = JOBS * ROWS * 8;
+    eprintln!(
+        "relay peak anonymous memory {} MiB (at start {} MiB); {} MiB submitted; {busy} busy answers",
+        peak >> 20,
+        before >> 20,
+        submitted >> 20
+    );
+    assert!(busy > 0, "the relay never pushed back");
+    // The relay holds at most relay_memory for queued work, plus what is
+    // on its way in and out (at most the client socket's high-water mark
+    // of messages per client, and the envelope out on the node).
+    let bound = before + memory + 20 * ROWS * 8;
+    assert!(
+        peak < bound && peak < submitted / 3,
+        "relay peak anonymous memory {} MiB, bound {} MiB",
+        peak >> 20,
+        bound >> 20
+    );
+    let log = std::fs::read_to_string(config.log_dir().join("relay.log")).expect("relay log");
+    assert!(log.contains("busy: asked clients to resend"), "{log}");
+}
