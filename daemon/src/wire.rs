@@ -483,16 +483,8 @@ fn decode_header(bytes: &[u8]) -> Result<Header, String> {
 /// buffer (the LMDB cache). `out` must be `column.wire_size()` long.
 pub fn encode_column_into(column: &Column, out: &mut [u8]) {
     match column {
-        Column::Int64(a) => {
-            for (chunk, v) in out.chunks_exact_mut(8).zip(a.iter()) {
-                chunk.copy_from_slice(&v.to_le_bytes());
-            }
-        }
-        Column::Float64(a) => {
-            for (chunk, v) in out.chunks_exact_mut(8).zip(a.iter()) {
-                chunk.copy_from_slice(&v.to_le_bytes());
-            }
-        }
+        Column::Int64(a) => words_into(a, out),
+        Column::Float64(a) => words_into(a, out),
         Column::Bool(a) => {
             for (byte, v) in out.iter_mut().zip(a.iter()) {
                 *byte = u8::from(*v);
@@ -526,18 +518,8 @@ pub fn decode_column_parts(dtype: DType, parts: &[(usize, &[u8])]) -> Result<Col
         .try_fold(0usize, |n, (rows, _)| n.checked_add(*rows))
         .ok_or("row count is too large")?;
     Ok(match dtype {
-        DType::Int64 => Column::Int64(Array1::from(decode_words(
-            dtype,
-            parts,
-            total,
-            i64::from_le_bytes,
-        )?)),
-        DType::Float64 => Column::Float64(Array1::from(decode_words(
-            dtype,
-            parts,
-            total,
-            f64::from_le_bytes,
-        )?)),
+        DType::Int64 => Column::Int64(Array1::from(decode_words::<i64>(dtype, parts, total)?)),
+        DType::Float64 => Column::Float64(Array1::from(decode_words::<f64>(dtype, parts, total)?)),
         DType::Bool => {
             let mut values = Vec::with_capacity(total);
             for &(rows, bytes) in parts {
@@ -576,23 +558,83 @@ fn frame_size(dtype: DType, rows: usize, bytes: &[u8], n: usize) -> Result<(), S
     }
 }
 
-fn decode_words<T>(
+/// The 8-byte number types of columns.
+///
+/// # Safety
+/// Every 8-byte pattern must be a valid value, so that column bytes may be
+/// copied into a `Vec<Self>` as they are.
+unsafe trait Word: Copy {
+    fn from_le(bytes: [u8; 8]) -> Self;
+    fn to_le(self) -> [u8; 8];
+}
+
+// SAFETY: every bit pattern is an i64.
+unsafe impl Word for i64 {
+    fn from_le(bytes: [u8; 8]) -> i64 {
+        i64::from_le_bytes(bytes)
+    }
+    fn to_le(self) -> [u8; 8] {
+        self.to_le_bytes()
+    }
+}
+
+// SAFETY: every bit pattern is an f64 (some of them NaN).
+unsafe impl Word for f64 {
+    fn from_le(bytes: [u8; 8]) -> f64 {
+        f64::from_le_bytes(bytes)
+    }
+    fn to_le(self) -> [u8; 8] {
+        self.to_le_bytes()
+    }
+}
+
+/// Writes a numeric column's little-endian bytes into `out`: one memory
+/// copy on little-endian hosts, value by value elsewhere.
+fn words_into<T: Word>(a: &Array1<T>, out: &mut [u8]) {
+    match a.as_slice() {
+        Some(values) if cfg!(target_endian = "little") => {
+            let n = std::mem::size_of_val(values);
+            // SAFETY: `values` is a live slice of plain 8-byte numbers;
+            // viewing its memory as bytes reads nothing out of bounds.
+            let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), n) };
+            out[..n].copy_from_slice(bytes);
+        }
+        _ => {
+            for (chunk, v) in out.chunks_exact_mut(8).zip(a.iter()) {
+                chunk.copy_from_slice(&v.to_le());
+            }
+        }
+    }
+}
+
+fn decode_words<T: Word>(
     dtype: DType,
     parts: &[(usize, &[u8])],
     total: usize,
-    from: fn([u8; 8]) -> T,
 ) -> Result<Vec<T>, String> {
-    let mut values = Vec::with_capacity(total);
+    let mut values: Vec<T> = Vec::with_capacity(total);
     for &(rows, bytes) in parts {
         let n = rows
             .checked_mul(8)
             .ok_or_else(|| format!("row count {rows} is too large"))?;
         frame_size(dtype, rows, bytes, n)?;
-        values.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|c| from(c.try_into().expect("chunks of 8"))),
-        );
+        if cfg!(target_endian = "little") && values.capacity() - values.len() >= rows {
+            // SAFETY: the spare capacity holds `rows` more values; `bytes`
+            // has exactly `rows * 8` bytes (checked above), and any 8 bytes
+            // are a valid `T` (`Word`). The source may be unaligned: it is
+            // copied byte-wise.
+            unsafe {
+                let end = values.as_mut_ptr().add(values.len()).cast::<u8>();
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), end, n);
+                values.set_len(values.len() + rows);
+            }
+        } else {
+            values.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| T::from_le(c.try_into().expect("chunks of 8"))),
+            );
+        }
     }
     Ok(values)
 }
