@@ -4,12 +4,18 @@
 # all settings interleaved round by round so that machine noise spreads
 # over every setting alike.
 #
-#   benches/nodes.sh [ROWS] [ROUNDS]
+#   benches/nodes.sh [ROWS] [ROUNDS] [light|heavy]
+#
+# light: stage 1 is six cheap row-local tasks, so reading the input (stage 0,
+# one node) is most of the work. heavy: stage 1 also raises three columns
+# to fractional powers twice each (libm pow, about 20 ns a value), so the
+# per-row work outweighs the read.
 #
 # Needs python3 with numpy (to write the input) and a release build of rtl.
 set -euo pipefail
 rows=${1:-10000000}
 rounds=${2:-5}
+weight=${3:-light}
 top=$(cd "$(dirname "$0")/.." && pwd)
 rtl="$top/target/release/rtl"
 [ -x "$rtl" ] || cargo build --release --manifest-path "$top/Cargo.toml"
@@ -28,7 +34,13 @@ rng = np.random.default_rng(1)
 np.savez(path, x=rng.random(n) * 100 + 1, y=rng.random(n) * 50 + 2,
          n=np.arange(n, dtype=np.int64) % 97)
 EOF
-cat >"$work/job.json" <<'EOF'
+extra=""
+if [ "$weight" = heavy ]; then
+    extra=$(for c in x y s x y s; do
+        printf ',\n    {"power": {"operations": [{"a": "%s", "b": 1.37, "column": "p%s"}]}}' "$c" "$c"
+    done)
+fi
+cat >"$work/job.json" <<EOF
 {
   "0": {"tasks": {"open_array": {"filename": "big", "extension": "npz"}}},
   "1": {"tasks": [
@@ -36,7 +48,7 @@ cat >"$work/job.json" <<'EOF'
     {"divide": {"operations": [{"a": "s", "b": 3.5, "column": "q"}]}},
     {"log": {"operations": [{"a": "q", "column": "l"}]}},
     {"square_root": {"operations": [{"a": "s", "column": "r"}]}},
-    {"power": {"operations": [{"a": "y", "b": 1.5, "column": "p"}]}},
+    {"power": {"operations": [{"a": "y", "b": 1.5, "column": "p"}]}}$extra,
     {"filter": {"operations": [{"column": "n", "method": "lt", "value": 90}]}}
   ]}
 }
@@ -81,7 +93,7 @@ done
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "rows=$rows rounds=$rounds chunking_size=$((rows / 10)) cores=$(nproc)"
+echo "rows=$rows rounds=$rounds job=$weight chunking_size=$((rows / 10)) cores=$(nproc)"
 printf '%-26s %12s %12s   %s\n' setting "client ms" "relay ms" "client runs (sorted)"
 for setting in "${settings[@]}"; do
     read -r chunking workers <<<"$setting"

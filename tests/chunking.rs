@@ -148,7 +148,7 @@ fn chunked_equals_unchunked(tag: &str, by_reference_bytes: &str) {
     let trace = std::fs::read_to_string(config.log_dir().join("tasknode.log")).expect("log");
     let pieces = trace
         .lines()
-        .filter(|l| l.contains("PROFILE") && l.contains(" stage 1 tasks 0..13 piece "))
+        .filter(|l| l.contains("PROFILE") && l.contains(" stage 1 tasks 0..10 piece "))
         .filter(|l| l.contains("started "))
         .count();
     assert!(

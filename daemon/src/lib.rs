@@ -21,6 +21,7 @@ pub mod link;
 pub mod log;
 pub mod plotnode;
 pub mod relay;
+pub mod render;
 pub mod routing;
 pub mod supervisor;
 pub mod tasknode;

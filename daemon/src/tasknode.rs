@@ -264,36 +264,32 @@ fn run_work(
     };
     let ctx = Context::new(&plan.base_dir);
     let mut on_event = |event: Event| {
-        log.debug(|| format!("job {job} stage {stage}: {event:?}"));
-        if !progress {
-            return;
-        }
-        let event = match event {
-            Event::Running { task } => ProgressEvent {
-                stage,
-                task: task.into(),
-                ms: None,
-                message: None,
-            },
-            Event::Note { task, message } => ProgressEvent {
-                stage,
-                task: task.into(),
-                ms: None,
-                message: Some(message.into()),
-            },
-            Event::Completed { task, elapsed } => ProgressEvent {
-                stage,
-                task: task.into(),
-                ms: Some(elapsed.as_secs_f64() * 1e3),
-                message: None,
-            },
-        };
-        let header = Header {
-            event: Some(event),
-            ..Header::new(Kind::Progress, job)
+        let (kind, header) = match event {
+            // Charts go to the plot node whether or not the client follows
+            // progress.
+            Event::Chart { chart, .. } => {
+                log.debug(|| format!("job {job} stage {stage}: chart {}", chart.name));
+                let header = Header {
+                    stage,
+                    chart: Some(chart),
+                    ..Header::new(Kind::Chart, job)
+                };
+                ("chart", header)
+            }
+            event => {
+                log.debug(|| format!("job {job} stage {stage}: {event:?}"));
+                let Some(event) = progress.then(|| progress_event(stage, event)).flatten() else {
+                    return;
+                };
+                let header = Header {
+                    event: Some(event),
+                    ..Header::new(Kind::Progress, job)
+                };
+                ("progress", header)
+            }
         };
         if let Err(e) = Envelope::new(header, Body::Empty).send(out, None) {
-            log.warn(format!("progress lost: {e}"));
+            log.warn(format!("{kind} lost: {e}"));
         }
     };
     let table = match rtl_tasks::run_stage(stage as usize, calls, input, &ctx, &mut on_event) {
@@ -340,6 +336,22 @@ fn run_work(
     header.rows = table.rows() as u64;
     header.table_refs = keys;
     (header, Body::Empty)
+}
+
+/// What a client following progress hears of a task event.
+fn progress_event(stage: u32, event: Event) -> Option<ProgressEvent> {
+    let (task, ms, message) = match event {
+        Event::Running { task } => (task, None, None),
+        Event::Note { task, message } => (task, None, Some(message.into())),
+        Event::Completed { task, elapsed } => (task, Some(elapsed.as_secs_f64() * 1e3), None),
+        Event::Chart { .. } => return None,
+    };
+    Some(ProgressEvent {
+        stage,
+        task: task.into(),
+        ms,
+        message,
+    })
 }
 
 /// The envelope's plan: inline, remembered, or read from the cache.

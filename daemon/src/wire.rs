@@ -12,7 +12,7 @@
 
 use ndarray::Array1;
 use rtl_dsl::Plan;
-use rtl_tasks::{Column, DType, Table};
+use rtl_tasks::{Chart, Column, DType, Table};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
@@ -48,6 +48,8 @@ pub enum Kind {
     Failed,
     /// node -> relay: leaving; take no more work.
     Bye,
+    /// node -> relay -> plot nodes (and the client, if it asked): a chart.
+    Chart,
     /// relay -> client: the submit was not taken because the relay holds
     /// as much work as it may; send it again later.
     Busy,
@@ -176,6 +178,12 @@ pub struct Header {
     /// Submit: send `Progress` messages while the job runs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub progress: bool,
+    /// Submit: send the job's charts to the client too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub charts: bool,
+    /// Chart: the chart's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<Chart>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,6 +222,8 @@ impl Header {
             split_rows: 0,
             cache_id: None,
             progress: false,
+            charts: false,
+            chart: None,
             error: None,
             event: None,
             node: None,

@@ -13,12 +13,14 @@
 //! code runs in a task node, in the embedded mode and in unit tests.
 
 pub mod alloc;
+pub mod chart;
 mod check;
 pub mod formats;
 mod library;
 pub mod table;
 
 pub use check::{check, check_calls, trace, Step};
+pub use chart::Chart;
 pub use table::{Column, DType, Table};
 
 use rtl_dsl::TaskCall;
@@ -39,6 +41,7 @@ pub struct Context<'a> {
     /// the checks that depend on the values (a fit's row count, say).
     pub checking: bool,
     notes: RefCell<Vec<String>>,
+    charts: RefCell<Vec<Chart>>,
 }
 
 impl<'a> Context<'a> {
@@ -47,12 +50,18 @@ impl<'a> Context<'a> {
             base_dir,
             checking: false,
             notes: RefCell::new(Vec::new()),
+            charts: RefCell::new(Vec::new()),
         }
     }
 
     /// A line for the run's progress output (regression coefficients, say).
     pub fn note(&self, message: impl Into<String>) {
         self.notes.borrow_mut().push(message.into());
+    }
+
+    /// A chart for the plot node (and for a client that asked for charts).
+    pub fn chart(&self, chart: Chart) {
+        self.charts.borrow_mut().push(chart);
     }
 
     /// `path` resolved against the job's directory, without `.` components.
@@ -163,6 +172,11 @@ pub enum Event<'a> {
         task: &'a str,
         elapsed: Duration,
     },
+    /// A chart a task drew.
+    Chart {
+        task: &'a str,
+        chart: Chart,
+    },
 }
 
 /// Runs task calls of stage `index` (all of a stage's, or a run of them)
@@ -192,6 +206,12 @@ pub fn run_stage(
             on_event(Event::Note {
                 task: spec.name,
                 message: &message,
+            });
+        }
+        for chart in ctx.charts.take() {
+            on_event(Event::Chart {
+                task: spec.name,
+                chart,
             });
         }
         table = match outcome {

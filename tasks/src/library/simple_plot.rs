@@ -2,9 +2,12 @@
 //! chart per NAME; each entry draws column `y` against column `x` as
 //! `circle` (scatter), `line` or `bar`, on a `linear` (default) or `log` y
 //! scale, with `series` (a column, or null) splitting the points into
-//! groups. This task checks the kwargs against the table and passes the
-//! table on; the plot node renders the charts.
+//! colored groups. The task builds each chart's data from the whole table
+//! (thinned for display, see `crate::chart`), hands it on through the
+//! context (the task node sends it to the plot node and to a client that
+//! asked for charts), and passes the table on unchanged.
 
+use crate::chart::{Chart, Entry, Mark, Scale};
 use crate::{decodes, kwargs, Context, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
@@ -13,13 +16,15 @@ use std::collections::BTreeMap;
 pub(crate) const SPEC: TaskSpec = TaskSpec {
     name: "simple_plot",
     aliases: &["simplePlot"],
-    about: "charts: y against x as circle, line or bar, per NAME (checked here, drawn by the plot node)",
+    about: "charts: y against x as circle, line or bar, per NAME, drawn by the plot node",
     kernel: run,
-    kwargs: "plots: an object of chart name -> list of {x, y, type, scale, series}\n  x: a column; y: a number column\n  type: circle | line | bar (default circle)\n  scale: linear | log (default linear)\n  series: a column splitting the points into groups, or null\ntitle: the charts' title (optional)",
+    kwargs: "plots: an object of chart name -> list of {x, y, type, scale, series}\n  x: a column (text columns become categories)\n  y: a number column\n  type: circle | line | bar (default circle)\n  scale: linear | log (default linear; log if any entry of the chart says so)\n  series: a column splitting the points into colored groups, or null\ntitle: the charts' title (default: the chart's name)",
     example: r#"{"title": "Readings", "plots": {"readings": [{"x": "n", "y": "x", "type": "line", "series": "site"}]}}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
-    row_local: true,
+    // A chart shows every row of the table, so it is drawn once, from the
+    // whole table, never per chunk.
+    row_local: false,
 };
 
 #[derive(Deserialize)]
@@ -36,28 +41,11 @@ pub(crate) struct Series {
     pub(crate) x: String,
     pub(crate) y: String,
     #[serde(rename = "type", default)]
-    pub(crate) kind: Kind,
+    pub(crate) kind: Mark,
     #[serde(default)]
     pub(crate) scale: Scale,
     #[serde(default)]
     pub(crate) series: Option<String>,
-}
-
-#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Kind {
-    #[default]
-    Circle,
-    Line,
-    Bar,
-}
-
-#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Scale {
-    #[default]
-    Linear,
-    Log,
 }
 
 fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
@@ -83,20 +71,32 @@ fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
                 )));
             }
         }
+        let wanted: Vec<Entry> = entries
+            .iter()
+            .map(|s| Entry {
+                x: &s.x,
+                y: &s.y,
+                mark: s.kind,
+                scale: s.scale,
+                series: s.series.as_deref(),
+            })
+            .collect();
+        let chart = Chart::from_table(name, title.as_deref(), &wanted, &table)
+            .map_err(|e| format!("plots.{name}: {e}"))?;
         let drawn: Vec<String> = entries
             .iter()
             .map(|s| {
-                format!(
-                    "{} against {} ({:?}, {:?} scale)",
-                    s.y, s.x, s.kind, s.scale
-                )
-                .to_lowercase()
+                format!("{} against {} ({:?}, {:?} scale)", s.y, s.x, s.kind, s.scale)
+                    .to_lowercase()
             })
             .collect();
-        let titled = title
-            .as_deref()
-            .map_or(String::new(), |t| format!(" \"{t}\""));
-        ctx.note(format!("chart {name}{titled}: {}", drawn.join("; ")));
+        ctx.note(format!(
+            "chart {name} \"{}\": {}; {}",
+            chart.title,
+            drawn.join("; "),
+            chart.caption
+        ));
+        ctx.chart(chart);
     }
     Ok(table)
 }
@@ -130,8 +130,12 @@ mod tests {
         run(table(), &args, &ctx).expect("plot");
         assert_eq!(
             ctx.notes.take(),
-            ["chart r \"Sensors\": v against t (bar, linear scale)"]
+            ["chart r \"Sensors\": v against t (bar, linear scale); 2 points"]
         );
+        let charts = ctx.charts.take();
+        assert_eq!(charts.len(), 1);
+        assert_eq!((charts[0].name.as_str(), charts[0].title.as_str()), ("r", "Sensors"));
+        assert_eq!(charts[0].layers[0].y, [0.5, 0.7]);
         let err = plot(json!({"plots": {"p": [{"x": "t", "y": "v", "scale": "log"}]}})).map(|_| ());
         assert!(err.is_ok());
     }
