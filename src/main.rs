@@ -43,6 +43,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the charts the plot node has drawn, newest first, and print
+    /// the address of the page that shows them live.
+    Plots,
     /// List the tasks a job can use.
     #[command(visible_alias = "plugins")]
     Tasks {
@@ -70,6 +73,10 @@ enum Command {
         /// Fail instead of running embedded when no daemon answers.
         #[arg(long)]
         connect: bool,
+        /// Also draw the jobs' charts into this folder (SVG, PNG and a .json
+        /// record each), daemon or embedded.
+        #[arg(long, value_name = "DIR")]
+        plots: Option<PathBuf>,
     },
     /// Check job files without running them: syntax, tasks, kwargs and the
     /// columns each task will see. Exits 0 when clean, 1 with every problem
@@ -128,6 +135,14 @@ fn parse_param(raw: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of our
+    // output goes away (`rtl tasks | head`) instead of failing to print.
+    #[cfg(unix)]
+    // SAFETY: restores the default action for SIGPIPE before any thread
+    // starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match commands::dispatch(cli) {
         Ok(code) => code,

@@ -22,7 +22,7 @@ use rtl_daemon::cache::Cache;
 use rtl_daemon::embedded::Cluster;
 use rtl_daemon::wire::{Body, Envelope, Failure, Header, Kind, ProgressEvent, WireError};
 use rtl_dsl::{Plan, Problems};
-use rtl_tasks::Table;
+use rtl_tasks::{Chart, Table};
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -142,6 +142,8 @@ pub struct Transform {
     /// Inputs at least this large go to the relay through the shared cache.
     by_reference_bytes: usize,
     lifespan: Duration,
+    /// Charts of the jobs run since the last `take_charts`, when asked for.
+    charts: Option<Vec<(Uuid, Chart)>>,
     // Declared last: the socket must close before the cluster's threads stop.
     cluster: Option<Cluster>,
 }
@@ -208,6 +210,7 @@ impl Transform {
             cache,
             by_reference_bytes: usize::MAX,
             lifespan: Duration::ZERO,
+            charts: None,
             cluster,
         })
     }
@@ -221,6 +224,19 @@ impl Transform {
     pub fn with_lifespan(mut self, lifespan: Duration) -> Transform {
         self.lifespan = lifespan;
         self
+    }
+
+    /// Also collects the charts that jobs' `simple_plot` tasks draw (the
+    /// plot node gets them either way); [`Transform::take_charts`] hands
+    /// them over.
+    pub fn with_charts(mut self) -> Transform {
+        self.charts = Some(Vec::new());
+        self
+    }
+
+    /// The charts collected since the last call, each with its job's id.
+    pub fn take_charts(&mut self) -> Vec<(Uuid, Chart)> {
+        self.charts.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Runs a job (a `&Plan`, a path to a job file, or job text) and
@@ -253,6 +269,7 @@ impl Transform {
         let mut header = Header::new(Kind::Submit, job);
         header.plan = Some(plan.clone());
         header.progress = on_progress.is_some();
+        header.charts = self.charts.is_some();
         header.cache_id = self.cache.as_ref().map(Cache::id);
         header.lifespan = self.lifespan.as_millis() as u64;
         // The input stays here until the relay takes the job: a busy relay
@@ -308,6 +325,12 @@ impl Transform {
                             .take_table()
                             .map_err(|e| Error::Transport(format!("bad result table: {e}"))),
                     };
+                }
+                Kind::Chart => {
+                    if let (Some(charts), Some(chart)) = (&mut self.charts, env.header.chart.take())
+                    {
+                        charts.push((job, chart));
+                    }
                 }
                 Kind::Busy => {
                     std::thread::sleep(resend);

@@ -16,6 +16,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod gallery;
 pub mod flow;
 pub mod link;
 pub mod log;

@@ -1,18 +1,24 @@
-//! The plot node: joins the relay like a task node (so `rtl status` sees it
-//! alive) and serves the chart page on `plot_listen:plot_port`.
+//! The plot node: draws the charts jobs make and serves them as a live web
+//! page on `plot_listen:plot_port`.
 //!
-//! It takes no stage work (capacity 0). The page lists the charts stored
-//! under `<home>/plots/`, newest first; rendering charts into that folder is
-//! the plot renderer's job.
+//! It joins the relay like a task node but with capacity 0: it never gets
+//! stage work, only `chart` messages, which the relay copies to every plot
+//! node. Each chart is drawn as SVG and PNG into `<home>/plots/`
+//! ([`crate::gallery`]). A second thread serves the page: `/` is one HTML
+//! file with a small script (no outside resources) that asks
+//! `/charts.json` every second and redraws the list when it changed, so a
+//! new chart shows up without a reload; `/charts/<file>.svg` and `.png`
+//! are the pictures.
 
+use crate::gallery;
 use crate::link::{hostname, RelayLink};
 use crate::log::Log;
-use crate::wire::{Envelope, Kind, NodeInfo};
+use crate::wire::{Envelope, Kind, NodeInfo, WireError};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Settings of the plot node.
@@ -43,7 +49,7 @@ pub fn run(
         "plot node {id}: page at http://{}/",
         settings.listen
     ));
-    let info = NodeInfo {
+    let mut info = NodeInfo {
         service: "plotnode".into(),
         pid: std::process::id(),
         host: hostname(),
@@ -51,68 +57,192 @@ pub fn run(
         cache_id: None,
         envelopes: 0,
     };
-    while !stop.load(Ordering::Relaxed) {
-        link.heartbeat_if_due(&info, &log);
-        match listener.accept() {
-            Ok((stream, _)) => {
-                if let Err(e) = serve(stream, &settings.plots_dir) {
-                    log.debug(|| format!("page request failed: {e}"));
+    std::thread::scope(|scope| {
+        let page = {
+            let (log, dir) = (log.clone(), settings.plots_dir.clone());
+            scope.spawn(move || serve_page(&listener, &dir, &log, stop))
+        };
+        while !stop.load(Ordering::Relaxed) {
+            link.heartbeat_if_due(&info, &log);
+            let wait = link.until_heartbeat().min(Duration::from_millis(200));
+            match link.socket.poll(zmq::POLLIN, wait.as_millis() as i64) {
+                Ok(0) | Err(zmq::Error::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    log.error(format!("poll failed: {e}"));
+                    break;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50));
+            loop {
+                match Envelope::recv(&link.socket, false, zmq::DONTWAIT) {
+                    Ok((_, env)) => {
+                        if draw(env, &settings.plots_dir, &log) {
+                            info.envelopes += 1;
+                        }
+                    }
+                    Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
+                    Err(e) => {
+                        log.warn(format!("dropped a message from the relay: {e}"));
+                        break;
+                    }
+                }
             }
-            Err(e) => log.warn(format!("page connection failed: {e}")),
         }
-    }
+        if page.join().is_err() {
+            log.error("the page thread panicked");
+        }
+    });
     link.send(Envelope::control(Kind::Bye, Uuid::nil()), &log);
     log.info(format!("plot node {id} stopped"));
     Ok(())
 }
 
-fn serve(stream: TcpStream, plots: &Path) -> std::io::Result<()> {
+/// Draws a `chart` message into the gallery; true when it did.
+fn draw(mut env: Envelope, dir: &Path, log: &Log) -> bool {
+    let (kind, job) = (env.header.kind, env.header.job);
+    let Some(chart) = env.header.chart.take().filter(|_| kind == Kind::Chart) else {
+        log.warn(format!("ignored a {kind:?} message from the relay"));
+        return false;
+    };
+    match gallery::store(dir, &chart, job) {
+        Ok(entry) => {
+            log.info(format!(
+                "job {job}: chart {:?} drawn ({})",
+                entry.name, entry.caption
+            ));
+            true
+        }
+        Err(e) => {
+            log.error(format!("job {job}: chart {:?} not drawn: {e}", chart.name));
+            false
+        }
+    }
+}
+
+/// Answers page requests one at a time until `stop` is set.
+fn serve_page(listener: &TcpListener, dir: &Path, log: &Log, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(e) = answer(stream, dir) {
+                    log.debug(|| format!("page request failed: {e}"));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => log.warn(format!("page connection failed: {e}")),
+        }
+    }
+}
+
+fn answer(stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut request = String::new();
     BufReader::new(&stream).read_line(&mut request)?;
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let (status, body) = match path {
-        "/" | "/index.html" => ("200 OK", page(plots)),
-        _ => ("404 Not Found", "not found\n".to_string()),
+    let mut words = request.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
+    let path = target.split('?').next().unwrap_or("/");
+    let (status, kind, body): (&str, &str, Vec<u8>) = if method != "GET" {
+        ("405 Method Not Allowed", "text/plain", b"only GET\n".to_vec())
+    } else if path == "/" || path == "/index.html" {
+        ("200 OK", "text/html; charset=utf-8", PAGE.as_bytes().to_vec())
+    } else if path == "/charts.json" {
+        let list = serde_json::to_vec(&gallery::list(dir)).unwrap_or_else(|_| b"[]".to_vec());
+        ("200 OK", "application/json", list)
+    } else if let Some(file) = path
+        .strip_prefix("/charts/")
+        .and_then(|f| f.rsplit_once('.'))
+        .and_then(|(stem, ext)| gallery::picture(dir, stem, ext).zip(Some(ext)))
+        .and_then(|(p, ext)| std::fs::read(p).ok().zip(Some(ext)))
+    {
+        let (bytes, ext) = file;
+        let kind = if ext == "svg" { "image/svg+xml" } else { "image/png" };
+        ("200 OK", kind, bytes)
+    } else {
+        ("404 Not Found", "text/plain", b"not found\n".to_vec())
     };
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
-    )
+    )?;
+    stream.write_all(&body)
 }
 
-fn page(plots: &Path) -> String {
-    let mut charts: Vec<(SystemTime, String)> = std::fs::read_dir(plots)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
-            Some((modified, e.file_name().to_string_lossy().into_owned()))
-        })
-        .collect();
-    charts.sort_by_key(|c| std::cmp::Reverse(c.0));
-    let items: String = if charts.is_empty() {
-        "<p>No charts yet.</p>".into()
-    } else {
-        charts
-            .iter()
-            .map(|(at, name)| format!("<li>{} ({})</li>", escape(name), crate::log::timestamp(*at)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    format!("<!doctype html>\n<html><head><title>rtl plots</title></head><body><h1>rtl plots</h1>\n<ul>{items}</ul></body></html>\n")
+/// The page: everything it needs is in this one file. Strings from jobs
+/// reach the page only through `textContent` and attribute setters, never
+/// as HTML.
+const PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>rtl charts</title>
+<style>
+  body { font-family: "DejaVu Sans", sans-serif; margin: 0; background: #f4f4f4; color: #222; }
+  header { background: #1f3b57; color: #fff; padding: 12px 24px; display: flex; align-items: baseline; gap: 24px; }
+  header h1 { font-size: 20px; margin: 0; }
+  #status { font-size: 13px; opacity: 0.8; }
+  main { padding: 16px 24px; display: grid; gap: 16px; }
+  figure.chart { background: #fff; margin: 0; padding: 12px; border: 1px solid #ddd; max-width: 980px; }
+  figure.chart img { width: 100%; height: auto; display: block; }
+  figcaption { font-size: 13px; color: #555; margin-top: 6px; }
+  figcaption a { color: #1f3b57; margin-left: 8px; }
+  #empty { color: #666; }
+</style>
+</head>
+<body>
+<header><h1>rtl charts</h1><span id="status">connecting...</span></header>
+<main id="charts"><p id="empty">No charts yet. A job with a simple_plot task draws them here.</p></main>
+<script>
+"use strict";
+let shown = "";
+function figure(c) {
+  const f = document.createElement("figure");
+  f.className = "chart";
+  f.dataset.name = c.name;
+  const img = document.createElement("img");
+  img.src = "charts/" + encodeURIComponent(c.file) + ".svg?v=" + c.stamp;
+  img.alt = c.title;
+  const cap = document.createElement("figcaption");
+  cap.textContent = c.name + " \u2014 job " + c.job + ", " + c.time + " \u2014 " + c.caption;
+  for (const ext of ["svg", "png"]) {
+    const a = document.createElement("a");
+    a.href = "charts/" + encodeURIComponent(c.file) + "." + ext;
+    a.textContent = ext.toUpperCase();
+    cap.appendChild(a);
+  }
+  f.append(img, cap);
+  return f;
 }
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+async function refresh() {
+  const status = document.getElementById("status");
+  try {
+    const response = await fetch("charts.json", { cache: "no-store" });
+    const charts = await response.json();
+    const key = charts.map(c => c.file + "@" + c.stamp).join(",");
+    if (key !== shown) {
+      shown = key;
+      const main = document.getElementById("charts");
+      main.replaceChildren(...charts.map(figure));
+      if (charts.length === 0) {
+        const p = document.createElement("p");
+        p.id = "empty";
+        p.textContent = "No charts yet. A job with a simple_plot task draws them here.";
+        main.append(p);
+      }
+    }
+    status.textContent = charts.length + " chart(s), updated " + new Date().toLocaleTimeString();
+  } catch (e) {
+    status.textContent = "plot node not answering; trying again";
+  }
 }
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+"##;

@@ -67,6 +67,8 @@ struct Job {
     plan: Arc<Plan>,
     plan_key: Option<String>,
     progress: bool,
+    /// The client wants the job's charts too.
+    charts: bool,
     lifespan: u64,
     deadline: Option<Instant>,
     client_cache: Option<Uuid>,
@@ -375,6 +377,7 @@ impl Relay {
                 plan: Arc::new(plan),
                 plan_key,
                 progress: env.header.progress,
+                charts: env.header.charts,
                 lifespan,
                 deadline: (lifespan > 0).then(|| Instant::now() + Duration::from_millis(lifespan)),
                 client_cache: env.header.cache_id,
@@ -577,6 +580,7 @@ impl Relay {
                     self.send_client(&client, Envelope::new(header, Body::Empty));
                 }
             }
+            Kind::Chart => self.chart(env),
             Kind::Done => {
                 if self.routing.answered(&env.id).is_none() {
                     self.log
@@ -602,6 +606,29 @@ impl Relay {
                 "ignored a {other:?} message from node {}",
                 String::from_utf8_lossy(&route)
             )),
+        }
+    }
+
+    /// Copies a chart to every plot node, and to the job's client when it
+    /// asked for charts.
+    fn chart(&mut self, env: Envelope) {
+        let job = env.header.job;
+        let plot_nodes = self.routing.plot_nodes();
+        if plot_nodes.is_empty() {
+            self.log
+                .debug(|| format!("job {job}: a chart, and no plot node to draw it"));
+        }
+        for node in plot_nodes {
+            let copy = Envelope::new(env.header.clone(), Body::Empty);
+            if let Err(e) = copy.send_now(&mut self.nodes, Some(&node)) {
+                self.log.warn(format!(
+                    "job {job}: could not pass a chart to plot node {}: {e}",
+                    String::from_utf8_lossy(&node)
+                ));
+            }
+        }
+        if let Some(client) = self.jobs.get(&job).filter(|j| j.charts).map(|j| j.client.clone()) {
+            self.send_client(&client, Envelope::new(env.header, Body::Empty));
         }
     }
 

@@ -145,7 +145,11 @@ fn number(v: f64) -> String {
     }
     let a = v.abs();
     if !(1e-3..1e6).contains(&a) {
-        return format!("{v:.2e}");
+        // 1.50e6 as 1.5e6, 1.00e-4 as 1e-4.
+        let text = format!("{v:.2e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        return format!("{mantissa}e{exponent}");
     }
     let text = format!("{v:.4}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
@@ -319,6 +323,17 @@ mod tests {
         // Text and lines leave dark pixels on the white page.
         let dark = pixels.chunks(3).filter(|p| p.iter().all(|c| *c < 80)).count();
         assert!(dark > 500, "{dark} dark pixels");
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(1.0 / 3.0), "0.3333");
+        assert_eq!(number(250_000.0), "250000");
+        assert_eq!(number(1_000_000.0), "1e6");
+        assert_eq!(number(1_500_000.0), "1.5e6");
+        assert_eq!(number(-0.0001), "-1e-4");
     }
 
     #[test]

@@ -191,6 +191,15 @@ impl Routing {
             .any(|n| n.info.capacity > 0 && !n.leaving)
     }
 
+    /// Plot nodes that are not leaving: where charts go.
+    pub fn plot_nodes(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.info.service == "plotnode" && !n.leaving)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Jobs with envelopes waiting in the queue.
     pub fn queued_jobs(&self) -> Vec<Uuid> {
         let mut jobs: Vec<Uuid> = self.queue.iter().map(|e| e.header.job).collect();

@@ -3,6 +3,7 @@
 mod check;
 mod config;
 mod explain;
+mod plots;
 mod run;
 mod serve;
 mod start;
@@ -40,12 +41,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Status { json } => status::run(config, json),
         Command::Tasks { doc } => tasks::run(doc.as_deref()),
+        Command::Plots => plots::run(config),
         Command::Run {
             files,
             params,
             out,
             connect,
-        } => run::run(config, &files, &params, out.as_deref(), connect),
+            plots,
+        } => run::run(config, &files, &params, out.as_deref(), plots.as_deref(), connect),
         Command::Check {
             files,
             params,

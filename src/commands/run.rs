@@ -1,5 +1,6 @@
 //! `rtl run FILE`: submit a job, print progress in the original's style
-//! (`Running: <task>`, `Completed: <ms> <task>`), write the result.
+//! (`Running: <task>`, `Completed: <ms> <task>`), write the result and,
+//! with `--plots`, the charts.
 
 use rtl_client::{Error, Transform};
 use rtl_config::Config;
@@ -18,6 +19,7 @@ pub fn run(
     files: &[PathBuf],
     params: &[(String, String)],
     out: Option<&Path>,
+    plots: Option<&Path>,
     connect: bool,
 ) -> Result<ExitCode, String> {
     if let Some(out) = out {
@@ -61,6 +63,9 @@ pub fn run(
         }
         Err(e) => return Err(e.to_string()),
     };
+    if plots.is_some() {
+        transform = transform.with_charts();
+    }
     for (file, plan) in files.iter().zip(&plans) {
         if files.len() > 1 {
             println!("== {}", file.display());
@@ -77,6 +82,16 @@ pub fn run(
         if let Some(out) = out {
             formats::write(&table, out, b',')?;
             println!("Wrote {} rows to {}", table.rows(), out.display());
+        }
+        if let Some(dir) = plots {
+            for (job, chart) in transform.take_charts() {
+                let entry = rtl_daemon::gallery::store(dir, &chart, job)?;
+                println!(
+                    "Drew chart {} to {}",
+                    entry.name,
+                    dir.join(format!("{}.svg", entry.file)).display()
+                );
+            }
         }
         print_preview(&table);
     }

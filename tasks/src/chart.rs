@@ -126,6 +126,14 @@ impl Chart {
                 });
             }
         }
+        // Two entries drawing the same column apart: the legend names the mark.
+        let labels: Vec<String> = layers.iter().map(|l| l.label.clone()).collect();
+        for layer in &mut layers {
+            if labels.iter().filter(|l| **l == layer.label).count() > 1 {
+                let mark = format!("{:?}", layer.mark).to_lowercase();
+                layer.label = format!("{} ({mark})", layer.label);
+            }
+        }
         let mut how = Vec::new();
         for layer in &mut layers {
             if let Some(note) = thin(layer, scale) {

@@ -1,0 +1,179 @@
+//! The plot node through a real daemon: a job's charts are drawn, listed
+//! on the page, served as SVG and PNG, replaced by newer versions, written
+//! by `rtl run --plots`, listed by `rtl plots`; a chart of a million
+//! points is thinned and says so.
+
+mod common;
+
+use common::{http, text, write_job, Daemon, Home};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn pipeline() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipeline/job.json")
+}
+
+/// The page's chart list, once it has `n` charts (the plot node draws
+/// them as they arrive).
+fn charts(port: u16, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _, body) = http("GET", port, "/charts.json", None).expect("charts.json");
+        assert_eq!(status, 200);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("json list");
+        if list.len() >= n {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "only {} chart(s) after 20 s", list.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn assert_png(bytes: &[u8], what: &str) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{what}: not a PNG");
+    // IHDR: width and height right after the chunk header.
+    let width = u32::from_be_bytes(bytes[16..20].try_into().expect("width"));
+    let height = u32::from_be_bytes(bytes[20..24].try_into().expect("height"));
+    assert_eq!((width, height), (960, 540), "{what}");
+    assert!(bytes.len() > 5_000, "{what}: {} bytes is too little for a chart", bytes.len());
+}
+
+#[test]
+fn the_pipelines_charts_are_drawn_served_and_replaced() {
+    let daemon = Daemon::start("plots");
+    let port = daemon.home.port("RTL_PLOT_PORT");
+    let out_dir = daemon.home.scratch.0.join("charts");
+    let out = daemon.rtl(&[
+        "run",
+        "--connect",
+        pipeline(),
+        "--plots",
+        out_dir.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Drew chart cpu"), "{}", text(&out));
+
+    let list = charts(port, 2);
+    let names: Vec<&str> = list.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"cpu") && names.contains(&"io_per_cpu"), "{names:?}");
+    let first_stamp = list.iter().map(|c| c["stamp"].as_u64().expect("stamp")).max();
+
+    let (status, headers, page) = http("GET", port, "/", None).expect("page");
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").starts_with("text/html"));
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("<title>rtl charts</title>") && page.contains("charts.json"));
+    assert!(!page.contains("http://") && !page.contains("https://"), "no outside resources");
+
+    for name in ["cpu", "io_per_cpu"] {
+        let (status, headers, svg) =
+            http("GET", port, &format!("/charts/{name}.svg"), None).expect("svg");
+        assert_eq!(status, 200, "{name}.svg");
+        assert_eq!(header(&headers, "content-type"), "image/svg+xml");
+        let svg = String::from_utf8_lossy(&svg);
+        assert!(svg.starts_with("<svg"), "{name}: {}", &svg[..60.min(svg.len())]);
+        for label in ["Busy hosts: CPU and I/O per CPU", "\ntime\n", &format!("\n{name}\n")] {
+            assert!(svg.contains(label), "{name}.svg lacks {label:?}");
+        }
+        let (status, headers, png) =
+            http("GET", port, &format!("/charts/{name}.png"), None).expect("png");
+        assert_eq!(status, 200, "{name}.png");
+        assert_eq!(header(&headers, "content-type"), "image/png");
+        assert_png(&png, name);
+    }
+    for bad in ["/charts/../rtl.toml", "/charts/cpu.json", "/charts/nope.svg", "/elsewhere"] {
+        let (status, _, _) = http("GET", port, bad, None).expect("request");
+        assert_eq!(status, 404, "{bad}");
+    }
+
+    // `--plots` wrote the same charts where it was told.
+    for file in ["cpu.svg", "cpu.png", "cpu.json", "io_per_cpu.svg"] {
+        assert!(out_dir.join(file).is_file(), "{file} not written");
+    }
+    assert_png(&std::fs::read(out_dir.join("cpu.png")).expect("png"), "--plots cpu.png");
+
+    // A second run replaces the charts: still two, newer.
+    let out = daemon.rtl(&["run", "--connect", pipeline()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = charts(port, 2);
+        let newest = list.iter().map(|c| c["stamp"].as_u64().expect("stamp")).min();
+        if newest > first_stamp {
+            assert_eq!(list.len(), 2, "replaced, not added");
+            break;
+        }
+        assert!(Instant::now() < deadline, "charts not replaced");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let files = std::fs::read_dir(daemon.home.dir().join("plots"))
+        .expect("plots dir")
+        .count();
+    assert_eq!(files, 6, "svg, png and json per chart");
+
+    let out = daemon.rtl(&["plots"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = text(&out);
+    assert!(listing.contains(&format!("http://127.0.0.1:{port}/")), "{listing}");
+    assert!(listing.contains("io_per_cpu") && listing.contains("cpu.svg"), "{listing}");
+}
+
+#[test]
+fn embedded_runs_write_their_charts_too() {
+    let home = Home::new("plots-embedded");
+    let out_dir = home.scratch.0.join("charts");
+    let out = home.rtl(&["run", pipeline(), "--plots", out_dir.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("embedded"), "{}", text(&out));
+    let svg = std::fs::read_to_string(out_dir.join("io_per_cpu.svg")).expect("svg written");
+    assert!(svg.contains("io_per_cpu"));
+}
+
+#[test]
+fn a_chart_of_a_million_points_is_thinned_and_says_how() {
+    let daemon = Daemon::start("plots-big");
+    let port = daemon.home.port("RTL_PLOT_PORT");
+    let dir = daemon.home.scratch.0.clone();
+    write_series(&dir.join("big.csv"), 1_000_000);
+    let job = write_job(
+        &dir,
+        "big",
+        r#"{"0": {"tasks": [{"open_array": {"filename": "big"}},
+             {"simple_plot": {"plots": {"wave": [{"x": "t", "y": "v", "type": "line"}],
+                                        "cloud": [{"x": "v", "y": "w"}]}}}]}}"#,
+    );
+    let out = daemon.rtl(&["run", "--connect", job.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out));
+    for chart in charts(port, 2) {
+        let caption = chart["caption"].as_str().expect("caption");
+        assert!(
+            caption.starts_with("1,000,000 points, drawn as "),
+            "{}: {caption}",
+            chart["name"]
+        );
+        let file = chart["file"].as_str().expect("file");
+        let (_, _, svg) = http("GET", port, &format!("/charts/{file}.svg"), None).expect("svg");
+        assert!(svg.len() < 8 << 20, "{file}.svg is {} bytes", svg.len());
+        assert!(String::from_utf8_lossy(&svg).contains("drawn as"), "caption in the picture");
+    }
+}
+
+/// `t` (0..n), `v` (a slow wave), `w` (another): a CSV of `n` rows.
+fn write_series(path: &Path, n: usize) {
+    use std::fmt::Write;
+    let mut csv = String::with_capacity(n * 24);
+    csv.push_str("t,v,w\n");
+    for i in 0..n {
+        let t = i as f64 * 1e-4;
+        let _ = writeln!(csv, "{i},{:.5},{:.5}", t.sin(), (3.0 * t).cos());
+    }
+    std::fs::write(path, csv).expect("write csv");
+}
