@@ -24,7 +24,11 @@ fn charts(port: u16, n: usize) -> Vec<serde_json::Value> {
         if list.len() >= n {
             return list;
         }
-        assert!(Instant::now() < deadline, "only {} chart(s) after 20 s", list.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} chart(s) after 20 s",
+            list.len()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -42,7 +46,11 @@ fn assert_png(bytes: &[u8], what: &str) {
     let width = u32::from_be_bytes(bytes[16..20].try_into().expect("width"));
     let height = u32::from_be_bytes(bytes[20..24].try_into().expect("height"));
     assert_eq!((width, height), (960, 540), "{what}");
-    assert!(bytes.len() > 5_000, "{what}: {} bytes is too little for a chart", bytes.len());
+    assert!(
+        bytes.len() > 5_000,
+        "{what}: {} bytes is too little for a chart",
+        bytes.len()
+    );
 }
 
 #[test]
@@ -63,15 +71,24 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
     let list = charts(port, 2);
     let names: Vec<&str> = list.iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(names.len(), 2);
-    assert!(names.contains(&"cpu") && names.contains(&"io_per_cpu"), "{names:?}");
-    let first_stamp = list.iter().map(|c| c["stamp"].as_u64().expect("stamp")).max();
+    assert!(
+        names.contains(&"cpu") && names.contains(&"io_per_cpu"),
+        "{names:?}"
+    );
+    let first_stamp = list
+        .iter()
+        .map(|c| c["stamp"].as_u64().expect("stamp"))
+        .max();
 
     let (status, headers, page) = http("GET", port, "/", None).expect("page");
     assert_eq!(status, 200);
     assert!(header(&headers, "content-type").starts_with("text/html"));
     let page = String::from_utf8_lossy(&page);
     assert!(page.contains("<title>rtl charts</title>") && page.contains("charts.json"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "no outside resources");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no outside resources"
+    );
 
     for name in ["cpu", "io_per_cpu"] {
         let (status, headers, svg) =
@@ -79,8 +96,16 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
         assert_eq!(status, 200, "{name}.svg");
         assert_eq!(header(&headers, "content-type"), "image/svg+xml");
         let svg = String::from_utf8_lossy(&svg);
-        assert!(svg.starts_with("<svg"), "{name}: {}", &svg[..60.min(svg.len())]);
-        for label in ["Busy hosts: CPU and I/O per CPU", "\ntime\n", &format!("\n{name}\n")] {
+        assert!(
+            svg.starts_with("<svg"),
+            "{name}: {}",
+            &svg[..60.min(svg.len())]
+        );
+        for label in [
+            "Busy hosts: CPU and I/O per CPU",
+            "\ntime\n",
+            &format!("\n{name}\n"),
+        ] {
             assert!(svg.contains(label), "{name}.svg lacks {label:?}");
         }
         let (status, headers, png) =
@@ -89,7 +114,12 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
         assert_eq!(header(&headers, "content-type"), "image/png");
         assert_png(&png, name);
     }
-    for bad in ["/charts/../rtl.toml", "/charts/cpu.json", "/charts/nope.svg", "/elsewhere"] {
+    for bad in [
+        "/charts/../rtl.toml",
+        "/charts/cpu.json",
+        "/charts/nope.svg",
+        "/elsewhere",
+    ] {
         let (status, _, _) = http("GET", port, bad, None).expect("request");
         assert_eq!(status, 404, "{bad}");
     }
@@ -98,7 +128,10 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
     for file in ["cpu.svg", "cpu.png", "cpu.json", "io_per_cpu.svg"] {
         assert!(out_dir.join(file).is_file(), "{file} not written");
     }
-    assert_png(&std::fs::read(out_dir.join("cpu.png")).expect("png"), "--plots cpu.png");
+    assert_png(
+        &std::fs::read(out_dir.join("cpu.png")).expect("png"),
+        "--plots cpu.png",
+    );
 
     // A second run replaces the charts: still two, newer.
     let out = daemon.rtl(&["run", "--connect", pipeline()]);
@@ -106,7 +139,10 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let list = charts(port, 2);
-        let newest = list.iter().map(|c| c["stamp"].as_u64().expect("stamp")).min();
+        let newest = list
+            .iter()
+            .map(|c| c["stamp"].as_u64().expect("stamp"))
+            .min();
         if newest > first_stamp {
             assert_eq!(list.len(), 2, "replaced, not added");
             break;
@@ -122,15 +158,26 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
     let out = daemon.rtl(&["plots"]);
     assert!(out.status.success(), "{}", text(&out));
     let listing = text(&out);
-    assert!(listing.contains(&format!("http://127.0.0.1:{port}/")), "{listing}");
-    assert!(listing.contains("io_per_cpu") && listing.contains("cpu.svg"), "{listing}");
+    assert!(
+        listing.contains(&format!("http://127.0.0.1:{port}/")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("io_per_cpu") && listing.contains("cpu.svg"),
+        "{listing}"
+    );
 }
 
 #[test]
 fn embedded_runs_write_their_charts_too() {
     let home = Home::new("plots-embedded");
     let out_dir = home.scratch.0.join("charts");
-    let out = home.rtl(&["run", pipeline(), "--plots", out_dir.to_str().expect("path")]);
+    let out = home.rtl(&[
+        "run",
+        pipeline(),
+        "--plots",
+        out_dir.to_str().expect("path"),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("embedded"), "{}", text(&out));
     let svg = std::fs::read_to_string(out_dir.join("io_per_cpu.svg")).expect("svg written");
@@ -162,7 +209,10 @@ fn a_chart_of_a_million_points_is_thinned_and_says_how() {
         let file = chart["file"].as_str().expect("file");
         let (_, _, svg) = http("GET", port, &format!("/charts/{file}.svg"), None).expect("svg");
         assert!(svg.len() < 8 << 20, "{file}.svg is {} bytes", svg.len());
-        assert!(String::from_utf8_lossy(&svg).contains("drawn as"), "caption in the picture");
+        assert!(
+            String::from_utf8_lossy(&svg).contains("drawn as"),
+            "caption in the picture"
+        );
     }
 }
 

@@ -16,8 +16,8 @@
 
 pub mod cache;
 pub mod embedded;
-pub mod gallery;
 pub mod flow;
+pub mod gallery;
 pub mod link;
 pub mod log;
 pub mod plotnode;

@@ -146,9 +146,17 @@ fn answer(stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
     let path = target.split('?').next().unwrap_or("/");
     let (status, kind, body): (&str, &str, Vec<u8>) = if method != "GET" {
-        ("405 Method Not Allowed", "text/plain", b"only GET\n".to_vec())
+        (
+            "405 Method Not Allowed",
+            "text/plain",
+            b"only GET\n".to_vec(),
+        )
     } else if path == "/" || path == "/index.html" {
-        ("200 OK", "text/html; charset=utf-8", PAGE.as_bytes().to_vec())
+        (
+            "200 OK",
+            "text/html; charset=utf-8",
+            PAGE.as_bytes().to_vec(),
+        )
     } else if path == "/charts.json" {
         let list = serde_json::to_vec(&gallery::list(dir)).unwrap_or_else(|_| b"[]".to_vec());
         ("200 OK", "application/json", list)
@@ -159,7 +167,11 @@ fn answer(stream: TcpStream, dir: &Path) -> std::io::Result<()> {
         .and_then(|(p, ext)| std::fs::read(p).ok().zip(Some(ext)))
     {
         let (bytes, ext) = file;
-        let kind = if ext == "svg" { "image/svg+xml" } else { "image/png" };
+        let kind = if ext == "svg" {
+            "image/svg+xml"
+        } else {
+            "image/png"
+        };
         ("200 OK", kind, bytes)
     } else {
         ("404 Not Found", "text/plain", b"not found\n".to_vec())

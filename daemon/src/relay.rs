@@ -627,7 +627,12 @@ impl Relay {
                 ));
             }
         }
-        if let Some(client) = self.jobs.get(&job).filter(|j| j.charts).map(|j| j.client.clone()) {
+        if let Some(client) = self
+            .jobs
+            .get(&job)
+            .filter(|j| j.charts)
+            .map(|j| j.client.clone())
+        {
             self.send_client(&client, Envelope::new(env.header, Body::Empty));
         }
     }

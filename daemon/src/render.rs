@@ -40,7 +40,8 @@ pub fn svg(chart: &Chart) -> Result<String, String> {
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
         draw(&root, chart)?;
-        root.present().map_err(|e| format!("cannot draw chart {}: {e}", chart.name))?;
+        root.present()
+            .map_err(|e| format!("cannot draw chart {}: {e}", chart.name))?;
     }
     Ok(out)
 }
@@ -53,7 +54,8 @@ pub fn png(chart: &Chart) -> Result<Vec<u8>, String> {
     {
         let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
         draw(&root, chart)?;
-        root.present().map_err(|e| format!("cannot draw chart {}: {e}", chart.name))?;
+        root.present()
+            .map_err(|e| format!("cannot draw chart {}: {e}", chart.name))?;
     }
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
@@ -71,8 +73,12 @@ fn fonts() -> Result<(), String> {
     REGISTERED
         .get_or_init(|| {
             let fail = |_| "the built-in DejaVu font could not be loaded".to_string();
-            plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
-                .map_err(fail)?;
+            plotters::style::register_font(
+                "sans-serif",
+                FontStyle::Normal,
+                dejavu::sans::regular(),
+            )
+            .map_err(fail)?;
             plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
                 .map_err(fail)
         })
@@ -83,7 +89,9 @@ fn fonts() -> Result<(), String> {
 /// reach down to zero on a linear scale.
 fn ranges(chart: &Chart) -> (Range<f64>, Range<f64>) {
     let bounds = |values: &mut dyn Iterator<Item = f64>| {
-        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
     };
     let (mut x0, mut x1) = bounds(&mut chart.layers.iter().flat_map(|l| l.x.iter().copied()));
     let (mut y0, mut y1) = bounds(&mut chart.layers.iter().flat_map(|l| l.y.iter().copied()));
@@ -91,13 +99,21 @@ fn ranges(chart: &Chart) -> (Range<f64>, Range<f64>) {
         (x0, x1) = (0.0, 1.0);
     }
     if !y0.is_finite() {
-        (y0, y1) = if chart.scale == Scale::Log { (1.0, 10.0) } else { (0.0, 1.0) };
+        (y0, y1) = if chart.scale == Scale::Log {
+            (1.0, 10.0)
+        } else {
+            (0.0, 1.0)
+        };
     }
     let bars = chart.layers.iter().any(|l| l.mark == Mark::Bar);
     if !chart.categories.is_empty() {
         (x0, x1) = (-0.5, chart.categories.len() as f64 - 0.5);
     } else {
-        let pad = if x1 > x0 { (x1 - x0) * 0.03 } else { x0.abs().max(1.0) * 0.5 };
+        let pad = if x1 > x0 {
+            (x1 - x0) * 0.03
+        } else {
+            x0.abs().max(1.0) * 0.5
+        };
         let half_bar = if bars { bar_width(chart) / 2.0 } else { 0.0 };
         (x0, x1) = (x0 - pad.max(half_bar), x1 + pad.max(half_bar));
     }
@@ -107,7 +123,11 @@ fn ranges(chart: &Chart) -> (Range<f64>, Range<f64>) {
             if bars {
                 (y0, y1) = (y0.min(0.0), y1.max(0.0));
             }
-            let pad = if y1 > y0 { (y1 - y0) * 0.05 } else { y0.abs().max(1.0) * 0.5 };
+            let pad = if y1 > y0 {
+                (y1 - y0) * 0.05
+            } else {
+                y0.abs().max(1.0) * 0.5
+            };
             let low = if bars && y0 == 0.0 { 0.0 } else { y0 - pad };
             (x0..x1, low..y1 + pad)
         }
@@ -157,7 +177,8 @@ fn number(v: f64) -> String {
 }
 
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), String> {
-    let fail = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw chart {}: {e}", chart.name);
+    let fail =
+        |e: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw chart {}: {e}", chart.name);
     root.fill(&WHITE).map_err(fail)?;
     let (upper, footer) = root.split_vertically(SIZE.1 - FOOTER);
     footer
@@ -205,7 +226,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
     let y_label = |y: &f64| number(*y);
     let mut builder = ChartBuilder::on(&area);
     builder
-        .caption(&chart.title, ("sans-serif", 24).into_font().style(FontStyle::Bold))
+        .caption(
+            &chart.title,
+            ("sans-serif", 24).into_font().style(FontStyle::Bold),
+        )
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72);
@@ -295,8 +319,18 @@ mod tests {
             for scale in [Scale::Linear, Scale::Log] {
                 let svg = svg(&chart(mark, scale, Vec::new())).expect("svg");
                 assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
-                for text in ["Temperature by hour", "hour", "celsius", "north", "south", "6 points"] {
-                    assert!(svg.contains(&format!("\n{text}\n")), "{mark:?} {scale:?}: {text} missing");
+                for text in [
+                    "Temperature by hour",
+                    "hour",
+                    "celsius",
+                    "north",
+                    "south",
+                    "6 points",
+                ] {
+                    assert!(
+                        svg.contains(&format!("\n{text}\n")),
+                        "{mark:?} {scale:?}: {text} missing"
+                    );
                 }
             }
         }
@@ -304,8 +338,12 @@ mod tests {
 
     #[test]
     fn categories_label_the_x_axis() {
-        let svg = svg(&chart(Mark::Bar, Scale::Linear, vec!["a".into(), "b".into(), "c".into()]))
-            .expect("svg");
+        let svg = svg(&chart(
+            Mark::Bar,
+            Scale::Linear,
+            vec!["a".into(), "b".into(), "c".into()],
+        ))
+        .expect("svg");
         for text in ["\na\n", "\nb\n", "\nc\n"] {
             assert!(svg.contains(text), "{text} missing");
         }
@@ -321,7 +359,10 @@ mod tests {
         let mut pixels = vec![0; reader.output_buffer_size()];
         reader.next_frame(&mut pixels).expect("pixels");
         // Text and lines leave dark pixels on the white page.
-        let dark = pixels.chunks(3).filter(|p| p.iter().all(|c| *c < 80)).count();
+        let dark = pixels
+            .chunks(3)
+            .filter(|p| p.iter().all(|c| *c < 80))
+            .count();
         assert!(dark > 500, "{dark} dark pixels");
     }
 

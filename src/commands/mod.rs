@@ -48,7 +48,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             out,
             connect,
             plots,
-        } => run::run(config, &files, &params, out.as_deref(), plots.as_deref(), connect),
+        } => run::run(
+            config,
+            &files,
+            &params,
+            out.as_deref(),
+            plots.as_deref(),
+            connect,
+        ),
         Command::Check {
             files,
             params,

@@ -109,7 +109,8 @@ impl Chart {
                 let mut points = Vec::with_capacity(rows.len());
                 for i in rows {
                     let (px, py) = (x[i], y[i]);
-                    let shown = px.is_finite() && py.is_finite() && (scale == Scale::Linear || py > 0.0);
+                    let shown =
+                        px.is_finite() && py.is_finite() && (scale == Scale::Linear || py > 0.0);
                     if shown {
                         points.push((px, py));
                     } else {
@@ -145,7 +146,11 @@ impl Chart {
         let drawn: usize = layers.iter().map(|l| l.x.len()).sum();
         let mut caption = format!("{} points", thousands(total));
         if drawn < total {
-            caption.push_str(&format!(", drawn as {} ({})", thousands(drawn), how.join("; ")));
+            caption.push_str(&format!(
+                ", drawn as {} ({})",
+                thousands(drawn),
+                how.join("; ")
+            ));
         }
         if dropped > 0 {
             let why = if scale == Scale::Log {
@@ -268,8 +273,14 @@ fn thin(layer: &mut Layer, scale: Scale) -> Option<String> {
             let cell = |values: &[f64], cells: usize| {
                 let (lo, hi) = values
                     .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
-                let width = if hi > lo { (hi - lo) / cells as f64 } else { 1.0 };
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                        (a.min(*v), b.max(*v))
+                    });
+                let width = if hi > lo {
+                    (hi - lo) / cells as f64
+                } else {
+                    1.0
+                };
                 move |v: f64| (((v - lo) / width) as usize).min(cells - 1)
             };
             let (cx, cy) = (cell(&layer.x, GRID.0), cell(&ys, GRID.1));
@@ -297,7 +308,9 @@ fn thin(layer: &mut Layer, scale: Scale) -> Option<String> {
     layer.x = keep.iter().map(|&i| layer.x[i]).collect();
     layer.y = keep.iter().map(|&i| layer.y[i]).collect();
     Some(match layer.mark {
-        Mark::Line => format!("lines: lowest and highest point of each of {LINE_RUNS} runs of rows"),
+        Mark::Line => {
+            format!("lines: lowest and highest point of each of {LINE_RUNS} runs of rows")
+        }
         _ => format!("circles: one per cell of a {}x{} grid", GRID.0, GRID.1),
     })
 }
@@ -315,7 +328,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -337,7 +350,9 @@ mod tests {
             ),
             (
                 "site".into(),
-                Column::Utf8(Array1::from_iter((0..n).map(|i| ["a", "b", "c"][i % 3].to_string()))),
+                Column::Utf8(Array1::from_iter(
+                    (0..n).map(|i| ["a", "b", "c"][i % 3].to_string()),
+                )),
             ),
         ])
         .expect("table")
@@ -355,12 +370,20 @@ mod tests {
 
     #[test]
     fn small_charts_keep_every_point_and_split_series() {
-        let chart =
-            Chart::from_table("c", Some("T"), &[entry(Mark::Circle, Some("site"))], &table(30))
-                .expect("chart");
+        let chart = Chart::from_table(
+            "c",
+            Some("T"),
+            &[entry(Mark::Circle, Some("site"))],
+            &table(30),
+        )
+        .expect("chart");
         assert_eq!((chart.title.as_str(), chart.x_label.as_str()), ("T", "t"));
         assert_eq!(
-            chart.layers.iter().map(|l| l.label.as_str()).collect::<Vec<_>>(),
+            chart
+                .layers
+                .iter()
+                .map(|l| l.label.as_str())
+                .collect::<Vec<_>>(),
             ["a", "b", "c"]
         );
         assert_eq!(chart.layers[1].x[..3], [1.0, 4.0, 7.0]);
@@ -376,7 +399,10 @@ mod tests {
         let max = layer.y.iter().cloned().fold(f64::MIN, f64::max);
         let min = layer.y.iter().cloned().fold(f64::MAX, f64::min);
         assert!(max > 0.99999 && min < -0.99999, "peaks kept: {min} {max}");
-        assert!(layer.x.windows(2).all(|w| w[0] < w[1]), "rows stay in order");
+        assert!(
+            layer.x.windows(2).all(|w| w[0] < w[1]),
+            "rows stay in order"
+        );
         assert!(
             chart.caption.starts_with("1,000,000 points, drawn as "),
             "{}",
@@ -391,7 +417,11 @@ mod tests {
         assert!(chart.layers[0].x.len() <= GRID.0 * GRID.1);
         let chart = Chart::from_table("c", None, &[entry(Mark::Bar, None)], &t).expect("chart");
         assert_eq!(chart.layers[0].x.len(), BARS);
-        assert!(chart.caption.contains("mean of each of"), "{}", chart.caption);
+        assert!(
+            chart.caption.contains("mean of each of"),
+            "{}",
+            chart.caption
+        );
     }
 
     #[test]
@@ -415,13 +445,20 @@ mod tests {
         let n = 100;
         let t = Table::from_columns(vec![
             ("t".into(), Column::Int64(Array1::from_iter(0..n))),
-            ("v".into(), Column::Float64(Array1::from_elem(n as usize, 1.0))),
+            (
+                "v".into(),
+                Column::Float64(Array1::from_elem(n as usize, 1.0)),
+            ),
             ("k".into(), Column::Int64(Array1::from_iter(0..n))),
         ])
         .expect("table");
-        let chart = Chart::from_table("c", None, &[entry(Mark::Circle, Some("k"))], &t).expect("chart");
+        let chart =
+            Chart::from_table("c", None, &[entry(Mark::Circle, Some("k"))], &t).expect("chart");
         assert_eq!(chart.layers.len(), MAX_SERIES);
         assert_eq!(chart.layers[MAX_SERIES - 1].label, "other values");
-        assert_eq!(chart.layers[MAX_SERIES - 1].x.len(), (n as usize) - (MAX_SERIES - 1));
+        assert_eq!(
+            chart.layers[MAX_SERIES - 1].x.len(),
+            (n as usize) - (MAX_SERIES - 1)
+        );
     }
 }

@@ -19,8 +19,8 @@ pub mod formats;
 mod library;
 pub mod table;
 
-pub use check::{check, check_calls, trace, Step};
 pub use chart::Chart;
+pub use check::{check, check_calls, trace, Step};
 pub use table::{Column, DType, Table};
 
 use rtl_dsl::TaskCall;
@@ -344,6 +344,7 @@ mod tests {
                     Event::Running { task } => format!("run {task}"),
                     Event::Completed { task, .. } => format!("done {task}"),
                     Event::Note { task, message } => format!("note {task}: {message}"),
+                    Event::Chart { task, chart } => format!("chart {task}: {}", chart.name),
                 })
             },
         )

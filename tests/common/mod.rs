@@ -222,15 +222,12 @@ pub fn assert_close(example: &str, got: &Table, want: &Table) {
     }
 }
 
-/// An HTTP/1.1 request to 127.0.0.1:`port`; returns the status code, the
-/// headers (lower-cased names) and the body. Enough for the plot page and
+/// An HTTP reply: status code, headers (lower-cased names), body.
+pub type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// An HTTP/1.1 request to 127.0.0.1:`port`. Enough for the plot page and
 /// for WebDriver, not a general client.
-pub fn http(
-    method: &str,
-    port: u16,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+pub fn http(method: &str, port: u16, path: &str, body: Option<&str>) -> std::io::Result<Reply> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
@@ -240,12 +237,34 @@ pub fn http(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
+    // Read until the body is complete: some servers keep the connection
+    // open whatever the request says.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let mut buf = [0u8; 64 * 1024];
+    let split = loop {
+        let n = stream.read(&mut buf)?;
+        raw.extend_from_slice(&buf[..n]);
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+        if let Some(split) = split {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let done = match length {
+                Some(length) => raw.len() >= split + 4 + length,
+                None => n == 0 || raw.ends_with(b"0\r\n\r\n"),
+            };
+            if done {
+                break split;
+            }
+        }
+        if n == 0 {
+            return Err(std::io::Error::other(
+                "connection closed before the reply ended",
+            ));
+        }
+    };
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
     let status = lines
@@ -270,7 +289,8 @@ pub fn http(
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }

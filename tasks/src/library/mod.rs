@@ -236,7 +236,7 @@ mod edge_cases {
             );
             checked += 1;
         }
-        assert!(checked >= 14, "{checked} row-local tasks");
+        assert!(checked >= 13, "{checked} row-local tasks");
         let whole_column = TASKS
             .iter()
             .filter(|t| !t.row_local)
@@ -254,6 +254,7 @@ mod edge_cases {
             "classify_static",
             "column_space",
             "write",
+            "simple_plot",
         ] {
             assert!(
                 whole_column.contains(&name),

@@ -86,8 +86,11 @@ fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
         let drawn: Vec<String> = entries
             .iter()
             .map(|s| {
-                format!("{} against {} ({:?}, {:?} scale)", s.y, s.x, s.kind, s.scale)
-                    .to_lowercase()
+                format!(
+                    "{} against {} ({:?}, {:?} scale)",
+                    s.y, s.x, s.kind, s.scale
+                )
+                .to_lowercase()
             })
             .collect();
         ctx.note(format!(
@@ -134,7 +137,10 @@ mod tests {
         );
         let charts = ctx.charts.take();
         assert_eq!(charts.len(), 1);
-        assert_eq!((charts[0].name.as_str(), charts[0].title.as_str()), ("r", "Sensors"));
+        assert_eq!(
+            (charts[0].name.as_str(), charts[0].title.as_str()),
+            ("r", "Sensors")
+        );
         assert_eq!(charts[0].layers[0].y, [0.5, 0.7]);
         let err = plot(json!({"plots": {"p": [{"x": "t", "y": "v", "scale": "log"}]}})).map(|_| ());
         assert!(err.is_ok());
