@@ -18,7 +18,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["simplePlot"],
     about: "charts: y against x as circle, line or bar, per NAME, drawn by the plot node",
     kernel: run,
-    kwargs: "plots: an object of chart name -> list of {x, y, type, scale, series}\n  x: a column (text columns become categories)\n  y: a number column\n  type: circle | line | bar (default circle)\n  scale: linear | log (default linear; log if any entry of the chart says so)\n  series: a column splitting the points into colored groups, or null\ntitle: the charts' title (default: the chart's name)",
+    kwargs: "plots: an object of chart name -> list of {x, y, type, scale, series}\n  x: a column (text columns become categories)\n  y: a number column\n  type: circle | line | bar (default circle)\n  scale: linear | log (default linear; log if any entry of the chart says so)\n  series: a column splitting the points into colored groups, or null\ntitle: the charts' title (default: the chart's name)\nx_label, y_label: axis labels (default: the column names)",
     example: r#"{"title": "Readings", "plots": {"readings": [{"x": "n", "y": "x", "type": "line", "series": "site"}]}}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
@@ -33,6 +33,10 @@ pub(crate) struct Kwargs {
     pub(crate) plots: BTreeMap<String, Vec<Series>>,
     #[serde(default)]
     pub(crate) title: Option<String>,
+    #[serde(default)]
+    pub(crate) x_label: Option<String>,
+    #[serde(default)]
+    pub(crate) y_label: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -49,7 +53,12 @@ pub(crate) struct Series {
 }
 
 fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
-    let Kwargs { plots, title } = kwargs(args)?;
+    let Kwargs {
+        plots,
+        title,
+        x_label,
+        y_label,
+    } = kwargs(args)?;
     if plots.is_empty() {
         return Err("`plots` names no chart".into());
     }
@@ -81,8 +90,14 @@ fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
                 series: s.series.as_deref(),
             })
             .collect();
-        let chart = Chart::from_table(name, title.as_deref(), &wanted, &table)
+        let mut chart = Chart::from_table(name, title.as_deref(), &wanted, &table)
             .map_err(|e| format!("plots.{name}: {e}"))?;
+        if let Some(label) = &x_label {
+            chart.x_label.clone_from(label);
+        }
+        if let Some(label) = &y_label {
+            chart.y_label.clone_from(label);
+        }
         let drawn: Vec<String> = entries
             .iter()
             .map(|s| {
@@ -144,6 +159,28 @@ mod tests {
         assert_eq!(charts[0].layers[0].y, [0.5, 0.7]);
         let err = plot(json!({"plots": {"p": [{"x": "t", "y": "v", "scale": "log"}]}})).map(|_| ());
         assert!(err.is_ok());
+    }
+
+    #[test]
+    fn axis_labels_default_to_the_columns_and_can_be_named() {
+        let ctx = Context::new(Path::new("."));
+        run(
+            table(),
+            &json!({"plots": {"r": [{"x": "t", "y": "v"}]}}),
+            &ctx,
+        )
+        .expect("plot");
+        let chart = ctx.charts.take().remove(0);
+        assert_eq!((chart.x_label.as_str(), chart.y_label.as_str()), ("t", "v"));
+        assert_eq!(chart.title, "r");
+        let args =
+            json!({"x_label": "hour", "y_label": "volts", "plots": {"r": [{"x": "t", "y": "v"}]}});
+        run(table(), &args, &ctx).expect("plot");
+        let chart = ctx.charts.take().remove(0);
+        assert_eq!(
+            (chart.x_label.as_str(), chart.y_label.as_str()),
+            ("hour", "volts")
+        );
     }
 
     #[test]
