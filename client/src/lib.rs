@@ -29,12 +29,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// How long a relay may stay silent (not even answering pings) before the
-/// client gives up on it.
-const RELAY_SILENCE: Duration = Duration::from_secs(5);
-/// How often a waiting client checks that the relay is still there.
-const PING_EVERY: Duration = Duration::from_secs(1);
-
 /// A job to run: a parsed plan, a job file, or job text.
 ///
 /// `&Plan`, `&Path` and `&PathBuf` convert as you would expect; a `&str`
@@ -141,6 +135,9 @@ pub struct Transform {
     cache: Option<Cache>,
     /// Inputs at least this large go to the relay through the shared cache.
     by_reference_bytes: usize,
+    /// How long the relay may stay silent (not even answering pings)
+    /// before the client gives up on it (`job_timeout_ms`).
+    silence: Duration,
     lifespan: Duration,
     /// Charts of the jobs run since the last `take_charts`, when asked for.
     charts: Option<Vec<(Uuid, Chart)>>,
@@ -174,6 +171,7 @@ impl Transform {
             .flatten();
         let mut transform = Transform::open(&zmq::Context::new(), &endpoint, cache, None)?;
         transform.by_reference_bytes = config.by_reference_bytes;
+        transform.silence = config.job_timeout();
         transform
             .ping(Duration::from_secs(2))
             .map_err(|e| no_daemon(e.to_string()))?;
@@ -188,6 +186,7 @@ impl Transform {
         let cache = Some(cluster.cache().clone());
         let mut transform = Transform::open(&ctx, &endpoint, cache, Some(cluster))?;
         transform.by_reference_bytes = config.by_reference_bytes;
+        transform.silence = config.job_timeout();
         Ok(transform)
     }
 
@@ -209,6 +208,7 @@ impl Transform {
             endpoint: endpoint.to_string(),
             cache,
             by_reference_bytes: usize::MAX,
+            silence: Duration::from_secs(5),
             lifespan: Duration::ZERO,
             charts: None,
             cluster,
@@ -286,18 +286,20 @@ impl Transform {
         let mut resend = Duration::from_millis(10);
         let mut heard = Instant::now();
         let mut pinged = Instant::now();
+        // Ping often enough that a live relay always answers in time.
+        let ping_every = (self.silence / 4).min(Duration::from_secs(1));
         loop {
-            let mut env = match self.next_message(PING_EVERY)? {
+            let mut env = match self.next_message(ping_every)? {
                 Some(env) => env,
                 None => {
-                    if heard.elapsed() > RELAY_SILENCE {
+                    if heard.elapsed() > self.silence {
                         return Err(Error::Transport(format!(
-                            "the relay at {} stopped answering for {} s while running the job",
+                            "the relay at {} stopped answering for {} ms while running the job (job_timeout_ms); is it still running? `rtl status` tells",
                             self.endpoint,
-                            RELAY_SILENCE.as_secs()
+                            self.silence.as_millis()
                         )));
                     }
-                    if pinged.elapsed() >= PING_EVERY {
+                    if pinged.elapsed() >= ping_every {
                         self.send_control(Kind::Ping)?;
                         pinged = Instant::now();
                     }

@@ -52,6 +52,13 @@ pub struct Config {
     /// Envelopes the relay may have waiting for a node before it asks
     /// clients to send new jobs later.
     pub relay_queue: usize,
+    /// How often nodes and the relay tell each other they are alive, in ms.
+    pub heartbeat_ms: u64,
+    /// A node not heard from for this long (ms) is dropped and its work
+    /// sent to another node.
+    pub node_timeout_ms: u64,
+    /// A client gives up on a relay that has not answered for this long (ms).
+    pub job_timeout_ms: u64,
     /// Turns on DEBUG traces in the logs.
     pub debug: bool,
     /// Turns on PROFILE timing traces in the logs.
@@ -117,6 +124,9 @@ pub const KEYS: &[&str] = &[
     "by_reference_bytes",
     "relay_memory",
     "relay_queue",
+    "heartbeat_ms",
+    "node_timeout_ms",
+    "job_timeout_ms",
     "debug",
     "profile",
 ];
@@ -143,6 +153,9 @@ impl Config {
             by_reference_bytes: 1 << 20,
             relay_memory: 1 << 30,
             relay_queue: 4096,
+            heartbeat_ms: 1000,
+            node_timeout_ms: 5000,
+            job_timeout_ms: 5000,
             debug: false,
             profile: false,
         }
@@ -293,6 +306,18 @@ impl Config {
                 self.relay_queue =
                     count(raw, 1).ok_or_else(|| bad("a whole number of envelopes, 1 or more"))?
             }
+            "heartbeat_ms" => {
+                self.heartbeat_ms =
+                    millis(raw, 10).ok_or_else(|| bad("milliseconds, 10 or more"))?
+            }
+            "node_timeout_ms" => {
+                self.node_timeout_ms =
+                    millis(raw, 100).ok_or_else(|| bad("milliseconds, 100 or more"))?
+            }
+            "job_timeout_ms" => {
+                self.job_timeout_ms =
+                    millis(raw, 100).ok_or_else(|| bad("milliseconds, 100 or more"))?
+            }
             "chunking" => self.chunking = boolean(raw).ok_or_else(|| bad("true or false"))?,
             "debug" => self.debug = boolean(raw).ok_or_else(|| bad("true or false"))?,
             "profile" => self.profile = boolean(raw).ok_or_else(|| bad("true or false"))?,
@@ -320,6 +345,9 @@ impl Config {
             "by_reference_bytes" => self.by_reference_bytes.to_string(),
             "relay_memory" => self.relay_memory.to_string(),
             "relay_queue" => self.relay_queue.to_string(),
+            "heartbeat_ms" => self.heartbeat_ms.to_string(),
+            "node_timeout_ms" => self.node_timeout_ms.to_string(),
+            "job_timeout_ms" => self.job_timeout_ms.to_string(),
             "debug" => self.debug.to_string(),
             "profile" => self.profile.to_string(),
             _ => String::new(),
@@ -332,6 +360,18 @@ impl Config {
 
     pub fn log_dir(&self) -> PathBuf {
         self.home.join("log")
+    }
+
+    pub fn heartbeat(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.heartbeat_ms)
+    }
+
+    pub fn node_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.node_timeout_ms)
+    }
+
+    pub fn job_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.job_timeout_ms)
     }
 
     pub fn cache_dir(&self) -> PathBuf {
@@ -377,6 +417,13 @@ fn boolean(raw: &str) -> Option<bool> {
 }
 
 /// `536870912`, `512MiB`, `512M`, `2GiB`, `64KiB`.
+fn millis(raw: &str, min: u64) -> Option<u64> {
+    raw.replace('_', "")
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n >= min)
+}
+
 fn byte_size(raw: &str) -> Option<usize> {
     let raw = raw.replace('_', "");
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());

@@ -173,18 +173,23 @@ impl Cache {
     /// decoding each column straight into its final place. Every key is
     /// consumed, even when one is bad, so none is left behind.
     pub fn take_tables(&self, keys: &[String]) -> Result<Table, String> {
+        self.tables(keys, true)
+    }
+
+    /// Reads the tables under `keys`, joined in order, and leaves them in
+    /// place: a task node's input stays until the relay knows it was
+    /// answered, so the work can be sent again if the node dies.
+    pub fn read_tables(&self, keys: &[String]) -> Result<Table, String> {
+        self.tables(keys, false)
+    }
+
+    fn tables(&self, keys: &[String], consume: bool) -> Result<Table, String> {
+        if !consume {
+            let txn = self.inner.env.begin_ro_txn().map_err(|e| self.error(e))?;
+            return self.join(&txn, keys);
+        }
         let mut txn = self.rw()?;
-        let table = (|| {
-            let mut entries = Vec::with_capacity(keys.len());
-            for key in keys {
-                let bytes = self.entry(&txn, key)?;
-                entries.push(
-                    Entry::parse(bytes)
-                        .map_err(|e| format!("cached table {key} is corrupt: {e}"))?,
-                );
-            }
-            join_entries(&entries)
-        })();
+        let table = self.join(&txn, keys);
         for key in keys {
             match txn.del(self.inner.db, &key, None) {
                 Ok(()) | Err(lmdb::Error::NotFound) => {}
@@ -195,18 +200,25 @@ impl Cache {
         table
     }
 
-    /// The bytes of table entry `key`, read in place.
-    fn entry<'t>(&self, txn: &'t lmdb::RwTransaction<'_>, key: &str) -> Result<&'t [u8], String> {
-        if !key.starts_with(TABLE_PREFIX) {
-            return Err(format!("{key:?} is not a table key"));
+    /// The tables under `keys`, read in place and joined in order.
+    fn join(&self, txn: &impl Transaction, keys: &[String]) -> Result<Table, String> {
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !key.starts_with(TABLE_PREFIX) {
+                return Err(format!("{key:?} is not a table key"));
+            }
+            let bytes = txn.get(self.inner.db, &key).map_err(|e| match e {
+                lmdb::Error::NotFound => format!(
+                    "table {key} is not in the cache at {}",
+                    self.inner.path.display()
+                ),
+                e => self.error(e),
+            })?;
+            entries.push(
+                Entry::parse(bytes).map_err(|e| format!("cached table {key} is corrupt: {e}"))?,
+            );
         }
-        txn.get(self.inner.db, &key).map_err(|e| match e {
-            lmdb::Error::NotFound => format!(
-                "table {key} is not in the cache at {}",
-                self.inner.path.display()
-            ),
-            e => self.error(e),
-        })
+        join_entries(&entries)
     }
 
     /// Deletes a table entry whose consumer went away; a missing key is fine.

@@ -1,8 +1,11 @@
-//! A node's link to the relay: its routing id, its DEALER socket and its
-//! heartbeat schedule. Task nodes and plot nodes join the relay the same way.
+//! A node's link to the relay: its routing id, its DEALER socket and the
+//! heartbeats both ways. Task nodes and plot nodes join the relay the same
+//! way. The node heartbeats every `heartbeat`; the relay does too, and a
+//! node that has not heard it for `node_timeout` says so in its log (and
+//! again when it is back: ZeroMQ reconnects by itself, and the node's next
+//! heartbeat makes it known to a restarted relay).
 
 use crate::log::Log;
-use crate::relay::HEARTBEAT;
 use crate::wire::{Body, Envelope, Header, Kind, NodeInfo};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -12,11 +15,21 @@ pub struct RelayLink {
     pub id: String,
     pub socket: zmq::Socket,
     next_heartbeat: Instant,
+    heartbeat: Duration,
+    timeout: Duration,
+    heard: Instant,
+    silent: bool,
 }
 
 impl RelayLink {
     /// Connects a DEALER named after `service` to the relay's node endpoint.
-    pub fn connect(ctx: &zmq::Context, service: &str, relay: &str) -> Result<RelayLink, String> {
+    pub fn connect(
+        ctx: &zmq::Context,
+        service: &str,
+        relay: &str,
+        heartbeat: Duration,
+        timeout: Duration,
+    ) -> Result<RelayLink, String> {
         let short = Uuid::new_v4().simple().to_string();
         let id = format!("{service}-{}-{}", std::process::id(), &short[..8]);
         let socket = ctx
@@ -35,6 +48,10 @@ impl RelayLink {
             id,
             socket,
             next_heartbeat: Instant::now(),
+            heartbeat,
+            timeout,
+            heard: Instant::now(),
+            silent: false,
         })
     }
 
@@ -55,7 +72,23 @@ impl RelayLink {
             ..Header::new(Kind::Heartbeat, Uuid::nil())
         };
         self.send(Envelope::new(header, Body::Empty), log);
-        self.next_heartbeat = Instant::now() + HEARTBEAT;
+        self.next_heartbeat = Instant::now() + self.heartbeat;
+        if !self.silent && self.heard.elapsed() > self.timeout {
+            self.silent = true;
+            log.warn(format!(
+                "the relay has been silent for {} ms; still trying",
+                self.heard.elapsed().as_millis()
+            ));
+        }
+    }
+
+    /// Notes that the relay spoke (any message counts).
+    pub fn heard(&mut self, log: &Log) {
+        self.heard = Instant::now();
+        if self.silent {
+            self.silent = false;
+            log.info("the relay answers again");
+        }
     }
 
     /// How long a poll may wait before the next heartbeat is due.

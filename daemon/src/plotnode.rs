@@ -24,6 +24,8 @@ use uuid::Uuid;
 /// Settings of the plot node.
 pub struct PlotNodeConfig {
     pub relay: String,
+    pub heartbeat: Duration,
+    pub relay_timeout: Duration,
     /// `host:port` the page binds to.
     pub listen: String,
     pub plots_dir: PathBuf,
@@ -43,7 +45,13 @@ pub fn run(
         .map_err(|e| format!("cannot configure the plot page socket: {e}"))?;
     std::fs::create_dir_all(&settings.plots_dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.plots_dir.display()))?;
-    let mut link = RelayLink::connect(ctx, "plotnode", &settings.relay)?;
+    let mut link = RelayLink::connect(
+        ctx,
+        "plotnode",
+        &settings.relay,
+        settings.heartbeat,
+        settings.relay_timeout,
+    )?;
     let id = link.id.clone();
     log.info(format!(
         "plot node {id}: page at http://{}/",
@@ -74,7 +82,12 @@ pub fn run(
                 }
             }
             loop {
-                match Envelope::recv(&link.socket, false, zmq::DONTWAIT) {
+                let received = Envelope::recv(&link.socket, false, zmq::DONTWAIT);
+                if received.is_ok() {
+                    link.heard(&log);
+                }
+                match received {
+                    Ok((_, env)) if env.header.kind == Kind::Heartbeat => {}
                     Ok((_, env)) => {
                         if draw(env, &settings.plots_dir, &log) {
                             info.envelopes += 1;

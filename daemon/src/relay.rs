@@ -9,7 +9,7 @@
 use crate::cache::Cache;
 use crate::flow::{split, Flow, Next, Pieces, Work};
 use crate::log::Log;
-use crate::routing::{NodeId, Routing};
+use crate::routing::{Assignment, NodeId, Routing};
 use crate::wire::{Body, Envelope, Failure, Header, Kind, StatusReport, WireError};
 use rtl_config::Config;
 use rtl_dsl::Plan;
@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// How often nodes heartbeat, and how long the relay waits for one.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
-pub const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Times a piece of work is sent before its job fails: a node that dies
+/// holding it twice more is taken to be killed by the work itself.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Messages libzmq takes in from one peer before the relay has read them.
 /// libzmq reads eagerly, so this (times the largest message) bounds what a
@@ -43,6 +43,10 @@ pub struct RelayConfig {
     pub memory: usize,
     /// Queued envelopes before new submits are refused as busy.
     pub queue: usize,
+    /// How often the relay heartbeats to nodes (and they to it).
+    pub heartbeat: Duration,
+    /// A node silent this long is dropped and its work sent elsewhere.
+    pub node_timeout: Duration,
 }
 
 impl From<&Config> for RelayConfig {
@@ -51,6 +55,8 @@ impl From<&Config> for RelayConfig {
             chunk_rows: config.chunking.then_some(config.chunking_size),
             memory: config.relay_memory,
             queue: config.relay_queue,
+            heartbeat: config.heartbeat(),
+            node_timeout: config.node_timeout(),
         }
     }
 }
@@ -232,7 +238,7 @@ impl Relay {
     pub fn run(mut self, stop: &AtomicBool) {
         self.log
             .info(format!("relay up; cache {}", self.cache.path().display()));
-        let mut next_tick = Instant::now() + HEARTBEAT;
+        let mut next_tick = Instant::now() + self.settings.heartbeat;
         while !stop.load(Ordering::Relaxed) {
             let wait = next_tick
                 .saturating_duration_since(Instant::now())
@@ -287,7 +293,7 @@ impl Relay {
             self.dispatch();
             if Instant::now() >= next_tick {
                 self.tick();
-                next_tick = Instant::now() + HEARTBEAT;
+                next_tick = Instant::now() + self.settings.heartbeat;
             }
         }
         self.log.info("relay stopping");
@@ -534,6 +540,7 @@ impl Relay {
                 }
             }
             let (job, id) = (env.header.job, env.id);
+            let copy = env.duplicate();
             self.log.debug(|| {
                 format!(
                     "job {job}: stage {} to {}",
@@ -541,14 +548,40 @@ impl Relay {
                     String::from_utf8_lossy(&node)
                 )
             });
-            if let Err(e) = env.send_now(&mut self.nodes, Some(&node)) {
-                self.routing.answered(&id);
-                self.fail_job(
-                    job,
-                    None,
-                    format!("could not send work to a task node: {e}"),
-                );
+            match env.send_now(&mut self.nodes, Some(&node)) {
+                Ok(()) => self.routing.retain(&id, copy),
+                Err(e) => {
+                    self.routing.answered(&id);
+                    self.release(copy);
+                    self.fail_job(
+                        job,
+                        None,
+                        format!("could not send work to a task node: {e}"),
+                    );
+                }
             }
+        }
+    }
+
+    /// Deletes the cache entries an envelope's input was passed by.
+    fn release(&self, env: Envelope) {
+        env.header
+            .table_refs
+            .iter()
+            .for_each(|k| self.cache.discard(k));
+    }
+
+    /// A node answered envelope `id`: its credit is free and its input can
+    /// go. False when the relay did not know it was out.
+    fn answered(&mut self, id: &Uuid) -> bool {
+        match self.routing.answered(id) {
+            Some(a) => {
+                if let Some(copy) = a.retained {
+                    self.release(copy);
+                }
+                true
+            }
+            None => false,
         }
     }
 
@@ -582,14 +615,14 @@ impl Relay {
             }
             Kind::Chart => self.chart(env),
             Kind::Done => {
-                if self.routing.answered(&env.id).is_none() {
+                if !self.answered(&env.id) {
                     self.log
                         .warn(format!("late answer {} for job {}", env.id, env.header.job));
                 }
                 self.stage_done(env);
             }
             Kind::Failed => {
-                self.routing.answered(&env.id);
+                self.answered(&env.id);
                 let failure = env.header.error.take().unwrap_or(Failure {
                     stage: Some(env.header.stage),
                     task: None,
@@ -741,6 +774,69 @@ impl Relay {
         }
     }
 
+    /// Sends again, to another node, an envelope whose node died; after
+    /// [`MAX_ATTEMPTS`] the job fails, naming the stage and its tasks.
+    fn resend(&mut self, id: Uuid, assignment: Assignment, node: &str) {
+        let job_id = assignment.job;
+        let Some(job) = self.jobs.get(&job_id) else {
+            if let Some(copy) = assignment.retained {
+                self.release(copy);
+            }
+            return;
+        };
+        let stage = assignment.stage;
+        let tasks = job
+            .plan
+            .stages
+            .get(stage as usize)
+            .map(|s| {
+                s.tasks
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        match assignment.retained {
+            Some(copy) if assignment.attempt < MAX_ATTEMPTS => {
+                self.log.warn(format!(
+                    "job {job_id}: stage {stage} sent again (attempt {} of {MAX_ATTEMPTS}) after {node} died holding it",
+                    assignment.attempt + 1
+                ));
+                self.routing.requeue(copy, assignment.attempt + 1);
+            }
+            copy => {
+                if let Some(copy) = copy {
+                    self.release(copy);
+                }
+                self.fail_job(
+                    job_id,
+                    Some((stage, tasks)),
+                    format!(
+                        "the task node running this stage stopped answering {} time(s) (last: {node}); \
+                         the work may be what kills it (envelope {id})",
+                        assignment.attempt
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Tells every node the relay is alive.
+    fn heartbeat_nodes(&mut self) {
+        for node in self.routing.node_ids() {
+            let beat = Envelope::control(Kind::Heartbeat, Uuid::nil());
+            if let Err(e) = beat.send_now(&mut self.nodes, Some(&node)) {
+                self.log.debug(|| {
+                    format!(
+                        "heartbeat to {} not sent: {e}",
+                        String::from_utf8_lossy(&node)
+                    )
+                });
+            }
+        }
+    }
+
     /// Drops silent nodes and expired jobs.
     fn tick(&mut self) {
         let now = Instant::now();
@@ -753,32 +849,21 @@ impl Relay {
             ));
             self.busy_refusals = 0;
         }
-        for lost in self.routing.expire(now, NODE_TIMEOUT) {
-            self.log.warn(format!(
-                "{} {} (pid {} on {}) stopped answering",
+        self.heartbeat_nodes();
+        for lost in self.routing.expire(now, self.settings.node_timeout) {
+            let node = format!(
+                "{} {} (pid {} on {})",
                 lost.info.service,
                 String::from_utf8_lossy(&lost.node),
                 lost.info.pid,
                 lost.info.host
+            );
+            self.log.warn(format!(
+                "{node} stopped answering; {} envelope(s) it held go to other nodes",
+                lost.envelopes.len()
             ));
-            for (_, assignment) in lost.envelopes {
-                let task = self.jobs.get(&assignment.job).map(|j| {
-                    j.plan.stages[assignment.stage as usize]
-                        .tasks
-                        .iter()
-                        .map(|t| t.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                });
-                self.fail_job(
-                    assignment.job,
-                    task.map(|t| (assignment.stage, t)),
-                    format!(
-                        "task node {} (pid {}) stopped answering while running this stage",
-                        String::from_utf8_lossy(&lost.node),
-                        lost.info.pid
-                    ),
-                );
+            for (id, assignment) in lost.envelopes {
+                self.resend(id, assignment, &node);
             }
         }
         // Work nobody can take fails rather than waiting forever.
@@ -786,14 +871,14 @@ impl Relay {
             self.no_workers_since = None;
         } else {
             let since = *self.no_workers_since.get_or_insert(now);
-            if now.duration_since(since) > NODE_TIMEOUT {
+            if now.duration_since(since) > self.settings.node_timeout {
                 for job in self.routing.queued_jobs() {
                     self.fail_job(
                         job,
                         None,
                         format!(
-                            "no task node has been connected to the relay for {} s; check `rtl status` and task_workers",
-                            NODE_TIMEOUT.as_secs()
+                            "no task node has been connected to the relay for {} ms; check `rtl status` and task_workers",
+                            self.settings.node_timeout.as_millis()
                         ),
                     );
                 }

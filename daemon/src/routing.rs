@@ -36,11 +36,14 @@ impl Node {
 }
 
 /// An envelope out on a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
     pub node: NodeId,
     pub job: Uuid,
     pub stage: u32,
+    /// 1 for the first time it was sent, 2 for the first resend, ...
+    pub attempt: u32,
+    /// A copy to send again if the node dies before answering.
+    pub retained: Option<Envelope>,
 }
 
 /// A node dropped for silence, with the envelopes it never answered.
@@ -54,6 +57,8 @@ pub struct Lost {
 pub struct Routing {
     nodes: BTreeMap<NodeId, Node>,
     queue: VecDeque<Envelope>,
+    /// Attempt numbers of queued envelopes sent before (absent: first).
+    attempts: HashMap<Uuid, u32>,
     in_flight: HashMap<Uuid, Assignment>,
     dispatched: u64,
 }
@@ -105,6 +110,20 @@ impl Routing {
         self.queue.push_back(envelope);
     }
 
+    /// Queues an envelope whose node died, ahead of new work: `attempt` is
+    /// the number it will carry when sent.
+    pub fn requeue(&mut self, envelope: Envelope, attempt: u32) {
+        self.attempts.insert(envelope.id, attempt);
+        self.queue.push_front(envelope);
+    }
+
+    /// Keeps `copy` of out-going envelope `id`, to send again if need be.
+    pub fn retain(&mut self, id: &Uuid, copy: Envelope) {
+        if let Some(a) = self.in_flight.get_mut(id) {
+            a.retained = Some(copy);
+        }
+    }
+
     /// The next queued envelope and the node to send it to, if any node has
     /// room; the envelope is recorded as out on that node.
     pub fn next_dispatch(&mut self) -> Option<(NodeId, Envelope)> {
@@ -123,12 +142,15 @@ impl Routing {
             node.in_flight += 1;
             node.last_work = self.dispatched;
         }
+        let attempt = self.attempts.remove(&envelope.id).unwrap_or(1);
         self.in_flight.insert(
             envelope.id,
             Assignment {
                 node: id.clone(),
                 job: envelope.header.job,
                 stage: envelope.header.stage,
+                attempt,
+                retained: None,
             },
         );
         Some((id, envelope))
@@ -181,6 +203,9 @@ impl Routing {
         let (gone, kept): (VecDeque<Envelope>, VecDeque<Envelope>) =
             self.queue.drain(..).partition(|e| e.header.job == *job);
         self.queue = kept;
+        for e in &gone {
+            self.attempts.remove(&e.id);
+        }
         gone.into_iter().collect()
     }
 
@@ -189,6 +214,11 @@ impl Routing {
         self.nodes
             .values()
             .any(|n| n.info.capacity > 0 && !n.leaving)
+    }
+
+    /// Every node the relay knows.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().cloned().collect()
     }
 
     /// Plot nodes that are not leaving: where charts go.
@@ -325,11 +355,21 @@ mod tests {
         let later = start + Duration::from_secs(10);
         let other: &[u8] = if node == b"a" { b"b" } else { b"a" };
         r.heard_from(other, info(2), later);
-        let lost = r.expire(later, Duration::from_secs(5));
+        r.retain(&env.id, work(env.header.job));
+        let mut lost = r.expire(later, Duration::from_secs(5));
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].node, node);
-        assert_eq!(lost[0].envelopes[0].0, env.id);
+        let (id, held) = lost[0].envelopes.remove(0);
+        assert_eq!((id, held.attempt), (env.id, 1));
         assert_eq!(r.report(later).len(), 1);
+        // Sent again, it goes first and carries its attempt number.
+        r.enqueue(work(Uuid::new_v4()));
+        let mut again = held.retained.expect("a retained copy");
+        again.id = id;
+        r.requeue(again, 2);
+        let (to, resent) = r.next_dispatch().expect("resend");
+        assert_eq!((to.as_slice(), resent.id), (other, id));
+        assert_eq!(r.answered(&id).expect("out").attempt, 2);
     }
 
     #[test]

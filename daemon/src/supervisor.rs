@@ -119,6 +119,8 @@ pub struct ServiceStatus {
     pub alive: bool,
     pub uptime: Option<Duration>,
     pub envelopes: Option<u64>,
+    /// Envelopes a node holds right now, as the relay counts them.
+    pub in_flight: Option<u32>,
     pub host: Option<String>,
     /// False for a node that joined the relay on its own (`rtl node`,
     /// possibly on another machine): `rtl stop` leaves it alone.
@@ -178,6 +180,7 @@ pub fn status(config: &Config) -> Status {
                 alive,
                 uptime,
                 envelopes,
+                in_flight: node.map(|n| n.in_flight),
                 host: node.map(|n| n.info.host.clone()),
                 started_here: true,
             }
@@ -195,6 +198,7 @@ pub fn status(config: &Config) -> Status {
             alive: true,
             uptime: None,
             envelopes: Some(n.envelopes),
+            in_flight: Some(n.in_flight),
             host: Some(n.info.host.clone()),
             started_here: false,
         });
@@ -249,8 +253,13 @@ pub fn ask_relay(config: &Config, kind: Kind, timeout: Duration) -> Result<Envel
 pub enum Started {
     /// rtl was already running; nothing was started.
     AlreadyRunning(Status),
-    /// These services were started (and stale pid files removed).
-    Now { status: Status, stale: Vec<PidFile> },
+    /// These services were started, after stale pid files were removed and
+    /// nodes left running by a dead relay were stopped.
+    Now {
+        status: Status,
+        stale: Vec<PidFile>,
+        orphans: Vec<Stopped>,
+    },
 }
 
 /// How long `rtl start` waits for the relay and the nodes.
@@ -266,28 +275,19 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
     }
     let stale = clean_stale(config);
     let current = status(config);
-    if current.services.iter().any(|s| s.alive) {
+    if current.running() {
         return Ok(Started::AlreadyRunning(current));
     }
+    // Nodes of a relay that died: stop them and start afresh, so the new
+    // relay gets exactly the nodes the settings ask for.
+    let orphans = if current.services.iter().any(|s| s.alive && s.started_here) {
+        stop(config, Duration::from_secs(5))
+    } else {
+        Vec::new()
+    };
     let settings =
         toml::to_string(config).map_err(|e| format!("cannot pass the settings on: {e}"))?;
-    let launch = |service: Service| -> Result<(), String> {
-        let out = Command::new(exe)
-            .args(["serve", service.name(), "--settings", &settings])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "the {} did not start: {}",
-                service.name(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(())
-    };
+    let launch = |service: Service| launch(exe, service, &settings);
     let launched = (|| {
         launch(Service::Relay)?;
         wait_for("the relay to answer", config, || {
@@ -315,7 +315,73 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
     Ok(Started::Now {
         status: status(config),
         stale,
+        orphans,
     })
+}
+
+/// Starts one service as a daemon from the binary `exe` with `settings`
+/// (TOML); returns once it has detached.
+fn launch(exe: &Path, service: Service, settings: &str) -> Result<(), String> {
+    let out = Command::new(exe)
+        .args(["serve", service.name(), "--settings", settings])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the {} did not start: {}",
+            service.name(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Runs beside the relay: a task or plot node that died without cleaning
+/// up (its pid file is there, its process is not: killed, or crashed) is
+/// started again, and the log says so. Nodes that stop cleanly remove their
+/// pid file first, so `rtl stop` never brings one back.
+fn watch_nodes(config: &Config, log: &Log, stop: &AtomicBool) {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            log.error(format!("cannot restart dead nodes: no path to rtl: {e}"));
+            return;
+        }
+    };
+    let settings = match toml::to_string(config) {
+        Ok(s) => s,
+        Err(e) => {
+            log.error(format!("cannot restart dead nodes: {e}"));
+            return;
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(config.heartbeat());
+        let dead = pid_files(config)
+            .into_iter()
+            .filter(|f| f.service != Service::Relay && !is_alive(f.pid));
+        for file in dead {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let _ = std::fs::remove_file(&file.path);
+            match launch(&exe, file.service, &settings) {
+                Ok(()) => log.warn(format!(
+                    "{} pid {} died; started a new one",
+                    file.service.name(),
+                    file.pid
+                )),
+                Err(e) => log.error(format!(
+                    "{} pid {} died and could not be restarted: {e}",
+                    file.service.name(),
+                    file.pid
+                )),
+            }
+        }
+    }
 }
 
 fn wait_for(what: &str, config: &Config, mut ready: impl FnMut() -> bool) -> Result<(), String> {
@@ -554,7 +620,11 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
                 clients: format!("tcp://{}:{}", config.relay_listen, config.relay_port),
                 nodes: format!("tcp://{}:{}", config.relay_listen, config.node_port),
             };
-            Relay::bind(&ctx, &at, cache, log.clone(), RelayConfig::from(config))?.run(&TERMINATE);
+            let relay = Relay::bind(&ctx, &at, cache, log.clone(), RelayConfig::from(config))?;
+            std::thread::scope(|scope| {
+                scope.spawn(|| watch_nodes(config, log, &TERMINATE));
+                relay.run(&TERMINATE);
+            });
             Ok(())
         }
         Service::TaskNode => {
@@ -568,6 +638,8 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
         Service::PlotNode => {
             let settings = plotnode::PlotNodeConfig {
                 relay: config.node_endpoint(),
+                heartbeat: config.heartbeat(),
+                relay_timeout: config.node_timeout(),
                 listen: format!("{}:{}", config.plot_listen, config.plot_port),
                 plots_dir: config.home.join("plots"),
             };

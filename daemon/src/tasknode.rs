@@ -36,6 +36,8 @@ pub struct TaskNodeConfig {
     pub cache: Option<Cache>,
     /// Results at least this large go back through the cache.
     pub by_reference_bytes: usize,
+    pub heartbeat: Duration,
+    pub relay_timeout: Duration,
 }
 
 impl TaskNodeConfig {
@@ -45,6 +47,8 @@ impl TaskNodeConfig {
             capacity: config.max_in_flight as u32,
             cache,
             by_reference_bytes: config.by_reference_bytes,
+            heartbeat: config.heartbeat(),
+            relay_timeout: config.node_timeout(),
         }
     }
 }
@@ -57,7 +61,13 @@ pub fn run(
     log: Log,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let mut link = RelayLink::connect(ctx, "tasknode", &settings.relay)?;
+    let mut link = RelayLink::connect(
+        ctx,
+        "tasknode",
+        &settings.relay,
+        settings.heartbeat,
+        settings.relay_timeout,
+    )?;
     let id = link.id.clone();
     let inbox = format!("inproc://{id}-answers");
     let answers = ctx
@@ -136,7 +146,12 @@ pub fn run(
         }
         if from_relay {
             loop {
-                match Envelope::recv(&link.socket, false, zmq::DONTWAIT) {
+                let received = Envelope::recv(&link.socket, false, zmq::DONTWAIT);
+                if received.is_ok() {
+                    link.heard(&log);
+                }
+                match received {
+                    Ok((_, env)) if env.header.kind == Kind::Heartbeat => {}
                     Ok((_, env)) if env.header.kind == Kind::Work => match &work_tx {
                         Some(tx) if tx.send(env).is_ok() => holding += 1,
                         _ => {
@@ -255,7 +270,7 @@ fn run_work(
     let progress = progress && env.header.seq == 0;
     let input = match (env.header.table_refs.is_empty(), cache) {
         (true, _) => env.take_table(),
-        (false, Some(cache)) => cache.take_tables(&env.header.table_refs),
+        (false, Some(cache)) => cache.read_tables(&env.header.table_refs),
         (false, None) => Err("the table was sent by reference but this node has no cache".into()),
     };
     let input = match input {

@@ -315,6 +315,23 @@ impl Envelope {
         }
     }
 
+    /// A copy with the same id, to send again: headers and references are
+    /// cloned, column frames copied.
+    pub fn duplicate(&self) -> Envelope {
+        let body = match &self.body {
+            Body::Empty => Body::Empty,
+            Body::Frames(frames) => {
+                Body::Frames(frames.iter().map(|f| zmq::Message::from(&f[..])).collect())
+            }
+            Body::Table(table) => Body::Table(table.clone()),
+        };
+        Envelope {
+            id: self.id,
+            header: self.header.clone(),
+            body,
+        }
+    }
+
     /// A control message with no table.
     pub fn control(kind: Kind, job: Uuid) -> Envelope {
         Envelope::new(Header::new(kind, job), Body::Empty)

@@ -16,9 +16,17 @@ pub fn run(config: &Config) -> Result<ExitCode, String> {
         Started::Now {
             status: current,
             stale,
+            orphans,
         } => {
             for f in stale {
                 println!("removed stale pid file {}", f.path.display());
+            }
+            for o in orphans {
+                println!(
+                    "stopped {} pid {}, left running by a relay that died",
+                    o.service.name(),
+                    o.pid
+                );
             }
             println!(
                 "rtl started: relay on {} (nodes on port {}), plot page on http://{}:{}/, home {}",

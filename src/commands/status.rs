@@ -18,6 +18,7 @@ pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
                     "pid": s.pid,
                     "alive": s.alive,
                     "envelopes": s.envelopes.unwrap_or(0),
+                    "in_flight": s.in_flight,
                     "uptime_s": s.uptime.map(|u| u.as_secs_f64()),
                     "host": s.host,
                     "joined": !s.started_here,

@@ -91,14 +91,17 @@ impl Home {
 
     /// Runs `rtl ARGS` with this home's settings and no others.
     pub fn rtl(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run the rtl binary")
+    }
+
+    /// `rtl ARGS` with this home's settings and no others, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin());
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RTL_")) {
             cmd.env_remove(k);
         }
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
-            .args(args)
-            .output()
-            .expect("run the rtl binary")
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v))).args(args);
+        cmd
     }
 
     /// The settings as rtl_config would load them in a service.

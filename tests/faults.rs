@@ -1,0 +1,268 @@
+//! Faults, for real: task nodes and the relay are killed (SIGKILL, by the
+//! pid we started) while they hold a job, and what users see is checked:
+//! the complete, correct result when a node dies; a clear error naming the
+//! stage when the work keeps killing its node; a clear error in bounded
+//! time when the relay dies, and `rtl start` bringing everything back.
+
+mod common;
+
+use common::{assert_close, read_csv, text, write_job, Daemon, Home};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A record .npy of `rows` rows: x (float64, 1.0 + i / rows), y (float64).
+fn write_npy(path: &Path, rows: usize) {
+    let header = format!(
+        "{{'descr': [('x', '<f8'), ('y', '<f8')], 'fortran_order': False, 'shape': ({rows},), }}"
+    );
+    // Magic, version 1.0, header length; the header padded to 64 bytes.
+    let mut head = header.into_bytes();
+    let total = 10 + head.len() + 1;
+    head.extend(std::iter::repeat_n(
+        b' ',
+        total.next_multiple_of(64) - total,
+    ));
+    head.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((head.len() as u16).to_le_bytes());
+    bytes.extend(head);
+    for i in 0..rows {
+        let x = 1.0 + i as f64 / rows as f64;
+        bytes.extend(x.to_le_bytes());
+        bytes.extend((x * 3.0 - 1.0).to_le_bytes());
+    }
+    std::fs::write(path, bytes).expect("write npy");
+}
+
+/// A job with enough arithmetic per row (powers: a libm call each) that
+/// its envelopes are out on nodes long enough to be caught there.
+fn heavy_job(dir: &Path) -> std::path::PathBuf {
+    write_npy(&dir.join("data.npy"), 2_000_000);
+    let powers: Vec<String> = (0..16)
+        .map(|k| {
+            format!(
+                r#"{{"power": {{"operations": [{{"a": "x", "b": {}, "column": "p{k}"}}]}}}}"#,
+                1.1 + k as f64 / 10.0
+            )
+        })
+        .collect();
+    let job = format!(
+        r#"{{"0": {{"tasks": {{"open_array": {{"filename": "data", "extension": "npy"}}}}}},
+            "1": {{"tasks": [{}, {{"add": {{"operations": [{{"a": "p3", "b": "y", "column": "s"}}]}}}}]}}}}"#,
+        powers.join(", ")
+    );
+    write_job(dir, "heavy", &job)
+}
+
+fn status(daemon: &Daemon) -> Value {
+    let out = daemon.rtl(&["status", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn task_nodes(status: &Value) -> Vec<&Value> {
+    status["services"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["name"] == "tasknode").collect())
+        .unwrap_or_default()
+}
+
+/// The pid of a task node holding work, waiting up to 60 s; None when
+/// the job ended first.
+fn node_holding_work(daemon: &Daemon, run: &mut Child) -> Option<u32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(daemon);
+        let busy = task_nodes(&s)
+            .into_iter()
+            .find(|n| n["alive"] == true && n["in_flight"].as_u64() >= Some(1))
+            .and_then(|n| n["pid"].as_u64());
+        if let Some(pid) = busy {
+            return Some(pid as u32);
+        }
+        if run.try_wait().expect("wait").is_some() {
+            return None;
+        }
+        assert!(Instant::now() < deadline, "no node ever held work: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(pid: u32) {
+    // SAFETY: plain kill(2) on a pid this test read from our own daemon.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Fast fault detection, so the tests take seconds.
+fn home(tag: &str) -> Home {
+    Home::new(tag)
+        .with("RTL_HEARTBEAT_MS", "100")
+        .with("RTL_NODE_TIMEOUT_MS", "800")
+        .with("RTL_JOB_TIMEOUT_MS", "1500")
+        .with("RTL_PLOT_WORKERS", "0")
+}
+
+fn spawn(daemon: &Daemon, args: &[&str]) -> Child {
+    daemon
+        .home
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rtl run")
+}
+
+fn wait(run: Child, within: Duration) -> std::process::Output {
+    let started = Instant::now();
+    let mut run = run;
+    while run.try_wait().expect("wait").is_none() {
+        if started.elapsed() > within {
+            let _ = run.kill();
+            panic!("rtl run still going after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.wait_with_output().expect("output")
+}
+
+#[test]
+fn a_killed_nodes_work_is_sent_again_and_the_node_restarted() {
+    let daemon = Daemon::start_in(
+        home("kill-node")
+            .with("RTL_TASK_WORKERS", "2")
+            .with("RTL_CHUNKING_SIZE", "100000"),
+    );
+    let dir = daemon.home.scratch.0.clone();
+    let job = heavy_job(&dir);
+    let out = dir.join("out.csv");
+    let mut run = spawn(
+        &daemon,
+        &[
+            "run",
+            "--connect",
+            job.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let victim = node_holding_work(&daemon, &mut run).expect("the job ended before a kill");
+    kill(victim);
+    let done = wait(run, Duration::from_secs(120));
+    assert!(done.status.success(), "{}", text(&done));
+
+    // The result is complete and right: the same as a run where nothing died.
+    let calm = Home::new("kill-node-calm").with("RTL_CHUNKING", "false");
+    let want = dir.join("want.csv");
+    let reference = calm.rtl(&[
+        "run",
+        job.to_str().unwrap(),
+        "--out",
+        want.to_str().unwrap(),
+    ]);
+    assert!(reference.status.success(), "{}", text(&reference));
+    let (got, want) = (read_csv(&out), read_csv(&want));
+    assert_eq!(got.rows(), 2_000_000, "no chunk lost or repeated");
+    assert_close("after a node died", &got, &want);
+
+    let log = std::fs::read_to_string(daemon.home.dir().join("log/relay.log")).expect("log");
+    assert!(log.contains("sent again (attempt 2 of 3)"), "{log}");
+    assert!(
+        log.contains(&format!("tasknode pid {victim} died; started a new one")),
+        "{log}"
+    );
+    // Two task nodes again, the victim not among them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(&daemon);
+        let alive: Vec<u64> = task_nodes(&s)
+            .iter()
+            .filter(|n| n["alive"] == true && n["host"].is_string())
+            .filter_map(|n| n["pid"].as_u64())
+            .collect();
+        if alive.len() == 2 && !alive.contains(&u64::from(victim)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes not back: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn work_that_keeps_killing_its_node_fails_naming_the_stage() {
+    let daemon = Daemon::start_in(
+        home("kill-thrice")
+            .with("RTL_TASK_WORKERS", "1")
+            .with("RTL_CHUNKING", "false"),
+    );
+    let dir = daemon.home.scratch.0.clone();
+    let job = heavy_job(&dir);
+    let mut run = spawn(&daemon, &["run", "--connect", job.to_str().unwrap()]);
+    // Kill whichever node holds the work until the job gives up: attempts
+    // count per piece of work, so it takes three kills of one piece.
+    let mut victims = Vec::new();
+    while let Some(victim) = node_holding_work(&daemon, &mut run) {
+        if !victims.contains(&victim) {
+            kill(victim);
+            victims.push(victim);
+        }
+        assert!(
+            victims.len() <= 12,
+            "still running after {} kills",
+            victims.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let done = wait(run, Duration::from_secs(60));
+    assert!(!done.status.success(), "{}", text(&done));
+    let message = text(&done);
+    // Whichever stage the node was caught in, the error names it and its
+    // tasks.
+    let named = message.contains("stage 0, task open_array")
+        || (message.contains("stage 1, task power") && message.contains("add"));
+    assert!(named, "names the stage and tasks: {message}");
+    assert!(message.contains("stopped answering 3 time(s)"), "{message}");
+}
+
+#[test]
+fn a_killed_relay_is_an_error_in_bounded_time_and_start_brings_it_back() {
+    let daemon = Daemon::start_in(home("kill-relay").with("RTL_TASK_WORKERS", "1"));
+    let dir = daemon.home.scratch.0.clone();
+    let job = heavy_job(&dir);
+    let mut run = spawn(&daemon, &["run", "--connect", job.to_str().unwrap()]);
+    node_holding_work(&daemon, &mut run).expect("the job ended before the relay was killed");
+    let relay = status(&daemon)["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "relay"))
+        .and_then(|s| s["pid"].as_u64())
+        .expect("relay pid") as u32;
+    let killed = Instant::now();
+    kill(relay);
+    let done = wait(run, Duration::from_secs(30));
+    let waited = killed.elapsed();
+    assert!(!done.status.success(), "{}", text(&done));
+    assert!(text(&done).contains("stopped answering"), "{}", text(&done));
+    // job_timeout_ms is 1.5 s; allow for a loaded machine, not for a hang.
+    assert!(waited < Duration::from_secs(15), "gave up after {waited:?}");
+
+    let out = daemon.rtl(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("dead"), "{}", text(&out));
+
+    let out = daemon.rtl(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("left running by a relay that died"),
+        "{}",
+        text(&out)
+    );
+    let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Result: 2000000 rows"),
+        "{}",
+        text(&out)
+    );
+}
