@@ -52,6 +52,9 @@ pub struct Config {
     /// Envelopes the relay may have waiting for a node before it asks
     /// clients to send new jobs later.
     pub relay_queue: usize,
+    /// Largest message part the relay accepts; a peer that sends a larger
+    /// one is disconnected (ZeroMQ's ZMQ_MAXMSGSIZE).
+    pub max_message_bytes: usize,
     /// How often nodes and the relay tell each other they are alive, in ms.
     pub heartbeat_ms: u64,
     /// A node not heard from for this long (ms) is dropped and its work
@@ -124,6 +127,7 @@ pub const KEYS: &[&str] = &[
     "by_reference_bytes",
     "relay_memory",
     "relay_queue",
+    "max_message_bytes",
     "heartbeat_ms",
     "node_timeout_ms",
     "job_timeout_ms",
@@ -153,6 +157,7 @@ impl Config {
             by_reference_bytes: 1 << 20,
             relay_memory: 1 << 30,
             relay_queue: 4096,
+            max_message_bytes: 2 << 30,
             heartbeat_ms: 1000,
             node_timeout_ms: 5000,
             job_timeout_ms: 5000,
@@ -306,6 +311,11 @@ impl Config {
                 self.relay_queue =
                     count(raw, 1).ok_or_else(|| bad("a whole number of envelopes, 1 or more"))?
             }
+            "max_message_bytes" => {
+                self.max_message_bytes = byte_size(raw)
+                    .filter(|n| *n >= 64 << 10 && i64::try_from(*n).is_ok())
+                    .ok_or_else(|| bad("a size of at least 64 KiB (256MiB, 2GiB)"))?
+            }
             "heartbeat_ms" => {
                 self.heartbeat_ms =
                     millis(raw, 10).ok_or_else(|| bad("milliseconds, 10 or more"))?
@@ -345,6 +355,7 @@ impl Config {
             "by_reference_bytes" => self.by_reference_bytes.to_string(),
             "relay_memory" => self.relay_memory.to_string(),
             "relay_queue" => self.relay_queue.to_string(),
+            "max_message_bytes" => self.max_message_bytes.to_string(),
             "heartbeat_ms" => self.heartbeat_ms.to_string(),
             "node_timeout_ms" => self.node_timeout_ms.to_string(),
             "job_timeout_ms" => self.job_timeout_ms.to_string(),

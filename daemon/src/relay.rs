@@ -47,6 +47,8 @@ pub struct RelayConfig {
     pub heartbeat: Duration,
     /// A node silent this long is dropped and its work sent elsewhere.
     pub node_timeout: Duration,
+    /// Largest message part accepted from a peer.
+    pub max_message_bytes: usize,
 }
 
 impl From<&Config> for RelayConfig {
@@ -57,6 +59,7 @@ impl From<&Config> for RelayConfig {
             queue: config.relay_queue,
             heartbeat: config.heartbeat(),
             node_timeout: config.node_timeout(),
+            max_message_bytes: config.max_message_bytes,
         }
     }
 }
@@ -214,6 +217,7 @@ impl Relay {
             s.set_router_mandatory(true)
                 .and_then(|_| s.set_linger(0))
                 .and_then(|_| s.set_rcvhwm(INBOUND_HWM))
+                .and_then(|_| s.set_maxmsgsize(settings.max_message_bytes as i64))
                 .map_err(|e| format!("cannot configure the {what} socket: {e}"))?;
             s.bind(endpoint)
                 .map_err(|e| format!("cannot bind the {what} socket to {endpoint}: {e}"))?;
