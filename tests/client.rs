@@ -57,7 +57,15 @@ fn execute_is_a_function_call() {
         "\"path\": \"data\"",
         &format!("\"path\": {:?}", daemon.home.scratch.0.join("data")),
     );
-    assert_eq!(transform.execute(inline.as_str()).expect("text").rows(), 4);
+    // Job text has the working directory as its folder, and file tasks stay
+    // under a job's folder: the absolute path elsewhere is refused, before
+    // anything is sent.
+    match transform.execute(inline.as_str()) {
+        Err(Error::Invalid(problems)) => {
+            assert!(problems.to_string().contains("leads outside"), "{problems}")
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|t| t.rows())),
+    }
 
     // One connection, many jobs, errors as values in between: a job with a
     // mistake is refused before it is sent...

@@ -52,6 +52,9 @@ pub struct Config {
     /// Envelopes the relay may have waiting for a node before it asks
     /// clients to send new jobs later.
     pub relay_queue: usize,
+    /// When set, file tasks run by this installation's task nodes read and
+    /// write only under this folder (and under the job's own folder).
+    pub data_root: Option<PathBuf>,
     /// Largest message part the relay accepts; a peer that sends a larger
     /// one is disconnected (ZeroMQ's ZMQ_MAXMSGSIZE).
     pub max_message_bytes: usize,
@@ -127,6 +130,7 @@ pub const KEYS: &[&str] = &[
     "by_reference_bytes",
     "relay_memory",
     "relay_queue",
+    "data_root",
     "max_message_bytes",
     "heartbeat_ms",
     "node_timeout_ms",
@@ -157,6 +161,7 @@ impl Config {
             by_reference_bytes: 1 << 20,
             relay_memory: 1 << 30,
             relay_queue: 4096,
+            data_root: None,
             max_message_bytes: 2 << 30,
             heartbeat_ms: 1000,
             node_timeout_ms: 5000,
@@ -311,6 +316,9 @@ impl Config {
                 self.relay_queue =
                     count(raw, 1).ok_or_else(|| bad("a whole number of envelopes, 1 or more"))?
             }
+            "data_root" => {
+                self.data_root = (!raw.is_empty()).then(|| PathBuf::from(raw));
+            }
             "max_message_bytes" => {
                 self.max_message_bytes = byte_size(raw)
                     .filter(|n| *n >= 64 << 10 && i64::try_from(*n).is_ok())
@@ -355,6 +363,10 @@ impl Config {
             "by_reference_bytes" => self.by_reference_bytes.to_string(),
             "relay_memory" => self.relay_memory.to_string(),
             "relay_queue" => self.relay_queue.to_string(),
+            "data_root" => self
+                .data_root
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
             "max_message_bytes" => self.max_message_bytes.to_string(),
             "heartbeat_ms" => self.heartbeat_ms.to_string(),
             "node_timeout_ms" => self.node_timeout_ms.to_string(),

@@ -20,6 +20,7 @@ use rtl_config::Config;
 use rtl_dsl::Plan;
 use rtl_tasks::{Context, Event, Table};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct TaskNodeConfig {
     pub cache: Option<Cache>,
     /// Results at least this large go back through the cache.
     pub by_reference_bytes: usize,
+    /// File tasks stay under this folder too, when set.
+    pub data_root: Option<PathBuf>,
     pub heartbeat: Duration,
     pub relay_timeout: Duration,
 }
@@ -47,6 +50,7 @@ impl TaskNodeConfig {
             capacity: config.max_in_flight as u32,
             cache,
             by_reference_bytes: config.by_reference_bytes,
+            data_root: config.data_root.clone(),
             heartbeat: config.heartbeat(),
             relay_timeout: config.node_timeout(),
         }
@@ -80,12 +84,15 @@ pub fn run(
     let (work_tx, work_rx) = mpsc::channel::<Envelope>();
     let worker = {
         let ctx = ctx.clone();
-        let cache = settings.cache.clone();
-        let by_reference = settings.by_reference_bytes;
+        let tools = Tools {
+            cache: settings.cache.clone(),
+            by_reference: settings.by_reference_bytes,
+            data_root: settings.data_root.clone(),
+        };
         let log = log.clone();
         std::thread::Builder::new()
             .name(format!("{id}-worker"))
-            .spawn(move || worker(&ctx, &inbox, work_rx, cache, by_reference, log))
+            .spawn(move || worker(&ctx, &inbox, work_rx, tools, log))
             .map_err(|e| format!("cannot start the worker thread: {e}"))?
     };
 
@@ -182,15 +189,16 @@ pub fn run(
     Ok(())
 }
 
-/// Runs stages for envelopes from `work` and sends answers to `inbox`.
-fn worker(
-    ctx: &zmq::Context,
-    inbox: &str,
-    work: mpsc::Receiver<Envelope>,
+/// What the worker runs stages with.
+struct Tools {
     cache: Option<Cache>,
+    /// Results at least this large go back by reference (with a cache).
     by_reference: usize,
-    log: Log,
-) {
+    data_root: Option<PathBuf>,
+}
+
+/// Runs stages for envelopes from `work` and sends answers to `inbox`.
+fn worker(ctx: &zmq::Context, inbox: &str, work: mpsc::Receiver<Envelope>, tools: Tools, log: Log) {
     let mut out = match ctx
         .socket(zmq::PAIR)
         .and_then(|s| s.connect(inbox).map(|_| s))
@@ -206,8 +214,7 @@ fn worker(
         let (started, wall) = (Instant::now(), SystemTime::now());
         let (id, job, stage) = (env.id, env.header.job, env.header.stage);
         let piece = (env.header.seq, env.header.count, env.header.tasks);
-        let by_reference = cache.as_ref().map(|c| (c, by_reference));
-        let (header, body) = run_work(env, &mut plans, by_reference, &log, &mut out);
+        let (header, body) = run_work(env, &mut plans, &tools, &log, &mut out);
         let rows = match &body {
             Body::Table(t) => t.rows() as u64,
             _ => header.rows,
@@ -235,11 +242,11 @@ fn worker(
 fn run_work(
     mut env: Envelope,
     plans: &mut HashMap<String, Arc<Plan>>,
-    by_reference: Option<(&Cache, usize)>,
+    tools: &Tools,
     log: &Log,
     out: &mut zmq::Socket,
 ) -> (Header, Body) {
-    let cache = by_reference.map(|(c, _)| c);
+    let cache = tools.cache.as_ref();
     let (job, stage, progress) = (env.header.job, env.header.stage, env.header.progress);
     let failed = |task: Option<String>, message: String| {
         let mut header = Header::new(Kind::Failed, job);
@@ -277,7 +284,8 @@ fn run_work(
         Ok(t) => t,
         Err(e) => return failed(None, format!("bad input table: {e}")),
     };
-    let ctx = Context::new(&plan.base_dir);
+    let mut ctx = Context::new(&plan.base_dir);
+    ctx.data_root = tools.data_root.as_deref();
     let mut on_event = |event: Event| {
         let (kind, header) = match event {
             // Charts go to the plot node whether or not the client follows
@@ -319,7 +327,7 @@ fn run_work(
     header.seq = env.header.seq;
     header.count = env.header.count;
     header.tasks = env.header.tasks;
-    let Some((cache, _)) = by_reference.filter(|(_, min)| table.wire_size() >= *min) else {
+    let Some(cache) = cache.filter(|_| table.wire_size() >= tools.by_reference) else {
         return (header, Body::Table(table));
     };
     // The relay spreads the pieces of a split result over nodes by key

@@ -415,6 +415,16 @@ impl Envelope {
             more = part.get_more();
             parts.push(part);
         }
+        Envelope::decode(parts, routed)
+    }
+
+    /// The envelope in the message parts of one multipart message (the
+    /// sender's routing id first when `routed`). Only the header is decoded
+    /// here; columns are checked when the table is taken.
+    pub fn decode(
+        parts: Vec<zmq::Message>,
+        routed: bool,
+    ) -> Result<(Option<Vec<u8>>, Envelope), WireError> {
         let mut parts = parts.into_iter();
         let route = if routed {
             parts.next().map(|r| r.to_vec())

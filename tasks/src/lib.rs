@@ -15,6 +15,7 @@
 pub mod alloc;
 pub mod chart;
 mod check;
+pub mod confine;
 pub mod formats;
 mod library;
 pub mod table;
@@ -40,6 +41,8 @@ pub struct Context<'a> {
     /// True while a job is checked on a sample of its data: tasks then skip
     /// the checks that depend on the values (a fit's row count, say).
     pub checking: bool,
+    /// The daemon's `data_root`, when set: file tasks stay under it too.
+    pub data_root: Option<&'a Path>,
     notes: RefCell<Vec<String>>,
     charts: RefCell<Vec<Chart>>,
 }
@@ -49,6 +52,7 @@ impl<'a> Context<'a> {
         Context {
             base_dir,
             checking: false,
+            data_root: None,
             notes: RefCell::new(Vec::new()),
             charts: RefCell::new(Vec::new()),
         }
@@ -64,13 +68,10 @@ impl<'a> Context<'a> {
         self.charts.borrow_mut().push(chart);
     }
 
-    /// `path` resolved against the job's directory, without `.` components.
-    pub fn resolve(&self, path: &Path) -> PathBuf {
-        self.base_dir
-            .join(path)
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect()
+    /// The file `path` names (relative to the job's folder), if file tasks
+    /// may use it: see [`confine`](crate::confine).
+    pub fn file(&self, path: &Path) -> Result<PathBuf, String> {
+        confine::confine(self.base_dir, self.data_root, path)
     }
 }
 

@@ -160,6 +160,7 @@ mod edge_cases {
     #[test]
     fn every_documented_example_runs() {
         let dir = std::env::temp_dir().join(format!("rtl-doc-examples-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("job folder");
         let ctx = Context::new(&dir);
         let input = Table::from_columns(vec![
             ("x".into(), Column::Float64(array![1.0, 2.0, 4.0])),

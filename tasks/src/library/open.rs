@@ -58,7 +58,7 @@ fn sample(args: &Value, ctx: &Context) -> Result<Table, String> {
 /// The table in the file, or in its first `limit` bytes of text.
 fn load(args: &Value, ctx: &Context, limit: Option<usize>) -> Result<Table, String> {
     let args: Kwargs = kwargs(args)?;
-    let path = ctx.resolve(&args.path.unwrap_or_default().join(&args.file));
+    let path = ctx.file(&args.path.unwrap_or_default().join(&args.file))?;
     let origin = path.display().to_string();
     let file = std::fs::File::open(&path).map_err(|e| format!("cannot read {origin}: {e}"))?;
     let mut reader: Box<dyn Read> = if args.compression {

@@ -64,7 +64,7 @@ pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(PathBuf, u8
         args.filename,
         args.extension.trim_start_matches('.')
     );
-    Ok((ctx.resolve(&args.path.join(name)), delimiter))
+    Ok((ctx.file(&args.path.join(name))?, delimiter))
 }
 
 /// The file a call writes, checking its kwargs on the way.
@@ -102,6 +102,7 @@ mod tests {
     #[test]
     fn writes_and_passes_the_table_on() {
         let dir = std::env::temp_dir().join(format!("rtl-write-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("job folder");
         let ctx = Context::new(&dir);
         let t = Table::from_columns(vec![("a".into(), Column::Float64(array![1.5, 2.0]))])
             .expect("table");
