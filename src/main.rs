@@ -43,6 +43,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a new cluster secret (mode 0600) to `secret_file` (default
+    /// <home>/secret). With it, every client and node must prove it holds
+    /// the secret before the relay takes anything from it; copy the file to
+    /// every machine of the cluster. Required to listen beyond loopback.
+    Keygen,
     /// List the charts the plot node has drawn, newest first, and print
     /// the address of the page that shows them live.
     Plots,

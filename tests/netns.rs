@@ -140,7 +140,12 @@ fn nodes_in_another_namespace_process_chunks() {
         .with("RTL_TASK_WORKERS", "1")
         .with("RTL_PLOT_WORKERS", "0")
         .with("RTL_CHUNKING_SIZE", "100");
+    // Beyond loopback the relay needs a cluster secret; the other
+    // "machine" gets a copy of it, as an operator would give it.
+    ok(relay.rtl(&["keygen"]), "rtl keygen");
     let remote = Home::new("ns-node");
+    std::fs::create_dir_all(remote.dir()).expect("remote home");
+    std::fs::copy(relay.dir().join("secret"), remote.dir().join("secret")).expect("copy secret");
     let mut running = Running {
         link: &link,
         relay: &relay,

@@ -18,6 +18,7 @@
 //! This crate speaks to the relay only through `rtl_daemon::wire`.
 
 use rtl_config::Config;
+use rtl_daemon::auth::{prove, Secret};
 use rtl_daemon::cache::Cache;
 use rtl_daemon::embedded::Cluster;
 use rtl_daemon::wire::{Body, Envelope, Failure, Header, Kind, ProgressEvent, WireError};
@@ -111,6 +112,9 @@ pub enum Error {
     Job(Failure),
     /// The relay went away or the socket failed.
     Transport(String),
+    /// The relay wants the cluster secret and this machine lacks it, or
+    /// holds another one.
+    Refused(String),
 }
 
 impl fmt::Display for Error {
@@ -121,7 +125,7 @@ impl fmt::Display for Error {
             }
             Error::Invalid(problems) => write!(f, "the job was not run:\n{problems}"),
             Error::Job(failure) => write!(f, "{failure}"),
-            Error::Transport(m) => f.write_str(m),
+            Error::Transport(m) | Error::Refused(m) => f.write_str(m),
         }
     }
 }
@@ -172,9 +176,17 @@ impl Transform {
         let mut transform = Transform::open(&zmq::Context::new(), &endpoint, cache, None)?;
         transform.by_reference_bytes = config.by_reference_bytes;
         transform.silence = config.job_timeout();
+        let secret = Secret::load(&config.secret_path()).map_err(Error::Transport)?;
+        if let Some(secret) = secret {
+            prove(&mut transform.socket, &secret, Duration::from_secs(5))
+                .map_err(|e| Error::Refused(format!("{endpoint}: {e}")))?;
+        }
         transform
             .ping(Duration::from_secs(2))
-            .map_err(|e| no_daemon(e.to_string()))?;
+            .map_err(|e| match e {
+                Error::Refused(why) => Error::Refused(format!("{endpoint}: {why}")),
+                e => no_daemon(e.to_string()),
+            })?;
         Ok(transform)
     }
 
@@ -370,8 +382,14 @@ impl Transform {
             if let Some(env) =
                 self.next_message(deadline.saturating_duration_since(Instant::now()))?
             {
-                if env.header.kind == Kind::Pong {
-                    return Ok(());
+                match env.header.kind {
+                    Kind::Pong => return Ok(()),
+                    Kind::Challenge => {
+                        return Err(Error::Refused(
+                            "the relay asks for the cluster secret and this machine has none; copy the relay's secret file here (see `rtl keygen`)".into(),
+                        ))
+                    }
+                    _ => {}
                 }
             }
         }

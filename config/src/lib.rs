@@ -52,6 +52,12 @@ pub struct Config {
     /// Envelopes the relay may have waiting for a node before it asks
     /// clients to send new jobs later.
     pub relay_queue: usize,
+    /// The cluster secret (`rtl keygen` writes it); when the file exists,
+    /// every peer proves it holds the secret before the relay takes
+    /// anything from it. Empty: `<home>/secret`.
+    pub secret_file: Option<PathBuf>,
+    /// Allows a relay on a non-loopback address without a secret.
+    pub insecure: bool,
     /// When set, file tasks run by this installation's task nodes read and
     /// write only under this folder (and under the job's own folder).
     pub data_root: Option<PathBuf>,
@@ -130,6 +136,8 @@ pub const KEYS: &[&str] = &[
     "by_reference_bytes",
     "relay_memory",
     "relay_queue",
+    "secret_file",
+    "insecure",
     "data_root",
     "max_message_bytes",
     "heartbeat_ms",
@@ -161,6 +169,8 @@ impl Config {
             by_reference_bytes: 1 << 20,
             relay_memory: 1 << 30,
             relay_queue: 4096,
+            secret_file: None,
+            insecure: false,
             data_root: None,
             max_message_bytes: 2 << 30,
             heartbeat_ms: 1000,
@@ -319,6 +329,10 @@ impl Config {
             "data_root" => {
                 self.data_root = (!raw.is_empty()).then(|| PathBuf::from(raw));
             }
+            "secret_file" => {
+                self.secret_file = (!raw.is_empty()).then(|| PathBuf::from(raw));
+            }
+            "insecure" => self.insecure = boolean(raw).ok_or_else(|| bad("true or false"))?,
             "max_message_bytes" => {
                 self.max_message_bytes = byte_size(raw)
                     .filter(|n| *n >= 64 << 10 && i64::try_from(*n).is_ok())
@@ -363,6 +377,8 @@ impl Config {
             "by_reference_bytes" => self.by_reference_bytes.to_string(),
             "relay_memory" => self.relay_memory.to_string(),
             "relay_queue" => self.relay_queue.to_string(),
+            "secret_file" => self.secret_path().display().to_string(),
+            "insecure" => self.insecure.to_string(),
             "data_root" => self
                 .data_root
                 .as_ref()
@@ -383,6 +399,21 @@ impl Config {
 
     pub fn log_dir(&self) -> PathBuf {
         self.home.join("log")
+    }
+
+    /// Where the cluster secret is (or would be).
+    pub fn secret_path(&self) -> PathBuf {
+        self.secret_file
+            .clone()
+            .unwrap_or_else(|| self.home.join("secret"))
+    }
+
+    /// Whether the relay listens on a loopback address only.
+    pub fn loopback_only(&self) -> bool {
+        matches!(
+            self.relay_listen.as_str(),
+            "127.0.0.1" | "localhost" | "::1"
+        ) || self.relay_listen.starts_with("127.")
     }
 
     pub fn heartbeat(&self) -> std::time::Duration {

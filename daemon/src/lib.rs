@@ -14,6 +14,7 @@
 //! This crate knows the task library only through `rtl_tasks::run_stage`
 //! and the job language only as a parsed `rtl_dsl::Plan`.
 
+pub mod auth;
 pub mod cache;
 pub mod embedded;
 pub mod flow;

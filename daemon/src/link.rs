@@ -5,8 +5,9 @@
 //! again when it is back: ZeroMQ reconnects by itself, and the node's next
 //! heartbeat makes it known to a restarted relay).
 
+use crate::auth::{Prover, Secret};
 use crate::log::Log;
-use crate::wire::{Body, Envelope, Header, Kind, NodeInfo};
+use crate::wire::{AuthFields, Body, Envelope, Header, Kind, NodeInfo};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -19,6 +20,10 @@ pub struct RelayLink {
     timeout: Duration,
     heard: Instant,
     silent: bool,
+    /// Answers the relay's challenges when the cluster has a secret.
+    prover: Option<Prover>,
+    /// Whether the relay has welcomed this node (always, without a secret).
+    trusted: bool,
 }
 
 impl RelayLink {
@@ -29,6 +34,7 @@ impl RelayLink {
         relay: &str,
         heartbeat: Duration,
         timeout: Duration,
+        secret: Option<Secret>,
     ) -> Result<RelayLink, String> {
         let short = Uuid::new_v4().simple().to_string();
         let id = format!("{service}-{}-{}", std::process::id(), &short[..8]);
@@ -52,6 +58,8 @@ impl RelayLink {
             timeout,
             heard: Instant::now(),
             silent: false,
+            trusted: secret.is_none(),
+            prover: secret.map(Prover::new),
         })
     }
 
@@ -67,9 +75,18 @@ impl RelayLink {
         if Instant::now() < self.next_heartbeat {
             return;
         }
-        let header = Header {
-            node: Some(info.clone()),
-            ..Header::new(Kind::Heartbeat, Uuid::nil())
+        // Until the relay has welcomed it, a node asks to be challenged
+        // instead of heartbeating.
+        let header = if self.trusted {
+            Header {
+                node: Some(info.clone()),
+                ..Header::new(Kind::Heartbeat, Uuid::nil())
+            }
+        } else {
+            Header {
+                auth: Some(AuthFields::default()),
+                ..Header::new(Kind::Proof, Uuid::nil())
+            }
         };
         self.send(Envelope::new(header, Body::Empty), log);
         self.next_heartbeat = Instant::now() + self.heartbeat;
@@ -80,6 +97,45 @@ impl RelayLink {
                 self.heard.elapsed().as_millis()
             ));
         }
+    }
+
+    /// Takes part in the handshake: answers a challenge with a proof and
+    /// checks the relay's welcome. True when `env` was a handshake message.
+    pub fn handshake(&mut self, env: &Envelope, log: &Log) -> bool {
+        let auth = env.header.auth.clone().unwrap_or_default();
+        if env.header.kind == Kind::Challenge {
+            self.trusted = false;
+        }
+        match (env.header.kind, &mut self.prover) {
+            (Kind::Challenge, Some(prover)) => match prover.answer(&auth.nonce) {
+                // A challenge out of the blue means a relay that does not
+                // know this node (it restarted): prove it again.
+                Ok((nonce, proof)) => {
+                    let header = Header {
+                        auth: Some(AuthFields { nonce, proof }),
+                        ..Header::new(Kind::Proof, Uuid::nil())
+                    };
+                    self.send(Envelope::new(header, Body::Empty), log);
+                }
+                Err(e) => log.error(format!("cannot answer the relay's challenge: {e}")),
+            },
+            (Kind::Challenge, None) => log.error(
+                "the relay asks for the cluster secret and this machine has none; copy the relay's secret file here (see `rtl keygen`)",
+            ),
+            (Kind::Welcome, Some(prover)) => {
+                if prover.welcomed(&auth.proof) {
+                    self.trusted = true;
+                    // Heartbeat at once: the relay learns the node now.
+                    self.next_heartbeat = Instant::now();
+                    log.info("joined the relay with the cluster secret");
+                } else {
+                    log.error("the relay's welcome does not match our cluster secret: another cluster's relay?");
+                }
+            }
+            (Kind::Welcome, None) => {}
+            _ => return false,
+        }
+        true
     }
 
     /// Notes that the relay spoke (any message counts).

@@ -26,6 +26,7 @@ pub struct PlotNodeConfig {
     pub relay: String,
     pub heartbeat: Duration,
     pub relay_timeout: Duration,
+    pub secret: Option<crate::auth::Secret>,
     /// `host:port` the page binds to.
     pub listen: String,
     pub plots_dir: PathBuf,
@@ -51,6 +52,7 @@ pub fn run(
         &settings.relay,
         settings.heartbeat,
         settings.relay_timeout,
+        settings.secret.clone(),
     )?;
     let id = link.id.clone();
     log.info(format!(
@@ -83,8 +85,11 @@ pub fn run(
             }
             loop {
                 let received = Envelope::recv(&link.socket, false, zmq::DONTWAIT);
-                if received.is_ok() {
+                if let Ok((_, env)) = &received {
                     link.heard(&log);
+                    if link.handshake(env, &log) {
+                        continue;
+                    }
                 }
                 match received {
                     Ok((_, env)) if env.header.kind == Kind::Heartbeat => {}

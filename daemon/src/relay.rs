@@ -6,11 +6,12 @@
 //! The routing bookkeeping lives in [`Routing`]; this module owns the jobs,
 //! the sockets and the plan cache, and turns messages into routing calls.
 
+use crate::auth::{Gate, Secret, Verdict};
 use crate::cache::Cache;
 use crate::flow::{split, Flow, Next, Pieces, Work};
 use crate::log::Log;
 use crate::routing::{Assignment, NodeId, Routing};
-use crate::wire::{Body, Envelope, Failure, Header, Kind, StatusReport, WireError};
+use crate::wire::{AuthFields, Body, Envelope, Failure, Header, Kind, StatusReport, WireError};
 use rtl_config::Config;
 use rtl_dsl::Plan;
 use rtl_tasks::Table;
@@ -34,7 +35,7 @@ const INBOUND_HWM: i32 = 8;
 const BATCH: usize = 256;
 
 /// The relay's settings, taken from the configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// Largest chunk in rows, when chunking is on.
     pub chunk_rows: Option<usize>,
@@ -49,9 +50,32 @@ pub struct RelayConfig {
     pub node_timeout: Duration,
     /// Largest message part accepted from a peer.
     pub max_message_bytes: usize,
+    /// When set, peers must prove they hold it (see `auth`).
+    pub secret: Option<Secret>,
+}
+
+impl RelayConfig {
+    /// The settings for a relay serving on the network: with the cluster
+    /// secret when there is one, and refusing to run without one on a
+    /// non-loopback address unless `insecure` says so.
+    pub fn serving(config: &Config) -> Result<RelayConfig, String> {
+        let secret = Secret::load(&config.secret_path())?;
+        if secret.is_none() && !config.loopback_only() && !config.insecure {
+            return Err(format!(
+                "refusing to listen on {} without a cluster secret: run `rtl keygen` (then copy {} to every machine), or set insecure = true to allow anyone who can reach the port",
+                config.relay_listen,
+                config.secret_path().display()
+            ));
+        }
+        Ok(RelayConfig {
+            secret,
+            ..RelayConfig::from(config)
+        })
+    }
 }
 
 impl From<&Config> for RelayConfig {
+    /// The settings without a secret (the embedded mode's in-process relay).
     fn from(config: &Config) -> RelayConfig {
         RelayConfig {
             chunk_rows: config.chunking.then_some(config.chunking_size),
@@ -60,6 +84,7 @@ impl From<&Config> for RelayConfig {
             heartbeat: config.heartbeat(),
             node_timeout: config.node_timeout(),
             max_message_bytes: config.max_message_bytes,
+            secret: None,
         }
     }
 }
@@ -198,6 +223,8 @@ pub struct Relay {
     settings: RelayConfig,
     /// Submits refused as busy since the last report in the log.
     busy_refusals: u64,
+    /// Who has proven they hold the cluster secret, when there is one.
+    gate: Option<Gate>,
 }
 
 impl Relay {
@@ -233,6 +260,7 @@ impl Relay {
             log,
             started: Instant::now(),
             no_workers_since: Some(Instant::now()),
+            gate: settings.secret.clone().map(Gate::new),
             settings,
             busy_refusals: 0,
         })
@@ -264,7 +292,11 @@ impl Relay {
             if nodes_ready {
                 for _ in 0..BATCH {
                     match Envelope::recv(&self.nodes, true, zmq::DONTWAIT) {
-                        Ok((Some(route), env)) => self.on_node(route, env),
+                        Ok((Some(route), env)) => {
+                            if self.admitted(&route, &env, false) {
+                                self.on_node(route, env)
+                            }
+                        }
                         Ok((None, _)) => {}
                         Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                         Err(e) => self.log.warn(format!("dropped a message from a node: {e}")),
@@ -274,7 +306,11 @@ impl Relay {
             if clients_ready {
                 for _ in 0..BATCH {
                     match Envelope::recv(&self.clients, true, zmq::DONTWAIT) {
-                        Ok((Some(route), env)) => self.on_client(route, env),
+                        Ok((Some(route), env)) => {
+                            if self.admitted(&route, &env, true) {
+                                self.on_client(route, env)
+                            }
+                        }
                         Ok((None, _)) => {}
                         Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                         Err(WireError::Malformed {
@@ -301,6 +337,82 @@ impl Relay {
             }
         }
         self.log.info("relay stopping");
+    }
+
+    /// Whether a message may be handled: always without a secret; with
+    /// one, only from a peer that proved it holds it. The handshake's own
+    /// messages are answered here.
+    fn admitted(&mut self, route: &[u8], env: &Envelope, client: bool) -> bool {
+        let Some(gate) = &mut self.gate else {
+            return true;
+        };
+        let kind = env.header.kind;
+        let proof = env
+            .header
+            .auth
+            .as_ref()
+            .filter(|a| kind == Kind::Proof && !a.proof.is_empty())
+            .map(|a| (a.nonce.as_slice(), a.proof.as_slice()));
+        let peer = peer_name(route);
+        let (reply, auth) = match gate.admit(route, proof) {
+            Verdict::Pass => return !matches!(kind, Kind::Proof),
+            Verdict::Challenge { nonce, first } => {
+                if first && kind != Kind::Proof {
+                    self.log.warn(format!(
+                        "refused a {kind:?} from {} {peer}: it has not proven it holds the cluster secret; challenged it",
+                        if client { "client" } else { "node" }
+                    ));
+                }
+                (
+                    Kind::Challenge,
+                    AuthFields {
+                        nonce,
+                        proof: Vec::new(),
+                    },
+                )
+            }
+            Verdict::Welcome(proof) => {
+                self.log
+                    .debug(|| format!("{peer} proved it holds the cluster secret"));
+                (
+                    Kind::Welcome,
+                    AuthFields {
+                        nonce: Vec::new(),
+                        proof,
+                    },
+                )
+            }
+            Verdict::Refuse(reason) => {
+                self.log.warn(format!("refused {peer}: {reason}"));
+                if client {
+                    self.reply_error(
+                        route,
+                        env.header.job,
+                        None,
+                        format!("refused: {reason}; is this machine's secret the cluster's?"),
+                    );
+                }
+                return false;
+            }
+        };
+        let answer = Envelope {
+            id: env.id,
+            header: Header {
+                auth: Some(auth),
+                ..Header::new(reply, Uuid::nil())
+            },
+            body: Body::Empty,
+        };
+        let socket = if client {
+            &mut self.clients
+        } else {
+            &mut self.nodes
+        };
+        if let Err(e) = answer.send_now(socket, Some(route)) {
+            self.log
+                .debug(|| format!("handshake answer to {peer} lost: {e}"));
+        }
+        false
     }
 
     fn on_client(&mut self, route: Vec<u8>, mut env: Envelope) {
@@ -606,6 +718,9 @@ impl Relay {
                 self.log
                     .info(format!("{} is leaving", String::from_utf8_lossy(&route)));
                 self.routing.leaving(&route);
+                if let Some(gate) = &mut self.gate {
+                    gate.forget(&route);
+                }
             }
             Kind::Progress => {
                 if let Some(job) = self.jobs.get(&env.header.job).filter(|j| j.progress) {
@@ -866,6 +981,9 @@ impl Relay {
                 "{node} stopped answering; {} envelope(s) it held go to other nodes",
                 lost.envelopes.len()
             ));
+            if let Some(gate) = &mut self.gate {
+                gate.forget(&lost.node);
+            }
             for (id, assignment) in lost.envelopes {
                 self.resend(id, assignment, &node);
             }
@@ -901,6 +1019,16 @@ impl Relay {
                 format!("the job exceeded its lifespan of {lifespan} ms while at stage {stage}"),
             );
         }
+    }
+}
+
+/// A peer's routing id for the log: as text when it is (nodes name
+/// themselves), in hex when libzmq made it up (clients).
+fn peer_name(route: &[u8]) -> String {
+    if route.iter().all(|b| b.is_ascii_graphic()) {
+        String::from_utf8_lossy(route).into_owned()
+    } else {
+        route.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

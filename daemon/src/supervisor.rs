@@ -8,6 +8,7 @@
 //! process is gone is stale and gets removed, and only processes named by a
 //! pid file that still run `rtl serve` are ever signalled.
 
+use crate::auth::Secret;
 use crate::cache::Cache;
 use crate::link::hostname;
 use crate::log::Log;
@@ -219,6 +220,9 @@ pub fn ask_relay(config: &Config, kind: Kind, timeout: Duration) -> Result<Envel
     socket
         .connect(&endpoint)
         .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
+    if let Some(secret) = Secret::load(&config.secret_path())? {
+        crate::auth::prove(&mut socket, &secret, timeout)?;
+    }
     let id = Uuid::new_v4();
     Envelope {
         id,
@@ -317,6 +321,26 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
         stale,
         orphans,
     })
+}
+
+/// How the relay of `config` lets peers in, in one line for `rtl start`.
+pub fn security_mode(config: &Config) -> String {
+    let path = config.secret_path();
+    match Secret::load(&path) {
+        Ok(Some(_)) => format!(
+            "authenticated: every peer proves it holds the cluster secret ({})",
+            path.display()
+        ),
+        Ok(None) if config.loopback_only() => format!(
+            "loopback only ({}), no cluster secret",
+            config.relay_listen
+        ),
+        Ok(None) => format!(
+            "INSECURE: listening on {} without a cluster secret; anyone who reaches ports {} and {} can submit jobs or join as a node",
+            config.relay_listen, config.relay_port, config.node_port
+        ),
+        Err(e) => format!("unusable cluster secret: {e}"),
+    }
 }
 
 /// Starts one service as a daemon from the binary `exe` with `settings`
@@ -486,12 +510,20 @@ pub fn run_nodes(config: &Config, relay: &str, workers: usize) -> Result<(), Str
     let log = Log::stderr("tasknode", config.debug, config.profile);
     let ctx = zmq::Context::new();
     let cache = node_cache(config, &log);
+    let secret = Secret::load(&config.secret_path())?;
     log.info(format!(
-        "{workers} task node(s) joining the relay at {relay}; stop with Ctrl-C"
+        "{workers} task node(s) joining the relay at {relay} ({}); stop with Ctrl-C",
+        if secret.is_some() {
+            "with the cluster secret"
+        } else {
+            "without a cluster secret"
+        }
     ));
     let threads: Vec<_> = (0..workers.max(1))
         .map(|n| {
-            let settings = tasknode::TaskNodeConfig::new(config, relay.to_string(), cache.clone());
+            let mut settings =
+                tasknode::TaskNodeConfig::new(config, relay.to_string(), cache.clone());
+            settings.secret = secret.clone();
             let (ctx, log) = (ctx.clone(), log.clone());
             std::thread::Builder::new()
                 .name(format!("rtl-node-{n}"))
@@ -620,7 +652,7 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
                 clients: format!("tcp://{}:{}", config.relay_listen, config.relay_port),
                 nodes: format!("tcp://{}:{}", config.relay_listen, config.node_port),
             };
-            let relay = Relay::bind(&ctx, &at, cache, log.clone(), RelayConfig::from(config))?;
+            let relay = Relay::bind(&ctx, &at, cache, log.clone(), RelayConfig::serving(config)?)?;
             std::thread::scope(|scope| {
                 scope.spawn(|| watch_nodes(config, log, &TERMINATE));
                 relay.run(&TERMINATE);
@@ -628,11 +660,12 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
             Ok(())
         }
         Service::TaskNode => {
-            let settings = tasknode::TaskNodeConfig::new(
+            let mut settings = tasknode::TaskNodeConfig::new(
                 config,
                 config.node_endpoint(),
                 node_cache(config, log),
             );
+            settings.secret = Secret::load(&config.secret_path())?;
             tasknode::run(&ctx, settings, log.clone(), &TERMINATE)
         }
         Service::PlotNode => {
@@ -640,6 +673,7 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
                 relay: config.node_endpoint(),
                 heartbeat: config.heartbeat(),
                 relay_timeout: config.node_timeout(),
+                secret: Secret::load(&config.secret_path())?,
                 listen: format!("{}:{}", config.plot_listen, config.plot_port),
                 plots_dir: config.home.join("plots"),
             };

@@ -9,6 +9,7 @@
 //! worker to the socket thread over an inproc PAIR, which passes frames by
 //! pointer.
 
+use crate::auth::Secret;
 use crate::cache::Cache;
 use crate::flow::split;
 use crate::link::{hostname, RelayLink};
@@ -41,6 +42,8 @@ pub struct TaskNodeConfig {
     pub data_root: Option<PathBuf>,
     pub heartbeat: Duration,
     pub relay_timeout: Duration,
+    /// The cluster secret, when the relay asks for it.
+    pub secret: Option<Secret>,
 }
 
 impl TaskNodeConfig {
@@ -53,6 +56,7 @@ impl TaskNodeConfig {
             data_root: config.data_root.clone(),
             heartbeat: config.heartbeat(),
             relay_timeout: config.node_timeout(),
+            secret: None,
         }
     }
 }
@@ -71,6 +75,7 @@ pub fn run(
         &settings.relay,
         settings.heartbeat,
         settings.relay_timeout,
+        settings.secret.clone(),
     )?;
     let id = link.id.clone();
     let inbox = format!("inproc://{id}-answers");
@@ -154,8 +159,11 @@ pub fn run(
         if from_relay {
             loop {
                 let received = Envelope::recv(&link.socket, false, zmq::DONTWAIT);
-                if received.is_ok() {
+                if let Ok((_, env)) = &received {
                     link.heard(&log);
+                    if link.handshake(env, &log) {
+                        continue;
+                    }
                 }
                 match received {
                     Ok((_, env)) if env.header.kind == Kind::Heartbeat => {}

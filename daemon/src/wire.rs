@@ -50,6 +50,12 @@ pub enum Kind {
     Bye,
     /// node -> relay -> plot nodes (and the client, if it asked): a chart.
     Chart,
+    /// relay -> peer: prove you hold the cluster secret (`auth.nonce`).
+    Challenge,
+    /// peer -> relay: `auth.nonce` (the peer's) and `auth.proof`.
+    Proof,
+    /// relay -> peer: the proof held; `auth.proof` is the relay's own.
+    Welcome,
     /// relay -> client: the submit was not taken because the relay holds
     /// as much work as it may; send it again later.
     Busy,
@@ -109,6 +115,15 @@ pub struct NodeInfo {
     pub cache_id: Option<Uuid>,
     /// Envelopes it has answered since it started.
     pub envelopes: u64,
+}
+
+/// A handshake message's nonce and proof (either may be empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AuthFields {
+    #[serde(default)]
+    pub nonce: Vec<u8>,
+    #[serde(default)]
+    pub proof: Vec<u8>,
 }
 
 /// The relay's answer to `Status`.
@@ -181,6 +196,9 @@ pub struct Header {
     /// Submit: send the job's charts to the client too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub charts: bool,
+    /// Challenge, Proof, Welcome: the handshake (see `auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthFields>,
     /// Chart: the chart's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<Chart>,
@@ -223,6 +241,7 @@ impl Header {
             cache_id: None,
             progress: false,
             charts: false,
+            auth: None,
             chart: None,
             error: None,
             event: None,

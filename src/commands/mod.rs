@@ -3,6 +3,7 @@
 mod check;
 mod config;
 mod explain;
+mod keygen;
 mod plots;
 mod run;
 mod serve;
@@ -42,6 +43,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Status { json } => status::run(config, json),
         Command::Tasks { doc } => tasks::run(doc.as_deref()),
         Command::Plots => plots::run(config),
+        Command::Keygen => keygen::run(config),
         Command::Run {
             files,
             params,

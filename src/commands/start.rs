@@ -36,6 +36,7 @@ pub fn run(config: &Config) -> Result<ExitCode, String> {
                 config.plot_port,
                 config.home.display()
             );
+            println!("security: {}", supervisor::security_mode(config));
             status::print_table(&current);
         }
     }

@@ -1,0 +1,430 @@
+//! The cluster secret and the handshake that proves a peer holds it.
+//!
+//! `rtl keygen` writes 32 random bytes (hex) to `<home>/secret`, mode 0600;
+//! the operator copies that file to every machine of the cluster. When the
+//! relay has a secret, every peer (client, task node, plot node) proves it
+//! holds it before the relay takes anything from it:
+//!
+//! 1. the peer's first message, whatever it is, is answered with
+//!    `challenge` carrying a fresh 16-byte relay nonce (the message itself
+//!    is dropped, and the refusal logged);
+//! 2. the peer answers `proof` with its own nonce and
+//!    HMAC-SHA256(secret, "rtl peer" || relay nonce || peer nonce);
+//! 3. the relay checks it and answers `welcome` with
+//!    HMAC-SHA256(secret, "rtl relay" || peer nonce || relay nonce), so the
+//!    peer knows it talks to a relay of its cluster.
+//!
+//! The secret never crosses the wire; nonces make every proof single-use.
+//! After that the peer's routing id is trusted until the relay forgets the
+//! peer (a node that stops heartbeating, or a relay restart, which sends a
+//! new challenge). Messages are not encrypted: use this on networks where
+//! nobody can read or rewrite the traffic, or tunnel it.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Proof sizes and nonce sizes on the wire.
+pub const NONCE: usize = 16;
+
+/// A cluster secret, loaded from its file.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Secret {
+    /// Writes a new secret to `path` (mode 0600); refuses to overwrite one.
+    pub fn generate(path: &Path) -> Result<(), String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let bytes = random::<32>()?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => format!(
+                    "{} already exists; remove it first to make a new secret (and copy the new one to every machine)",
+                    path.display()
+                ),
+                _ => format!("cannot write {}: {e}", path.display()),
+            })?;
+        writeln!(file, "{hex}").map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// The secret in `path`, if the file exists; an error if it exists but
+    /// is unusable (readable by others, or not 32 bytes of hex).
+    pub fn load(path: &Path) -> Result<Option<Secret>, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(format!(
+                "{} can be read by other users; `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = text.trim();
+        let bytes: Option<Vec<u8>> = (text.len() == 64)
+            .then(|| {
+                (0..32)
+                    .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+                    .collect()
+            })
+            .flatten();
+        bytes.map(|b| Some(Secret(b))).ok_or_else(|| {
+            format!(
+                "{} is not a cluster secret (64 hex digits); make one with `rtl keygen`",
+                path.display()
+            )
+        })
+    }
+
+    fn mac(&self, label: &[u8], first: &[u8], second: &[u8]) -> Vec<u8> {
+        // An HMAC key of any length is valid.
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("any key length");
+        mac.update(label);
+        mac.update(first);
+        mac.update(second);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The peer's proof for a relay nonce and its own nonce.
+    pub fn peer_proof(&self, relay_nonce: &[u8], peer_nonce: &[u8]) -> Vec<u8> {
+        self.mac(b"rtl peer", relay_nonce, peer_nonce)
+    }
+
+    /// The relay's answer, proving it holds the secret too.
+    pub fn relay_proof(&self, peer_nonce: &[u8], relay_nonce: &[u8]) -> Vec<u8> {
+        self.mac(b"rtl relay", peer_nonce, relay_nonce)
+    }
+
+    fn verify(&self, expected_label: &[u8], first: &[u8], second: &[u8], proof: &[u8]) -> bool {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("any key length");
+        mac.update(expected_label);
+        mac.update(first);
+        mac.update(second);
+        mac.verify_slice(proof).is_ok()
+    }
+
+    /// Whether `proof` is the relay's answer to `peer_nonce`.
+    pub fn check_relay(&self, peer_nonce: &[u8], relay_nonce: &[u8], proof: &[u8]) -> bool {
+        self.verify(b"rtl relay", peer_nonce, relay_nonce, proof)
+    }
+}
+
+/// A peer's side of the handshake.
+pub struct Prover {
+    secret: Secret,
+    /// The nonces of the last proof sent: (relay's, own).
+    sent: Option<(Vec<u8>, [u8; NONCE])>,
+}
+
+impl Prover {
+    pub fn new(secret: Secret) -> Prover {
+        Prover { secret, sent: None }
+    }
+
+    /// The proof answering a relay's challenge nonce: (own nonce, proof).
+    pub fn answer(&mut self, relay_nonce: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let own = random::<NONCE>()?;
+        let proof = self.secret.peer_proof(relay_nonce, &own);
+        self.sent = Some((relay_nonce.to_vec(), own));
+        Ok((own.to_vec(), proof))
+    }
+
+    /// Whether the relay's welcome proves it holds the secret too.
+    pub fn welcomed(&mut self, relay_proof: &[u8]) -> bool {
+        self.sent
+            .take()
+            .is_some_and(|(relay, own)| self.secret.check_relay(&own, &relay, relay_proof))
+    }
+}
+
+/// Proves to the relay at the other end of `socket` (a DEALER) that this
+/// peer holds `secret`, and checks that the relay does too; for clients,
+/// before they send anything else.
+pub fn prove(
+    socket: &mut zmq::Socket,
+    secret: &Secret,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use crate::wire::{AuthFields, Body, Envelope, Header, Kind, WireError};
+    use uuid::Uuid;
+    let send = |socket: &mut zmq::Socket, auth: AuthFields| {
+        let header = Header {
+            auth: Some(auth),
+            ..Header::new(Kind::Proof, Uuid::nil())
+        };
+        Envelope::new(header, Body::Empty)
+            .send(socket, None)
+            .map_err(|e| format!("cannot reach the relay: {e}"))
+    };
+    let mut prover = Prover::new(secret.clone());
+    // An empty proof asks for a challenge.
+    send(socket, AuthFields::default())?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "the relay did not finish the handshake within {timeout:?}"
+            ));
+        }
+        match socket.poll(zmq::POLLIN, left.as_millis().max(1) as i64) {
+            Ok(0) | Err(zmq::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(format!("socket error: {e}")),
+        }
+        let env = match Envelope::recv(socket, false, zmq::DONTWAIT) {
+            Ok((_, env)) => env,
+            Err(WireError::Zmq(zmq::Error::EAGAIN)) => continue,
+            Err(e) => return Err(format!("bad message from the relay: {e}")),
+        };
+        let auth = env.header.auth.unwrap_or_default();
+        match env.header.kind {
+            Kind::Challenge => {
+                let (nonce, proof) = prover.answer(&auth.nonce)?;
+                send(socket, AuthFields { nonce, proof })?;
+            }
+            Kind::Welcome if prover.welcomed(&auth.proof) => return Ok(()),
+            Kind::Welcome => {
+                return Err(
+                    "the relay's answer does not match this machine's cluster secret: is it another cluster's relay?"
+                        .into(),
+                )
+            }
+            Kind::Error => {
+                let why = env.header.error.map_or_else(String::new, |f| f.message);
+                return Err(format!("the relay refused this machine's cluster secret: {why}"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `N` bytes from the operating system's random source.
+pub fn random<const N: usize>() -> Result<[u8; N], String> {
+    let mut bytes = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read random bytes: {e}"))?;
+    Ok(bytes)
+}
+
+/// What the relay does with a message from a peer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The peer is trusted: handle the message.
+    Pass,
+    /// Send the peer this challenge nonce; drop its message. `first`: the
+    /// first time this peer is asked (later ones repeat the question).
+    Challenge { nonce: Vec<u8>, first: bool },
+    /// The proof holds: welcome the peer with this relay proof.
+    Welcome(Vec<u8>),
+    /// Drop the message; the reason is for the log.
+    Refuse(String),
+}
+
+/// The relay's side: which peers are trusted and which were challenged.
+pub struct Gate {
+    secret: Secret,
+    challenged: HashMap<Vec<u8>, Vec<u8>>,
+    trusted: HashMap<Vec<u8>, ()>,
+}
+
+/// Most peers remembered as challenged at once: a flood of new connections
+/// cannot grow the relay's memory without bound.
+const MAX_CHALLENGED: usize = 4096;
+
+impl Gate {
+    pub fn new(secret: Secret) -> Gate {
+        Gate {
+            secret,
+            challenged: HashMap::new(),
+            trusted: HashMap::new(),
+        }
+    }
+
+    /// Judges a message of kind `proof` (with its nonce and proof) or any
+    /// other kind (`proof` None) from `route`.
+    pub fn admit(&mut self, route: &[u8], proof: Option<(&[u8], &[u8])>) -> Verdict {
+        if self.trusted.contains_key(route) {
+            return Verdict::Pass;
+        }
+        match (proof, self.challenged.get(route)) {
+            (Some((peer_nonce, mac)), Some(relay_nonce)) => {
+                let relay_nonce = relay_nonce.clone();
+                self.challenged.remove(route);
+                if peer_nonce.len() == NONCE
+                    && self
+                        .secret
+                        .verify(b"rtl peer", &relay_nonce, peer_nonce, mac)
+                {
+                    self.trusted.insert(route.to_vec(), ());
+                    Verdict::Welcome(self.secret.relay_proof(peer_nonce, &relay_nonce))
+                } else {
+                    Verdict::Refuse("its proof does not match the cluster secret".into())
+                }
+            }
+            (None, Some(pending)) => Verdict::Challenge {
+                nonce: pending.clone(),
+                first: false,
+            },
+            _ => {
+                if self.challenged.len() >= MAX_CHALLENGED {
+                    self.challenged.clear();
+                }
+                match random::<NONCE>() {
+                    Ok(nonce) => {
+                        self.challenged.insert(route.to_vec(), nonce.to_vec());
+                        Verdict::Challenge {
+                            nonce: nonce.to_vec(),
+                            first: true,
+                        }
+                    }
+                    Err(e) => Verdict::Refuse(e),
+                }
+            }
+        }
+    }
+
+    /// Forgets a peer (it left or was dropped): it must prove itself again.
+    pub fn forget(&mut self, route: &[u8]) {
+        self.trusted.remove(route);
+        self.challenged.remove(route);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> Secret {
+        Secret((0..32).collect())
+    }
+
+    #[test]
+    fn a_peer_with_the_secret_gets_in_and_can_check_the_relay() {
+        let mut gate = Gate::new(secret());
+        let Verdict::Challenge {
+            nonce: relay_nonce, ..
+        } = gate.admit(b"peer", None)
+        else {
+            panic!("first contact is challenged");
+        };
+        let peer_nonce = [7u8; NONCE];
+        let proof = secret().peer_proof(&relay_nonce, &peer_nonce);
+        let Verdict::Welcome(answer) = gate.admit(b"peer", Some((&peer_nonce, &proof))) else {
+            panic!("a good proof is welcomed");
+        };
+        assert!(secret().check_relay(&peer_nonce, &relay_nonce, &answer));
+        assert_eq!(gate.admit(b"peer", None), Verdict::Pass);
+        gate.forget(b"peer");
+        assert!(matches!(
+            gate.admit(b"peer", None),
+            Verdict::Challenge { first: true, .. }
+        ));
+    }
+
+    #[test]
+    fn the_prover_answers_challenges_and_checks_welcomes() {
+        let mut gate = Gate::new(secret());
+        let mut prover = Prover::new(secret());
+        let Verdict::Challenge { nonce, .. } = gate.admit(b"p", None) else {
+            panic!("challenged");
+        };
+        let (own, proof) = prover.answer(&nonce).expect("answer");
+        let Verdict::Welcome(welcome) = gate.admit(b"p", Some((&own, &proof))) else {
+            panic!("welcomed");
+        };
+        assert!(prover.welcomed(&welcome));
+        assert!(!prover.welcomed(&welcome), "a welcome counts once");
+        let mut impostor = Prover::new(Secret(vec![9; 32]));
+        let (own, _) = impostor.answer(&nonce).expect("answer");
+        let fake = Secret(vec![9; 32]).relay_proof(&own, b"other");
+        assert!(!impostor.welcomed(&fake));
+    }
+
+    #[test]
+    fn wrong_secrets_and_replayed_proofs_are_refused() {
+        let mut gate = Gate::new(secret());
+        let Verdict::Challenge {
+            nonce: relay_nonce, ..
+        } = gate.admit(b"mallory", None)
+        else {
+            panic!("challenged");
+        };
+        let wrong = Secret(vec![1; 32]);
+        let peer_nonce = [1u8; NONCE];
+        let bad = wrong.peer_proof(&relay_nonce, &peer_nonce);
+        assert!(matches!(
+            gate.admit(b"mallory", Some((&peer_nonce, &bad))),
+            Verdict::Refuse(_)
+        ));
+        // A proof made for one challenge is worth nothing for the next.
+        let Verdict::Challenge { nonce: second, .. } = gate.admit(b"mallory", None) else {
+            panic!("challenged again");
+        };
+        assert_ne!(second, relay_nonce);
+        let old = secret().peer_proof(&relay_nonce, &peer_nonce);
+        assert!(matches!(
+            gate.admit(b"mallory", Some((&peer_nonce, &old))),
+            Verdict::Refuse(_)
+        ));
+        // Until it answers, a peer is asked the same question.
+        let Verdict::Challenge { nonce: pending, .. } = gate.admit(b"slow", None) else {
+            panic!("challenged");
+        };
+        assert_eq!(
+            gate.admit(b"slow", None),
+            Verdict::Challenge {
+                nonce: pending,
+                first: false
+            }
+        );
+        // A proof before any challenge only gets a challenge.
+        assert!(matches!(
+            gate.admit(b"eve", Some((&peer_nonce, &old))),
+            Verdict::Challenge { .. }
+        ));
+    }
+
+    #[test]
+    fn keygen_writes_a_private_secret_that_loads() {
+        let dir = std::env::temp_dir().join(format!("rtl-auth-{}", std::process::id()));
+        let path = dir.join("secret");
+        let _ = std::fs::remove_file(&path);
+        Secret::generate(&path).expect("keygen");
+        assert!(Secret::generate(&path).is_err(), "never overwrites");
+        assert!(Secret::load(&path).expect("load").is_some());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(Secret::load(&path)
+            .expect_err("world-readable")
+            .contains("chmod 600"));
+        assert!(Secret::load(&dir.join("none")).expect("absent").is_none());
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}

@@ -1,0 +1,182 @@
+//! Who gets in, through a real daemon: with a cluster secret (`rtl
+//! keygen`), clients and nodes that hold it work as before; a client
+//! without it or with another one, a raw socket that skips the handshake,
+//! and a node without it are all refused and logged. Without a secret,
+//! a relay on a non-loopback address refuses to start unless `insecure`
+//! is set, and `rtl start` says which mode it runs in.
+
+mod common;
+
+use common::{null_job, text, Daemon, Home};
+use rtl_client::{Error, Transform};
+use rtl_daemon::wire::{Body, Envelope, Header, Kind};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+fn relay_log(home: &Home) -> String {
+    std::fs::read_to_string(home.dir().join("log/relay.log")).unwrap_or_default()
+}
+
+#[test]
+fn only_peers_with_the_cluster_secret_get_in() {
+    let home = Home::new("secret");
+    let out = home.rtl(&["keygen"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let secret = home.dir().join("secret");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret)
+            .expect("secret")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the secret is private");
+    }
+    assert!(
+        !home.rtl(&["keygen"]).status.success(),
+        "keygen never overwrites"
+    );
+
+    let daemon = Daemon::start_in(home);
+    let started = relay_log(&daemon.home);
+    assert!(
+        started.contains("joined"),
+        "nodes with the secret join: {started}"
+    );
+    let job = null_job(&daemon.home.scratch);
+    let job = job.to_str().expect("path");
+
+    // Holders of the secret: as before.
+    let out = daemon.rtl(&["run", "--connect", job]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = daemon.rtl(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        status["relay"]["nodes"], 4,
+        "3 task nodes and the plot node: {status}"
+    );
+
+    // No secret here: refused, and told why; never run embedded instead.
+    let stranger = daemon.home.scratch.0.join("no-secret");
+    let mut config = daemon.home.config();
+    config.secret_file = Some(stranger.clone());
+    match Transform::connect(&config) {
+        Err(Error::Refused(why)) => assert!(why.contains("asks for the cluster secret"), "{why}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("connected without the secret"),
+    }
+    let without = daemon
+        .home
+        .command(&["run", job])
+        .env("RTL_SECRET_FILE", &stranger)
+        .output()
+        .expect("rtl run");
+    assert!(!without.status.success(), "{}", text(&without));
+    assert!(!text(&without).contains("embedded"), "{}", text(&without));
+
+    // Another cluster's secret: refused.
+    let other = daemon.home.scratch.0.join("other-secret");
+    let out = daemon
+        .home
+        .command(&["keygen"])
+        .env("RTL_SECRET_FILE", &other)
+        .output()
+        .expect("keygen");
+    assert!(out.status.success(), "{}", text(&out));
+    config.secret_file = Some(other);
+    match Transform::connect(&config) {
+        Err(Error::Refused(why)) => assert!(why.contains("refused"), "{why}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("connected with another cluster's secret"),
+    }
+
+    // A raw socket that skips the handshake gets a challenge, not a result.
+    let ctx = zmq::Context::new();
+    let mut raw = ctx.socket(zmq::DEALER).expect("socket");
+    raw.set_linger(0).expect("linger");
+    raw.set_rcvtimeo(5000).expect("timeout");
+    raw.connect(&config.client_endpoint()).expect("connect");
+    let plan = rtl_dsl::Plan::from_file(std::path::Path::new(job)).expect("plan");
+    let id = Uuid::new_v4();
+    let mut header = Header::new(Kind::Submit, id);
+    header.plan = Some(plan);
+    Envelope {
+        id,
+        header,
+        body: Body::Empty,
+    }
+    .send(&mut raw, None)
+    .expect("send");
+    let (_, answer) = Envelope::recv(&raw, false, 0).expect("an answer");
+    assert_eq!(answer.header.kind, Kind::Challenge);
+    raw.set_rcvtimeo(1000).expect("timeout");
+    assert!(raw.recv_msg(0).is_err(), "nothing else comes back");
+
+    // A node without the secret cannot join.
+    let mut node = daemon
+        .home
+        .command(&["node", "--relay", &config.node_endpoint(), "--workers", "1"])
+        .env("RTL_SECRET_FILE", &stranger)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rtl node");
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = node.kill();
+    let node_out = node.wait_with_output().expect("node output");
+    let node_log = String::from_utf8_lossy(&node_out.stderr);
+    assert!(
+        node_log.contains("asks for the cluster secret"),
+        "{node_log}"
+    );
+    let out = daemon.rtl(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        status["relay"]["nodes"], 4,
+        "the stranger did not join: {status}"
+    );
+
+    let log = relay_log(&daemon.home);
+    for refused in [
+        "refused a Ping from",
+        "refused a Submit from",
+        "its proof does not match the cluster secret",
+        "refused a Heartbeat from node tasknode-",
+    ] {
+        assert!(log.contains(refused), "{refused:?} not logged:\n{log}");
+    }
+}
+
+#[test]
+fn a_relay_beyond_loopback_needs_a_secret_or_insecure() {
+    let home = Home::new("open").with("RTL_RELAY_LISTEN", "0.0.0.0");
+    let out = home.rtl(&["start"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("without a cluster secret") && text(&out).contains("rtl keygen"),
+        "{}",
+        text(&out)
+    );
+    assert!(home.pids().is_empty(), "nothing left running");
+
+    let daemon = Daemon::start_in(home.with("RTL_INSECURE", "true"));
+    let out = daemon.rtl(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let started = Instant::now();
+    let out = daemon.rtl(&[
+        "run",
+        "--connect",
+        null_job(&daemon.home.scratch).to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn rtl_start_says_which_mode_it_runs_in() {
+    let home = Home::new("modes");
+    let out = home.rtl(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    let _stop = Daemon { home };
+    assert!(said.contains("security: loopback only"), "{said}");
+}
