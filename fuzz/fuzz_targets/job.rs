@@ -14,7 +14,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let params = [("day".to_string(), "monday".to_string())];
     for syntax in [Syntax::Json, Syntax::Toml] {
-        let parsed = Plan::parse_with(text, syntax, "<fuzz>", PathBuf::from("/nonexistent"), &params);
+        let parsed = Plan::parse_with(
+            text,
+            syntax,
+            "<fuzz>",
+            PathBuf::from("/nonexistent"),
+            &params,
+        );
         if let Ok(plan) = parsed {
             let _ = rtl_tasks::check_calls(&plan);
         }
