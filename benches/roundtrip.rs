@@ -4,7 +4,7 @@
 //! same shape, doing no work. Both run in this process, in the same run, so
 //! the ratio holds on a noisy machine.
 //!
-//! `cargo bench --bench roundtrip` (set RTL_BENCH_ROUNDS to change the count).
+//! `cargo bench --bench roundtrip` (set BENCH_ROUNDS to change the count).
 
 use rtl_client::Transform;
 use rtl_dsl::Plan;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 static ALLOC: rtl_tasks::alloc::HugePageAlloc = rtl_tasks::alloc::HugePageAlloc;
 
 fn main() {
-    let rounds: usize = std::env::var("RTL_BENCH_ROUNDS")
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);

@@ -164,6 +164,63 @@ impl Cache {
         Ok(key)
     }
 
+    /// Cuts the table under `key` into entries of at most `rows` rows, in
+    /// order, copying bytes from the old entry into the new ones inside the
+    /// map: nothing is decoded and nothing lands in this process's heap, so
+    /// the relay can spread a 1 GB table over nodes without holding it.
+    /// The old entry is deleted.
+    pub fn split_table(&self, key: &str, rows: usize) -> Result<Vec<String>, String> {
+        let rows = rows.max(1);
+        let reader = self.inner.env.begin_ro_txn().map_err(|e| self.error(e))?;
+        let bytes = reader.get(self.inner.db, &key).map_err(|e| match e {
+            lmdb::Error::NotFound => format!("table {key} is not in the cache"),
+            e => self.error(e),
+        })?;
+        let entry =
+            Entry::parse(bytes).map_err(|e| format!("cached table {key} is corrupt: {e}"))?;
+        let mut head = Vec::new();
+        ciborium::into_writer(&entry.specs, &mut head)
+            .map_err(|e| format!("cannot encode schema: {e}"))?;
+        let mut txn = self.rw()?;
+        let mut keys = Vec::new();
+        for start in (0..entry.rows).step_by(rows) {
+            let end = (start + rows).min(entry.rows);
+            let piece = format!("{TABLE_PREFIX}{}", Uuid::new_v4());
+            let sizes: Vec<usize> = entry
+                .specs
+                .iter()
+                .zip(&entry.columns)
+                .map(|(spec, column)| piece_size(spec.dtype, column, start, end))
+                .collect();
+            let total = 4 + head.len() + 8 + sizes.iter().sum::<usize>();
+            let out = txn
+                .reserve(self.inner.db, &piece, total, WriteFlags::empty())
+                .map_err(|e| self.error(e))?;
+            out[..4].copy_from_slice(&(head.len() as u32).to_le_bytes());
+            out[4..4 + head.len()].copy_from_slice(&head);
+            let mut at = 4 + head.len();
+            out[at..at + 8].copy_from_slice(&((end - start) as u64).to_le_bytes());
+            at += 8;
+            for ((spec, column), size) in entry.specs.iter().zip(&entry.columns).zip(sizes) {
+                write_piece(
+                    spec.dtype,
+                    column,
+                    entry.rows,
+                    (start, end),
+                    &mut out[at..at + size],
+                )
+                .map_err(|e| format!("cached table {key}: {e}"))?;
+                at += size;
+            }
+            keys.push(piece);
+        }
+        txn.del(self.inner.db, &key, None)
+            .map_err(|e| self.error(e))?;
+        txn.commit().map_err(|e| self.error(e))?;
+        drop(reader);
+        Ok(keys)
+    }
+
     /// Reads and deletes the table stored under `key`.
     pub fn take_table(&self, key: &str) -> Result<Table, String> {
         self.take_tables(&[key.to_string()])
@@ -316,6 +373,57 @@ fn join_entries(entries: &[Entry<'_>]) -> Result<Table, String> {
     Table::from_columns(columns)
 }
 
+/// Bytes of rows `start..end` of a column in wire encoding.
+fn piece_size(dtype: rtl_tasks::DType, column: &[u8], start: usize, end: usize) -> usize {
+    use rtl_tasks::DType;
+    match dtype {
+        DType::Int64 | DType::Float64 => (end - start) * 8,
+        DType::Bool => end - start,
+        DType::Utf8 => {
+            (end - start + 1) * 8 + offset(column, end).saturating_sub(offset(column, start))
+        }
+    }
+}
+
+/// Writes rows `start..end` of a column of `rows` rows into `out` (sized
+/// by `piece_size`); text offsets are rebased to the piece.
+fn write_piece(
+    dtype: rtl_tasks::DType,
+    column: &[u8],
+    rows: usize,
+    (start, end): (usize, usize),
+    out: &mut [u8],
+) -> Result<(), String> {
+    use rtl_tasks::DType;
+    let corrupt = || "a text column's offsets run past its data".to_string();
+    match dtype {
+        DType::Int64 | DType::Float64 => out.copy_from_slice(&column[start * 8..end * 8]),
+        DType::Bool => out.copy_from_slice(&column[start..end]),
+        DType::Utf8 => {
+            let data = &column[(rows + 1) * 8..];
+            let base = offset(column, start);
+            let (offsets, text) = out.split_at_mut((end - start + 1) * 8);
+            for (slot, i) in offsets.chunks_exact_mut(8).zip(start..=end) {
+                let at = offset(column, i).checked_sub(base).ok_or_else(corrupt)?;
+                slot.copy_from_slice(&(at as u64).to_le_bytes());
+            }
+            let bytes = data.get(base..offset(column, end)).ok_or_else(corrupt)?;
+            if bytes.len() != text.len() {
+                return Err(corrupt());
+            }
+            text.copy_from_slice(bytes);
+        }
+    }
+    Ok(())
+}
+
+/// Offset `i` of a utf8 column in wire encoding.
+fn offset(column: &[u8], i: usize) -> usize {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&column[i * 8..i * 8 + 8]);
+    u64::from_le_bytes(word) as usize
+}
+
 /// Size of the next column in a cache entry (utf8 columns carry their size
 /// in their last offset).
 fn column_size(dtype: rtl_tasks::DType, rows: usize, rest: &[u8]) -> Result<usize, String> {
@@ -392,6 +500,29 @@ mod tests {
             0,
             "the present piece is consumed too"
         );
+    }
+
+    #[test]
+    fn a_table_is_cut_into_pieces_inside_the_map() {
+        let cache = Cache::open(&scratch("split"), 16 << 20).expect("open");
+        let table = Table::from_columns(vec![
+            ("s".into(), Column::text(&["a", "bc", "", "déf", "e"])),
+            ("n".into(), Column::Int64(array![1, 2, 3, 4, 5])),
+            ("f".into(), Column::Float64(array![0.5, 1.5, 2.5, 3.5, 4.5])),
+            (
+                "b".into(),
+                Column::Bool(array![true, false, true, true, false]),
+            ),
+        ])
+        .expect("table");
+        let key = cache.put_table(&table).expect("put");
+        let pieces = cache.split_table(&key, 2).expect("split");
+        assert_eq!(pieces.len(), 3);
+        assert_eq!(cache.table_entries(), 3, "the whole one is gone");
+        let second = cache.read_tables(&pieces[1..2]).expect("piece");
+        assert_eq!(second, table.slice(2, 4));
+        assert_eq!(cache.take_tables(&pieces).expect("join"), table);
+        assert_eq!(cache.table_entries(), 0);
     }
 
     #[test]

@@ -182,6 +182,23 @@ impl Pieces<Held> for Tables<'_> {
         if total <= rows {
             return Ok(vec![held]);
         }
+        if let [key] = refs.as_slice() {
+            // One big entry (a client's input, say): cut it in the map.
+            let keys = self.cache.split_table(key, rows)?;
+            let mut header = held.header;
+            return Ok(keys
+                .into_iter()
+                .enumerate()
+                .map(|(k, key)| {
+                    header.table_refs = vec![key];
+                    header.rows = rows.min(total.saturating_sub(k * rows)) as u64;
+                    Held {
+                        header: header.clone(),
+                        body: Body::Empty,
+                    }
+                })
+                .collect());
+        }
         let table = self.materialize(held)?;
         Ok(split(&table, rows).into_iter().map(Held::inline).collect())
     }
