@@ -149,11 +149,7 @@ impl Cache {
             let out = txn
                 .reserve(self.inner.db, &key, total, WriteFlags::empty())
                 .map_err(|e| self.error(e))?;
-            out[..4].copy_from_slice(&(head.len() as u32).to_le_bytes());
-            out[4..4 + head.len()].copy_from_slice(&head);
-            let mut at = 4 + head.len();
-            out[at..at + 8].copy_from_slice(&(table.rows() as u64).to_le_bytes());
-            at += 8;
+            let mut at = write_head(out, &head, table.rows());
             for (_, column) in table.iter() {
                 let size = column.wire_size();
                 encode_column_into(column, &mut out[at..at + size]);
@@ -196,11 +192,7 @@ impl Cache {
             let out = txn
                 .reserve(self.inner.db, &piece, total, WriteFlags::empty())
                 .map_err(|e| self.error(e))?;
-            out[..4].copy_from_slice(&(head.len() as u32).to_le_bytes());
-            out[4..4 + head.len()].copy_from_slice(&head);
-            let mut at = 4 + head.len();
-            out[at..at + 8].copy_from_slice(&((end - start) as u64).to_le_bytes());
-            at += 8;
+            let mut at = write_head(out, &head, end - start);
             for ((spec, column), size) in entry.specs.iter().zip(&entry.columns).zip(sizes) {
                 write_piece(
                     spec.dtype,
@@ -371,6 +363,16 @@ fn join_entries(entries: &[Entry<'_>]) -> Result<Table, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Table::from_columns(columns)
+}
+
+/// Writes an entry's head (schema length, schema CBOR, row count) at the
+/// start of `out`; returns where the columns begin.
+fn write_head(out: &mut [u8], schema: &[u8], rows: usize) -> usize {
+    out[..4].copy_from_slice(&(schema.len() as u32).to_le_bytes());
+    out[4..4 + schema.len()].copy_from_slice(schema);
+    let at = 4 + schema.len();
+    out[at..at + 8].copy_from_slice(&(rows as u64).to_le_bytes());
+    at + 8
 }
 
 /// Bytes of rows `start..end` of a column in wire encoding.
