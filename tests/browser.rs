@@ -171,4 +171,44 @@ fn charts_appear_in_the_browser_without_a_reload() {
         captions.contains("job ") && captions.contains("points"),
         "{captions}"
     );
+
+    // A chart whose name is markup shows as text, never as markup.
+    let dir = daemon.home.scratch.0.clone();
+    std::fs::write(dir.join("d.csv"), "x,y\n1,2\n2,3\n").expect("data");
+    let hostile = common::write_job(
+        &dir,
+        "hostile",
+        r#"{"0": {"tasks": [{"open_array": {"filename": "d"}},
+             {"simple_plot": {"plots": {"<b id=\"injected\">bold</b>": [{"x": "x", "y": "y"}]}}}]}}"#,
+    );
+    let out = daemon.rtl(&["run", "--connect", hostile.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = session.script(
+            "return {
+               figures: document.querySelectorAll('figure.chart').length,
+               injected: document.getElementById('injected') !== null,
+               text: document.body.textContent.includes('<b id=\"injected\">bold</b>')
+             }",
+        );
+        if seen["figures"].as_u64() >= Some(3) {
+            assert_eq!(
+                seen["injected"],
+                json!(false),
+                "markup from a job became an element"
+            );
+            assert_eq!(
+                seen["text"],
+                json!(true),
+                "the name shows as written: {seen}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the third chart never appeared: {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -169,6 +169,41 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
 }
 
 #[test]
+fn strings_from_jobs_are_escaped_in_pictures() {
+    let daemon = Daemon::start("plots-escape");
+    let port = daemon.home.port("RTL_PLOT_PORT");
+    let dir = daemon.home.scratch.0.clone();
+    std::fs::write(dir.join("d.csv"), "x,y\n1,2\n2,3\n").expect("data");
+    let job = write_job(
+        &dir,
+        "hostile",
+        r#"{"0": {"tasks": [{"open_array": {"filename": "d"}},
+             {"simple_plot": {"title": "<script>alert(1)</script> & \"q\"",
+                              "plots": {"a<b>&c": [{"x": "x", "y": "y"}]}}}]}}"#,
+    );
+    let out = daemon.rtl(&["run", "--connect", job.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list = charts(port, 1);
+    assert_eq!(list[0]["name"], "a<b>&c", "the name is kept as written");
+    let file = list[0]["file"].as_str().expect("file");
+    assert!(
+        file.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+        "{file}"
+    );
+    let (_, _, svg) = http("GET", port, &format!("/charts/{file}.svg"), None).expect("svg");
+    let svg = String::from_utf8_lossy(&svg);
+    assert!(
+        !svg.contains("<script"),
+        "markup from a job reached the SVG"
+    );
+    assert!(
+        svg.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;"),
+        "{svg}"
+    );
+}
+
+#[test]
 fn embedded_runs_write_their_charts_too() {
     let home = Home::new("plots-embedded");
     let out_dir = home.scratch.0.join("charts");
