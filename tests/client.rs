@@ -162,3 +162,54 @@ fn embedded_mode_runs_the_same_code() {
         [("null".to_string(), false), ("null".to_string(), true)]
     );
 }
+
+#[test]
+fn one_connection_keeps_many_jobs_in_flight() {
+    // A small relay queue makes the relay answer `busy` to some of them:
+    // the client sends those again by itself.
+    let daemon = Daemon::start_in(Home::new("pipelined").with("RTL_RELAY_QUEUE", "4"));
+    let plan = Plan::parse(
+        r#"{"0": {"tasks": {"multiply": {"operations": [{"a": "x", "b": 3, "column": "y"}]}}}}"#,
+        "<test>",
+        std::env::temp_dir(),
+    )
+    .expect("plan");
+    let mut transform = Transform::connect(&daemon.home.config()).expect("connect");
+    let input = |k: usize| {
+        Table::from_columns(vec![(
+            "x".into(),
+            Column::Float64(Array1::from_elem(1000, k as f64)),
+        )])
+        .expect("table")
+    };
+    let handles: Vec<_> = (0..64)
+        .map(|k| {
+            transform
+                .submit_with(&plan, Some(input(k)))
+                .expect("submit")
+        })
+        .collect();
+    assert_eq!(transform.in_flight(), 64);
+    // Collected in the opposite order from the one they were sent in.
+    for (k, handle) in handles.into_iter().enumerate().rev() {
+        let out = handle.wait(&mut transform).expect("result");
+        let Some(Column::Float64(y)) = out.column("y") else {
+            panic!("job {k}: no y");
+        };
+        assert!(
+            y.iter().all(|v| *v == 3.0 * k as f64),
+            "job {k}: wrong result"
+        );
+    }
+    assert_eq!(transform.in_flight(), 0);
+    // The relay reports busy answers once a heartbeat.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(daemon.home.dir().join("log/relay.log")).expect("log");
+        if log.contains("busy: asked clients to resend") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never busy:\n{log}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -24,6 +24,7 @@ use rtl_daemon::embedded::Cluster;
 use rtl_daemon::wire::{Body, Envelope, Failure, Header, Kind, ProgressEvent, WireError};
 use rtl_dsl::{Plan, Problems};
 use rtl_tasks::{Chart, Table};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -132,7 +133,38 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A connection to a relay, running jobs one at a time.
+/// A job sent with [`Transform::submit`]; collect it with
+/// [`JobHandle::wait`].
+#[must_use = "a submitted job's result is only collected by waiting on its handle"]
+#[derive(Debug)]
+pub struct JobHandle {
+    id: Uuid,
+}
+
+impl JobHandle {
+    /// The job's id, as the relay and its logs know it.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Waits for the job's result on the connection that sent it.
+    pub fn wait(self, transform: &mut Transform) -> Result<Table, Error> {
+        transform.wait(self)
+    }
+}
+
+/// A job in flight on a connection: what to resend if the relay is busy,
+/// and its outcome once it arrived.
+struct Pending {
+    header: Header,
+    input: Option<Table>,
+    backoff: Duration,
+    resend_at: Option<Instant>,
+    outcome: Option<Result<Table, Error>>,
+}
+
+/// A connection to a relay: jobs run one at a time with `execute`, or many
+/// at once with `submit`.
 pub struct Transform {
     socket: zmq::Socket,
     endpoint: String,
@@ -145,6 +177,8 @@ pub struct Transform {
     lifespan: Duration,
     /// Charts of the jobs run since the last `take_charts`, when asked for.
     charts: Option<Vec<(Uuid, Chart)>>,
+    /// Jobs sent and not yet collected.
+    pending: HashMap<Uuid, Pending>,
     // Declared last: the socket must close before the cluster's threads stop.
     cluster: Option<Cluster>,
 }
@@ -223,6 +257,7 @@ impl Transform {
             silence: Duration::from_secs(5),
             lifespan: Duration::ZERO,
             charts: None,
+            pending: HashMap::new(),
             cluster,
         })
     }
@@ -256,7 +291,8 @@ impl Transform {
     /// it has problems ([`Error::Invalid`]).
     pub fn execute<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<Table, Error> {
         let plan = job.into().checked()?;
-        self.run(&plan, None, None)
+        let handle = self.send_job(&plan, None, false)?;
+        self.collect(handle.id, None)
     }
 
     /// Runs a job on `input` (the first stage's input table), calling
@@ -268,24 +304,53 @@ impl Transform {
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
         let plan = job.into().checked()?;
-        self.run(&plan, input, Some(on_progress))
+        let handle = self.send_job(&plan, input, true)?;
+        self.collect(handle.id, Some(on_progress))
     }
 
-    fn run(
+    /// Sends a job and returns at once; [`JobHandle::wait`] (or
+    /// [`Transform::wait`]) collects its result. One connection can keep
+    /// many jobs in flight this way; their results are kept as they arrive,
+    /// whatever order they are collected in.
+    pub fn submit<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<JobHandle, Error> {
+        self.submit_with(job, None)
+    }
+
+    /// Like [`Transform::submit`], on `input`.
+    pub fn submit_with<'a>(
+        &mut self,
+        job: impl Into<Job<'a>>,
+        input: Option<Table>,
+    ) -> Result<JobHandle, Error> {
+        let plan = job.into().checked()?;
+        self.send_job(&plan, input, false)
+    }
+
+    /// Waits for a submitted job's result.
+    pub fn wait(&mut self, handle: JobHandle) -> Result<Table, Error> {
+        self.collect(handle.id, None)
+    }
+
+    /// Jobs submitted and not yet collected.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn send_job(
         &mut self,
         plan: &Plan,
         input: Option<Table>,
-        mut on_progress: Option<&mut dyn FnMut(&ProgressEvent)>,
-    ) -> Result<Table, Error> {
+        progress: bool,
+    ) -> Result<JobHandle, Error> {
         let job = Uuid::new_v4();
         let mut header = Header::new(Kind::Submit, job);
         header.plan = Some(plan.clone());
-        header.progress = on_progress.is_some();
+        header.progress = progress;
         header.charts = self.charts.is_some();
         header.cache_id = self.cache.as_ref().map(Cache::id);
         header.lifespan = self.lifespan.as_millis() as u64;
-        // The input stays here until the relay takes the job: a busy relay
-        // asks for it again.
+        // The input stays here until the job is done: a busy relay asks for
+        // it again.
         let input = match (input, &self.cache) {
             (Some(table), Some(cache)) if table.wire_size() >= self.by_reference_bytes => {
                 header = header.with_table(&table);
@@ -294,43 +359,93 @@ impl Transform {
             }
             (input, _) => input,
         };
-        self.submit(&header, input.as_ref())?;
-        let mut resend = Duration::from_millis(10);
+        self.resubmit(&header, input.as_ref())?;
+        self.pending.insert(
+            job,
+            Pending {
+                header,
+                input,
+                backoff: Duration::from_millis(10),
+                resend_at: None,
+                outcome: None,
+            },
+        );
+        Ok(JobHandle { id: job })
+    }
+
+    /// Reads the relay's answers, filing each under its job, until job
+    /// `id` has its outcome; resends jobs the relay was too busy to take.
+    fn collect(
+        &mut self,
+        id: Uuid,
+        mut on_progress: Option<&mut dyn FnMut(&ProgressEvent)>,
+    ) -> Result<Table, Error> {
         let mut heard = Instant::now();
         let mut pinged = Instant::now();
         // Ping often enough that a live relay always answers in time.
         let ping_every = (self.silence / 4).min(Duration::from_secs(1));
         loop {
-            let mut env = match self.next_message(ping_every)? {
-                Some(env) => env,
+            match self.pending.get_mut(&id) {
                 None => {
-                    if heard.elapsed() > self.silence {
-                        return Err(Error::Transport(format!(
-                            "the relay at {} stopped answering for {} ms while running the job (job_timeout_ms); is it still running? `rtl status` tells",
-                            self.endpoint,
-                            self.silence.as_millis()
-                        )));
-                    }
-                    if pinged.elapsed() >= ping_every {
-                        self.send_control(Kind::Ping)?;
-                        pinged = Instant::now();
-                    }
-                    continue;
+                    return Err(Error::Transport(format!(
+                        "job {id} is not in flight on this connection"
+                    )))
                 }
+                Some(p) if p.outcome.is_some() => {
+                    let outcome = p.outcome.take();
+                    self.pending.remove(&id);
+                    return outcome.unwrap_or_else(|| Err(Error::Transport("no outcome".into())));
+                }
+                Some(_) => {}
+            }
+            let now = Instant::now();
+            let due: Vec<Uuid> = self
+                .pending
+                .iter()
+                .filter(|(_, p)| p.resend_at.is_some_and(|at| at <= now))
+                .map(|(job, _)| *job)
+                .collect();
+            for job in due {
+                if let Some(p) = self.pending.get_mut(&job) {
+                    p.resend_at = None;
+                    let (header, input) = (p.header.clone(), p.input.clone());
+                    self.resubmit(&header, input.as_ref())?;
+                }
+            }
+            let next_resend = self
+                .pending
+                .values()
+                .filter_map(|p| p.resend_at)
+                .min()
+                .map_or(ping_every, |at| at.saturating_duration_since(now));
+            let Some(mut env) = self.next_message(ping_every.min(next_resend))? else {
+                if heard.elapsed() > self.silence {
+                    return Err(Error::Transport(format!(
+                        "the relay at {} stopped answering for {} ms while running the job (job_timeout_ms); is it still running? `rtl status` tells",
+                        self.endpoint,
+                        self.silence.as_millis()
+                    )));
+                }
+                if pinged.elapsed() >= ping_every {
+                    self.send_control(Kind::Ping)?;
+                    pinged = Instant::now();
+                }
+                continue;
             };
             heard = Instant::now();
-            if env.header.job != job && env.header.kind != Kind::Pong {
-                continue; // a stale answer to an earlier, abandoned job
-            }
+            let job = env.header.job;
+            let Some(pending) = self.pending.get_mut(&job) else {
+                continue; // a pong, or an answer to an abandoned job
+            };
             match env.header.kind {
-                Kind::Progress => {
+                Kind::Progress if job == id => {
                     if let (Some(cb), Some(event)) = (on_progress.as_mut(), &env.header.event) {
                         cb(event);
                     }
                 }
                 Kind::Result => {
                     let refs = std::mem::take(&mut env.header.table_refs);
-                    return match (refs.is_empty(), &self.cache) {
+                    pending.outcome = Some(match (refs.is_empty(), &self.cache) {
                         (false, Some(cache)) => cache.take_tables(&refs).map_err(Error::Transport),
                         (false, None) => Err(Error::Transport(
                             "the result came by reference but this client has no cache".into(),
@@ -338,7 +453,7 @@ impl Transform {
                         (true, _) => env
                             .take_table()
                             .map_err(|e| Error::Transport(format!("bad result table: {e}"))),
-                    };
+                    });
                 }
                 Kind::Chart => {
                     if let (Some(charts), Some(chart)) = (&mut self.charts, env.header.chart.take())
@@ -347,23 +462,24 @@ impl Transform {
                     }
                 }
                 Kind::Busy => {
-                    std::thread::sleep(resend);
-                    resend = (resend * 2).min(Duration::from_millis(500));
-                    self.submit(&header, input.as_ref())?;
+                    pending.resend_at = Some(Instant::now() + pending.backoff);
+                    pending.backoff = (pending.backoff * 2).min(Duration::from_millis(500));
                 }
                 Kind::Error => {
-                    return Err(Error::Job(env.header.error.take().unwrap_or(Failure {
-                        stage: None,
-                        task: None,
-                        message: "the relay reported an error without a cause".into(),
-                    })))
+                    pending.outcome = Some(Err(Error::Job(env.header.error.take().unwrap_or(
+                        Failure {
+                            stage: None,
+                            task: None,
+                            message: "the relay reported an error without a cause".into(),
+                        },
+                    ))));
                 }
                 _ => {}
             }
         }
     }
 
-    fn submit(&mut self, header: &Header, input: Option<&Table>) -> Result<(), Error> {
+    fn resubmit(&mut self, header: &Header, input: Option<&Table>) -> Result<(), Error> {
         let body = input.map_or(Body::Empty, |t| Body::Table(t.clone()));
         Envelope {
             id: header.job,
