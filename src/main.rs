@@ -43,6 +43,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure rtl against the floor under it: null-job round trip, jobs
+    /// per second (1 and 4 clients, blocking and 16 in flight), a 16 MB
+    /// table's round trip, and the original's example pipeline through the
+    /// relay and in-process at 10k to 10M rows; each figure next to its
+    /// reference from the same run. Starts its own relay and task nodes in
+    /// this process on TCP loopback unless --connect.
+    Bench {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Fewer rounds: the whole run in under a minute.
+        #[arg(long)]
+        quick: bool,
+        /// Measure the running daemon instead.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Write a new cluster secret (mode 0600) to `secret_file` (default
     /// <home>/secret). With it, every client and node must prove it holds
     /// the secret before the relay takes anything from it; copy the file to

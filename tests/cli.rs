@@ -113,3 +113,35 @@ fn every_task_doc_prints_an_example_job_that_checks_clean() {
         assert!(check.status.success(), "{name}'s example: {}", text(&check));
     }
 }
+
+#[test]
+fn bench_quick_reports_every_figure_as_json() {
+    let home = Home::new("bench");
+    let out = home.rtl(&["bench", "--quick", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let figures: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "null_p50_us",
+        "null_p99_us",
+        "floor_p50_us",
+        "jobs_per_s_blocking",
+        "jobs_per_s_pipelined",
+        "move16_ms",
+        "move16_floor_ms",
+        "pipeline_1m_daemon_ms",
+        "pipeline_1m_inproc_ms",
+        "pipeline_10m_daemon_ms",
+        "pipeline_10m_inproc_ms",
+    ] {
+        let value = figures[key].as_f64().unwrap_or(f64::NAN);
+        assert!(value.is_finite() && value > 0.0, "{key}: {}", figures[key]);
+    }
+    for rows in ["10000", "100000", "1000000", "10000000"] {
+        assert!(
+            figures["ns_per_row"][rows]
+                .as_f64()
+                .is_some_and(|v| v > 0.0),
+            "{figures}"
+        );
+    }
+}

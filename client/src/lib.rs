@@ -179,6 +179,9 @@ pub struct Transform {
     charts: Option<Vec<(Uuid, Chart)>>,
     /// Jobs sent and not yet collected.
     pending: HashMap<Uuid, Pending>,
+    ctx: zmq::Context,
+    /// The cluster secret this connection proved it holds, if any.
+    secret: Option<Secret>,
     // Declared last: the socket must close before the cluster's threads stop.
     cluster: Option<Cluster>,
 }
@@ -214,6 +217,7 @@ impl Transform {
         if let Some(secret) = secret {
             prove(&mut transform.socket, &secret, Duration::from_secs(5))
                 .map_err(|e| Error::Refused(format!("{endpoint}: {e}")))?;
+            transform.secret = Some(secret);
         }
         transform
             .ping(Duration::from_secs(2))
@@ -226,7 +230,17 @@ impl Transform {
 
     /// Starts a relay and task nodes inside this process and connects to them.
     pub fn embedded(config: &Config) -> Result<Transform, Error> {
-        let cluster = Cluster::start(config).map_err(Error::Transport)?;
+        Transform::in_process(config, Cluster::start(config).map_err(Error::Transport)?)
+    }
+
+    /// The same, with the relay and nodes talking over TCP loopback as a
+    /// daemon's do (for measuring; `rtl bench`).
+    pub fn embedded_on_loopback(config: &Config) -> Result<Transform, Error> {
+        let cluster = Cluster::start_on_loopback(config).map_err(Error::Transport)?;
+        Transform::in_process(config, cluster)
+    }
+
+    fn in_process(config: &Config, cluster: Cluster) -> Result<Transform, Error> {
         let ctx = cluster.context().clone();
         let endpoint = cluster.endpoint().to_string();
         let cache = Some(cluster.cache().clone());
@@ -258,8 +272,27 @@ impl Transform {
             lifespan: Duration::ZERO,
             charts: None,
             pending: HashMap::new(),
+            ctx: ctx.clone(),
+            secret: None,
             cluster,
         })
+    }
+
+    /// Another connection to the same relay, with the same settings (for
+    /// several clients in one program, one per thread). Jobs of one
+    /// connection are not seen by the other. It must not outlive `self`
+    /// when `self` runs the relay in this process.
+    pub fn sibling(&self) -> Result<Transform, Error> {
+        let mut other = Transform::open(&self.ctx, &self.endpoint, self.cache.clone(), None)?;
+        other.by_reference_bytes = self.by_reference_bytes;
+        other.silence = self.silence;
+        other.lifespan = self.lifespan;
+        if let Some(secret) = &self.secret {
+            prove(&mut other.socket, secret, Duration::from_secs(5))
+                .map_err(|e| Error::Refused(format!("{}: {e}", self.endpoint)))?;
+            other.secret = Some(secret.clone());
+        }
+        Ok(other)
     }
 
     /// Whether the relay runs inside this process.

@@ -25,8 +25,38 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a relay and `max(task_workers, 1)` task nodes.
+    /// Starts a relay and `max(task_workers, 1)` task nodes, talking over
+    /// inproc endpoints.
     pub fn start(config: &Config) -> Result<Cluster, String> {
+        let tag = Uuid::new_v4().simple().to_string();
+        Cluster::start_on(
+            config,
+            Endpoints {
+                clients: format!("inproc://rtl-{tag}-clients"),
+                nodes: format!("inproc://rtl-{tag}-nodes"),
+            },
+        )
+    }
+
+    /// The same on TCP loopback, on ports the system picks: what a daemon's
+    /// clients and nodes go through, in one process (`rtl bench`).
+    pub fn start_on_loopback(config: &Config) -> Result<Cluster, String> {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| format!("no free loopback port: {e}"))
+        };
+        Cluster::start_on(
+            config,
+            Endpoints {
+                clients: format!("tcp://127.0.0.1:{}", port()?),
+                nodes: format!("tcp://127.0.0.1:{}", port()?),
+            },
+        )
+    }
+
+    fn start_on(config: &Config, at: Endpoints) -> Result<Cluster, String> {
         let ctx = zmq::Context::new();
         let cache = Cache::open(&config.cache_dir(), config.cache_map_size)?;
         let log = Log::file(
@@ -35,11 +65,6 @@ impl Cluster {
             config.debug,
             config.profile,
         );
-        let tag = Uuid::new_v4().simple().to_string();
-        let at = Endpoints {
-            clients: format!("inproc://rtl-{tag}-clients"),
-            nodes: format!("inproc://rtl-{tag}-nodes"),
-        };
         let relay = Relay::bind(
             &ctx,
             &at,

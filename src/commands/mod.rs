@@ -1,5 +1,6 @@
 //! One file per subcommand; each takes the loaded settings.
 
+mod bench;
 mod check;
 mod config;
 mod explain;
@@ -44,6 +45,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Tasks { doc } => tasks::run(doc.as_deref()),
         Command::Plots => plots::run(config),
         Command::Keygen => keygen::run(config),
+        Command::Bench {
+            json,
+            quick,
+            connect,
+        } => bench::run(config, json, quick, connect),
         Command::Run {
             files,
             params,

@@ -1,0 +1,421 @@
+//! `rtl bench`: rtl measured against the floor under it, every figure next
+//! to its reference from the same run, so ratios hold on a noisy machine.
+//!
+//! By default it starts its own relay and task nodes in this process on TCP
+//! loopback (what a daemon's clients and nodes go through); `--connect`
+//! uses the running daemon instead. The floors are plain ZeroMQ: the same
+//! four hops (client DEALER -> relay ROUTER -> node DEALER and back) with
+//! the same sockets and message sizes, doing no work.
+
+use rtl_client::{JobHandle, Transform};
+use rtl_config::Config;
+use rtl_dsl::Plan;
+use rtl_tasks::{Column, Context, Table};
+use serde_json::{json, Map, Value};
+use std::collections::VecDeque;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// How much to measure: the full run, or one that keeps under a minute.
+struct Sizes {
+    null_rounds: usize,
+    jobs: usize,
+    move_rounds: usize,
+    pipeline_rounds: usize,
+}
+
+pub fn run(config: &Config, as_json: bool, quick: bool, connect: bool) -> Result<ExitCode, String> {
+    let sizes = if quick {
+        Sizes {
+            null_rounds: 1_000,
+            jobs: 4_000,
+            move_rounds: 5,
+            pipeline_rounds: 1,
+        }
+    } else {
+        Sizes {
+            null_rounds: 5_000,
+            jobs: 20_000,
+            move_rounds: 20,
+            pipeline_rounds: 3,
+        }
+    };
+    // The in-process cluster gets a home of its own, with room in its cache
+    // for the 10M-row tables, so the bench never touches the user's cache.
+    let scratch = std::env::temp_dir().join(format!("rtl-bench-{}", std::process::id()));
+    let mut own = config.clone();
+    own.home = scratch.clone();
+    own.cache_map_size = own.cache_map_size.max(4 << 30);
+    let mut transform = if connect {
+        Transform::connect(config)
+    } else {
+        Transform::embedded_on_loopback(&own)
+    }
+    .map_err(|e| e.to_string())?;
+    let outcome = measure(&mut transform, config, &sizes, as_json, quick, connect);
+    drop(transform);
+    let _ = std::fs::remove_dir_all(&scratch);
+    outcome
+}
+
+fn measure(
+    transform: &mut Transform,
+    config: &Config,
+    sizes: &Sizes,
+    as_json: bool,
+    quick: bool,
+    connect: bool,
+) -> Result<ExitCode, String> {
+    let mut report = Report::default();
+    let mut note = |key: &str, value: Value, line: String| report.add(key, value, line);
+    let root = std::env::temp_dir();
+    let null = Plan::parse(r#"{"0": {"tasks": {"null": {}}}}"#, "<bench>", root.clone())
+        .map_err(|e| e.to_string())?;
+
+    // Null round trip, next to the floor.
+    let mut samples = Vec::with_capacity(sizes.null_rounds);
+    for _ in 0..sizes.null_rounds {
+        let start = Instant::now();
+        transform.execute(&null).map_err(|e| e.to_string())?;
+        samples.push(start.elapsed());
+    }
+    let (p50, p99) = percentiles(&mut samples);
+    let floor = raw_floor(sizes.null_rounds, 160)?;
+    let (f50, f99) = (floor.0 * 1e6, floor.1 * 1e6);
+    let (p50, p99) = (p50 * 1e6, p99 * 1e6);
+    note(
+        "null_p50_us",
+        json!(p50),
+        row("null job round trip p50 (us)", p50, f50),
+    );
+    note(
+        "null_p99_us",
+        json!(p99),
+        row("null job round trip p99 (us)", p99, f99),
+    );
+    note("floor_p50_us", json!(f50), String::new());
+    note("floor_p99_us", json!(f99), String::new());
+
+    // Throughput: 1 and 4 blocking clients, 4 clients with 16 in flight.
+    let one = throughput(transform, &null, 1, 1, sizes.jobs / 4)?;
+    let blocking = throughput(transform, &null, 4, 1, sizes.jobs)?;
+    let pipelined = throughput(transform, &null, 4, 16, sizes.jobs)?;
+    note(
+        "jobs_per_s_one_client",
+        json!(one),
+        row("jobs/s, 1 blocking client", one, f64::NAN),
+    );
+    note(
+        "jobs_per_s_blocking",
+        json!(blocking),
+        row("jobs/s, 4 blocking clients", blocking, f64::NAN),
+    );
+    note(
+        "jobs_per_s_pipelined",
+        json!(pipelined),
+        row("jobs/s, 4 clients x 16 in flight", pipelined, f64::NAN),
+    );
+
+    // A 16 MB table through the null task and back.
+    let rows16 = 16 * 1024 * 1024 / 8;
+    let sixteen = number_table(&[("x", rows16)], |i| i as f64);
+    let mut samples = Vec::with_capacity(sizes.move_rounds);
+    for _ in 0..sizes.move_rounds {
+        let input = sixteen.clone();
+        let start = Instant::now();
+        let out = transform
+            .execute_with(&null, Some(input), &mut |_| {})
+            .map_err(|e| e.to_string())?;
+        samples.push(start.elapsed());
+        if out.rows() != rows16 {
+            return Err(format!("the 16 MB job came back with {} rows", out.rows()));
+        }
+    }
+    let move16 = percentiles(&mut samples).0 * 1e3;
+    let move_floor = raw_floor(sizes.move_rounds, 16 << 20)?.0 * 1e3;
+    note(
+        "move16_ms",
+        json!(move16),
+        row("16 MB round trip p50 (ms)", move16, move_floor),
+    );
+    note("move16_floor_ms", json!(move_floor), String::new());
+
+    // The original's example pipeline, through the relay and in-process.
+    let pipeline = pipeline_plan(&root)?;
+    let mut per_row = Map::new();
+    for rows in [10_000usize, 100_000, 1_000_000, 10_000_000] {
+        let input = metrics_table(rows);
+        let mut daemon = Vec::new();
+        let mut inproc = Vec::new();
+        for _ in 0..sizes.pipeline_rounds {
+            let copy = input.clone();
+            let start = Instant::now();
+            transform
+                .execute_with(&pipeline, Some(copy), &mut |_| {})
+                .map_err(|e| e.to_string())?;
+            daemon.push(start.elapsed());
+            let copy = input.clone();
+            let ctx = Context::new(&root);
+            let start = Instant::now();
+            rtl_tasks::run_stage(0, &pipeline.stages[0].tasks, copy, &ctx, &mut |_| {})
+                .map_err(|e| e.to_string())?;
+            inproc.push(start.elapsed());
+        }
+        let (d, i) = (
+            percentiles(&mut daemon).0 * 1e3,
+            percentiles(&mut inproc).0 * 1e3,
+        );
+        per_row.insert(rows.to_string(), json!(d * 1e6 / rows as f64));
+        let label = match rows {
+            1_000_000 => Some("1m"),
+            10_000_000 => Some("10m"),
+            _ => None,
+        };
+        if let Some(label) = label {
+            note(
+                &format!("pipeline_{label}_daemon_ms"),
+                json!(d),
+                row(
+                    &format!("pipeline, {label} rows, through the relay vs in-process (ms)"),
+                    d,
+                    i,
+                ),
+            );
+            note(
+                &format!("pipeline_{label}_inproc_ms"),
+                json!(i),
+                String::new(),
+            );
+        }
+        note(
+            &format!("ns_per_row_{rows}"),
+            json!(d * 1e6 / rows as f64),
+            row(
+                &format!("pipeline ns per row at {rows} rows"),
+                d * 1e6 / rows as f64,
+                f64::NAN,
+            ),
+        );
+    }
+    let Report { mut figures, lines } = report;
+    figures.retain(|k, _| !k.starts_with("ns_per_row_"));
+    figures.insert("ns_per_row".into(), Value::Object(per_row));
+    figures.insert(
+        "cluster".into(),
+        json!(if connect {
+            "daemon"
+        } else {
+            "in-process, TCP loopback"
+        }),
+    );
+    figures.insert("task_nodes".into(), json!(config.task_workers.max(1)));
+    if as_json {
+        println!("{}", Value::Object(figures));
+    } else {
+        println!(
+            "rtl bench ({}, {} task node(s){})",
+            if connect {
+                "the running daemon"
+            } else {
+                "its own relay and nodes in this process, TCP loopback"
+            },
+            config.task_workers.max(1),
+            if quick { ", quick" } else { "" }
+        );
+        println!(
+            "{:<58} {:>12} {:>12} {:>8}",
+            "figure", "rtl", "floor", "ratio"
+        );
+        for line in lines {
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The figures by key (for --json) and the table's lines, in order.
+#[derive(Default)]
+struct Report {
+    figures: Map<String, Value>,
+    lines: Vec<String>,
+}
+
+impl Report {
+    fn add(&mut self, key: &str, value: Value, line: String) {
+        self.figures.insert(key.to_string(), value);
+        if !line.is_empty() {
+            self.lines.push(line);
+        }
+    }
+}
+
+fn row(what: &str, value: f64, reference: f64) -> String {
+    if reference.is_nan() {
+        format!("{what:<58} {value:>12.1}")
+    } else {
+        format!(
+            "{what:<58} {value:>12.1} {reference:>12.1} {:>8.2}",
+            value / reference
+        )
+    }
+}
+
+/// (p50, p99) in seconds.
+fn percentiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64();
+    (at(0.5), at(0.99))
+}
+
+/// Jobs per second with `clients` connections, each keeping `depth` jobs
+/// in flight, `total` jobs in all.
+fn throughput(
+    transform: &Transform,
+    plan: &Plan,
+    clients: usize,
+    depth: usize,
+    total: usize,
+) -> Result<f64, String> {
+    let siblings = (0..clients)
+        .map(|_| transform.sibling().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let per = total / clients;
+    let start = Instant::now();
+    let outcomes: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = siblings
+            .into_iter()
+            .map(|mut t| {
+                scope.spawn(move || {
+                    let mut out: VecDeque<JobHandle> = VecDeque::new();
+                    for _ in 0..per {
+                        if out.len() == depth {
+                            let h = out.pop_front().ok_or("nothing in flight")?;
+                            h.wait(&mut t).map_err(|e| e.to_string())?;
+                        }
+                        out.push_back(t.submit(plan).map_err(|e| e.to_string())?);
+                    }
+                    while let Some(h) = out.pop_front() {
+                        h.wait(&mut t).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
+            })
+            .collect()
+    });
+    outcomes.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((per * clients) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The original raspi-rtl example pipeline: filter, add, divide, normalize
+/// Squash, subtract, average.
+fn pipeline_plan(root: &std::path::Path) -> Result<Plan, String> {
+    Plan::parse(
+        r#"{"0": {"tasks": [
+            {"filter": {"operations": [{"column": "cpu", "method": "ge", "value": 20}]}},
+            {"add": {"operations": [{"a": "mem", "b": "disk", "column": "io"}]}},
+            {"divide": {"operations": [{"a": "io", "b": "cpu", "column": "io_per_cpu"}]}},
+            {"normalize": {"model": "Squash", "columns": ["io_per_cpu"]}},
+            {"subtract": {"operations": [{"a": "io_per_cpuNormal", "b": 50, "column": "centered"}]}},
+            {"average": {"operations": [{"a": "centered", "column": "mean_centered"}]}}
+        ]}}"#,
+        "<bench>",
+        root.to_path_buf(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `rows` rows of cpu, mem and disk readings.
+fn metrics_table(rows: usize) -> Table {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let columns = ["cpu", "mem", "disk"]
+        .iter()
+        .zip([100.0, 4000.0, 800.0])
+        .map(|(name, scale)| {
+            let values: Vec<f64> = (0..rows).map(|_| next() * scale).collect();
+            (name.to_string(), Column::Float64(values.into()))
+        })
+        .collect();
+    Table::from_columns(columns).unwrap_or_default()
+}
+
+fn number_table(columns: &[(&str, usize)], value: impl Fn(usize) -> f64) -> Table {
+    let columns = columns
+        .iter()
+        .map(|(name, rows)| {
+            let values: Vec<f64> = (0..*rows).map(&value).collect();
+            (name.to_string(), Column::Float64(values.into()))
+        })
+        .collect();
+    Table::from_columns(columns).unwrap_or_default()
+}
+
+/// The floor: `rounds` messages of an id frame and `payload` bytes through
+/// a forwarding relay thread and an echoing node thread over TCP loopback;
+/// (p50, p99) in seconds.
+fn raw_floor(rounds: usize, payload: usize) -> Result<(f64, f64), String> {
+    let fail = |e: zmq::Error| format!("floor: {e}");
+    let ctx = zmq::Context::new();
+    let bind = |kind| -> Result<(zmq::Socket, String), String> {
+        let s = ctx.socket(kind).map_err(fail)?;
+        s.bind("tcp://127.0.0.1:*").map_err(fail)?;
+        let at = s
+            .get_last_endpoint()
+            .map_err(fail)?
+            .map_err(|_| "floor: no endpoint".to_string())?;
+        Ok((s, at))
+    };
+    let (clients, clients_at) = bind(zmq::ROUTER)?;
+    let (nodes, nodes_at) = bind(zmq::ROUTER)?;
+    let node = ctx.socket(zmq::DEALER).map_err(fail)?;
+    node.set_identity(b"node").map_err(fail)?;
+    node.connect(&nodes_at).map_err(fail)?;
+    node.send(&b"hello"[..], 0).map_err(fail)?;
+    nodes.recv_multipart(0).map_err(fail)?;
+    let client = ctx.socket(zmq::DEALER).map_err(fail)?;
+    client.connect(&clients_at).map_err(fail)?;
+    let body = vec![7u8; payload];
+    std::thread::scope(|scope| {
+        scope.spawn(move || -> Result<(), zmq::Error> {
+            for _ in 0..rounds {
+                let mut parts = clients.recv_multipart(0)?;
+                let from = parts.remove(0);
+                nodes.send(&b"node"[..], zmq::SNDMORE)?;
+                nodes.send_multipart(parts, 0)?;
+                let mut parts = nodes.recv_multipart(0)?;
+                parts.remove(0);
+                clients.send(from, zmq::SNDMORE)?;
+                clients.send_multipart(parts, 0)?;
+            }
+            Ok(())
+        });
+        scope.spawn(move || -> Result<(), zmq::Error> {
+            for _ in 0..rounds {
+                let parts = node.recv_multipart(0)?;
+                node.send_multipart(parts, 0)?;
+            }
+            Ok(())
+        });
+        let mut samples = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let start = Instant::now();
+            client.send(&[7u8; 16][..], zmq::SNDMORE).map_err(fail)?;
+            client.send(&body[..], 0).map_err(fail)?;
+            client.recv_multipart(0).map_err(fail)?;
+            samples.push(start.elapsed());
+        }
+        Ok(percentiles(&mut samples))
+    })
+}
