@@ -7,7 +7,7 @@
 
 use crate::auth::{Prover, Secret};
 use crate::log::Log;
-use crate::wire::{AuthFields, Body, Envelope, Header, Kind, NodeInfo};
+use crate::wire::{AuthFields, Body, Envelope, Header, Kind, NodeInfo, WireError};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -99,9 +99,27 @@ impl RelayLink {
         }
     }
 
+    /// The next message from the relay for the node to act on, without
+    /// waiting: None when there is none for now. Heartbeats and the
+    /// handshake are dealt with here; a bad message is logged and dropped.
+    pub fn next_message(&mut self, log: &Log) -> Option<Envelope> {
+        loop {
+            match Envelope::recv(&self.socket, false, zmq::DONTWAIT) {
+                Ok((_, env)) => {
+                    self.heard(log);
+                    if env.header.kind != Kind::Heartbeat && !self.handshake(&env, log) {
+                        return Some(env);
+                    }
+                }
+                Err(WireError::Zmq(zmq::Error::EAGAIN)) => return None,
+                Err(e) => log.warn(format!("dropped a message from the relay: {e}")),
+            }
+        }
+    }
+
     /// Takes part in the handshake: answers a challenge with a proof and
     /// checks the relay's welcome. True when `env` was a handshake message.
-    pub fn handshake(&mut self, env: &Envelope, log: &Log) -> bool {
+    fn handshake(&mut self, env: &Envelope, log: &Log) -> bool {
         let auth = env.header.auth.clone().unwrap_or_default();
         if env.header.kind == Kind::Challenge {
             self.trusted = false;
@@ -139,7 +157,7 @@ impl RelayLink {
     }
 
     /// Notes that the relay spoke (any message counts).
-    pub fn heard(&mut self, log: &Log) {
+    fn heard(&mut self, log: &Log) {
         self.heard = Instant::now();
         if self.silent {
             self.silent = false;

@@ -13,7 +13,7 @@
 use crate::gallery;
 use crate::link::{hostname, RelayLink};
 use crate::log::Log;
-use crate::wire::{Envelope, Kind, NodeInfo, WireError};
+use crate::wire::{Envelope, Kind, NodeInfo};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -83,26 +83,9 @@ pub fn run(
                     break;
                 }
             }
-            loop {
-                let received = Envelope::recv(&link.socket, false, zmq::DONTWAIT);
-                if let Ok((_, env)) = &received {
-                    link.heard(&log);
-                    if link.handshake(env, &log) {
-                        continue;
-                    }
-                }
-                match received {
-                    Ok((_, env)) if env.header.kind == Kind::Heartbeat => {}
-                    Ok((_, env)) => {
-                        if draw(env, &settings.plots_dir, &log) {
-                            info.envelopes += 1;
-                        }
-                    }
-                    Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
-                    Err(e) => {
-                        log.warn(format!("dropped a message from the relay: {e}"));
-                        break;
-                    }
+            while let Some(env) = link.next_message(&log) {
+                if draw(env, &settings.plots_dir, &log) {
+                    info.envelopes += 1;
                 }
             }
         }

@@ -157,31 +157,13 @@ pub fn run(
             }
         }
         if from_relay {
-            loop {
-                let received = Envelope::recv(&link.socket, false, zmq::DONTWAIT);
-                if let Ok((_, env)) = &received {
-                    link.heard(&log);
-                    if link.handshake(env, &log) {
-                        continue;
+            while let Some(env) = link.next_message(&log) {
+                match (env.header.kind, &work_tx) {
+                    (Kind::Work, Some(tx)) if tx.send(env).is_ok() => holding += 1,
+                    (Kind::Work, _) => {
+                        log.warn("work arrived while leaving; the relay will see it unanswered")
                     }
-                }
-                match received {
-                    Ok((_, env)) if env.header.kind == Kind::Heartbeat => {}
-                    Ok((_, env)) if env.header.kind == Kind::Work => match &work_tx {
-                        Some(tx) if tx.send(env).is_ok() => holding += 1,
-                        _ => {
-                            log.warn("work arrived while leaving; the relay will see it unanswered")
-                        }
-                    },
-                    Ok((_, env)) => log.warn(format!(
-                        "ignored a {:?} message from the relay",
-                        env.header.kind
-                    )),
-                    Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
-                    Err(e) => {
-                        log.warn(format!("dropped a message from the relay: {e}"));
-                        break;
-                    }
+                    (kind, _) => log.warn(format!("ignored a {kind:?} message from the relay")),
                 }
             }
         }
