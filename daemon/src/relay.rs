@@ -15,7 +15,7 @@ use crate::wire::{AuthFields, Body, Envelope, Failure, Header, Kind, StatusRepor
 use rtl_config::Config;
 use rtl_dsl::Plan;
 use rtl_tasks::Table;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +30,10 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// flooding peer puts in the relay's memory before `busy` answers reach it;
 /// beyond it the peer's own sends wait.
 const INBOUND_HWM: i32 = 8;
+
+/// Messages queued in libzmq for one peer; beyond them answers wait in the
+/// relay's outbox, where they count against `relay_memory`.
+const OUTBOUND_HWM: i32 = 16;
 
 /// Most messages taken from one socket before looking at the other.
 const BATCH: usize = 256;
@@ -242,6 +246,8 @@ pub struct Relay {
     busy_refusals: u64,
     /// Who has proven they hold the cluster secret, when there is one.
     gate: Option<Gate>,
+    /// Answers waiting for clients that cannot take them yet.
+    outbox: HashMap<Vec<u8>, VecDeque<Envelope>>,
 }
 
 impl Relay {
@@ -267,8 +273,12 @@ impl Relay {
                 .map_err(|e| format!("cannot bind the {what} socket to {endpoint}: {e}"))?;
             Ok(s)
         };
+        let clients = socket(&at.clients, "client")?;
+        clients
+            .set_sndhwm(OUTBOUND_HWM)
+            .map_err(|e| format!("cannot configure the client socket: {e}"))?;
         Ok(Relay {
-            clients: socket(&at.clients, "client")?,
+            clients,
             nodes: socket(&at.nodes, "node")?,
             routing: Routing::new(),
             jobs: HashMap::new(),
@@ -278,6 +288,7 @@ impl Relay {
             started: Instant::now(),
             no_workers_since: Some(Instant::now()),
             gate: settings.secret.clone().map(Gate::new),
+            outbox: HashMap::new(),
             settings,
             busy_refusals: 0,
         })
@@ -348,6 +359,7 @@ impl Relay {
                 }
             }
             self.dispatch();
+            self.flush_outbox();
             if Instant::now() >= next_tick {
                 self.tick();
                 next_tick = Instant::now() + self.settings.heartbeat;
@@ -573,6 +585,12 @@ impl Relay {
                 .values()
                 .flat_map(|j| j.flow.held())
                 .map(|h| h.body.bytes())
+                .sum::<usize>()
+            + self
+                .outbox
+                .values()
+                .flatten()
+                .map(|e| e.body.bytes())
                 .sum::<usize>();
         (held + bytes > self.settings.memory)
             .then(|| format!("{held} column bytes held (relay_memory)"))
@@ -903,10 +921,53 @@ impl Relay {
         );
     }
 
+    /// Sends to a client; what it cannot take now waits in its outbox, in
+    /// order, and counts against `relay_memory` until it goes.
     fn send_client(&mut self, client: &[u8], env: Envelope) {
-        if let Err(e) = env.send_now(&mut self.clients, Some(client)) {
-            self.log
-                .warn(format!("could not answer a client ({e}); it has gone"));
+        if let Some(waiting) = self.outbox.get_mut(client) {
+            waiting.push_back(env);
+            return;
+        }
+        match env.send_or_keep(&mut self.clients, Some(client)) {
+            Ok(()) => {}
+            Err((zmq::Error::EAGAIN, Some(env))) => {
+                self.outbox
+                    .entry(client.to_vec())
+                    .or_default()
+                    .push_back(*env);
+            }
+            Err((e, _)) => self
+                .log
+                .warn(format!("could not answer a client ({e}); it has gone")),
+        }
+    }
+
+    /// Sends what waits in the clients' outboxes, as far as they take it.
+    fn flush_outbox(&mut self) {
+        let clients: Vec<Vec<u8>> = self.outbox.keys().cloned().collect();
+        for client in clients {
+            while let Some(env) = self.outbox.get_mut(&client).and_then(VecDeque::pop_front) {
+                match env.send_or_keep(&mut self.clients, Some(&client)) {
+                    Ok(()) => {}
+                    Err((zmq::Error::EAGAIN, Some(env))) => {
+                        if let Some(waiting) = self.outbox.get_mut(&client) {
+                            waiting.push_front(*env);
+                        }
+                        break;
+                    }
+                    Err((e, _)) => {
+                        self.log.warn(format!(
+                            "could not answer a client ({e}); it has gone with {} answer(s) waiting",
+                            self.outbox.get(&client).map_or(0, VecDeque::len)
+                        ));
+                        self.outbox.remove(&client);
+                        break;
+                    }
+                }
+            }
+            if self.outbox.get(&client).is_some_and(VecDeque::is_empty) {
+                self.outbox.remove(&client);
+            }
         }
     }
 

@@ -372,37 +372,80 @@ impl Envelope {
         self.send_with(socket, route, zmq::DONTWAIT)
     }
 
+    /// Sends without waiting, like [`Envelope::send_now`], but when there is
+    /// no room for it now hands the envelope back untouched, to send later.
+    pub fn send_or_keep(
+        self,
+        socket: &mut zmq::Socket,
+        route: Option<&[u8]>,
+    ) -> Result<(), (zmq::Error, Option<Box<Envelope>>)> {
+        let header = match self.header_frame() {
+            Ok(h) => h,
+            Err(e) => return Err((e, Some(Box::new(self)))),
+        };
+        // Only the first frame can fail for want of room: once it is
+        // queued, libzmq takes the rest of the message.
+        let first = match route {
+            Some(route) => socket.send(route, zmq::DONTWAIT | zmq::SNDMORE),
+            None => socket.send(&self.id.as_bytes()[..], zmq::DONTWAIT | zmq::SNDMORE),
+        };
+        if let Err(e) = first {
+            return Err((e, Some(Box::new(self))));
+        }
+        self.send_rest(socket, header, route.is_some())
+            .map_err(|e| (e, None))
+    }
+
     fn send_with(
         self,
         socket: &mut zmq::Socket,
         route: Option<&[u8]>,
         flags: i32,
     ) -> Result<(), zmq::Error> {
-        let Envelope {
-            id,
-            mut header,
-            body,
-        } = self;
-        let (columns, received) = match body {
+        let header = self.header_frame()?;
+        match route {
+            Some(route) => socket.send(route, flags | zmq::SNDMORE)?,
+            None => socket.send(&self.id.as_bytes()[..], flags | zmq::SNDMORE)?,
+        }
+        self.send_rest(socket, header, route.is_some())
+    }
+
+    /// The header frame's bytes, describing an inline table when there is
+    /// one.
+    fn header_frame(&self) -> Result<Vec<u8>, zmq::Error> {
+        let mut bytes = Vec::with_capacity(128);
+        let written = match &self.body {
             Body::Table(table) => {
-                header.schema = schema_of(&table);
-                header.rows = table.rows() as u64;
-                header.table_refs.clear();
-                (table.into_columns(), Vec::new())
+                let header = Header {
+                    schema: schema_of(table),
+                    rows: table.rows() as u64,
+                    table_refs: Vec::new(),
+                    ..self.header.clone()
+                };
+                ciborium::into_writer(&header, &mut bytes)
             }
+            _ => ciborium::into_writer(&self.header, &mut bytes),
+        };
+        written.map_err(|_| zmq::Error::EINVAL)?;
+        Ok(bytes)
+    }
+
+    /// Everything after the first frame (the route, or the id when there is
+    /// no route): the id, the header, the columns.
+    fn send_rest(
+        self,
+        socket: &mut zmq::Socket,
+        header_bytes: Vec<u8>,
+        routed: bool,
+    ) -> Result<(), zmq::Error> {
+        let Envelope { id, body, .. } = self;
+        let (columns, received) = match body {
+            Body::Table(table) => (table.into_columns(), Vec::new()),
             Body::Frames(frames) => (Vec::new(), frames),
             Body::Empty => (Vec::new(), Vec::new()),
         };
-        let mut header_bytes = Vec::with_capacity(128);
-        ciborium::into_writer(&header, &mut header_bytes).map_err(|_| zmq::Error::EINVAL)?;
-        // Only the first frame can fail for want of room: once it is
-        // queued, libzmq takes the rest of the message.
-        match route {
-            Some(route) => {
-                socket.send(route, flags | zmq::SNDMORE)?;
-                socket.send(&id.as_bytes()[..], zmq::SNDMORE)?;
-            }
-            None => socket.send(&id.as_bytes()[..], flags | zmq::SNDMORE)?,
+        if routed {
+            socket.send(&id.as_bytes()[..], zmq::SNDMORE)?;
         }
         let parts = columns.len() + received.len();
         socket.send(header_bytes, if parts > 0 { zmq::SNDMORE } else { 0 })?;
