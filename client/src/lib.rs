@@ -171,6 +171,9 @@ pub struct Transform {
     cache: Option<Cache>,
     /// Inputs at least this large go to the relay through the shared cache.
     by_reference_bytes: usize,
+    /// The relay's chunk size, when it chunks: a large input goes into the
+    /// cache already in chunk-sized entries, so the relay need not cut it.
+    chunk_rows: Option<usize>,
     /// How long the relay may stay silent (not even answering pings)
     /// before the client gives up on it (`job_timeout_ms`).
     silence: Duration,
@@ -212,6 +215,7 @@ impl Transform {
             .flatten();
         let mut transform = Transform::open(&zmq::Context::new(), &endpoint, cache, None)?;
         transform.by_reference_bytes = config.by_reference_bytes;
+        transform.chunk_rows = config.chunking.then_some(config.chunking_size);
         transform.silence = config.job_timeout();
         let secret = Secret::load(&config.secret_path()).map_err(Error::Transport)?;
         if let Some(secret) = secret {
@@ -246,6 +250,7 @@ impl Transform {
         let cache = Some(cluster.cache().clone());
         let mut transform = Transform::open(&ctx, &endpoint, cache, Some(cluster))?;
         transform.by_reference_bytes = config.by_reference_bytes;
+        transform.chunk_rows = config.chunking.then_some(config.chunking_size);
         transform.silence = config.job_timeout();
         Ok(transform)
     }
@@ -268,6 +273,7 @@ impl Transform {
             endpoint: endpoint.to_string(),
             cache,
             by_reference_bytes: usize::MAX,
+            chunk_rows: None,
             silence: Duration::from_secs(5),
             lifespan: Duration::ZERO,
             charts: None,
@@ -285,6 +291,7 @@ impl Transform {
     pub fn sibling(&self) -> Result<Transform, Error> {
         let mut other = Transform::open(&self.ctx, &self.endpoint, self.cache.clone(), None)?;
         other.by_reference_bytes = self.by_reference_bytes;
+        other.chunk_rows = self.chunk_rows;
         other.silence = self.silence;
         other.lifespan = self.lifespan;
         if let Some(secret) = &self.secret {
@@ -387,7 +394,8 @@ impl Transform {
         let input = match (input, &self.cache) {
             (Some(table), Some(cache)) if table.wire_size() >= self.by_reference_bytes => {
                 header = header.with_table(&table);
-                header.table_refs = vec![cache.put_table(&table).map_err(Error::Transport)?];
+                let rows = self.chunk_rows.unwrap_or(usize::MAX);
+                header.table_refs = cache.put_pieces(&table, rows).map_err(Error::Transport)?;
                 None
             }
             (input, _) => input,

@@ -15,7 +15,9 @@
 //! compare ids to know whether they share one. LMDB must not be opened twice
 //! by one process, so [`Cache::open`] hands out one handle per path.
 
-use crate::wire::{decode_column_parts, encode_column_into, schema_of, ColumnSpec};
+use crate::wire::{
+    decode_column_parts, encode_rows_into, schema_of, wire_size_of_rows, ColumnSpec,
+};
 use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
 use rtl_tasks::Table;
 use std::collections::HashMap;
@@ -134,25 +136,51 @@ impl Cache {
     }
 
     /// Writes `table` under a fresh key; returns the key.
+    pub fn put_table(&self, table: &Table) -> Result<String, String> {
+        self.put_rows(table, 0, table.rows())
+    }
+
+    /// Writes `table` as entries of at most `rows` rows each, in order,
+    /// straight from its columns; returns the keys. None is left behind
+    /// when one cannot be written.
+    pub fn put_pieces(&self, table: &Table, rows: usize) -> Result<Vec<String>, String> {
+        let rows = rows.max(1);
+        let mut keys = Vec::new();
+        for start in (0..table.rows().max(1)).step_by(rows) {
+            match self.put_rows(table, start, (start + rows).min(table.rows())) {
+                Ok(key) => keys.push(key),
+                Err(e) => {
+                    keys.iter().for_each(|k| self.discard(k));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Writes rows `start..end` of `table` under a fresh key.
     ///
     /// Layout: u32 LE length of a CBOR list of column specs, the list, a u64
     /// LE row count, then each column in wire encoding.
-    pub fn put_table(&self, table: &Table) -> Result<String, String> {
+    fn put_rows(&self, table: &Table, start: usize, end: usize) -> Result<String, String> {
         let key = format!("{TABLE_PREFIX}{}", Uuid::new_v4());
         let specs = schema_of(table);
         let mut head = Vec::new();
         ciborium::into_writer(&specs, &mut head)
             .map_err(|e| format!("cannot encode schema: {e}"))?;
-        let total = 4 + head.len() + 8 + table.wire_size();
+        let sizes: Vec<usize> = table
+            .iter()
+            .map(|(_, c)| wire_size_of_rows(c, start, end))
+            .collect();
+        let total = 4 + head.len() + 8 + sizes.iter().sum::<usize>();
         let mut txn = self.rw()?;
         {
             let out = txn
                 .reserve(self.inner.db, &key, total, WriteFlags::empty())
                 .map_err(|e| self.error(e))?;
-            let mut at = write_head(out, &head, table.rows());
-            for (_, column) in table.iter() {
-                let size = column.wire_size();
-                encode_column_into(column, &mut out[at..at + size]);
+            let mut at = write_head(out, &head, end - start);
+            for ((_, column), size) in table.iter().zip(sizes) {
+                encode_rows_into(column, start, end, &mut out[at..at + size]);
                 at += size;
             }
         }

@@ -11,7 +11,6 @@
 
 use crate::auth::Secret;
 use crate::cache::Cache;
-use crate::flow::split;
 use crate::link::{hostname, RelayLink};
 use crate::log::{timestamp, Log};
 use crate::wire::{
@@ -19,7 +18,7 @@ use crate::wire::{
 };
 use rtl_config::Config;
 use rtl_dsl::Plan;
-use rtl_tasks::{Context, Event, Table};
+use rtl_tasks::{Context, Event};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -323,28 +322,17 @@ fn run_work(
     // The relay spreads the pieces of a split result over nodes by key
     // alone, so they are written as separate entries here, where the
     // table already is.
-    let split_rows = usize::try_from(env.header.split_rows)
-        .ok()
-        .filter(|&rows| rows > 0 && table.rows() > rows);
-    let owned: Vec<Table>;
-    let pieces: Vec<&Table> = match split_rows {
-        Some(rows) => {
-            owned = split(&table, rows);
-            owned.iter().collect()
-        }
-        None => vec![&table],
+    let rows = match usize::try_from(env.header.split_rows) {
+        Ok(0) | Err(_) => usize::MAX,
+        Ok(rows) => rows,
     };
-    let mut keys = Vec::with_capacity(pieces.len());
-    for piece in pieces {
-        match cache.put_table(piece) {
-            Ok(key) => keys.push(key),
-            Err(e) => {
-                keys.iter().for_each(|k| cache.discard(k));
-                log.warn(format!("result goes inline: {e}"));
-                return (header, Body::Table(table));
-            }
+    let keys = match cache.put_pieces(&table, rows) {
+        Ok(keys) => keys,
+        Err(e) => {
+            log.warn(format!("result goes inline: {e}"));
+            return (header, Body::Table(table));
         }
-    }
+    };
     header.schema = schema_of(&table);
     header.rows = table.rows() as u64;
     header.table_refs = keys;

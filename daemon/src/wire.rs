@@ -578,22 +578,40 @@ fn decode_header(bytes: &[u8]) -> Result<Header, String> {
     ciborium::from_reader(bytes).map_err(|e| format!("bad header: {e}"))
 }
 
-/// Bytes of one column in wire encoding, for writers that need them in one
-/// buffer (the LMDB cache). `out` must be `column.wire_size()` long.
-pub fn encode_column_into(column: &Column, out: &mut [u8]) {
+/// Bytes of rows `start..end` of a column in wire encoding.
+pub fn wire_size_of_rows(column: &Column, start: usize, end: usize) -> usize {
     match column {
-        Column::Int64(a) => words_into(a, out),
-        Column::Float64(a) => words_into(a, out),
+        Column::Int64(_) | Column::Float64(_) => (end - start) * 8,
+        Column::Bool(_) => end - start,
+        Column::Utf8(a) => {
+            (end - start + 1) * 8
+                + a.slice(ndarray::s![start..end])
+                    .iter()
+                    .map(String::len)
+                    .sum::<usize>()
+        }
+    }
+}
+
+/// Rows `start..end` of a column in wire encoding, written into `out`
+/// (`wire_size_of_rows` long): for writers that need them in one buffer
+/// (the LMDB cache).
+pub fn encode_rows_into(column: &Column, start: usize, end: usize, out: &mut [u8]) {
+    let rows = ndarray::s![start..end];
+    match column {
+        Column::Int64(a) => words_into(a.slice(rows), out),
+        Column::Float64(a) => words_into(a.slice(rows), out),
         Column::Bool(a) => {
-            for (byte, v) in out.iter_mut().zip(a.iter()) {
+            for (byte, v) in out.iter_mut().zip(a.slice(rows).iter()) {
                 *byte = u8::from(*v);
             }
         }
         Column::Utf8(a) => {
-            let (offsets, data) = out.split_at_mut((a.len() + 1) * 8);
+            let values = a.slice(rows);
+            let (offsets, data) = out.split_at_mut((values.len() + 1) * 8);
             let mut at = 0u64;
             offsets[..8].copy_from_slice(&0u64.to_le_bytes());
-            for (slot, s) in offsets[8..].chunks_exact_mut(8).zip(a.iter()) {
+            for (slot, s) in offsets[8..].chunks_exact_mut(8).zip(values.iter()) {
                 let start = at as usize;
                 data[start..start + s.len()].copy_from_slice(s.as_bytes());
                 at += s.len() as u64;
@@ -689,7 +707,7 @@ unsafe impl Word for f64 {
 
 /// Writes a numeric column's little-endian bytes into `out`: one memory
 /// copy on little-endian hosts, value by value elsewhere.
-fn words_into<T: Word>(a: &Array1<T>, out: &mut [u8]) {
+fn words_into<T: Word>(a: ndarray::ArrayView1<'_, T>, out: &mut [u8]) {
     match a.as_slice() {
         Some(values) if cfg!(target_endian = "little") => {
             let n = std::mem::size_of_val(values);
@@ -784,7 +802,7 @@ fn send_column(socket: &mut zmq::Socket, column: Column, flags: i32) -> Result<(
         }
         other => {
             let mut bytes = vec![0u8; other.wire_size()];
-            encode_column_into(&other, &mut bytes);
+            encode_rows_into(&other, 0, other.len(), &mut bytes);
             socket.send(bytes, flags)
         }
     }
