@@ -165,9 +165,16 @@ fn embedded_mode_runs_the_same_code() {
 
 #[test]
 fn one_connection_keeps_many_jobs_in_flight() {
-    // A small relay queue makes the relay answer `busy` to some of them:
-    // the client sends those again by itself.
-    let daemon = Daemon::start_in(Home::new("pipelined").with("RTL_RELAY_QUEUE", "4"));
+    // One node taking one job at a time and a relay queue of two: a burst
+    // of 64 submits makes the relay answer `busy` to some of them, and the
+    // client sends those again by itself.
+    let daemon = Daemon::start_in(
+        Home::new("pipelined")
+            .with("RTL_RELAY_QUEUE", "2")
+            .with("RTL_TASK_WORKERS", "1")
+            .with("RTL_MAX_IN_FLIGHT", "1")
+            .with("RTL_PLOT_WORKERS", "0"),
+    );
     let plan = Plan::parse(
         r#"{"0": {"tasks": {"multiply": {"operations": [{"a": "x", "b": 3, "column": "y"}]}}}}"#,
         "<test>",
@@ -178,7 +185,7 @@ fn one_connection_keeps_many_jobs_in_flight() {
     let input = |k: usize| {
         Table::from_columns(vec![(
             "x".into(),
-            Column::Float64(Array1::from_elem(1000, k as f64)),
+            Column::Float64(Array1::from_elem(50_000, k as f64)),
         )])
         .expect("table")
     };
