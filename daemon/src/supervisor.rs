@@ -622,17 +622,7 @@ pub fn serve(service: Service, config: &Config, foreground: bool) -> Result<(), 
         .join(format!("{}-{pid}.pid", service.name()));
     std::fs::write(&pid_path, format!("{pid}\n"))
         .map_err(|e| format!("cannot write {}: {e}", pid_path.display()))?;
-    // SAFETY: the handler only stores to an atomic, which is signal-safe.
-    unsafe {
-        libc::signal(
-            libc::SIGTERM,
-            on_terminate as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGINT,
-            on_terminate as *const () as libc::sighandler_t,
-        );
-    }
+    install_signal_handlers();
     let log = Log::stderr(service.name(), config.debug, config.profile);
     let outcome = run_service(service, config, &log);
     if let Err(e) = &outcome {
