@@ -150,7 +150,7 @@ impl Cache {
             match self.put_rows(table, start, (start + rows).min(table.rows())) {
                 Ok(key) => keys.push(key),
                 Err(e) => {
-                    keys.iter().for_each(|k| self.discard(k));
+                    self.discard(&keys);
                     return Err(e);
                 }
             }
@@ -298,10 +298,16 @@ impl Cache {
         join_entries(&entries)
     }
 
-    /// Deletes a table entry whose consumer went away; a missing key is fine.
-    pub fn discard(&self, key: &str) {
+    /// Deletes table entries whose consumer went away, in one transaction;
+    /// missing keys are fine.
+    pub fn discard(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
         if let Ok(mut txn) = self.rw() {
-            let _ = txn.del(self.inner.db, &key, None);
+            for key in keys {
+                let _ = txn.del(self.inner.db, key, None);
+            }
             let _ = txn.commit();
         }
     }

@@ -152,10 +152,7 @@ impl Tables<'_> {
     }
 
     fn discard(&self, held: &Held) {
-        held.header
-            .table_refs
-            .iter()
-            .for_each(|k| self.cache.discard(k));
+        self.cache.discard(&held.header.table_refs);
     }
 }
 
@@ -716,10 +713,7 @@ impl Relay {
 
     /// Deletes the cache entries an envelope's input was passed by.
     fn release(&self, env: Envelope) {
-        env.header
-            .table_refs
-            .iter()
-            .for_each(|k| self.cache.discard(k));
+        self.cache.discard(&env.header.table_refs);
     }
 
     /// A node answered envelope `id`: its credit is free and its input can
@@ -882,10 +876,7 @@ impl Relay {
     fn fail_job(&mut self, job_id: Uuid, at: Option<(u32, String)>, message: String) {
         let tables = Tables { cache: &self.cache };
         for env in self.routing.drop_queued(&job_id) {
-            env.header
-                .table_refs
-                .iter()
-                .for_each(|k| tables.cache.discard(k));
+            self.release(env);
         }
         if let Some(mut job) = self.jobs.remove(&job_id) {
             job.flow
