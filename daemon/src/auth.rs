@@ -22,7 +22,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -251,7 +251,7 @@ pub enum Verdict {
 pub struct Gate {
     secret: Secret,
     challenged: HashMap<Vec<u8>, Vec<u8>>,
-    trusted: HashMap<Vec<u8>, ()>,
+    trusted: HashSet<Vec<u8>>,
 }
 
 /// Most peers remembered as challenged at once: a flood of new connections
@@ -263,14 +263,14 @@ impl Gate {
         Gate {
             secret,
             challenged: HashMap::new(),
-            trusted: HashMap::new(),
+            trusted: HashSet::new(),
         }
     }
 
     /// Judges a message of kind `proof` (with its nonce and proof) or any
     /// other kind (`proof` None) from `route`.
     pub fn admit(&mut self, route: &[u8], proof: Option<(&[u8], &[u8])>) -> Verdict {
-        if self.trusted.contains_key(route) {
+        if self.trusted.contains(route) {
             return Verdict::Pass;
         }
         match (proof, self.challenged.get(route)) {
@@ -282,7 +282,7 @@ impl Gate {
                         .secret
                         .verify(b"rtl peer", &relay_nonce, peer_nonce, mac)
                 {
-                    self.trusted.insert(route.to_vec(), ());
+                    self.trusted.insert(route.to_vec());
                     Verdict::Welcome(self.secret.relay_proof(peer_nonce, &relay_nonce))
                 } else {
                     Verdict::Refuse("its proof does not match the cluster secret".into())

@@ -416,13 +416,7 @@ impl Envelope {
         let mut bytes = Vec::with_capacity(128);
         let written = match &self.body {
             Body::Table(table) => {
-                let header = Header {
-                    schema: schema_of(table),
-                    rows: table.rows() as u64,
-                    table_refs: Vec::new(),
-                    ..self.header.clone()
-                };
-                ciborium::into_writer(&header, &mut bytes)
+                ciborium::into_writer(&self.header.clone().with_table(table), &mut bytes)
             }
             _ => ciborium::into_writer(&self.header, &mut bytes),
         };
