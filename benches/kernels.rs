@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 #[global_allocator]
-static ALLOC: rtl_tasks::alloc::HugePageAlloc = rtl_tasks::alloc::HugePageAlloc;
+static ALLOC: rtl_tasks::alloc::ColumnAlloc = rtl_tasks::alloc::ColumnAlloc;
 
 fn rows() -> usize {
     std::env::var("RTL_BENCH_ROWS")

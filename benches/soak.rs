@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 #[global_allocator]
-static ALLOC: rtl_tasks::alloc::HugePageAlloc = rtl_tasks::alloc::HugePageAlloc;
+static ALLOC: rtl_tasks::alloc::ColumnAlloc = rtl_tasks::alloc::ColumnAlloc;
 
 /// (anonymous resident, file-backed resident, peak resident) of a process,
 /// in MiB. File-backed pages are the LMDB map's, shared with every process

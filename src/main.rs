@@ -5,9 +5,9 @@
 
 mod commands;
 
-// Large columns get huge pages: see rtl_tasks::alloc.
+// Large columns get huge pages and are reused while warm: see rtl_tasks::alloc.
 #[global_allocator]
-static ALLOC: rtl_tasks::alloc::HugePageAlloc = rtl_tasks::alloc::HugePageAlloc;
+static ALLOC: rtl_tasks::alloc::ColumnAlloc = rtl_tasks::alloc::ColumnAlloc;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

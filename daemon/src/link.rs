@@ -70,10 +70,10 @@ impl RelayLink {
         }
     }
 
-    /// Sends a heartbeat carrying `info` when one is due.
-    pub fn heartbeat_if_due(&mut self, info: &NodeInfo, log: &Log) {
+    /// Sends a heartbeat carrying `info` when one is due; true when it did.
+    pub fn heartbeat_if_due(&mut self, info: &NodeInfo, log: &Log) -> bool {
         if Instant::now() < self.next_heartbeat {
-            return;
+            return false;
         }
         // Until the relay has welcomed it, a node asks to be challenged
         // instead of heartbeating.
@@ -97,6 +97,7 @@ impl RelayLink {
                 self.heard.elapsed().as_millis()
             ));
         }
+        true
     }
 
     /// The next message from the relay for the node to act on, without

@@ -1038,6 +1038,7 @@ impl Relay {
             self.busy_refusals = 0;
         }
         self.heartbeat_nodes();
+        rtl_tasks::alloc::release_idle();
         for lost in self.routing.expire(now, self.settings.node_timeout) {
             let node = format!(
                 "{} {} (pid {} on {})",

@@ -124,7 +124,11 @@ pub fn run(
         if work_tx.is_none() && holding == 0 {
             break;
         }
-        link.heartbeat_if_due(&info, &log);
+        if link.heartbeat_if_due(&info, &log) {
+            // Once a second is often enough to hand back the column memory
+            // kept after a burst of work.
+            rtl_tasks::alloc::release_idle();
+        }
         let wait = link.until_heartbeat().min(Duration::from_millis(200));
         let (from_relay, from_worker) = {
             let mut items = [
