@@ -70,8 +70,11 @@ pub struct Work<T> {
     /// The stage's tasks to run; None: all of them.
     pub tasks: Option<(u32, u32)>,
     pub input: T,
-    /// Ask the node to hand its result back in pieces of this many rows,
-    /// because the next step will run them in parallel.
+    /// Ask the node to hand its result back in pieces of at most this many
+    /// rows: the next step may run them in parallel, and whatever comes
+    /// next, entries of a chunk's size keep the cache's pages in use (a
+    /// freed chunk entry is the right size for the next one, where one
+    /// large entry needs a long free run and makes the map grow).
     pub split_rows: Option<usize>,
     /// The lane's place among the job's lanes when it was sent.
     pub seq: u32,
@@ -297,9 +300,7 @@ impl<T> Flow<T> {
             stage: first.stage,
             tasks: (!whole_stage).then_some((first.start, last.end)),
             input,
-            split_rows: self
-                .chunk_rows
-                .filter(|_| self.steps.get(until).is_some_and(|s| s.row_local)),
+            split_rows: self.chunk_rows,
             seq: seq as u32,
             count,
         })
@@ -398,7 +399,11 @@ mod tests {
         );
         assert_eq!(next.len(), 1);
         assert_eq!((next[0].stage, next[0].tasks), (2, Some((0, 1))));
-        assert_eq!(next[0].split_rows, None, "sort needs the whole table");
+        assert_eq!(
+            next[0].split_rows,
+            Some(3),
+            "results always come back in chunk-sized pieces"
+        );
         let mut outstanding = vec![next.into_iter().next().expect("one")];
         for w in [&work[1], &work[0]] {
             let more = sent(
