@@ -46,9 +46,10 @@ enum Command {
     /// Measure rtl against the floor under it: null-job round trip, jobs
     /// per second (1 and 4 clients, blocking and 16 in flight), a 16 MB
     /// table's round trip, and the original's example pipeline through the
-    /// relay and in-process at 10k to 10M rows; each figure next to its
-    /// reference from the same run. Starts its own relay and task nodes in
-    /// this process on TCP loopback unless --connect.
+    /// relay and in-process at 10k to 10M rows, and in-process against
+    /// numpy (when python3 has numpy); each figure next to its reference
+    /// from the same run. Starts its own relay and task nodes in this
+    /// process on TCP loopback unless --connect.
     Bench {
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -59,6 +60,11 @@ enum Command {
         /// Measure the running daemon instead.
         #[arg(long)]
         connect: bool,
+        /// Send tables inside the messages, as to a node on another host,
+        /// instead of through the shared cache (with --connect, only the
+        /// client's side does).
+        #[arg(long)]
+        inline: bool,
     },
     /// Write a new cluster secret (mode 0600) to `secret_file` (default
     /// <home>/secret). With it, every client and node must prove it holds

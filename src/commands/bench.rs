@@ -5,7 +5,15 @@
 //! loopback (what a daemon's clients and nodes go through); `--connect`
 //! uses the running daemon instead. The floors are plain ZeroMQ: the same
 //! four hops (client DEALER -> relay ROUTER -> node DEALER and back) with
-//! the same sockets and message sizes, doing no work.
+//! the same sockets and message sizes, doing no work. `--inline` makes
+//! tables travel inside the messages, as they do to a node on another host,
+//! instead of through the shared cache.
+//!
+//! Every timed figure follows one untimed run of the same thing, so a
+//! figure is what a running daemon gives, not the cost of its first touch
+//! of fresh memory. The in-process pipeline is also compared with numpy
+//! (`benches/numpy_pipeline.py`, run with the machine's python3) when numpy
+//! is there.
 
 use rtl_client::{JobHandle, Transform};
 use rtl_config::Config;
@@ -24,8 +32,16 @@ struct Sizes {
     pipeline_rounds: usize,
 }
 
-pub fn run(config: &Config, as_json: bool, quick: bool, connect: bool) -> Result<ExitCode, String> {
-    let sizes = if quick {
+/// How the bench runs: `rtl bench`'s flags.
+pub struct Options {
+    pub json: bool,
+    pub quick: bool,
+    pub connect: bool,
+    pub inline: bool,
+}
+
+pub fn run(config: &Config, options: &Options) -> Result<ExitCode, String> {
+    let sizes = if options.quick {
         Sizes {
             null_rounds: 1_000,
             jobs: 4_000,
@@ -46,13 +62,20 @@ pub fn run(config: &Config, as_json: bool, quick: bool, connect: bool) -> Result
     let mut own = config.clone();
     own.home = scratch.clone();
     own.cache_map_size = own.cache_map_size.max(4 << 30);
-    let mut transform = if connect {
-        Transform::connect(config)
+    if options.inline {
+        own.by_reference_bytes = usize::MAX;
+    }
+    let mut transform = if options.connect {
+        let mut client = config.clone();
+        if options.inline {
+            client.by_reference_bytes = usize::MAX;
+        }
+        Transform::connect(&client)
     } else {
         Transform::embedded_on_loopback(&own)
     }
     .map_err(|e| e.to_string())?;
-    let outcome = measure(&mut transform, config, &sizes, as_json, quick, connect);
+    let outcome = measure(&mut transform, config, &sizes, options);
     drop(transform);
     let _ = std::fs::remove_dir_all(&scratch);
     outcome
@@ -62,9 +85,7 @@ fn measure(
     transform: &mut Transform,
     config: &Config,
     sizes: &Sizes,
-    as_json: bool,
-    quick: bool,
-    connect: bool,
+    options: &Options,
 ) -> Result<ExitCode, String> {
     let mut report = Report::default();
     let mut note = |key: &str, value: Value, line: String| report.add(key, value, line);
@@ -120,13 +141,15 @@ fn measure(
     let rows16 = 16 * 1024 * 1024 / 8;
     let sixteen = number_table(&[("x", rows16)], |i| i as f64);
     let mut samples = Vec::with_capacity(sizes.move_rounds);
-    for _ in 0..sizes.move_rounds {
+    for round in 0..=sizes.move_rounds {
         let input = sixteen.clone();
         let start = Instant::now();
         let out = transform
             .execute_with(&null, Some(input), &mut |_| {})
             .map_err(|e| e.to_string())?;
-        samples.push(start.elapsed());
+        if round > 0 {
+            samples.push(start.elapsed());
+        }
         if out.rows() != rows16 {
             return Err(format!("the 16 MB job came back with {} rows", out.rows()));
         }
@@ -136,30 +159,42 @@ fn measure(
     note(
         "move16_ms",
         json!(move16),
-        row("16 MB round trip p50 (ms)", move16, move_floor),
+        row(
+            if options.inline {
+                "16 MB round trip p50, inline (ms)"
+            } else {
+                "16 MB round trip p50 (ms)"
+            },
+            move16,
+            move_floor,
+        ),
     );
     note("move16_floor_ms", json!(move_floor), String::new());
 
     // The original's example pipeline, through the relay and in-process.
     let pipeline = pipeline_plan(&root)?;
     let mut per_row = Map::new();
+    let mut inproc_ms = Vec::new();
     for rows in [10_000usize, 100_000, 1_000_000, 10_000_000] {
         let input = metrics_table(rows);
         let mut daemon = Vec::new();
         let mut inproc = Vec::new();
-        for _ in 0..sizes.pipeline_rounds {
+        for round in 0..=sizes.pipeline_rounds {
             let copy = input.clone();
             let start = Instant::now();
             transform
                 .execute_with(&pipeline, Some(copy), &mut |_| {})
                 .map_err(|e| e.to_string())?;
-            daemon.push(start.elapsed());
+            let through_relay = start.elapsed();
             let copy = input.clone();
             let ctx = Context::new(&root);
             let start = Instant::now();
             rtl_tasks::run_stage(0, &pipeline.stages[0].tasks, copy, &ctx, &mut |_| {})
                 .map_err(|e| e.to_string())?;
-            inproc.push(start.elapsed());
+            if round > 0 {
+                daemon.push(through_relay);
+                inproc.push(start.elapsed());
+            }
         }
         let (d, i) = (
             percentiles(&mut daemon).0 * 1e3,
@@ -172,6 +207,7 @@ fn measure(
             _ => None,
         };
         if let Some(label) = label {
+            inproc_ms.push((rows, label, i));
             note(
                 &format!("pipeline_{label}_daemon_ms"),
                 json!(d),
@@ -197,30 +233,60 @@ fn measure(
             ),
         );
     }
+    // The same pipeline in numpy, next to the in-process figures.
+    let numpy = numpy_pipeline(sizes.pipeline_rounds, &inproc_ms);
+    for (rows, label, i) in &inproc_ms {
+        let key = format!("pipeline_{label}_numpy_ms");
+        match &numpy {
+            Ok(times) => {
+                let n = times.get(&rows.to_string()).and_then(Value::as_f64);
+                note(
+                    &key,
+                    json!(n),
+                    row(
+                        &format!("pipeline, {label} rows, in-process vs numpy (ms)"),
+                        *i,
+                        n.unwrap_or(f64::NAN),
+                    ),
+                );
+            }
+            Err(why) => note(
+                &key,
+                Value::Null,
+                format!("pipeline, {label} rows, in-process vs numpy: not measured, {why}"),
+            ),
+        }
+    }
     let Report { mut figures, lines } = report;
     figures.retain(|k, _| !k.starts_with("ns_per_row_"));
     figures.insert("ns_per_row".into(), Value::Object(per_row));
     figures.insert(
         "cluster".into(),
-        json!(if connect {
+        json!(if options.connect {
             "daemon"
         } else {
             "in-process, TCP loopback"
         }),
     );
     figures.insert("task_nodes".into(), json!(config.task_workers.max(1)));
-    if as_json {
+    figures.insert("inline".into(), json!(options.inline));
+    if options.json {
         println!("{}", Value::Object(figures));
     } else {
         println!(
-            "rtl bench ({}, {} task node(s){})",
-            if connect {
+            "rtl bench ({}, {} task node(s){}{})",
+            if options.connect {
                 "the running daemon"
             } else {
                 "its own relay and nodes in this process, TCP loopback"
             },
             config.task_workers.max(1),
-            if quick { ", quick" } else { "" }
+            if options.inline {
+                ", tables inline"
+            } else {
+                ""
+            },
+            if options.quick { ", quick" } else { "" }
         );
         println!(
             "{:<58} {:>12} {:>12} {:>8}",
@@ -331,6 +397,33 @@ fn pipeline_plan(root: &std::path::Path) -> Result<Plan, String> {
     .map_err(|e| e.to_string())
 }
 
+/// The example pipeline in numpy (benches/numpy_pipeline.py) at the row
+/// counts of `sizes`: median milliseconds by row count, or why it could
+/// not run.
+fn numpy_pipeline(
+    rounds: usize,
+    sizes: &[(usize, &str, f64)],
+) -> Result<Map<String, Value>, String> {
+    let mut python = std::process::Command::new("python3");
+    python
+        .arg("-c")
+        .arg(include_str!("../../benches/numpy_pipeline.py"))
+        .arg(rounds.to_string())
+        .args(sizes.iter().map(|(rows, _, _)| rows.to_string()));
+    let out = python
+        .output()
+        .map_err(|e| format!("python3 did not start ({e})"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("no message");
+        return Err(format!("python3 with numpy failed: {last}"));
+    }
+    match serde_json::from_slice(&out.stdout) {
+        Ok(Value::Object(times)) => Ok(times),
+        _ => Err("the numpy script printed no figures".into()),
+    }
+}
+
 /// `rows` rows of cpu, mem and disk readings.
 fn metrics_table(rows: usize) -> Table {
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -363,8 +456,8 @@ fn number_table(columns: &[(&str, usize)], value: impl Fn(usize) -> f64) -> Tabl
 }
 
 /// The floor: `rounds` messages of an id frame and `payload` bytes through
-/// a forwarding relay thread and an echoing node thread over TCP loopback;
-/// (p50, p99) in seconds.
+/// a forwarding relay thread and an echoing node thread over TCP loopback,
+/// after one untimed; (p50, p99) in seconds.
 fn raw_floor(rounds: usize, payload: usize) -> Result<(f64, f64), String> {
     let fail = |e: zmq::Error| format!("floor: {e}");
     let ctx = zmq::Context::new();
@@ -389,7 +482,7 @@ fn raw_floor(rounds: usize, payload: usize) -> Result<(f64, f64), String> {
     let body = vec![7u8; payload];
     std::thread::scope(|scope| {
         scope.spawn(move || -> Result<(), zmq::Error> {
-            for _ in 0..rounds {
+            for _ in 0..=rounds {
                 let mut parts = clients.recv_multipart(0)?;
                 let from = parts.remove(0);
                 nodes.send(&b"node"[..], zmq::SNDMORE)?;
@@ -402,19 +495,21 @@ fn raw_floor(rounds: usize, payload: usize) -> Result<(f64, f64), String> {
             Ok(())
         });
         scope.spawn(move || -> Result<(), zmq::Error> {
-            for _ in 0..rounds {
+            for _ in 0..=rounds {
                 let parts = node.recv_multipart(0)?;
                 node.send_multipart(parts, 0)?;
             }
             Ok(())
         });
         let mut samples = Vec::with_capacity(rounds);
-        for _ in 0..rounds {
+        for round in 0..=rounds {
             let start = Instant::now();
             client.send(&[7u8; 16][..], zmq::SNDMORE).map_err(fail)?;
             client.send(&body[..], 0).map_err(fail)?;
             client.recv_multipart(0).map_err(fail)?;
-            samples.push(start.elapsed());
+            if round > 0 {
+                samples.push(start.elapsed());
+            }
         }
         Ok(percentiles(&mut samples))
     })

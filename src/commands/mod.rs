@@ -49,7 +49,16 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             json,
             quick,
             connect,
-        } => bench::run(config, json, quick, connect),
+            inline,
+        } => bench::run(
+            config,
+            &bench::Options {
+                json,
+                quick,
+                connect,
+                inline,
+            },
+        ),
         Command::Run {
             files,
             params,
