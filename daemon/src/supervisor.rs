@@ -560,13 +560,15 @@ fn install_signal_handlers() {
     }
 }
 
-/// The relay's largest chunk, when chunking is on.
 /// Makes the C allocator (which libzmq uses for message buffers) give
 /// every buffer of 1 MiB or more back to the system when it is freed.
 /// By default glibc raises that threshold as large buffers come and go and
 /// then keeps freed ones in its heap, so the relay's memory would stay at
-/// its highest point instead of following the data it holds.
+/// its highest point instead of following the data it holds. For the same
+/// reason the relay keeps no freed column blocks (`rtl_tasks::alloc`): it
+/// passes tables on rather than computing on them.
 fn release_large_buffers() {
+    rtl_tasks::alloc::keep_none();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes a tuning parameter of the allocator.
     unsafe {

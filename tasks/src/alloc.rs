@@ -19,7 +19,8 @@
 //! What is kept is bounded: at most an eighth of physical memory (and at
 //! most 1 GiB), and a block nobody took for [`KEEP_FOR`] goes back to the
 //! kernel at the next large allocation or free, or when the process calls
-//! [`release_idle`] (task nodes and the relay do, once a second).
+//! [`release_idle`] (task nodes and the relay do, once a second). The
+//! relay's own process keeps nothing ([`keep_none`]).
 //!
 //! Binaries opt in with `#[global_allocator] static A: ColumnAlloc = ColumnAlloc;`.
 
@@ -62,12 +63,25 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Bytes that may be kept; 0 until first asked.
+static LIMIT: AtomicUsize = AtomicUsize::new(0);
+/// What `LIMIT` holds when nothing may be kept.
+const NONE: usize = usize::MAX;
+
+/// From now on, freed blocks go straight back to the kernel: for a process
+/// that passes tables on instead of computing on them (the relay), whose
+/// memory should follow what it holds.
+pub fn keep_none() {
+    LIMIT.store(NONE, Ordering::Relaxed);
+    pool().release_older(u64::MAX, Duration::ZERO);
+}
+
 /// Bytes that may be kept: an eighth of physical memory, at most 1 GiB.
 fn keep_limit() -> usize {
-    static LIMIT: AtomicUsize = AtomicUsize::new(0);
-    let known = LIMIT.load(Ordering::Relaxed);
-    if known != 0 {
-        return known;
+    match LIMIT.load(Ordering::Relaxed) {
+        0 => {}
+        NONE => return 0,
+        known => return known,
     }
     // SAFETY: sysconf only reads system parameters.
     let (pages, page) = unsafe {
@@ -78,8 +92,9 @@ fn keep_limit() -> usize {
     };
     let physical = (pages.max(0) as usize).saturating_mul(page.max(0) as usize);
     let limit = (physical / 8).clamp(UNIT, MOST_KEPT);
-    LIMIT.store(limit, Ordering::Relaxed);
-    limit
+    // keep_none may have run meanwhile; it wins.
+    let _ = LIMIT.compare_exchange(0, limit, Ordering::Relaxed, Ordering::Relaxed);
+    keep_limit()
 }
 
 /// Maps `len` bytes (a multiple of UNIT) at a UNIT-aligned address, so that
