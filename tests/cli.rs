@@ -117,31 +117,50 @@ fn every_task_doc_prints_an_example_job_that_checks_clean() {
 #[test]
 fn bench_quick_reports_every_figure_as_json() {
     let home = Home::new("bench");
-    let out = home.rtl(&["bench", "--quick", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let figures: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    for key in [
-        "null_p50_us",
-        "null_p99_us",
-        "floor_p50_us",
-        "jobs_per_s_blocking",
-        "jobs_per_s_pipelined",
-        "move16_ms",
-        "move16_floor_ms",
-        "pipeline_1m_daemon_ms",
-        "pipeline_1m_inproc_ms",
-        "pipeline_10m_daemon_ms",
-        "pipeline_10m_inproc_ms",
-    ] {
-        let value = figures[key].as_f64().unwrap_or(f64::NAN);
-        assert!(value.is_finite() && value > 0.0, "{key}: {}", figures[key]);
-    }
-    for rows in ["10000", "100000", "1000000", "10000000"] {
-        assert!(
-            figures["ns_per_row"][rows]
-                .as_f64()
-                .is_some_and(|v| v > 0.0),
-            "{figures}"
-        );
+    let numpy = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    for inline in [false, true] {
+        let mut args = vec!["bench", "--quick", "--json"];
+        if inline {
+            args.push("--inline");
+        }
+        let out = home.rtl(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        let figures: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(figures["inline"], inline, "{figures}");
+        let mut keys = vec![
+            "null_p50_us",
+            "null_p99_us",
+            "floor_p50_us",
+            "jobs_per_s_blocking",
+            "jobs_per_s_pipelined",
+            "move16_ms",
+            "move16_floor_ms",
+            "pipeline_1m_daemon_ms",
+            "pipeline_1m_inproc_ms",
+            "pipeline_10m_daemon_ms",
+            "pipeline_10m_inproc_ms",
+        ];
+        // numpy's side runs where python3 has numpy (.ci/run installs it).
+        if numpy {
+            keys.extend(["pipeline_1m_numpy_ms", "pipeline_10m_numpy_ms"]);
+        } else {
+            assert!(figures["pipeline_10m_numpy_ms"].is_null(), "{figures}");
+        }
+        for key in keys {
+            let value = figures[key].as_f64().unwrap_or(f64::NAN);
+            assert!(value.is_finite() && value > 0.0, "{key}: {}", figures[key]);
+        }
+        for rows in ["10000", "100000", "1000000", "10000000"] {
+            assert!(
+                figures["ns_per_row"][rows]
+                    .as_f64()
+                    .is_some_and(|v| v > 0.0),
+                "{figures}"
+            );
+        }
     }
 }

@@ -53,7 +53,7 @@ pub fn run(config: &Config, options: &Options) -> Result<ExitCode, String> {
             null_rounds: 5_000,
             jobs: 20_000,
             move_rounds: 20,
-            pipeline_rounds: 3,
+            pipeline_rounds: 5,
         }
     };
     // The in-process cluster gets a home of its own, with room in its cache
