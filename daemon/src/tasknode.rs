@@ -8,6 +8,10 @@
 //! so a long task never silences the heartbeat. Answers travel from the
 //! worker to the socket thread over an inproc PAIR, which passes frames by
 //! pointer.
+//!
+//! Quick work is the exception: a small table sent inline through tasks
+//! that touch no file is done in microseconds, less than the two thread
+//! wakeups of the handoff cost, so the socket thread runs it itself.
 
 use crate::auth::Secret;
 use crate::cache::Cache;
@@ -17,7 +21,7 @@ use crate::wire::{
     schema_of, Body, Envelope, Failure, Header, Kind, NodeInfo, ProgressEvent, WireError,
 };
 use rtl_config::Config;
-use rtl_dsl::Plan;
+use rtl_dsl::{Plan, TaskCall};
 use rtl_tasks::{Context, Event};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -85,14 +89,15 @@ pub fn run(
         .bind(&inbox)
         .map_err(|e| format!("cannot bind {inbox}: {e}"))?;
 
-    let (work_tx, work_rx) = mpsc::channel::<Envelope>();
+    let tools = Tools {
+        cache: settings.cache.clone(),
+        by_reference: settings.by_reference_bytes,
+        data_root: settings.data_root.clone(),
+    };
+    let (work_tx, work_rx) = mpsc::channel::<Work>();
     let worker = {
         let ctx = ctx.clone();
-        let tools = Tools {
-            cache: settings.cache.clone(),
-            by_reference: settings.by_reference_bytes,
-            data_root: settings.data_root.clone(),
-        };
+        let tools = tools.clone();
         let log = log.clone();
         std::thread::Builder::new()
             .name(format!("{id}-worker"))
@@ -111,6 +116,7 @@ pub fn run(
     log.info(format!("task node {id} connecting to {}", settings.relay));
     let mut work_tx = Some(work_tx);
     let mut holding: u32 = 0;
+    let mut plans = Plans::new();
     loop {
         if stop.load(Ordering::Relaxed) && work_tx.is_some() {
             // Closing the channel lets the worker finish what it holds and exit.
@@ -160,10 +166,20 @@ pub fn run(
             }
         }
         if from_relay {
-            while let Some(env) = link.next_message(&log) {
+            while let Some(mut env) = link.next_message(&log) {
                 match (env.header.kind, &work_tx) {
-                    (Kind::Work, Some(tx)) if tx.send(env).is_ok() => holding += 1,
-                    (Kind::Work, _) => {
+                    (Kind::Work, Some(tx)) => {
+                        let plan = plans.of(&mut env, tools.cache.as_ref());
+                        let work = Work { env, plan };
+                        if work.is_quick() {
+                            let answer = serve(work, &tools, &log, &mut |e| link.send(e, &log));
+                            info.envelopes += 1;
+                            link.send(answer, &log);
+                        } else if tx.send(work).is_ok() {
+                            holding += 1;
+                        }
+                    }
+                    (Kind::Work, None) => {
                         log.warn("work arrived while leaving; the relay will see it unanswered")
                     }
                     (kind, _) => log.warn(format!("ignored a {kind:?} message from the relay")),
@@ -182,7 +198,36 @@ pub fn run(
     Ok(())
 }
 
-/// What the worker runs stages with.
+/// Inline inputs up to this size, through tasks that touch no file, run on
+/// the socket thread.
+const QUICK_BYTES: usize = 64 << 10;
+
+/// A work envelope and its plan, resolved where it arrived.
+struct Work {
+    env: Envelope,
+    plan: Result<Arc<Plan>, String>,
+}
+
+impl Work {
+    /// Small work that only transforms its inline input: no file to wait
+    /// on, and microseconds of arithmetic.
+    fn is_quick(&self) -> bool {
+        let header = &self.env.header;
+        header.table_refs.is_empty()
+            && self.env.body.bytes() <= QUICK_BYTES
+            && self.plan.as_ref().is_ok_and(|plan| {
+                calls_of(plan, header.stage, header.tasks).is_ok_and(|calls| {
+                    calls.iter().all(|call| {
+                        rtl_tasks::lookup(&call.name)
+                            .is_some_and(|t| matches!(t.role, rtl_tasks::Role::Transform))
+                    })
+                })
+            })
+    }
+}
+
+/// What stages are run with, on either thread.
+#[derive(Clone)]
 struct Tools {
     cache: Option<Cache>,
     /// Results at least this large go back by reference (with a cache).
@@ -191,7 +236,7 @@ struct Tools {
 }
 
 /// Runs stages for envelopes from `work` and sends answers to `inbox`.
-fn worker(ctx: &zmq::Context, inbox: &str, work: mpsc::Receiver<Envelope>, tools: Tools, log: Log) {
+fn worker(ctx: &zmq::Context, inbox: &str, work: mpsc::Receiver<Work>, tools: Tools, log: Log) {
     let mut out = match ctx
         .socket(zmq::PAIR)
         .and_then(|s| s.connect(inbox).map(|_| s))
@@ -202,43 +247,68 @@ fn worker(ctx: &zmq::Context, inbox: &str, work: mpsc::Receiver<Envelope>, tools
             return;
         }
     };
-    let mut plans: HashMap<String, Arc<Plan>> = HashMap::new();
-    for env in work {
-        let (started, wall) = (Instant::now(), SystemTime::now());
-        let (id, job, stage) = (env.id, env.header.job, env.header.stage);
-        let piece = (env.header.seq, env.header.count, env.header.tasks);
-        let (header, body) = run_work(env, &mut plans, &tools, &log, &mut out);
-        let rows = match &body {
-            Body::Table(t) => t.rows() as u64,
-            _ => header.rows,
-        };
-        if let Err(e) = (Envelope { id, header, body }).send(&mut out, None) {
+    for work in work {
+        let answer = serve(work, &tools, &log, &mut |event| {
+            if let Err(e) = event.send(&mut out, None) {
+                log.warn(format!("a progress message was lost: {e}"));
+            }
+        });
+        if let Err(e) = answer.send(&mut out, None) {
             log.error(format!("worker cannot answer its node: {e}"));
         }
-        // One line per envelope with its start and length, so that the
-        // trace shows which pieces ran side by side.
-        log.profile(|| {
-            let (seq, count, tasks) = piece;
-            let tasks = tasks.map_or("all tasks".to_string(), |(a, b)| format!("tasks {a}..{b}"));
-            format!(
-                "job {job} stage {stage} {tasks} piece {}/{count}: started {}, {:.3} ms, {rows} rows out",
-                seq + 1,
-                timestamp(wall),
-                started.elapsed().as_secs_f64() * 1e3
-            )
-        });
     }
 }
 
-/// Runs one work envelope; returns the answer's header and body. Progress
-/// events go out on `out` as they happen.
+/// Runs one work envelope and returns the answer to send; progress and
+/// charts go to `events` as they happen.
+fn serve(work: Work, tools: &Tools, log: &Log, events: &mut dyn FnMut(Envelope)) -> Envelope {
+    let (started, wall) = (Instant::now(), SystemTime::now());
+    let env = &work.env;
+    let (id, job, stage) = (env.id, env.header.job, env.header.stage);
+    let piece = (env.header.seq, env.header.count, env.header.tasks);
+    let (header, body) = run_work(work, tools, log, events);
+    let rows = match &body {
+        Body::Table(t) => t.rows() as u64,
+        _ => header.rows,
+    };
+    // One line per envelope with its start and length, so that the trace
+    // shows which pieces ran side by side.
+    log.profile(|| {
+        let (seq, count, tasks) = piece;
+        let tasks = tasks.map_or("all tasks".to_string(), |(a, b)| format!("tasks {a}..{b}"));
+        format!(
+            "job {job} stage {stage} {tasks} piece {}/{count}: started {}, {:.3} ms, {rows} rows out",
+            seq + 1,
+            timestamp(wall),
+            started.elapsed().as_secs_f64() * 1e3
+        )
+    });
+    Envelope { id, header, body }
+}
+
+/// The tasks an envelope asks for: the whole stage or a range of it.
+fn calls_of(plan: &Plan, stage: u32, tasks: Option<(u32, u32)>) -> Result<&[TaskCall], String> {
+    let stage_plan = plan
+        .stages
+        .get(stage as usize)
+        .ok_or_else(|| format!("the plan has no stage {stage}"))?;
+    match tasks {
+        None => Ok(&stage_plan.tasks[..]),
+        Some((start, end)) => stage_plan
+            .tasks
+            .get(start as usize..end as usize)
+            .ok_or_else(|| format!("stage {stage} has no tasks {start}..{end}")),
+    }
+}
+
+/// Runs one work envelope; returns the answer's header and body.
 fn run_work(
-    mut env: Envelope,
-    plans: &mut HashMap<String, Arc<Plan>>,
+    work: Work,
     tools: &Tools,
     log: &Log,
-    out: &mut zmq::Socket,
+    events: &mut dyn FnMut(Envelope),
 ) -> (Header, Body) {
+    let Work { mut env, plan } = work;
     let cache = tools.cache.as_ref();
     let (job, stage, progress) = (env.header.job, env.header.stage, env.header.progress);
     let failed = |task: Option<String>, message: String| {
@@ -251,19 +321,13 @@ fn run_work(
         });
         (header, Body::Empty)
     };
-    let plan = match plan_of(&mut env, plans, cache) {
+    let plan = match plan {
         Ok(p) => p,
         Err(e) => return failed(None, e),
     };
-    let Some(stage_plan) = plan.stages.get(stage as usize) else {
-        return failed(None, format!("the plan has no stage {stage}"));
-    };
-    let calls = match env.header.tasks {
-        None => &stage_plan.tasks[..],
-        Some((start, end)) => match stage_plan.tasks.get(start as usize..end as usize) {
-            Some(calls) => calls,
-            None => return failed(None, format!("stage {stage} has no tasks {start}..{end}")),
-        },
+    let calls = match calls_of(&plan, stage, env.header.tasks) {
+        Ok(calls) => calls,
+        Err(e) => return failed(None, e),
     };
     // Chunks of one stage all run the same tasks: one chunk's progress
     // speaks for them.
@@ -280,33 +344,29 @@ fn run_work(
     let mut ctx = Context::new(&plan.base_dir);
     ctx.data_root = tools.data_root.as_deref();
     let mut on_event = |event: Event| {
-        let (kind, header) = match event {
+        let header = match event {
             // Charts go to the plot node whether or not the client follows
             // progress.
             Event::Chart { chart, .. } => {
                 log.debug(|| format!("job {job} stage {stage}: chart {}", chart.name));
-                let header = Header {
+                Header {
                     stage,
                     chart: Some(chart),
                     ..Header::new(Kind::Chart, job)
-                };
-                ("chart", header)
+                }
             }
             event => {
                 log.debug(|| format!("job {job} stage {stage}: {event:?}"));
                 let Some(event) = progress.then(|| progress_event(stage, event)).flatten() else {
                     return;
                 };
-                let header = Header {
+                Header {
                     event: Some(event),
                     ..Header::new(Kind::Progress, job)
-                };
-                ("progress", header)
+                }
             }
         };
-        if let Err(e) = Envelope::new(header, Body::Empty).send(out, None) {
-            log.warn(format!("{kind} lost: {e}"));
-        }
+        events(Envelope::new(header, Body::Empty));
     };
     let table = match rtl_tasks::run_stage(stage as usize, calls, input, &ctx, &mut on_event) {
         Ok(table) => table,
@@ -359,30 +419,80 @@ fn progress_event(stage: u32, event: Event) -> Option<ProgressEvent> {
     })
 }
 
-/// The envelope's plan: inline, remembered, or read from the cache.
-fn plan_of(
-    env: &mut Envelope,
-    plans: &mut HashMap<String, Arc<Plan>>,
-    cache: Option<&Cache>,
-) -> Result<Arc<Plan>, String> {
-    if let Some(plan) = env.header.plan.take() {
-        return Ok(Arc::new(plan));
+/// Plans read from the cache, by key, so each is decoded once per node.
+struct Plans(HashMap<String, Arc<Plan>>);
+
+impl Plans {
+    fn new() -> Plans {
+        Plans(HashMap::new())
     }
-    let key = env
-        .header
-        .plan_key
-        .as_deref()
-        .ok_or("the work carries neither a plan nor a plan key")?;
-    if let Some(plan) = plans.get(key) {
-        return Ok(plan.clone());
+
+    /// The envelope's plan: inline, remembered, or read from the cache.
+    fn of(&mut self, env: &mut Envelope, cache: Option<&Cache>) -> Result<Arc<Plan>, String> {
+        if let Some(plan) = env.header.plan.take() {
+            return Ok(Arc::new(plan));
+        }
+        let key = env
+            .header
+            .plan_key
+            .as_deref()
+            .ok_or("the work carries neither a plan nor a plan key")?;
+        if let Some(plan) = self.0.get(key) {
+            return Ok(plan.clone());
+        }
+        let cache = cache.ok_or("the work names a cached plan but this node has no cache")?;
+        let bytes = cache
+            .get_plan(key)?
+            .ok_or_else(|| format!("plan {key} is not in the cache"))?;
+        let plan: Plan = ciborium::from_reader(bytes.as_slice())
+            .map_err(|e| format!("cached plan {key} is corrupt: {e}"))?;
+        let plan = Arc::new(plan);
+        self.0.insert(key.to_string(), plan.clone());
+        Ok(plan)
     }
-    let cache = cache.ok_or("the work names a cached plan but this node has no cache")?;
-    let bytes = cache
-        .get_plan(key)?
-        .ok_or_else(|| format!("plan {key} is not in the cache"))?;
-    let plan: Plan = ciborium::from_reader(bytes.as_slice())
-        .map_err(|e| format!("cached plan {key} is corrupt: {e}"))?;
-    let plan = Arc::new(plan);
-    plans.insert(key.to_string(), plan.clone());
-    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtl_tasks::{Column, Table};
+
+    fn work(job: &str, rows: usize, by_reference: bool) -> Work {
+        let plan = Plan::parse(job, "<test>", PathBuf::from(".")).expect("a valid job");
+        let mut header = Header::new(Kind::Work, Uuid::new_v4());
+        let body = if by_reference {
+            header.table_refs = vec!["table-key".into()];
+            Body::Empty
+        } else {
+            let values: Vec<f64> = (0..rows).map(|i| i as f64).collect();
+            let table = Table::from_columns(vec![("x".into(), Column::Float64(values.into()))])
+                .expect("a table");
+            Body::Table(table)
+        };
+        Work {
+            env: Envelope::new(header, body),
+            plan: Ok(Arc::new(plan)),
+        }
+    }
+
+    const ADD: &str =
+        r#"{"0": {"tasks": {"add": {"operations": [{"a": "x", "b": 1, "column": "y"}]}}}}"#;
+
+    #[test]
+    fn small_inline_transforms_run_on_the_socket_thread() {
+        assert!(work(ADD, 1000, false).is_quick());
+    }
+
+    #[test]
+    fn large_inputs_tables_by_reference_and_file_tasks_go_to_the_worker() {
+        assert!(!work(ADD, 100_000, false).is_quick(), "800 KB inline");
+        assert!(!work(ADD, 0, true).is_quick(), "by reference");
+        let open = r#"{"0": {"tasks": {"open_array": {"path": "x.npy"}}}}"#;
+        assert!(!work(open, 0, false).is_quick(), "reads a file");
+        let write = r#"{"0": {"tasks": {"write": {"path": "out.csv"}}}}"#;
+        assert!(!work(write, 10, false).is_quick(), "writes a file");
+        let mut unknown = work(ADD, 10, false);
+        unknown.plan = Err("no plan".into());
+        assert!(!unknown.is_quick(), "errors are answered by the worker too");
+    }
 }
