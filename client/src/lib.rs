@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -157,7 +158,9 @@ impl JobHandle {
 /// and its outcome once it arrived.
 struct Pending {
     header: Header,
-    input: Option<Table>,
+    /// Shared with the messages that carry it, which send its numeric
+    /// columns without copying them.
+    input: Option<Arc<Table>>,
     backoff: Duration,
     resend_at: Option<Instant>,
     outcome: Option<Result<Table, Error>>,
@@ -398,7 +401,7 @@ impl Transform {
                 header.table_refs = cache.put_pieces(&table, rows).map_err(Error::Transport)?;
                 None
             }
-            (input, _) => input,
+            (input, _) => input.map(Arc::new),
         };
         self.resubmit(&header, input.as_ref())?;
         self.pending.insert(
@@ -520,8 +523,8 @@ impl Transform {
         }
     }
 
-    fn resubmit(&mut self, header: &Header, input: Option<&Table>) -> Result<(), Error> {
-        let body = input.map_or(Body::Empty, |t| Body::Table(t.clone()));
+    fn resubmit(&mut self, header: &Header, input: Option<&Arc<Table>>) -> Result<(), Error> {
+        let body = input.map_or(Body::Empty, |t| Body::Shared(t.clone()));
         Envelope {
             id: header.job,
             header: header.clone(),

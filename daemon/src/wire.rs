@@ -15,6 +15,7 @@ use rtl_dsl::Plan;
 use rtl_tasks::{Chart, Column, DType, Table};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The protocol version this build speaks.
@@ -275,6 +276,10 @@ pub enum Body {
     Frames(Vec<zmq::Message>),
     /// A table to encode on send.
     Table(Table),
+    /// A table its sender keeps as well (to send again): its numeric
+    /// columns leave from where they are, without a copy, and libzmq holds
+    /// a reference until it has sent them.
+    Shared(Arc<Table>),
 }
 
 impl Body {
@@ -284,6 +289,7 @@ impl Body {
             Body::Empty => 0,
             Body::Frames(frames) => frames.iter().map(|f| f.len()).sum(),
             Body::Table(table) => table.wire_size(),
+            Body::Shared(table) => table.wire_size(),
         }
     }
 }
@@ -343,6 +349,7 @@ impl Envelope {
                 Body::Frames(frames.iter().map(|f| zmq::Message::from(&f[..])).collect())
             }
             Body::Table(table) => Body::Table(table.clone()),
+            Body::Shared(table) => Body::Shared(table.clone()),
         };
         Envelope {
             id: self.id,
@@ -418,6 +425,9 @@ impl Envelope {
             Body::Table(table) => {
                 ciborium::into_writer(&self.header.clone().with_table(table), &mut bytes)
             }
+            Body::Shared(table) => {
+                ciborium::into_writer(&self.header.clone().with_table(table), &mut bytes)
+            }
             _ => ciborium::into_writer(&self.header, &mut bytes),
         };
         written.map_err(|_| zmq::Error::EINVAL)?;
@@ -433,24 +443,34 @@ impl Envelope {
         routed: bool,
     ) -> Result<(), zmq::Error> {
         let Envelope { id, body, .. } = self;
-        let (columns, received) = match body {
-            Body::Table(table) => (table.into_columns(), Vec::new()),
-            Body::Frames(frames) => (Vec::new(), frames),
-            Body::Empty => (Vec::new(), Vec::new()),
-        };
         if routed {
             socket.send(&id.as_bytes()[..], zmq::SNDMORE)?;
         }
-        let parts = columns.len() + received.len();
+        let parts = match &body {
+            Body::Empty => 0,
+            Body::Frames(frames) => frames.len(),
+            Body::Table(table) => table.width(),
+            Body::Shared(table) => table.width(),
+        };
         socket.send(header_bytes, if parts > 0 { zmq::SNDMORE } else { 0 })?;
-        let mut left = parts;
-        for frame in received {
-            left -= 1;
-            socket.send(frame, if left > 0 { zmq::SNDMORE } else { 0 })?;
-        }
-        for (_, column) in columns {
-            left -= 1;
-            send_column(socket, column, if left > 0 { zmq::SNDMORE } else { 0 })?;
+        let more = |k: usize| if k + 1 < parts { zmq::SNDMORE } else { 0 };
+        match body {
+            Body::Empty => {}
+            Body::Frames(frames) => {
+                for (k, frame) in frames.into_iter().enumerate() {
+                    socket.send(frame, more(k))?;
+                }
+            }
+            Body::Table(table) => {
+                for (k, (_, column)) in table.into_columns().into_iter().enumerate() {
+                    send_column(socket, column, more(k))?;
+                }
+            }
+            Body::Shared(table) => {
+                for k in 0..parts {
+                    send_shared_column(socket, &table, k, more(k))?;
+                }
+            }
         }
         Ok(())
     }
@@ -525,6 +545,7 @@ impl Envelope {
     pub fn take_table(&mut self) -> Result<Table, String> {
         match std::mem::replace(&mut self.body, Body::Empty) {
             Body::Table(t) => Ok(t),
+            Body::Shared(t) => Ok(Arc::unwrap_or_clone(t)),
             Body::Empty if self.header.schema.is_empty() => Ok(Table::new()),
             Body::Empty => Err("the envelope describes columns but carries none".into()),
             Body::Frames(frames) => {
@@ -802,6 +823,51 @@ fn send_column(socket: &mut zmq::Socket, column: Column, flags: i32) -> Result<(
     }
 }
 
+/// Sends column `k` of a shared table. Numeric columns on little-endian
+/// hosts go out from the table's own memory: the message holds a reference
+/// to the table, dropped by [`free_shared`] once libzmq is done with it.
+fn send_shared_column(
+    socket: &mut zmq::Socket,
+    table: &Arc<Table>,
+    k: usize,
+    flags: i32,
+) -> Result<(), zmq::Error> {
+    let Some((_, column)) = table.iter().nth(k) else {
+        return socket.send(&[][..], flags);
+    };
+    let (data, bytes) = match column {
+        Column::Float64(a) if cfg!(target_endian = "little") && a.is_standard_layout() => (
+            a.as_ptr().cast::<u8>(),
+            std::mem::size_of_val(a.as_slice().unwrap_or(&[])),
+        ),
+        Column::Int64(a) if cfg!(target_endian = "little") && a.is_standard_layout() => (
+            a.as_ptr().cast::<u8>(),
+            std::mem::size_of_val(a.as_slice().unwrap_or(&[])),
+        ),
+        other => {
+            let mut encoded = vec![0u8; other.wire_size()];
+            encode_rows_into(other, 0, other.len(), &mut encoded);
+            return socket.send(encoded, flags);
+        }
+    };
+    if bytes == 0 {
+        return socket.send(&[][..], flags);
+    }
+    let hint = Box::into_raw(Box::new(table.clone())) as *mut std::ffi::c_void;
+    // SAFETY: `data` points to `bytes` bytes inside a column of the table
+    // that the leaked Arc behind `hint` keeps alive and unchanged (an Arc's
+    // contents are shared, never mutated) until `free_shared` drops it.
+    unsafe { send_without_copy(socket, data, bytes, free_shared, hint, flags) }
+}
+
+/// libzmq calls this once it no longer needs a frame sent by
+/// [`send_shared_column`].
+unsafe extern "C" fn free_shared(_data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+    // SAFETY: `hint` is the Box<Arc<Table>> leaked by send_shared_column,
+    // and libzmq calls the free function exactly once.
+    drop(unsafe { Box::from_raw(hint as *mut Arc<Table>) });
+}
+
 /// The array's values as a Vec, reusing its allocation when it is laid out
 /// contiguously from the start.
 fn contiguous<T: Clone>(a: Array1<T>) -> Vec<T> {
@@ -839,16 +905,37 @@ fn send_owned<T: Copy + Send + 'static>(
         return socket.send(&[][..], flags);
     }
     let boxed = Box::new(values);
-    let data = boxed.as_ptr() as *mut std::ffi::c_void;
+    let data = boxed.as_ptr().cast::<u8>();
     let hint = Box::into_raw(boxed) as *mut std::ffi::c_void;
-    let mut msg = RawMessage(zmq_sys::zmq_msg_t::default());
     // SAFETY: `data` points to `bytes` initialized bytes owned by the leaked
-    // box `hint`, which stays alive until libzmq calls `free_owned`. The
-    // socket pointer is valid for the duration of the call, and a message
-    // that fails to send is closed, which frees the data.
+    // box `hint`, which stays alive until `free_owned` drops it.
+    unsafe { send_without_copy(socket, data, bytes, free_owned::<T>, hint, flags) }
+}
+
+type FreeFn = unsafe extern "C" fn(*mut std::ffi::c_void, *mut std::ffi::c_void);
+
+/// Sends the `bytes` at `data` as one frame, leaving them where they are.
+///
+/// # Safety
+/// The bytes must stay valid and unchanged until `free(data, hint)` is
+/// called, which happens exactly once: by libzmq when it is done with the
+/// frame, or here when the frame cannot be made or sent.
+unsafe fn send_without_copy(
+    socket: &mut zmq::Socket,
+    data: *const u8,
+    bytes: usize,
+    free: FreeFn,
+    hint: *mut std::ffi::c_void,
+    flags: i32,
+) -> Result<(), zmq::Error> {
+    let data = data as *mut std::ffi::c_void;
+    let mut msg = RawMessage(zmq_sys::zmq_msg_t::default());
+    // SAFETY: the caller keeps the bytes alive until `free`; the socket
+    // pointer is valid for the duration of the calls, and closing a message
+    // that failed to send calls `free`.
     unsafe {
-        if zmq_sys::zmq_msg_init_data(&mut msg.0, data, bytes, Some(free_owned::<T>), hint) != 0 {
-            drop(Box::from_raw(hint as *mut Vec<T>));
+        if zmq_sys::zmq_msg_init_data(&mut msg.0, data, bytes, Some(free), hint) != 0 {
+            free(data, hint);
             return Err(zmq::Error::from_raw(zmq_sys::zmq_errno()));
         }
         if zmq_sys::zmq_msg_send(&mut msg.0, socket.as_mut_ptr(), flags) == -1 {
@@ -898,6 +985,27 @@ mod tests {
         assert_eq!(got.header.rows, 3);
         let table = got.take_table().expect("decode");
         assert_eq!(format!("{table:?}"), format!("{:?}", sample()));
+    }
+
+    #[test]
+    fn a_shared_table_goes_out_as_often_as_asked_and_is_released() {
+        let (mut a, b) = pair();
+        let shared = Arc::new(sample());
+        for _ in 0..2 {
+            Envelope::new(
+                Header::new(Kind::Submit, Uuid::new_v4()),
+                Body::Shared(shared.clone()),
+            )
+            .send(&mut a, None)
+            .expect("send");
+            let (_, mut got) = Envelope::recv(&b, false, 0).expect("recv");
+            assert_eq!(got.header.rows, 3);
+            let table = got.take_table().expect("decode");
+            assert_eq!(format!("{table:?}"), format!("{:?}", sample()));
+        }
+        // Over inproc the frames are received once the receiver has them;
+        // libzmq has dropped its references by then.
+        assert_eq!(Arc::strong_count(&shared), 1);
     }
 
     #[test]
