@@ -467,8 +467,8 @@ impl Envelope {
                 }
             }
             Body::Shared(table) => {
-                for k in 0..parts {
-                    send_shared_column(socket, &table, k, more(k))?;
+                for (k, (_, column)) in table.iter().enumerate() {
+                    send_shared_column(socket, &table, column, more(k))?;
                 }
             }
         }
@@ -823,18 +823,15 @@ fn send_column(socket: &mut zmq::Socket, column: Column, flags: i32) -> Result<(
     }
 }
 
-/// Sends column `k` of a shared table. Numeric columns on little-endian
+/// Sends `column` of a shared `table`. Numeric columns on little-endian
 /// hosts go out from the table's own memory: the message holds a reference
 /// to the table, dropped by [`free_shared`] once libzmq is done with it.
 fn send_shared_column(
     socket: &mut zmq::Socket,
     table: &Arc<Table>,
-    k: usize,
+    column: &Column,
     flags: i32,
 ) -> Result<(), zmq::Error> {
-    let Some((_, column)) = table.iter().nth(k) else {
-        return socket.send(&[][..], flags);
-    };
     let (data, bytes) = match column {
         Column::Float64(a) if cfg!(target_endian = "little") && a.is_standard_layout() => (
             a.as_ptr().cast::<u8>(),
