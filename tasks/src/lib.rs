@@ -18,10 +18,12 @@ mod check;
 pub mod confine;
 pub mod formats;
 mod library;
+pub mod reduce;
 pub mod table;
 
 pub use chart::Chart;
 pub use check::{check, check_calls, trace, Step};
+pub use reduce::{combine, Reduce, Stat};
 pub use table::{Column, DType, Table};
 
 use rtl_dsl::TaskCall;
@@ -103,6 +105,9 @@ pub struct TaskSpec {
     /// table and concatenating the results equals running it on the whole
     /// table, and the relay may split the work.
     pub row_local: bool,
+    /// For a whole-column task that needs only a few figures of the whole
+    /// table: how it runs chunk by chunk given them (see [`reduce`]).
+    pub reduce: Option<Reduce>,
 }
 
 /// How a task is checked before a job runs (see [`check`]).
@@ -190,49 +195,107 @@ pub fn run_stage(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Table, TaskError> {
     for call in calls {
-        let fail = |message: String| TaskError {
-            stage: index,
-            task: call.name.clone(),
-            message,
-        };
-        let spec = lookup(&call.name).ok_or_else(|| fail(unknown_task_message(&call.name)))?;
-        on_event(Event::Running { task: spec.name });
-        let started = Instant::now();
-        // A panicking kernel is a bug in rtl, but it must not take the
-        // process (and every other job on it) down with it.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            (spec.kernel)(table, &call.kwargs, ctx)
-        }));
-        for message in ctx.notes.take() {
-            on_event(Event::Note {
-                task: spec.name,
-                message: &message,
-            });
-        }
-        for chart in ctx.charts.take() {
-            on_event(Event::Chart {
-                task: spec.name,
-                chart,
-            });
-        }
-        table = match outcome {
-            Ok(result) => result.map_err(fail)?,
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown cause".into());
-                return Err(fail(format!(
-                    "the task panicked ({what}); this is a bug in rtl"
-                )));
-            }
-        };
-        on_event(Event::Completed {
+        table = run_call(index, call, table, ctx, on_event, None)?;
+    }
+    Ok(table)
+}
+
+/// Runs task calls of stage `index` on one chunk of a table, as
+/// [`run_stage`] does, except that when `stats` are given the first task
+/// runs with the whole table's figures ([`Reduce::apply`]), and when
+/// `then` is given (the stage's next task, a [`Reduce`] one) the chunk's
+/// figures for it come back with the chunk.
+pub fn run_chunk(
+    index: usize,
+    calls: &[TaskCall],
+    mut table: Table,
+    ctx: &Context,
+    on_event: &mut dyn FnMut(Event),
+    stats: Option<&[Stat]>,
+    then: Option<&TaskCall>,
+) -> Result<(Table, Vec<Stat>), TaskError> {
+    for (k, call) in calls.iter().enumerate() {
+        let stats = stats.filter(|_| k == 0);
+        table = run_call(index, call, table, ctx, on_event, stats)?;
+    }
+    let Some(then) = then else {
+        return Ok((table, Vec::new()));
+    };
+    let fail = |message: String| TaskError {
+        stage: index,
+        task: then.name.clone(),
+        message,
+    };
+    let reduce = lookup(&then.name)
+        .and_then(|t| t.reduce.as_ref())
+        .ok_or_else(|| fail("this task cannot run chunk by chunk".into()))?;
+    let partial = (reduce.partial)(&table, &then.kwargs).map_err(fail)?;
+    Ok((table, partial))
+}
+
+/// Runs one task call, through its kernel or, given the whole table's
+/// figures, through its [`Reduce::apply`].
+fn run_call(
+    index: usize,
+    call: &TaskCall,
+    table: Table,
+    ctx: &Context,
+    on_event: &mut dyn FnMut(Event),
+    stats: Option<&[Stat]>,
+) -> Result<Table, TaskError> {
+    let fail = |message: String| TaskError {
+        stage: index,
+        task: call.name.clone(),
+        message,
+    };
+    let spec = lookup(&call.name).ok_or_else(|| fail(unknown_task_message(&call.name)))?;
+    let apply = match stats {
+        None => None,
+        Some(stats) => Some((
+            spec.reduce
+                .as_ref()
+                .ok_or_else(|| fail("this task cannot run chunk by chunk".into()))?
+                .apply,
+            stats,
+        )),
+    };
+    on_event(Event::Running { task: spec.name });
+    let started = Instant::now();
+    // A panicking kernel is a bug in rtl, but it must not take the
+    // process (and every other job on it) down with it.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match apply {
+        Some((apply, stats)) => apply(table, &call.kwargs, stats),
+        None => (spec.kernel)(table, &call.kwargs, ctx),
+    }));
+    for message in ctx.notes.take() {
+        on_event(Event::Note {
             task: spec.name,
-            elapsed: started.elapsed(),
+            message: &message,
         });
     }
+    for chart in ctx.charts.take() {
+        on_event(Event::Chart {
+            task: spec.name,
+            chart,
+        });
+    }
+    let table = match outcome {
+        Ok(result) => result.map_err(fail)?,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            return Err(fail(format!(
+                "the task panicked ({what}); this is a bug in rtl"
+            )));
+        }
+    };
+    on_event(Event::Completed {
+        task: spec.name,
+        elapsed: started.elapsed(),
+    });
     Ok(table)
 }
 

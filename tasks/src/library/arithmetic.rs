@@ -20,6 +20,7 @@ pub(crate) const ADD: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 pub(crate) const SUBTRACT: TaskSpec = TaskSpec {
@@ -32,6 +33,7 @@ pub(crate) const SUBTRACT: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 pub(crate) const MULTIPLY: TaskSpec = TaskSpec {
@@ -44,6 +46,7 @@ pub(crate) const MULTIPLY: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 pub(crate) const DIVIDE: TaskSpec = TaskSpec {
@@ -56,6 +59,7 @@ pub(crate) const DIVIDE: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 pub(crate) const POWER: TaskSpec = TaskSpec {
@@ -68,6 +72,7 @@ pub(crate) const POWER: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 type Kwargs = Operations<Operation>;

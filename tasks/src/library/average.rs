@@ -5,6 +5,7 @@
 use super::math::Kwargs;
 use super::operand::at;
 use super::operand::Operations;
+use crate::reduce::{Reduce, Stat};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde_json::Value;
@@ -19,24 +20,70 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: false,
+    reduce: Some(Reduce {
+        applies,
+        partial,
+        apply,
+    }),
 };
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {
     let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
-        let values = table.numeric(&o.a).map_err(at(i))?;
-        let mean = mean(values.as_ref());
-        let out = Array1::from_elem(table.rows(), mean);
-        table
-            .set_column(o.column, Column::Float64(out))
-            .map_err(at(i))?;
+        // Each operation sees the columns the ones before it wrote.
+        let figures = figures(&table, &o.a).map_err(at(i))?;
+        table = write_mean(table, o.column, &figures).map_err(at(i))?;
     }
     Ok(table)
 }
 
-/// The arithmetic mean; nan when empty.
-pub(crate) fn mean(values: &Array1<f64>) -> f64 {
-    values.sum() / values.len() as f64
+/// Chunk by chunk only when no operation averages a column an earlier one
+/// writes (its figures would not exist before the task runs).
+fn applies(args: &Value) -> bool {
+    kwargs::<Kwargs>(args).is_ok_and(|Operations { operations }| {
+        operations
+            .iter()
+            .enumerate()
+            .all(|(i, o)| operations[..i].iter().all(|earlier| earlier.column != o.a))
+    })
+}
+
+/// Per operation: the sum of `a` and its row count.
+fn partial(table: &Table, args: &Value) -> Result<Vec<Stat>, String> {
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
+    let mut out = Vec::with_capacity(2 * operations.len());
+    for (i, o) in operations.iter().enumerate() {
+        out.extend(figures(table, &o.a).map_err(at(i))?);
+    }
+    Ok(out)
+}
+
+fn apply(mut table: Table, args: &Value, stats: &[Stat]) -> Result<Table, String> {
+    let Operations { operations } = kwargs::<Kwargs>(args)?;
+    if stats.len() != 2 * operations.len() {
+        return Err(format!(
+            "{} figures for {} operations",
+            stats.len(),
+            operations.len()
+        ));
+    }
+    for (i, (o, figures)) in operations.into_iter().zip(stats.chunks(2)).enumerate() {
+        table = write_mean(table, o.column, figures).map_err(at(i))?;
+    }
+    Ok(table)
+}
+
+fn figures(table: &Table, a: &str) -> Result<[Stat; 2], String> {
+    let values = table.numeric(a)?;
+    Ok([Stat::Sum(values.sum()), Stat::Sum(values.len() as f64)])
+}
+
+/// `column` = sum / count on every row (nan when there are no rows).
+fn write_mean(mut table: Table, column: String, figures: &[Stat]) -> Result<Table, String> {
+    let mean = figures[0].value() / figures[1].value();
+    let out = Array1::from_elem(table.rows(), mean);
+    table.set_column(column, Column::Float64(out))?;
+    Ok(table)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! the same spaces.
 
 use super::keys::cmp_f64;
+use crate::reduce::extremes;
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
@@ -20,6 +21,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: false,
+    reduce: None,
 };
 
 #[derive(Deserialize)]
@@ -66,27 +68,11 @@ pub(crate) fn linspace(start: f64, stop: f64, n: usize) -> Array1<f64> {
 }
 
 /// The maximum, nan if any value is nan (as numpy.max); nan when empty.
-pub(crate) fn nan_max(values: &Array1<f64>) -> f64 {
-    extreme(values, |v, m| v > m)
-}
-
-/// The minimum, nan if any value is nan (as numpy.min); nan when empty.
-pub(crate) fn nan_min(values: &Array1<f64>) -> f64 {
-    extreme(values, |v, m| v < m)
-}
-
-/// The value that beats every other by `better`. The nan check is a
-/// separate pass so that both loops stay branch-free and vectorize.
-fn extreme(values: &Array1<f64>, better: impl Fn(f64, f64) -> bool) -> f64 {
-    let Some(&first) = values.first() else {
-        return f64::NAN;
-    };
-    if values.iter().any(|v| v.is_nan()) {
+fn nan_max(values: &Array1<f64>) -> f64 {
+    if values.is_empty() {
         return f64::NAN;
     }
-    values
-        .iter()
-        .fold(first, |m, &v| if better(v, m) { v } else { m })
+    extremes(values).1.value()
 }
 
 #[cfg(test)]

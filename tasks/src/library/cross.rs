@@ -19,6 +19,7 @@ pub(crate) const CROSS_AVERAGE: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
@@ -31,6 +32,7 @@ pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 type Kwargs = Operations<Operation>;

@@ -17,6 +17,7 @@ pub(crate) const LOG: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
@@ -29,6 +30,7 @@ pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    reduce: None,
 };
 
 /// `{operations: [{a, column}]}`, shared with `average`.

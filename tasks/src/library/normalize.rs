@@ -11,9 +11,8 @@
 //!   between m - m*weight and m + m*weight; out = x.
 //! - `null` (or a JSON null): a copy.
 
-use super::average::mean;
-use super::column_space::{nan_max, nan_min};
 use super::operand::map;
+use crate::reduce::{extremes, Reduce, Stat};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
@@ -29,6 +28,11 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: false,
+    reduce: Some(Reduce {
+        applies,
+        partial,
+        apply,
+    }),
 };
 
 #[derive(Deserialize)]
@@ -64,28 +68,93 @@ fn run(mut table: Table, args: &Value) -> Result<Table, String> {
         (_, w) => w.unwrap_or(0.0),
     };
     for name in &columns {
-        let values = table.numeric(name)?;
+        // Each column sees the <c>Normal columns written before it.
         let out = match model {
-            Model::Squash => squash(values.as_ref()),
-            Model::PercentOfMax => percent_of_max(values.as_ref()),
-            Model::DistanceFromMean => distance_from_mean(values.as_ref(), weight),
-            Model::Null => values.into_owned(),
+            Model::DistanceFromMean => distance_from_mean(table.numeric(name)?.as_ref(), weight),
+            model => {
+                let figures = figures(&table, name)?;
+                normal(model, table.numeric(name)?.as_ref(), &figures)
+            }
         };
         table.set_column(format!("{name}Normal"), Column::Float64(out))?;
     }
     Ok(table)
 }
 
-fn squash(c: &Array1<f64>) -> Array1<f64> {
-    let (mn, avg) = (nan_min(c), mean(c));
-    let clipped = map(c, |v| if v > 2.0 * avg { 2.0 * avg } else { v });
-    let mx = nan_max(&clipped);
-    map(&clipped, |v| (v - mn) / mx * 100.0)
+/// Chunk by chunk for the models that need only the column's extremes and
+/// mean, and only when no column listed is one an earlier one writes.
+fn applies(args: &Value) -> bool {
+    kwargs::<Kwargs>(args).is_ok_and(|k| {
+        k.model != Some(Model::DistanceFromMean)
+            && k.columns.iter().enumerate().all(|(i, c)| {
+                k.columns[..i]
+                    .iter()
+                    .all(|earlier| format!("{earlier}Normal") != *c)
+            })
+    })
 }
 
-fn percent_of_max(c: &Array1<f64>) -> Array1<f64> {
-    let (mn, mx) = (nan_min(c), nan_max(c));
-    map(c, |v| (v - mn) / (mx - mn) * 100.0)
+/// Per column: min, max, sum and row count.
+fn partial(table: &Table, args: &Value) -> Result<Vec<Stat>, String> {
+    let k: Kwargs = kwargs(args)?;
+    let mut out = Vec::with_capacity(4 * k.columns.len());
+    for name in &k.columns {
+        out.extend(figures(table, name)?);
+    }
+    Ok(out)
+}
+
+fn apply(mut table: Table, args: &Value, stats: &[Stat]) -> Result<Table, String> {
+    let k: Kwargs = kwargs(args)?;
+    if stats.len() != 4 * k.columns.len() {
+        return Err(format!(
+            "{} figures for {} columns",
+            stats.len(),
+            k.columns.len()
+        ));
+    }
+    let model = k.model.unwrap_or(Model::Null);
+    for (name, figures) in k.columns.iter().zip(stats.chunks(4)) {
+        let out = normal(model, table.numeric(name)?.as_ref(), figures);
+        table.set_column(format!("{name}Normal"), Column::Float64(out))?;
+    }
+    Ok(table)
+}
+
+fn figures(table: &Table, name: &str) -> Result<[Stat; 4], String> {
+    let values = table.numeric(name)?;
+    let (min, max) = extremes(values.as_ref());
+    Ok([
+        min,
+        max,
+        Stat::Sum(values.sum()),
+        Stat::Sum(values.len() as f64),
+    ])
+}
+
+/// `<c>Normal` for the models that need only the whole column's figures
+/// (min, max, sum, count).
+fn normal(model: Model, c: &Array1<f64>, figures: &[Stat]) -> Array1<f64> {
+    let (mn, mx) = (figures[0].value(), figures[1].value());
+    let avg = figures[2].value() / figures[3].value();
+    match model {
+        // Values above 2*avg are clipped to it, so the largest clipped
+        // value is the smaller of the column's max and 2*avg.
+        Model::Squash => {
+            let top = 2.0 * avg;
+            let top_clipped = if mx.is_nan() || top.is_nan() {
+                f64::NAN
+            } else {
+                mx.min(top)
+            };
+            map(c, |v| {
+                let clipped = if v > top { top } else { v };
+                (clipped - mn) / top_clipped * 100.0
+            })
+        }
+        Model::PercentOfMax => map(c, |v| (v - mn) / (mx - mn) * 100.0),
+        Model::Null | Model::DistanceFromMean => c.clone(),
+    }
 }
 
 fn distance_from_mean(c: &Array1<f64>, weight: f64) -> Array1<f64> {

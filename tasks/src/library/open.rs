@@ -30,6 +30,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
         reads: None,
     },
     row_local: false,
+    reduce: None,
 };
 
 #[derive(Deserialize)]

@@ -25,6 +25,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
         reads: Some(reads),
     },
     row_local: false,
+    reduce: None,
 };
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {

@@ -26,6 +26,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: false,
+    reduce: None,
 };
 
 /// Highest degree accepted: beyond it the fit is numerically meaningless.

@@ -19,6 +19,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     check: decodes::<FileKwargs>,
     role: Role::Writes(target),
     row_local: false,
+    reduce: None,
 };
 
 /// Kwargs naming a table file, shared with `open_array`.
