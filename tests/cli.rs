@@ -80,6 +80,31 @@ fn explain_shows_the_columns_after_each_task() {
 }
 
 #[test]
+fn explain_shows_how_a_big_table_runs_in_steps() {
+    let home = Home::new("explain-steps");
+    let job = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipeline/job.json");
+    let out = home.rtl(&["explain", job]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for (tasks, how) in [
+        (
+            "filter, add, divide",
+            "each chunk moves on as soon as it is done",
+        ),
+        ("simple_plot", "on one node with the whole table"),
+        ("normalize, subtract", "has sent its figures"),
+        ("average", "has sent its figures"),
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{tasks}:")) && l.contains(how)),
+            "missing {tasks}: ...{how} in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
 fn every_task_doc_prints_an_example_job_that_checks_clean() {
     let home = Home::new("taskdoc");
     let dir = &home.scratch.0;

@@ -4,7 +4,12 @@
 //! The job's tasks form a list of steps. Without chunking a step is a whole
 //! stage. With chunking each run of consecutive row-local tasks in a stage
 //! is one step, and each task that needs the whole table is a step of its
-//! own (a barrier).
+//! own (a barrier), except those that need only a few figures of it
+//! (sums, counts, extremes: `rtl_tasks::reduce`). Such a task starts a
+//! reducing step, with the row-local tasks after it: every chunk works
+//! out its figures at the end of the step before, the relay combines
+//! them, and the chunks go through the step each with the whole table's
+//! figures, still on every node at once.
 //!
 //! The table travels as lanes. A job starts with one lane; a table larger
 //! than a chunk that reaches a row-local step is split into one lane per
@@ -21,7 +26,7 @@
 //! vectors.
 
 use rtl_dsl::Plan;
-use rtl_tasks::{lookup, Table};
+use rtl_tasks::{combine, lookup, Stat, Table};
 use uuid::Uuid;
 
 /// `table` as consecutive chunks of at most `rows` rows.
@@ -48,6 +53,9 @@ pub struct Step {
     pub start: u32,
     pub end: u32,
     pub row_local: bool,
+    /// The first task runs chunk by chunk given the whole table's figures
+    /// (the rest are row-local).
+    pub reduce: bool,
 }
 
 enum State<T> {
@@ -60,6 +68,10 @@ enum State<T> {
 struct Lane<T> {
     step: usize,
     state: State<T>,
+    /// The figures the envelope that made this lane's table worked out for
+    /// the next step; empty when a sibling split from the same table
+    /// carries them. None: not worked out.
+    partial: Option<Vec<Stat>>,
 }
 
 /// One envelope's worth of work for the relay to send.
@@ -76,6 +88,10 @@ pub struct Work<T> {
     /// freed chunk entry is the right size for the next one, where one
     /// large entry needs a long free run and makes the map grow).
     pub split_rows: Option<usize>,
+    /// The whole table's figures for the first task (empty: none).
+    pub stats: Vec<Stat>,
+    /// Work out the result's figures for this task of the stage.
+    pub partial_for: Option<u32>,
     /// The lane's place among the job's lanes when it was sent.
     pub seq: u32,
     pub count: u32,
@@ -107,8 +123,11 @@ impl<T> Flow<T> {
             let first = steps.len();
             for (i, call) in tasks.tasks.iter().enumerate() {
                 let i = i as u32;
-                let row_local =
-                    chunk_rows.is_some() && lookup(&call.name).is_some_and(|t| t.row_local);
+                let spec = lookup(&call.name).filter(|_| chunk_rows.is_some());
+                let row_local = spec.is_some_and(|t| t.row_local);
+                let reduce = spec
+                    .and_then(|t| t.reduce.as_ref())
+                    .is_some_and(|r| (r.applies)(&call.kwargs));
                 let in_stage = steps.len() > first;
                 match steps.last_mut() {
                     Some(last)
@@ -120,7 +139,8 @@ impl<T> Flow<T> {
                         stage,
                         start: i,
                         end: i + 1,
-                        row_local,
+                        row_local: row_local || reduce,
+                        reduce,
                     }),
                 }
             }
@@ -142,16 +162,20 @@ impl<T> Flow<T> {
         self.lanes = vec![Lane {
             step: 0,
             state: State::Waiting(input),
+            partial: None,
         }];
         self.schedule(pieces)
     }
 
-    /// Takes the answer to envelope `id`. None when no lane waits for it
-    /// (an answer to a job that has moved on); the table is handed back.
+    /// Takes the answer to envelope `id`: its table and the figures it
+    /// worked out (empty when it was not asked to). None when no lane waits
+    /// for it (an answer to a job that has moved on); the table is handed
+    /// back.
     pub fn done(
         &mut self,
         id: Uuid,
         output: T,
+        partial: Vec<Stat>,
         pieces: &impl Pieces<T>,
     ) -> Result<Result<Next<T>, String>, T> {
         let Some(at) = self
@@ -164,6 +188,7 @@ impl<T> Flow<T> {
         let State::Running { until, .. } = self.lanes[at].state else {
             return Err(output);
         };
+        let asked = self.partial_for(until).is_some();
         let chunk = self
             .chunk_rows
             .filter(|_| self.steps.get(until).is_some_and(|s| s.row_local));
@@ -174,9 +199,15 @@ impl<T> Flow<T> {
             },
             None => vec![output],
         };
+        // The figures cover the whole output: the first piece carries them,
+        // the others an empty list. A node that was asked and gave none
+        // leaves them unknown, and the step runs on the joined table.
+        let known = asked && !partial.is_empty();
+        let mut partial = Some(partial);
         let lanes = parts.into_iter().map(|t| Lane {
             step: until,
             state: State::Waiting(t),
+            partial: known.then(|| partial.take().unwrap_or_default()),
         });
         self.lanes.splice(at..=at, lanes);
         Ok(self.schedule(pieces))
@@ -216,8 +247,12 @@ impl<T> Flow<T> {
             // Chunks at a row-local step go on by themselves.
             for seq in 0..self.lanes.len() {
                 let step = self.lanes[seq].step;
-                if self.steps.get(step).is_some_and(|s| s.row_local) {
-                    if let Some(work) = self.send(seq, step + 1, count) {
+                if self
+                    .steps
+                    .get(step)
+                    .is_some_and(|s| s.row_local && !s.reduce)
+                {
+                    if let Some(work) = self.send(seq, step + 1, count, Vec::new()) {
                         out.push(work);
                     }
                 }
@@ -230,7 +265,17 @@ impl<T> Flow<T> {
         if !out.is_empty() || !all_waiting {
             return Ok(Next::Send(out));
         }
-        // Every lane waits at the same barrier, or at the end: join them.
+        // Every lane waits at the same step. At a reducing step where every
+        // chunk brought its figures, the chunks go on with the whole
+        // table's.
+        if let Some(stats) = self.whole_figures()? {
+            let step = self.lanes[0].step;
+            let out = (0..self.lanes.len())
+                .filter_map(|seq| self.send(seq, step + 1, count, stats.clone()))
+                .collect();
+            return Ok(Next::Send(out));
+        }
+        // Otherwise (a barrier, the end, or figures missing): join them.
         let step = self.lanes[0].step;
         let parts = self.drain();
         let table = if parts.len() == 1 {
@@ -243,13 +288,16 @@ impl<T> Flow<T> {
         }
         let rows = pieces.rows(&table);
         let big = self.chunk_rows.is_some_and(|n| rows > n);
-        if big && self.steps[step].row_local {
+        // A reducing step without figures runs on the joined table, as a
+        // barrier does.
+        if big && self.steps[step].row_local && !self.steps[step].reduce {
             let parts = pieces.split(table, self.chunk_rows.unwrap_or(rows))?;
             self.lanes = parts
                 .into_iter()
                 .map(|t| Lane {
                     step,
                     state: State::Waiting(t),
+                    partial: None,
                 })
                 .collect();
             if self.lanes.len() > 1 {
@@ -259,6 +307,7 @@ impl<T> Flow<T> {
             self.lanes = vec![Lane {
                 step,
                 state: State::Waiting(table),
+                partial: None,
             }];
         }
         // One lane: a small table runs the rest of its stage in one
@@ -273,12 +322,47 @@ impl<T> Flow<T> {
                 .take_while(|s| s.stage == stage)
                 .count()
         };
-        Ok(Next::Send(self.send(0, until, 1).into_iter().collect()))
+        Ok(Next::Send(
+            self.send(0, until, 1, Vec::new()).into_iter().collect(),
+        ))
+    }
+
+    /// When the lanes (more than one, all waiting) stand before a reducing
+    /// step and every one brought its figures: the whole table's.
+    fn whole_figures(&self) -> Result<Option<Vec<Stat>>, String> {
+        let step = self.lanes[0].step;
+        if self.lanes.len() < 2 || !self.steps.get(step).is_some_and(|s| s.reduce) {
+            return Ok(None);
+        }
+        let Some(parts) = self
+            .lanes
+            .iter()
+            .map(|l| l.partial.clone())
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        let parts: Vec<Vec<Stat>> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        combine(&parts).map(Some)
+    }
+
+    /// The task whose figures an envelope ending before step `until`
+    /// should work out: the first of that step when it reduces, in the
+    /// same stage.
+    fn partial_for(&self, until: usize) -> Option<u32> {
+        let next = self.steps.get(until).filter(|s| s.reduce)?;
+        let last = until.checked_sub(1).and_then(|k| self.steps.get(k))?;
+        (last.stage == next.stage).then_some(next.start)
     }
 
     /// Sends lane `seq`, waiting before its step, through the steps up to
-    /// `until` (exclusive, all in one stage).
-    fn send(&mut self, seq: usize, until: usize, count: u32) -> Option<Work<T>> {
+    /// `until` (exclusive, all in one stage), the first with `stats` when
+    /// it reduces chunk by chunk.
+    fn send(&mut self, seq: usize, until: usize, count: u32, stats: Vec<Stat>) -> Option<Work<T>> {
+        let partial_for = self.partial_for(until);
         let lane = &mut self.lanes[seq];
         if !matches!(lane.state, State::Waiting(_)) || lane.step >= self.steps.len() {
             return None;
@@ -301,6 +385,8 @@ impl<T> Flow<T> {
             tasks: (!whole_stage).then_some((first.start, last.end)),
             input,
             split_rows: self.chunk_rows,
+            stats,
+            partial_for,
             seq: seq as u32,
             count,
         })
@@ -354,13 +440,18 @@ mod tests {
         let work = sent(flow.start((0..10).collect(), &Rows).expect("start"));
         assert_eq!(work.len(), 1);
         assert_eq!((work[0].stage, work[0].tasks), (0, None));
-        let next = flow.done(work[0].id, vec![1, 2], &Rows).expect("known");
+        let next = flow
+            .done(work[0].id, vec![1, 2], Vec::new(), &Rows)
+            .expect("known");
         let work = sent(next.expect("ok"));
         assert_eq!(
             (work[0].stage, work[0].tasks, work[0].split_rows),
             (1, None, None)
         );
-        match flow.done(work[0].id, vec![3], &Rows).expect("known") {
+        match flow
+            .done(work[0].id, vec![3], Vec::new(), &Rows)
+            .expect("known")
+        {
             Ok(Next::Finished(t)) => assert_eq!(t, [3]),
             other => panic!("{other:?}"),
         }
@@ -382,7 +473,7 @@ mod tests {
         let work = sent(flow.start(Vec::new(), &Rows).expect("start"));
         assert_eq!((work[0].stage, work[0].split_rows), (0, Some(3)));
         let work = sent(
-            flow.done(work[0].id, (0..8).collect(), &Rows)
+            flow.done(work[0].id, (0..8).collect(), Vec::new(), &Rows)
                 .expect("known")
                 .expect("ok"),
         );
@@ -393,7 +484,7 @@ mod tests {
         // The last chunk finishes first and goes straight on to stage 2's
         // row-local step, while the others are still out.
         let next = sent(
-            flow.done(work[2].id, vec![6, 7], &Rows)
+            flow.done(work[2].id, vec![6, 7], Vec::new(), &Rows)
                 .expect("known")
                 .expect("ok"),
         );
@@ -407,7 +498,7 @@ mod tests {
         let mut outstanding = vec![next.into_iter().next().expect("one")];
         for w in [&work[1], &work[0]] {
             let more = sent(
-                flow.done(w.id, w.input.clone(), &Rows)
+                flow.done(w.id, w.input.clone(), Vec::new(), &Rows)
                     .expect("known")
                     .expect("ok"),
             );
@@ -420,7 +511,7 @@ mod tests {
         let mut barrier = Vec::new();
         for w in outstanding {
             barrier.extend(sent(
-                flow.done(w.id, w.input.clone(), &Rows)
+                flow.done(w.id, w.input.clone(), Vec::new(), &Rows)
                     .expect("known")
                     .expect("ok"),
             ));
@@ -431,7 +522,7 @@ mod tests {
         assert_eq!(barrier[0].split_rows, Some(3));
         // After the barrier, the big result is chunked again.
         let last = sent(
-            flow.done(barrier[0].id, (10..18).collect(), &Rows)
+            flow.done(barrier[0].id, (10..18).collect(), Vec::new(), &Rows)
                 .expect("known")
                 .expect("ok"),
         );
@@ -440,7 +531,7 @@ mod tests {
         let mut result = None;
         for w in last.iter().rev() {
             if let Next::Finished(t) = flow
-                .done(w.id, w.input.clone(), &Rows)
+                .done(w.id, w.input.clone(), Vec::new(), &Rows)
                 .expect("known")
                 .expect("ok")
             {
@@ -455,8 +546,120 @@ mod tests {
         let mut flow = Flow::new(&plan(&[&["add"]]), None);
         sent(flow.start(vec![1], &Rows).expect("start"));
         assert_eq!(
-            flow.done(Uuid::new_v4(), vec![9], &Rows).err(),
+            flow.done(Uuid::new_v4(), vec![9], Vec::new(), &Rows).err(),
             Some(vec![9])
         );
+    }
+
+    /// add; normalize Squash, subtract; sort.
+    fn reducing_plan() -> Plan {
+        let tasks = vec![
+            TaskCall::new("add", json!({})),
+            TaskCall::new("normalize", json!({"model": "Squash", "columns": ["x"]})),
+            TaskCall::new("subtract", json!({})),
+            TaskCall::new("sort", json!({})),
+        ];
+        Plan {
+            stages: vec![Stage { tasks }],
+            base_dir: Default::default(),
+            origin: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_reducing_task_runs_chunk_by_chunk_with_the_combined_figures() {
+        let mut flow = Flow::new(&reducing_plan(), Some(3));
+        let shape: Vec<_> = flow
+            .steps()
+            .iter()
+            .map(|s| (s.start, s.end, s.reduce))
+            .collect();
+        assert_eq!(shape, [(0, 1, false), (1, 3, true), (3, 4, false)]);
+        let work = sent(flow.start((0..8).collect(), &Rows).expect("start"));
+        assert_eq!(work.len(), 3);
+        assert!(work
+            .iter()
+            .all(|w| w.partial_for == Some(1) && w.stats.is_empty()));
+        // Each chunk brings its figures; the last to arrive sends all three
+        // on with the sum of them.
+        let mut next = Vec::new();
+        for (k, w) in work.iter().enumerate() {
+            let figures = vec![Stat::Sum(k as f64 + 1.0)];
+            next = sent(
+                flow.done(w.id, w.input.clone(), figures, &Rows)
+                    .expect("known")
+                    .expect("ok"),
+            );
+            assert_eq!(next.is_empty(), k < 2);
+        }
+        assert_eq!(next.len(), 3);
+        assert!(next.iter().all(|w| w.tasks == Some((1, 3))
+            && w.stats == [Stat::Sum(6.0)]
+            && w.partial_for.is_none()));
+        assert_eq!(next[1].input, [3, 4, 5]);
+        // Sort then gets the whole table.
+        let mut barrier = Vec::new();
+        for w in &next {
+            barrier.extend(sent(
+                flow.done(w.id, w.input.clone(), Vec::new(), &Rows)
+                    .expect("known")
+                    .expect("ok"),
+            ));
+        }
+        assert_eq!(barrier.len(), 1);
+        assert_eq!(barrier[0].tasks, Some((3, 4)));
+        assert_eq!(barrier[0].input, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn without_every_chunks_figures_a_reducing_task_runs_on_the_joined_table() {
+        let mut flow = Flow::new(&reducing_plan(), Some(3));
+        let work = sent(flow.start((0..8).collect(), &Rows).expect("start"));
+        let mut next = Vec::new();
+        for (k, w) in work.iter().enumerate() {
+            // The middle chunk's node gave no figures.
+            let figures = if k == 1 {
+                Vec::new()
+            } else {
+                vec![Stat::Sum(1.0)]
+            };
+            next = sent(
+                flow.done(w.id, w.input.clone(), figures, &Rows)
+                    .expect("known")
+                    .expect("ok"),
+            );
+        }
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].tasks, Some((1, 3)));
+        assert!(next[0].stats.is_empty());
+        assert_eq!(next[0].input, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_barrier_works_out_the_figures_for_a_reducing_step_after_it() {
+        let tasks = vec![
+            TaskCall::new("sort", json!({})),
+            TaskCall::new(
+                "average",
+                json!({"operations": [{"a": "x", "column": "m"}]}),
+            ),
+        ];
+        let p = Plan {
+            stages: vec![Stage { tasks }],
+            base_dir: Default::default(),
+            origin: String::new(),
+        };
+        let mut flow = Flow::new(&p, Some(3));
+        let work = sent(flow.start((0..8).collect(), &Rows).expect("start"));
+        assert_eq!((work.len(), work[0].partial_for), (1, Some(1)));
+        // The sorted table comes back in three pieces; the figures cover
+        // all three and count once.
+        let next = sent(
+            flow.done(work[0].id, (0..8).collect(), vec![Stat::Sum(28.0)], &Rows)
+                .expect("known")
+                .expect("ok"),
+        );
+        assert_eq!(next.len(), 3);
+        assert!(next.iter().all(|w| w.stats == [Stat::Sum(28.0)]));
     }
 }

@@ -645,6 +645,8 @@ impl Relay {
         header.plan_key = job.plan_key.clone();
         header.tasks = work.tasks;
         header.split_rows = work.split_rows.unwrap_or(0) as u64;
+        header.stats = work.stats;
+        header.partial_for = work.partial_for;
         header.seq = work.seq;
         header.count = work.count;
         self.log.debug(|| {
@@ -828,7 +830,8 @@ impl Relay {
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return tables.discard(&held);
         };
-        match job.flow.done(env.id, held, &tables) {
+        let partial = std::mem::take(&mut env.header.partial);
+        match job.flow.done(env.id, held, partial, &tables) {
             Ok(next) => self.follow(job_id, next),
             Err(held) => {
                 tables.discard(&held);

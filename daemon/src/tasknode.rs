@@ -368,14 +368,38 @@ fn run_work(
         };
         events(Envelope::new(header, Body::Empty));
     };
-    let table = match rtl_tasks::run_stage(stage as usize, calls, input, &ctx, &mut on_event) {
-        Ok(table) => table,
+    // A chunk of a table whose next task reduces works out its figures for
+    // it; a reducing task gets the whole table's.
+    let then = match env.header.partial_for {
+        None => None,
+        Some(n) => match plan
+            .stages
+            .get(stage as usize)
+            .and_then(|s| s.tasks.get(n as usize))
+        {
+            Some(call) => Some(call),
+            None => return failed(None, format!("stage {stage} has no task {n}")),
+        },
+    };
+    let stats = Some(&env.header.stats[..]).filter(|s| !s.is_empty());
+    let outcome = rtl_tasks::run_chunk(
+        stage as usize,
+        calls,
+        input,
+        &ctx,
+        &mut on_event,
+        stats,
+        then,
+    );
+    let (table, partial) = match outcome {
+        Ok(done) => done,
         Err(e) => {
             log.info(format!("job {job}: {e}"));
             return failed(Some(e.task), e.message);
         }
     };
     let mut header = Header::new(Kind::Done, job);
+    header.partial = partial;
     header.stage = stage;
     header.seq = env.header.seq;
     header.count = env.header.count;

@@ -12,7 +12,7 @@
 
 use ndarray::Array1;
 use rtl_dsl::Plan;
-use rtl_tasks::{Chart, Column, DType, Table};
+use rtl_tasks::{Chart, Column, DType, Stat, Table};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
@@ -188,6 +188,17 @@ pub struct Header {
     /// (0: in one piece), because the relay will spread them over nodes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub split_rows: u64,
+    /// Work: the whole table's figures for the first task, which then runs
+    /// on this chunk alone (`rtl_tasks::reduce`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stats: Vec<Stat>,
+    /// Work: after the tasks, work out this chunk's figures for task `n` of
+    /// the stage (the next one, which will run chunk by chunk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_for: Option<u32>,
+    /// Done: this chunk's figures, as `partial_for` asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<Stat>,
     /// Submit: the client's cache id, so results may come back by reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_id: Option<Uuid>,
@@ -239,6 +250,9 @@ impl Header {
             plan_key: None,
             table_refs: Vec::new(),
             split_rows: 0,
+            stats: Vec::new(),
+            partial_for: None,
+            partial: Vec::new(),
             cache_id: None,
             progress: false,
             charts: false,

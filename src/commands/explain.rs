@@ -98,7 +98,9 @@ fn print_chunking(config: &Config, plan: &Plan) {
             .iter()
             .map(|t| t.name.as_str())
             .collect();
-        let how = if step.row_local {
+        let how = if step.reduce {
+            "in chunks on several nodes at once, once every chunk before it has sent its figures (sums, counts, extremes) and been given the whole table's"
+        } else if step.row_local {
             "in chunks on several nodes at once; each chunk moves on as soon as it is done"
         } else {
             "on one node with the whole table, once every chunk before it is done"
