@@ -114,11 +114,16 @@ fn matching(column: &Column, value: &Value, method: Method) -> Result<Vec<usize>
     }
 }
 
-fn positions(ords: impl Iterator<Item = Option<Ordering>>, method: Method) -> Vec<usize> {
-    ords.enumerate()
-        .filter(|(_, o)| method.keeps(*o))
-        .map(|(i, _)| i)
-        .collect()
+fn positions(ords: impl ExactSizeIterator<Item = Option<Ordering>>, method: Method) -> Vec<usize> {
+    // Room for every row at once: growing by doubling would move the list
+    // several times, each time onto fresh memory.
+    let mut rows = Vec::with_capacity(ords.len());
+    rows.extend(
+        ords.enumerate()
+            .filter(|(_, o)| method.keeps(*o))
+            .map(|(i, _)| i),
+    );
+    rows
 }
 
 /// Exact order of an integer against a float (no rounding of large values).
