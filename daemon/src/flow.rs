@@ -551,19 +551,23 @@ mod tests {
         );
     }
 
-    /// add; normalize Squash, subtract; sort.
-    fn reducing_plan() -> Plan {
-        let tasks = vec![
-            TaskCall::new("add", json!({})),
-            TaskCall::new("normalize", json!({"model": "Squash", "columns": ["x"]})),
-            TaskCall::new("subtract", json!({})),
-            TaskCall::new("sort", json!({})),
-        ];
+    /// One stage of these calls.
+    fn one_stage(tasks: Vec<TaskCall>) -> Plan {
         Plan {
             stages: vec![Stage { tasks }],
             base_dir: Default::default(),
             origin: String::new(),
         }
+    }
+
+    /// add; normalize Squash, subtract; sort.
+    fn reducing_plan() -> Plan {
+        one_stage(vec![
+            TaskCall::new("add", json!({})),
+            TaskCall::new("normalize", json!({"model": "Squash", "columns": ["x"]})),
+            TaskCall::new("subtract", json!({})),
+            TaskCall::new("sort", json!({})),
+        ])
     }
 
     #[test]
@@ -637,18 +641,13 @@ mod tests {
 
     #[test]
     fn a_barrier_works_out_the_figures_for_a_reducing_step_after_it() {
-        let tasks = vec![
+        let p = one_stage(vec![
             TaskCall::new("sort", json!({})),
             TaskCall::new(
                 "average",
                 json!({"operations": [{"a": "x", "column": "m"}]}),
             ),
-        ];
-        let p = Plan {
-            stages: vec![Stage { tasks }],
-            base_dir: Default::default(),
-            origin: String::new(),
-        };
+        ]);
         let mut flow = Flow::new(&p, Some(3));
         let work = sent(flow.start((0..8).collect(), &Rows).expect("start"));
         assert_eq!((work.len(), work[0].partial_for), (1, Some(1)));
