@@ -190,14 +190,11 @@ pub enum Event<'a> {
 pub fn run_stage(
     index: usize,
     calls: &[TaskCall],
-    mut table: Table,
+    table: Table,
     ctx: &Context,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Table, TaskError> {
-    for call in calls {
-        table = run_call(index, call, table, ctx, on_event, None)?;
-    }
-    Ok(table)
+    run_chunk(index, calls, table, ctx, on_event, None, None).map(|(table, _)| table)
 }
 
 /// Runs task calls of stage `index` on one chunk of a table, as
