@@ -69,12 +69,10 @@ fn run(mut table: Table, args: &Value) -> Result<Table, String> {
     };
     for name in &columns {
         // Each column sees the <c>Normal columns written before it.
+        let values = table.numeric(name)?;
         let out = match model {
-            Model::DistanceFromMean => distance_from_mean(table.numeric(name)?.as_ref(), weight),
-            model => {
-                let figures = figures(&table, name)?;
-                normal(model, table.numeric(name)?.as_ref(), &figures)
-            }
+            Model::DistanceFromMean => distance_from_mean(values.as_ref(), weight),
+            model => normal(model, values.as_ref(), &figures(values.as_ref())),
         };
         table.set_column(format!("{name}Normal"), Column::Float64(out))?;
     }
@@ -99,7 +97,7 @@ fn partial(table: &Table, args: &Value) -> Result<Vec<Stat>, String> {
     let k: Kwargs = kwargs(args)?;
     let mut out = Vec::with_capacity(4 * k.columns.len());
     for name in &k.columns {
-        out.extend(figures(table, name)?);
+        out.extend(figures(table.numeric(name)?.as_ref()));
     }
     Ok(out)
 }
@@ -121,15 +119,14 @@ fn apply(mut table: Table, args: &Value, stats: &[Stat]) -> Result<Table, String
     Ok(table)
 }
 
-fn figures(table: &Table, name: &str) -> Result<[Stat; 4], String> {
-    let values = table.numeric(name)?;
-    let (min, max) = extremes(values.as_ref());
-    Ok([
+fn figures(values: &Array1<f64>) -> [Stat; 4] {
+    let (min, max) = extremes(values);
+    [
         min,
         max,
         Stat::Sum(values.sum()),
         Stat::Sum(values.len() as f64),
-    ])
+    ]
 }
 
 /// `<c>Normal` for the models that need only the whole column's figures
@@ -153,6 +150,7 @@ fn normal(model: Model, c: &Array1<f64>, figures: &[Stat]) -> Array1<f64> {
             })
         }
         Model::PercentOfMax => map(c, |v| (v - mn) / (mx - mn) * 100.0),
+        // DistanceFromMean needs the rows in order and never comes here.
         Model::Null | Model::DistanceFromMean => c.clone(),
     }
 }
