@@ -737,20 +737,25 @@ unsafe impl Word for f64 {
 /// Writes a numeric column's little-endian bytes into `out`: one memory
 /// copy on little-endian hosts, value by value elsewhere.
 fn words_into<T: Word>(a: ndarray::ArrayView1<'_, T>, out: &mut [u8]) {
-    match a.as_slice() {
-        Some(values) if cfg!(target_endian = "little") => {
-            let n = std::mem::size_of_val(values);
-            // SAFETY: `values` is a live slice of plain 8-byte numbers;
-            // viewing its memory as bytes reads nothing out of bounds.
-            let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), n) };
-            out[..n].copy_from_slice(bytes);
-        }
-        _ => {
+    match le_bytes(&a) {
+        Some(bytes) => out[..bytes.len()].copy_from_slice(bytes),
+        None => {
             for (chunk, v) in out.chunks_exact_mut(8).zip(a.iter()) {
                 chunk.copy_from_slice(&v.to_le());
             }
         }
     }
+}
+
+/// The column's memory as its little-endian bytes, where it already is
+/// that: on little-endian hosts, for values laid out contiguously.
+fn le_bytes<'a, T: Word>(a: &ndarray::ArrayView1<'a, T>) -> Option<&'a [u8]> {
+    let values = a.to_slice().filter(|_| cfg!(target_endian = "little"))?;
+    // SAFETY: `values` is a live slice of plain 8-byte numbers; viewing its
+    // memory as bytes reads nothing out of bounds.
+    Some(unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    })
 }
 
 fn decode_words<T: Word>(
@@ -829,12 +834,15 @@ fn send_column(socket: &mut zmq::Socket, column: Column, flags: i32) -> Result<(
         Column::Int64(a) if cfg!(target_endian = "little") => {
             send_owned(socket, contiguous(a), flags)
         }
-        other => {
-            let mut bytes = vec![0u8; other.wire_size()];
-            encode_rows_into(&other, 0, other.len(), &mut bytes);
-            socket.send(bytes, flags)
-        }
+        other => send_encoded(socket, &other, flags),
     }
+}
+
+/// Sends a column encoded into a fresh buffer.
+fn send_encoded(socket: &mut zmq::Socket, column: &Column, flags: i32) -> Result<(), zmq::Error> {
+    let mut bytes = vec![0u8; column.wire_size()];
+    encode_rows_into(column, 0, column.len(), &mut bytes);
+    socket.send(bytes, flags)
 }
 
 /// Sends `column` of a shared `table`. Numeric columns on little-endian
@@ -846,24 +854,18 @@ fn send_shared_column(
     column: &Column,
     flags: i32,
 ) -> Result<(), zmq::Error> {
-    let (data, bytes) = match column {
-        Column::Float64(a) if cfg!(target_endian = "little") && a.is_standard_layout() => (
-            a.as_ptr().cast::<u8>(),
-            std::mem::size_of_val(a.as_slice().unwrap_or(&[])),
-        ),
-        Column::Int64(a) if cfg!(target_endian = "little") && a.is_standard_layout() => (
-            a.as_ptr().cast::<u8>(),
-            std::mem::size_of_val(a.as_slice().unwrap_or(&[])),
-        ),
-        other => {
-            let mut encoded = vec![0u8; other.wire_size()];
-            encode_rows_into(other, 0, other.len(), &mut encoded);
-            return socket.send(encoded, flags);
-        }
+    let raw = match column {
+        Column::Float64(a) => le_bytes(&a.view()),
+        Column::Int64(a) => le_bytes(&a.view()),
+        _ => None,
     };
-    if bytes == 0 {
+    let Some(raw) = raw else {
+        return send_encoded(socket, column, flags);
+    };
+    if raw.is_empty() {
         return socket.send(&[][..], flags);
     }
+    let (data, bytes) = (raw.as_ptr(), raw.len());
     let hint = Box::into_raw(Box::new(table.clone())) as *mut std::ffi::c_void;
     // SAFETY: `data` points to `bytes` bytes inside a column of the table
     // that the leaked Arc behind `hint` keeps alive and unchanged (an Arc's
