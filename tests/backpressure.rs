@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Daemon, Home};
+use common::{anon_rss, Daemon, Home};
 use ndarray::Array1;
 use rtl_daemon::wire::{Body, Envelope, Header, Kind};
 use rtl_dsl::Plan;
@@ -15,17 +15,6 @@ use uuid::Uuid;
 
 const JOBS: usize = 100;
 const ROWS: usize = 1_000_000; // 8 MB of float64 per job
-
-/// Anonymous resident memory of a process, in bytes: what it holds itself,
-/// leaving out the LMDB pages it has mapped (shared page cache).
-fn anon_rss(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
 
 /// Samples a process's anonymous memory every few milliseconds until
 /// dropped; keeps the peak.
@@ -64,20 +53,6 @@ impl Drop for Sampler {
     }
 }
 
-fn relay_pid(home: &Home) -> u32 {
-    std::fs::read_dir(home.dir().join("run"))
-        .expect("run dir")
-        .filter_map(Result::ok)
-        .find_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("relay-")?
-                .strip_suffix(".pid")?
-                .parse()
-                .ok()
-        })
-        .expect("relay pid file")
-}
-
 fn submit(socket: &mut zmq::Socket, id: Uuid, plan: &Plan, k: usize) {
     let mut header = Header::new(Kind::Submit, id);
     header.plan = Some(plan.clone());
@@ -106,7 +81,7 @@ fn a_flooding_client_is_slowed_and_the_relay_stays_bounded() {
             .with("RTL_CHUNKING", "false"),
     );
     let config = daemon.home.config();
-    let relay = relay_pid(&daemon.home);
+    let relay = daemon.home.pids_of("relay")[0];
     let before = anon_rss(relay);
     let sampler = Sampler::start(relay);
 

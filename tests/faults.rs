@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close, read_csv, text, write_job, Daemon, Home};
+use common::{assert_close, kill, read_csv, text, write_job, Daemon, Home};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -86,13 +86,6 @@ fn node_holding_work(daemon: &Daemon, run: &mut Child) -> Option<u32> {
         }
         assert!(Instant::now() < deadline, "no node ever held work: {s}");
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill(pid: u32) {
-    // SAFETY: plain kill(2) on a pid this test read from our own daemon.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
 }
 

@@ -108,8 +108,11 @@ fn refuse(problems: Vec<rtl_dsl::Problem>) -> Result<(), Error> {
 pub enum Error {
     /// The job has problems; it was not sent.
     Invalid(Problems),
-    /// Nothing answers at the configured relay address.
+    /// Nothing listens at the configured relay address.
     NoDaemon { endpoint: String, reason: String },
+    /// Something listens at the relay address but did not answer within
+    /// `job_timeout_ms`: a relay that is stopped, overloaded or swapping.
+    NotAnswering { endpoint: String, waited: Duration },
     /// The job ran and failed; the failure names the stage and task.
     Job(Failure),
     /// The relay went away or the socket failed.
@@ -125,6 +128,11 @@ impl fmt::Display for Error {
             Error::NoDaemon { endpoint, reason } => {
                 write!(f, "no rtl daemon answers at {endpoint} ({reason})")
             }
+            Error::NotAnswering { endpoint, waited } => write!(
+                f,
+                "the rtl daemon at {endpoint} accepts connections but did not answer within {} ms (job_timeout_ms): it may be stopped, overloaded or short of memory; `rtl status` tells",
+                waited.as_millis()
+            ),
             Error::Invalid(problems) => write!(f, "the job was not run:\n{problems}"),
             Error::Job(failure) => write!(f, "{failure}"),
             Error::Transport(m) | Error::Refused(m) => f.write_str(m),
@@ -201,14 +209,22 @@ impl Transform {
             endpoint: endpoint.clone(),
             reason,
         };
-        // A closed port answers at once; spare the user the ping timeout.
+        // A closed port answers at once; spare the user the wait. Anything
+        // else (a connection taken, or one that timed out) may be a relay
+        // that is slow to answer, and gets the full patience.
         let addr = format!("{}:{}", config.relay_addr, config.relay_port)
             .to_socket_addrs()
             .map_err(|e| no_daemon(e.to_string()))?
             .next()
             .ok_or_else(|| no_daemon("the address resolves to nothing".into()))?;
-        TcpStream::connect_timeout(&addr, Duration::from_millis(500))
-            .map_err(|e| no_daemon(e.to_string()))?;
+        if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Err(no_daemon(e.to_string()));
+            }
+        }
+        // How long the relay may take to answer: as long as it may stay
+        // silent during a job.
+        let patience = config.job_timeout();
         // Results may come back by reference when this host shares the
         // daemon's cache; a client elsewhere gets them inline.
         let cache = config
@@ -222,16 +238,18 @@ impl Transform {
         transform.silence = config.job_timeout();
         let secret = Secret::load(&config.secret_path()).map_err(Error::Transport)?;
         if let Some(secret) = secret {
-            prove(&mut transform.socket, &secret, Duration::from_secs(5))
+            prove(&mut transform.socket, &secret, patience)
                 .map_err(|e| Error::Refused(format!("{endpoint}: {e}")))?;
             transform.secret = Some(secret);
         }
-        transform
-            .ping(Duration::from_secs(2))
-            .map_err(|e| match e {
-                Error::Refused(why) => Error::Refused(format!("{endpoint}: {why}")),
-                e => no_daemon(e.to_string()),
-            })?;
+        transform.ping(patience).map_err(|e| match e {
+            Error::Refused(why) => Error::Refused(format!("{endpoint}: {why}")),
+            Error::NotAnswering { waited, .. } => Error::NotAnswering {
+                endpoint: endpoint.clone(),
+                waited,
+            },
+            e => e,
+        })?;
         Ok(transform)
     }
 
@@ -398,7 +416,9 @@ impl Transform {
             (Some(table), Some(cache)) if table.wire_size() >= self.by_reference_bytes => {
                 header = header.with_table(&table);
                 let rows = self.chunk_rows.unwrap_or(usize::MAX);
-                header.table_refs = cache.put_pieces(&table, rows).map_err(Error::Transport)?;
+                header.table_refs = cache
+                    .put_pieces(job, &table, rows)
+                    .map_err(Error::Transport)?;
                 None
             }
             (input, _) => input.map(Arc::new),
@@ -553,9 +573,10 @@ impl Transform {
                 }
             }
         }
-        Err(Error::Transport(format!(
-            "no answer to a ping within {timeout:?}"
-        )))
+        Err(Error::NotAnswering {
+            endpoint: self.endpoint.clone(),
+            waited: timeout,
+        })
     }
 
     fn send_control(&mut self, kind: Kind) -> Result<(), Error> {

@@ -11,6 +11,11 @@
 //!   without the bytes crossing a socket. Whoever consumes a table entry
 //!   deletes it.
 //!
+//! A table entry's key names the job it belongs to (`table:<job>:<uuid>`),
+//! so when a job ends the relay deletes whatever of it is left: pieces a
+//! task node wrote just before it was killed, which no message will ever
+//! name.
+//!
 //! Every cache has a random id, stored in it when it is created; peers
 //! compare ids to know whether they share one. LMDB must not be opened twice
 //! by one process, so [`Cache::open`] hands out one handle per path.
@@ -135,19 +140,19 @@ impl Cache {
         }
     }
 
-    /// Writes `table` under a fresh key; returns the key.
-    pub fn put_table(&self, table: &Table) -> Result<String, String> {
-        self.put_rows(table, 0, table.rows())
+    /// Writes `table`, of `job`, under a fresh key; returns the key.
+    pub fn put_table(&self, job: Uuid, table: &Table) -> Result<String, String> {
+        self.put_rows(job, table, 0, table.rows())
     }
 
-    /// Writes `table` as entries of at most `rows` rows each, in order,
-    /// straight from its columns; returns the keys. None is left behind
-    /// when one cannot be written.
-    pub fn put_pieces(&self, table: &Table, rows: usize) -> Result<Vec<String>, String> {
+    /// Writes `table`, of `job`, as entries of at most `rows` rows each, in
+    /// order, straight from its columns; returns the keys. None is left
+    /// behind when one cannot be written.
+    pub fn put_pieces(&self, job: Uuid, table: &Table, rows: usize) -> Result<Vec<String>, String> {
         let rows = rows.max(1);
         let mut keys = Vec::new();
         for start in (0..table.rows().max(1)).step_by(rows) {
-            match self.put_rows(table, start, (start + rows).min(table.rows())) {
+            match self.put_rows(job, table, start, (start + rows).min(table.rows())) {
                 Ok(key) => keys.push(key),
                 Err(e) => {
                     self.discard(&keys);
@@ -162,8 +167,14 @@ impl Cache {
     ///
     /// Layout: u32 LE length of a CBOR list of column specs, the list, a u64
     /// LE row count, then each column in wire encoding.
-    fn put_rows(&self, table: &Table, start: usize, end: usize) -> Result<String, String> {
-        let key = format!("{TABLE_PREFIX}{}", Uuid::new_v4());
+    fn put_rows(
+        &self,
+        job: Uuid,
+        table: &Table,
+        start: usize,
+        end: usize,
+    ) -> Result<String, String> {
+        let key = table_key(&job.to_string());
         let specs = schema_of(table);
         let mut head = Vec::new();
         ciborium::into_writer(&specs, &mut head)
@@ -192,8 +203,9 @@ impl Cache {
     /// order, copying bytes from the old entry into the new ones inside the
     /// map: nothing is decoded and nothing lands in this process's heap, so
     /// the relay can spread a 1 GB table over nodes without holding it.
-    /// The old entry is deleted.
+    /// The old entry is deleted; the new ones belong to its job.
     pub fn split_table(&self, key: &str, rows: usize) -> Result<Vec<String>, String> {
+        let owner = owner_of(key).ok_or_else(|| format!("{key:?} is not a table key"))?;
         let rows = rows.max(1);
         let reader = self.inner.env.begin_ro_txn().map_err(|e| self.error(e))?;
         let bytes = reader.get(self.inner.db, &key).map_err(|e| match e {
@@ -209,7 +221,7 @@ impl Cache {
         let mut keys = Vec::new();
         for start in (0..entry.rows).step_by(rows) {
             let end = (start + rows).min(entry.rows);
-            let piece = format!("{TABLE_PREFIX}{}", Uuid::new_v4());
+            let piece = table_key(owner);
             let sizes: Vec<usize> = entry
                 .specs
                 .iter()
@@ -312,6 +324,38 @@ impl Cache {
         }
     }
 
+    /// Deletes every table entry of `job` but those in `keep`: what is
+    /// left of a job that ended (pieces written by a node that was killed
+    /// before it could name them). Looks before it writes, so a job that
+    /// left nothing costs no write transaction.
+    pub fn discard_job(&self, job: Uuid, keep: &[String]) {
+        let prefix = format!("{TABLE_PREFIX}{job}:");
+        let left: Vec<Vec<u8>> = {
+            let Ok(txn) = self.inner.env.begin_ro_txn() else {
+                return;
+            };
+            let Ok(mut cursor) = txn.open_ro_cursor(self.inner.db) else {
+                return;
+            };
+            cursor
+                .iter_from(prefix.as_bytes())
+                .filter_map(Result::ok)
+                .take_while(|(k, _)| k.starts_with(prefix.as_bytes()))
+                .filter(|(k, _)| !keep.iter().any(|kept| kept.as_bytes() == *k))
+                .map(|(k, _)| k.to_vec())
+                .collect()
+        };
+        if left.is_empty() {
+            return;
+        }
+        if let Ok(mut txn) = self.rw() {
+            for key in &left {
+                let _ = txn.del(self.inner.db, key, None);
+            }
+            let _ = txn.commit();
+        }
+    }
+
     /// Number of table entries held, for status and tests.
     pub fn table_entries(&self) -> usize {
         let Ok(txn) = self.inner.env.begin_ro_txn() else {
@@ -334,6 +378,18 @@ impl Cache {
     fn error(&self, e: lmdb::Error) -> String {
         lmdb_error(&self.inner.path, self.inner.map_size, e)
     }
+}
+
+/// A fresh table key belonging to `owner` (a job id).
+fn table_key(owner: &str) -> String {
+    format!("{TABLE_PREFIX}{owner}:{}", Uuid::new_v4())
+}
+
+/// The job a table key belongs to.
+fn owner_of(key: &str) -> Option<&str> {
+    key.strip_prefix(TABLE_PREFIX)?
+        .rsplit_once(':')
+        .map(|(owner, _)| owner)
 }
 
 fn lmdb_error(path: &Path, map_size: usize, e: lmdb::Error) -> String {
@@ -499,7 +555,7 @@ mod tests {
             ("b".into(), Column::Bool(array![false, true])),
         ])
         .expect("table");
-        let key = cache.put_table(&table).expect("put");
+        let key = cache.put_table(Uuid::nil(), &table).expect("put");
         assert_eq!(cache.table_entries(), 1);
         assert_eq!(cache.take_table(&key).expect("take"), table);
         assert_eq!(cache.table_entries(), 0);
@@ -520,13 +576,13 @@ mod tests {
         .expect("table");
         let keys: Vec<String> = crate::flow::split(&table, 2)
             .iter()
-            .map(|t| cache.put_table(t).expect("put"))
+            .map(|t| cache.put_table(Uuid::nil(), t).expect("put"))
             .collect();
         assert_eq!(keys.len(), 3);
         assert_eq!(cache.take_tables(&keys).expect("join"), table);
         assert_eq!(cache.table_entries(), 0);
 
-        let kept = cache.put_table(&table).expect("put");
+        let kept = cache.put_table(Uuid::nil(), &table).expect("put");
         let err = cache
             .take_tables(&[kept, "table:gone".into()])
             .expect_err("a missing piece");
@@ -551,7 +607,7 @@ mod tests {
             ),
         ])
         .expect("table");
-        let key = cache.put_table(&table).expect("put");
+        let key = cache.put_table(Uuid::nil(), &table).expect("put");
         let pieces = cache.split_table(&key, 2).expect("split");
         assert_eq!(pieces.len(), 3);
         assert_eq!(cache.table_entries(), 3, "the whole one is gone");
@@ -559,6 +615,32 @@ mod tests {
         assert_eq!(second, table.slice(2, 4));
         assert_eq!(cache.take_tables(&pieces).expect("join"), table);
         assert_eq!(cache.table_entries(), 0);
+    }
+
+    #[test]
+    fn what_is_left_of_a_job_goes_when_it_ends() {
+        let cache = Cache::open(&scratch("orphans"), 1 << 24).expect("open");
+        let table = Table::from_columns(vec![(
+            "x".into(),
+            Column::Int64(ndarray::Array1::from_iter(0..10)),
+        )])
+        .expect("table");
+        let (ended, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let result = cache.put_table(ended, &table).expect("put");
+        let orphans = cache.put_pieces(ended, &table, 3).expect("pieces");
+        let pieces = cache.split_table(&result, 4).expect("split");
+        let theirs = cache.put_table(other, &table).expect("put");
+        assert_eq!(cache.table_entries(), 4 + 3 + 1);
+        // Pieces cut from an entry belong to its job.
+        cache.discard_job(ended, &pieces[..1]);
+        assert_eq!(
+            cache.table_entries(),
+            2,
+            "the kept piece and the other job's"
+        );
+        assert!(cache.read_tables(&pieces[..1]).is_ok());
+        assert!(cache.read_tables(&orphans[..1]).is_err());
+        assert!(cache.read_tables(std::slice::from_ref(&theirs)).is_ok());
     }
 
     #[test]
@@ -580,7 +662,7 @@ mod tests {
             Column::Float64(ndarray::Array1::zeros(400_000)),
         )])
         .expect("table");
-        let err = cache.put_table(&big).expect_err("map full");
+        let err = cache.put_table(Uuid::nil(), &big).expect_err("map full");
         assert!(err.contains("raise cache_map_size"), "{err}");
     }
 }

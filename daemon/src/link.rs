@@ -6,6 +6,7 @@
 //! heartbeat makes it known to a restarted relay).
 
 use crate::auth::{Prover, Secret};
+use crate::cache::Cache;
 use crate::log::Log;
 use crate::wire::{AuthFields, Body, Envelope, Header, Kind, NodeInfo, WireError};
 use std::time::{Duration, Instant};
@@ -64,9 +65,25 @@ impl RelayLink {
     }
 
     /// Sends without blocking: a relay that is away must not stall the node.
+    /// While it is away (restarting, say) libzmq keeps what is sent for it,
+    /// up to its high-water mark; past that the message is dropped.
     pub fn send(&mut self, env: Envelope, log: &Log) {
         if let Err(e) = env.send_now(&mut self.socket, None) {
             log.warn(format!("could not send to the relay: {e}"));
+        }
+    }
+
+    /// Sends an answer; when it cannot go, the cache entries its table
+    /// was written to are deleted, since no one else will read them.
+    pub fn answer(&mut self, env: Envelope, cache: Option<&Cache>, log: &Log) {
+        let refs = env.header.table_refs.clone();
+        if let Err(e) = env.send_now(&mut self.socket, None) {
+            log.warn(format!(
+                "could not send an answer to the relay ({e}); it is dropped"
+            ));
+            if let Some(cache) = cache {
+                cache.discard(&refs);
+            }
         }
     }
 

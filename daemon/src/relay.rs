@@ -10,8 +10,10 @@ use crate::auth::{Gate, Secret, Verdict};
 use crate::cache::Cache;
 use crate::flow::{split, Flow, Next, Pieces, Work};
 use crate::log::Log;
-use crate::routing::{Assignment, NodeId, Routing};
-use crate::wire::{AuthFields, Body, Envelope, Failure, Header, Kind, StatusReport, WireError};
+use crate::routing::{Assignment, Lost, NodeId, Routing};
+use crate::wire::{
+    AuthFields, Body, Envelope, Failure, Header, Kind, ProgressEvent, StatusReport, WireError,
+};
 use rtl_config::Config;
 use rtl_dsl::Plan;
 use rtl_tasks::Table;
@@ -37,6 +39,15 @@ const OUTBOUND_HWM: i32 = 16;
 
 /// Most messages taken from one socket before looking at the other.
 const BATCH: usize = 256;
+
+/// A turn of the main loop longer than this means the relay itself did not
+/// run (stopped, swapped out, a long commit): polls wait at most 200 ms.
+const STALL: Duration = Duration::from_millis(500);
+
+/// Charts kept for a plot node when none is connected (one was, and is
+/// being replaced), and how long each waits.
+const CHARTS_WAITING: usize = 64;
+const CHART_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The relay's settings, taken from the configuration.
 #[derive(Debug, Clone)]
@@ -245,6 +256,13 @@ pub struct Relay {
     gate: Option<Gate>,
     /// Answers waiting for clients that cannot take them yet.
     outbox: HashMap<Vec<u8>, VecDeque<Envelope>>,
+    /// Charts no plot node could take, kept for the next one that joins,
+    /// with when they came; only once a plot node has been seen.
+    charts_waiting: VecDeque<(Instant, Envelope)>,
+    plot_node_seen: bool,
+    /// This host's name: nodes on it whose cache is the relay's are
+    /// watched by pid, so a killed one is dropped within a tick.
+    host: String,
 }
 
 impl Relay {
@@ -286,6 +304,9 @@ impl Relay {
             no_workers_since: Some(Instant::now()),
             gate: settings.secret.clone().map(Gate::new),
             outbox: HashMap::new(),
+            charts_waiting: VecDeque::new(),
+            plot_node_seen: false,
+            host: crate::link::hostname(),
             settings,
             busy_refusals: 0,
         })
@@ -296,7 +317,14 @@ impl Relay {
         self.log
             .info(format!("relay up; cache {}", self.cache.path().display()));
         let mut next_tick = Instant::now() + self.settings.heartbeat;
+        let mut last_turn = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let turn = now.duration_since(last_turn);
+            last_turn = now;
+            if turn > STALL {
+                self.stalled(turn, now);
+            }
             let wait = next_tick
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(200));
@@ -700,16 +728,77 @@ impl Relay {
             });
             match env.send_now(&mut self.nodes, Some(&node)) {
                 Ok(()) => self.routing.retain(&id, copy),
+                // The node's connection is gone (killed, crashed, or a
+                // network that dropped it): the work never reached it.
+                Err(zmq::Error::EHOSTUNREACH) => {
+                    if let Some(lost) = self.routing.refused(&node, copy) {
+                        self.node_lost(lost, "has gone (its connection closed)");
+                    }
+                }
+                // No room in its socket just now: try again next turn.
+                Err(zmq::Error::EAGAIN) => {
+                    self.routing.put_back(copy);
+                    break;
+                }
                 Err(e) => {
                     self.routing.answered(&id);
+                    let stage = copy.header.stage;
                     self.release(copy);
+                    let at = self.stage_tasks(job, stage);
                     self.fail_job(
                         job,
-                        None,
-                        format!("could not send work to a task node: {e}"),
+                        at,
+                        format!("the relay could not send this stage's work to a task node ({e})"),
                     );
                 }
             }
+        }
+    }
+
+    /// A stage and its tasks, as an error names them.
+    fn stage_tasks(&self, job: Uuid, stage: u32) -> Option<(u32, String)> {
+        let tasks = self.jobs.get(&job)?.plan.stages.get(stage as usize)?;
+        let names: Vec<&str> = tasks.tasks.iter().map(|t| t.name.as_str()).collect();
+        Some((stage, names.join(", ")))
+    }
+
+    /// A node is out of the routing (silent, gone, or dead): the log says
+    /// so once, the gate forgets it, and what it held is sent again.
+    fn node_lost(&mut self, lost: Lost, how: &str) {
+        let node = format!(
+            "{} {} (pid {} on {})",
+            lost.info.service,
+            String::from_utf8_lossy(&lost.node),
+            lost.info.pid,
+            lost.info.host
+        );
+        if lost.info.service == "plotnode" {
+            self.log.warn(format!(
+                "{node} {how}; charts go to the other plot nodes, or wait for its replacement"
+            ));
+        } else {
+            self.log.warn(format!(
+                "{node} {how}; {} envelope(s) it held go to other nodes",
+                lost.envelopes.len()
+            ));
+        }
+        if let Some(gate) = &mut self.gate {
+            gate.forget(&lost.node);
+        }
+        for (id, assignment) in lost.envelopes {
+            self.resend(id, assignment, &node);
+        }
+    }
+
+    /// The relay did not run for `stalled`: nodes are not blamed for it.
+    fn stalled(&mut self, stalled: Duration, now: Instant) {
+        self.log.warn(format!(
+            "the relay did not run for {} ms (stopped, or starved of CPU or memory); nodes get a fresh heartbeat window",
+            stalled.as_millis()
+        ));
+        self.routing.stalled(stalled, now);
+        if let Some(since) = &mut self.no_workers_since {
+            *since = (*since + stalled).min(now);
         }
     }
 
@@ -719,13 +808,19 @@ impl Relay {
     }
 
     /// A node answered envelope `id`: its credit is free and its input can
-    /// go. False when the relay did not know it was out.
+    /// go. An envelope queued to be sent again (its node had been given up
+    /// on, and answered after all) leaves the queue. False when the relay
+    /// was not waiting for it: a late answer to work another node did.
     fn answered(&mut self, id: &Uuid) -> bool {
-        match self.routing.answered(id) {
-            Some(a) => {
-                if let Some(copy) = a.retained {
-                    self.release(copy);
-                }
+        if let Some(a) = self.routing.answered(id) {
+            if let Some(copy) = a.retained {
+                self.release(copy);
+            }
+            return true;
+        }
+        match self.routing.unqueue(id) {
+            Some(queued) => {
+                self.release(queued);
                 true
             }
             None => false,
@@ -742,6 +837,10 @@ impl Relay {
                             "{service} {} joined (pid {pid} on {host})",
                             String::from_utf8_lossy(&route)
                         ));
+                        if service == "plotnode" {
+                            self.plot_node_seen = true;
+                            self.pass_waiting_charts();
+                        }
                     }
                 }
             }
@@ -772,7 +871,14 @@ impl Relay {
                 self.stage_done(env);
             }
             Kind::Failed => {
-                self.answered(&env.id);
+                if !self.answered(&env.id) {
+                    // Another node did this work already: its answer
+                    // stands (and this one may have failed only because
+                    // the input was released after it).
+                    return self.log.debug(|| {
+                        format!("late failure {} for job {} ignored", env.id, env.header.job)
+                    });
+                }
                 let failure = env.header.error.take().unwrap_or(Failure {
                     stage: Some(env.header.stage),
                     task: None,
@@ -793,21 +899,17 @@ impl Relay {
     }
 
     /// Copies a chart to every plot node, and to the job's client when it
-    /// asked for charts.
+    /// asked for charts. When no plot node takes it (the one there was is
+    /// gone, and its replacement has not joined yet), the chart waits for
+    /// the next plot node to join, and the job's client is told.
     fn chart(&mut self, env: Envelope) {
         let job = env.header.job;
-        let plot_nodes = self.routing.plot_nodes();
-        if plot_nodes.is_empty() {
-            self.log
-                .debug(|| format!("job {job}: a chart, and no plot node to draw it"));
-        }
-        for node in plot_nodes {
-            let copy = Envelope::new(env.header.clone(), Body::Empty);
-            if let Err(e) = copy.send_now(&mut self.nodes, Some(&node)) {
-                self.log.warn(format!(
-                    "job {job}: could not pass a chart to plot node {}: {e}",
-                    String::from_utf8_lossy(&node)
-                ));
+        if !self.to_plot_nodes(&env) {
+            if self.plot_node_seen {
+                self.keep_chart(&env);
+            } else {
+                self.log
+                    .debug(|| format!("job {job}: a chart, and no plot node to draw it"));
             }
         }
         if let Some(client) = self
@@ -817,6 +919,97 @@ impl Relay {
             .map(|j| j.client.clone())
         {
             self.send_client(&client, Envelope::new(env.header, Body::Empty));
+        }
+    }
+
+    /// Sends a chart to every plot node; false when none took it. A plot
+    /// node whose connection is gone is dropped at once.
+    fn to_plot_nodes(&mut self, env: &Envelope) -> bool {
+        let mut taken = false;
+        for node in self.routing.plot_nodes() {
+            let copy = Envelope::new(env.header.clone(), Body::Empty);
+            match copy.send_now(&mut self.nodes, Some(&node)) {
+                Ok(()) => taken = true,
+                Err(zmq::Error::EHOSTUNREACH) => {
+                    if let Some(lost) = self.routing.drop_node(&node) {
+                        self.node_lost(lost, "has gone (its connection closed)");
+                    }
+                }
+                Err(e) => self.log.warn(format!(
+                    "job {}: could not pass a chart to plot node {}: {e}",
+                    env.header.job,
+                    String::from_utf8_lossy(&node)
+                )),
+            }
+        }
+        taken
+    }
+
+    /// Keeps a chart for the next plot node, and tells the job's client
+    /// (in its progress) that the chart is not on the page yet.
+    fn keep_chart(&mut self, env: &Envelope) {
+        let job = env.header.job;
+        let name = env
+            .header
+            .chart
+            .as_ref()
+            .map_or_else(String::new, |c| c.name.clone());
+        if self.charts_waiting.len() >= CHARTS_WAITING {
+            if let Some((_, oldest)) = self.charts_waiting.pop_front() {
+                self.log.warn(format!(
+                    "job {}: chart `{}` dropped: no plot node took it, and {CHARTS_WAITING} newer charts wait",
+                    oldest.header.job,
+                    oldest.header.chart.as_ref().map_or("", |c| c.name.as_str())
+                ));
+            }
+        }
+        self.log.info(format!(
+            "job {job}: chart `{name}` waits for a plot node (none is connected)"
+        ));
+        self.charts_waiting.push_back((
+            Instant::now(),
+            Envelope::new(env.header.clone(), Body::Empty),
+        ));
+        if let Some(client) = self
+            .jobs
+            .get(&job)
+            .filter(|j| j.progress)
+            .map(|j| j.client.clone())
+        {
+            let header = Header {
+                event: Some(ProgressEvent {
+                    stage: env.header.stage,
+                    task: "simple_plot".into(),
+                    ms: None,
+                    message: Some(format!(
+                        "chart `{name}` is not on the plot page yet: no plot node is connected (the last one stopped); it is drawn when one joins, within {} s",
+                        CHART_PATIENCE.as_secs()
+                    )),
+                }),
+                ..Header::new(Kind::Progress, job)
+            };
+            self.send_client(&client, Envelope::new(header, Body::Empty));
+        }
+    }
+
+    /// Passes the charts that wait to the plot nodes, as far as there are
+    /// any; charts that waited too long are dropped, and the log says so.
+    fn pass_waiting_charts(&mut self) {
+        let now = Instant::now();
+        while let Some((since, env)) = self.charts_waiting.pop_front() {
+            if now.duration_since(since) > CHART_PATIENCE {
+                self.log.warn(format!(
+                    "job {}: chart `{}` dropped: no plot node joined within {} s",
+                    env.header.job,
+                    env.header.chart.as_ref().map_or("", |c| c.name.as_str()),
+                    CHART_PATIENCE.as_secs()
+                ));
+                continue;
+            }
+            if !self.to_plot_nodes(&env) {
+                self.charts_waiting.push_front((since, env));
+                break;
+            }
         }
     }
 
@@ -866,6 +1059,7 @@ impl Relay {
                 Err(e) => return self.reply_error(&job.client, job_id, None, e),
             };
         }
+        self.cache.discard_job(job_id, &header.table_refs);
         self.send_client(
             &job.client,
             Envelope {
@@ -877,18 +1071,26 @@ impl Relay {
     }
 
     fn fail_job(&mut self, job_id: Uuid, at: Option<(u32, String)>, message: String) {
-        let tables = Tables { cache: &self.cache };
-        for env in self.routing.drop_queued(&job_id) {
-            self.release(env);
-        }
-        if let Some(mut job) = self.jobs.remove(&job_id) {
-            job.flow
-                .drain()
-                .iter()
-                .for_each(|held| tables.discard(held));
+        if let Some(job) = self.drop_job(job_id) {
             self.log.info(format!("job {job_id} failed: {message}"));
             self.reply_error(&job.client, job_id, at, message);
         }
+    }
+
+    /// Ends a job: its queued work and the tables it holds are released.
+    /// Work out on nodes is released when they answer.
+    fn drop_job(&mut self, job_id: Uuid) -> Option<Job> {
+        for env in self.routing.drop_queued(&job_id) {
+            self.release(env);
+        }
+        let mut job = self.jobs.remove(&job_id)?;
+        let tables = Tables { cache: &self.cache };
+        job.flow
+            .drain()
+            .iter()
+            .for_each(|held| tables.discard(held));
+        self.cache.discard_job(job_id, &[]);
+        Some(job)
     }
 
     fn reply_error(
@@ -930,9 +1132,12 @@ impl Relay {
                     .or_default()
                     .push_back(*env);
             }
-            Err((e, _)) => self
-                .log
-                .warn(format!("could not answer a client ({e}); it has gone")),
+            Err((e, unsent)) => {
+                if let Some(env) = unsent {
+                    self.release(*env);
+                }
+                self.client_gone(client, e);
+            }
         }
     }
 
@@ -949,12 +1154,11 @@ impl Relay {
                         }
                         break;
                     }
-                    Err((e, _)) => {
-                        self.log.warn(format!(
-                            "could not answer a client ({e}); it has gone with {} answer(s) waiting",
-                            self.outbox.get(&client).map_or(0, VecDeque::len)
-                        ));
-                        self.outbox.remove(&client);
+                    Err((e, unsent)) => {
+                        if let Some(env) = unsent {
+                            self.release(*env);
+                        }
+                        self.client_gone(&client, e);
                         break;
                     }
                 }
@@ -965,29 +1169,45 @@ impl Relay {
         }
     }
 
+    /// A client that cannot be answered any more (its connection is gone;
+    /// a client that reconnects has a new routing id): its waiting answers
+    /// and its running jobs are dropped, with the tables they hold, and
+    /// the gate forgets it.
+    fn client_gone(&mut self, client: &[u8], why: zmq::Error) {
+        for env in self.outbox.remove(client).into_iter().flatten() {
+            self.release(env);
+        }
+        let jobs: Vec<Uuid> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.client == client)
+            .map(|(id, _)| *id)
+            .collect();
+        self.log.info(format!(
+            "client {} has gone ({why}); dropped its answers and {} running job(s)",
+            peer_name(client),
+            jobs.len()
+        ));
+        for job in jobs {
+            self.drop_job(job);
+        }
+        if let Some(gate) = &mut self.gate {
+            gate.forget(client);
+        }
+    }
+
     /// Sends again, to another node, an envelope whose node died; after
     /// [`MAX_ATTEMPTS`] the job fails, naming the stage and its tasks.
     fn resend(&mut self, id: Uuid, assignment: Assignment, node: &str) {
         let job_id = assignment.job;
-        let Some(job) = self.jobs.get(&job_id) else {
+        if !self.jobs.contains_key(&job_id) {
             if let Some(copy) = assignment.retained {
                 self.release(copy);
             }
             return;
-        };
+        }
         let stage = assignment.stage;
-        let tasks = job
-            .plan
-            .stages
-            .get(stage as usize)
-            .map(|s| {
-                s.tasks
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
+        let at = self.stage_tasks(job_id, stage);
         match assignment.retained {
             Some(copy) if assignment.attempt < MAX_ATTEMPTS => {
                 self.log.warn(format!(
@@ -1002,9 +1222,9 @@ impl Relay {
                 }
                 self.fail_job(
                     job_id,
-                    Some((stage, tasks)),
+                    at,
                     format!(
-                        "the task node running this stage stopped answering {} time(s) (last: {node}); \
+                        "the task node running this stage died or stopped answering {} time(s) (last: {node}); \
                          the work may be what kills it (envelope {id})",
                         assignment.attempt
                     ),
@@ -1013,17 +1233,43 @@ impl Relay {
         }
     }
 
-    /// Tells every node the relay is alive.
+    /// Tells every node the relay is alive; a node whose connection is
+    /// gone is dropped at once.
     fn heartbeat_nodes(&mut self) {
         for node in self.routing.node_ids() {
             let beat = Envelope::control(Kind::Heartbeat, Uuid::nil());
-            if let Err(e) = beat.send_now(&mut self.nodes, Some(&node)) {
-                self.log.debug(|| {
+            match beat.send_now(&mut self.nodes, Some(&node)) {
+                Ok(()) => {}
+                Err(zmq::Error::EHOSTUNREACH) => {
+                    if let Some(lost) = self.routing.drop_node(&node) {
+                        self.node_lost(lost, "has gone (its connection closed)");
+                    }
+                }
+                Err(e) => self.log.debug(|| {
                     format!(
                         "heartbeat to {} not sent: {e}",
                         String::from_utf8_lossy(&node)
                     )
-                });
+                }),
+            }
+        }
+    }
+
+    /// Drops the nodes of this host (same host name, same cache) whose
+    /// process is gone: a killed node is out of the routing within a tick,
+    /// before its heartbeats are missed.
+    fn drop_dead_local_nodes(&mut self) {
+        let cache = self.cache.id();
+        let dead: Vec<NodeId> = self
+            .routing
+            .nodes()
+            .filter(|(_, info)| info.host == self.host && info.cache_id == Some(cache))
+            .filter(|(_, info)| !crate::supervisor::process_exists(info.pid))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for node in dead {
+            if let Some(lost) = self.routing.drop_node(&node) {
+                self.node_lost(lost, "died (its process is gone)");
             }
         }
     }
@@ -1041,38 +1287,25 @@ impl Relay {
             self.busy_refusals = 0;
         }
         self.heartbeat_nodes();
+        self.drop_dead_local_nodes();
         rtl_tasks::alloc::release_idle();
         for lost in self.routing.expire(now, self.settings.node_timeout) {
-            let node = format!(
-                "{} {} (pid {} on {})",
-                lost.info.service,
-                String::from_utf8_lossy(&lost.node),
-                lost.info.pid,
-                lost.info.host
-            );
-            self.log.warn(format!(
-                "{node} stopped answering; {} envelope(s) it held go to other nodes",
-                lost.envelopes.len()
-            ));
-            if let Some(gate) = &mut self.gate {
-                gate.forget(&lost.node);
-            }
-            for (id, assignment) in lost.envelopes {
-                self.resend(id, assignment, &node);
-            }
+            self.node_lost(lost, "stopped answering");
         }
+        self.pass_waiting_charts();
         // Work nobody can take fails rather than waiting forever.
         if self.routing.has_workers() {
             self.no_workers_since = None;
         } else {
             let since = *self.no_workers_since.get_or_insert(now);
             if now.duration_since(since) > self.settings.node_timeout {
-                for job in self.routing.queued_jobs() {
+                for (job, stage) in self.routing.queued_jobs() {
+                    let at = self.stage_tasks(job, stage);
                     self.fail_job(
                         job,
-                        None,
+                        at,
                         format!(
-                            "no task node has been connected to the relay for {} ms; check `rtl status` and task_workers",
+                            "no task node could take this stage's work: none has been connected to the relay for {} ms; check `rtl status` and task_workers",
                             self.settings.node_timeout.as_millis()
                         ),
                     );

@@ -4,7 +4,12 @@
 //! Pure bookkeeping with no sockets, so every rule here is unit-tested:
 //! work goes only to a node with free credit (the least loaded first), a
 //! node that stops heartbeating is dropped after a timeout and the envelopes
-//! it held are reported back, and a node that says goodbye gets no new work.
+//! it held are reported back, a node found gone (its connection refused a
+//! send, its process died) is dropped at once the same way, the work whose
+//! send it refused goes back to the queue without spending an attempt, and
+//! a node that says goodbye gets no new work. Silence is measured in time
+//! the relay itself was running: a relay that stalled does not blame its
+//! nodes for the messages it did not read.
 
 use crate::wire::{Envelope, NodeInfo, NodeStatus};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -46,7 +51,7 @@ pub struct Assignment {
     pub retained: Option<Envelope>,
 }
 
-/// A node dropped for silence, with the envelopes it never answered.
+/// A node dropped (silent, or gone), with the envelopes it never answered.
 pub struct Lost {
     pub node: NodeId,
     pub info: NodeInfo,
@@ -173,29 +178,74 @@ impl Routing {
         let dead: Vec<NodeId> = self
             .nodes
             .iter()
-            .filter(|(_, n)| now.duration_since(n.last_seen) > timeout)
+            .filter(|(_, n)| now.saturating_duration_since(n.last_seen) > timeout)
             .map(|(id, _)| id.clone())
             .collect();
-        dead.into_iter()
-            .filter_map(|id| {
-                let node = self.nodes.remove(&id)?;
-                let held: Vec<Uuid> = self
-                    .in_flight
-                    .iter()
-                    .filter(|(_, a)| a.node == id)
-                    .map(|(e, _)| *e)
-                    .collect();
-                let envelopes = held
-                    .into_iter()
-                    .filter_map(|e| self.in_flight.remove(&e).map(|a| (e, a)))
-                    .collect();
-                Some(Lost {
-                    node: id,
-                    info: node.info,
-                    envelopes,
-                })
-            })
-            .collect()
+        dead.iter().filter_map(|id| self.drop_node(id)).collect()
+    }
+
+    /// Drops a node at once (its connection is gone, or its process died),
+    /// with the envelopes it held. None when it was not known.
+    pub fn drop_node(&mut self, id: &[u8]) -> Option<Lost> {
+        let node = self.nodes.remove(id)?;
+        let held: Vec<Uuid> = self
+            .in_flight
+            .iter()
+            .filter(|(_, a)| a.node == id)
+            .map(|(e, _)| *e)
+            .collect();
+        let envelopes = held
+            .into_iter()
+            .filter_map(|e| self.in_flight.remove(&e).map(|a| (e, a)))
+            .collect();
+        Some(Lost {
+            node: id.to_vec(),
+            info: node.info,
+            envelopes,
+        })
+    }
+
+    /// The node `next_dispatch` chose for `envelope` refused it (its
+    /// connection is gone): the node is dropped with what it held, and the
+    /// envelope goes back to the front of the queue with the attempt number
+    /// it had, since it never reached a node.
+    pub fn refused(&mut self, node: &[u8], envelope: Envelope) -> Option<Lost> {
+        self.put_back(envelope);
+        self.drop_node(node)
+    }
+
+    /// An envelope out on a node that could not take it just now (no room in
+    /// its socket): back to the front of the queue, its attempt unspent, its
+    /// credit freed; the node stays.
+    pub fn put_back(&mut self, envelope: Envelope) {
+        if let Some(a) = self.in_flight.remove(&envelope.id) {
+            if let Some(node) = self.nodes.get_mut(&a.node) {
+                node.in_flight = node.in_flight.saturating_sub(1);
+            }
+            self.requeue(envelope, a.attempt);
+        }
+    }
+
+    /// Takes a queued envelope out of the queue: it was answered by a node
+    /// that had been given up on before the copy sent again left.
+    pub fn unqueue(&mut self, id: &Uuid) -> Option<Envelope> {
+        let at = self.queue.iter().position(|e| e.id == *id)?;
+        self.attempts.remove(id);
+        self.queue.remove(at)
+    }
+
+    /// The relay itself did not run for `stalled` (stopped, swapped out,
+    /// a long commit): the nodes' silence in that time is not theirs, so
+    /// each one's clock moves on by as much.
+    pub fn stalled(&mut self, stalled: Duration, now: Instant) {
+        for node in self.nodes.values_mut() {
+            node.last_seen = (node.last_seen + stalled).min(now);
+        }
+    }
+
+    /// Every node the relay knows, with what it says of itself.
+    pub fn nodes(&self) -> impl Iterator<Item = (&NodeId, &NodeInfo)> {
+        self.nodes.iter().map(|(id, n)| (id, &n.info))
     }
 
     /// Removes queued envelopes of `job` (it failed or expired).
@@ -230,10 +280,15 @@ impl Routing {
             .collect()
     }
 
-    /// Jobs with envelopes waiting in the queue.
-    pub fn queued_jobs(&self) -> Vec<Uuid> {
-        let mut jobs: Vec<Uuid> = self.queue.iter().map(|e| e.header.job).collect();
-        jobs.dedup();
+    /// Jobs with envelopes waiting in the queue, each with the stage of
+    /// its first one.
+    pub fn queued_jobs(&self) -> Vec<(Uuid, u32)> {
+        let mut jobs: Vec<(Uuid, u32)> = Vec::new();
+        for e in &self.queue {
+            if !jobs.iter().any(|(job, _)| *job == e.header.job) {
+                jobs.push((e.header.job, e.header.stage));
+            }
+        }
         jobs
     }
 
@@ -385,5 +440,96 @@ mod tests {
         assert_eq!(r.report(now).len(), 1);
         r.answered(&env.id);
         assert!(r.report(now).is_empty());
+    }
+
+    #[test]
+    fn a_refused_send_drops_the_node_and_requeues_the_work_unspent() {
+        let now = Instant::now();
+        let mut r = Routing::new();
+        r.heard_from(b"a", info(2), now);
+        r.heard_from(b"b", info(2), now);
+        let job = Uuid::new_v4();
+        for _ in 0..3 {
+            r.enqueue(work(job));
+        }
+        let (first, held) = r.next_dispatch().expect("first");
+        r.retain(&held.id, work(job));
+        let (second, _) = r.next_dispatch().expect("second");
+        assert_ne!(first, second, "ties go round-robin");
+        let (third, refused) = r.next_dispatch().expect("third");
+        assert_eq!(third, first, "the node that waited longest");
+        let refused_id = refused.id;
+
+        // The send of the third envelope is refused: its node is gone.
+        let lost = r.refused(&third, refused).expect("a known node");
+        assert_eq!(lost.node, first);
+        let ids: Vec<Uuid> = lost.envelopes.iter().map(|(id, _)| *id).collect();
+        assert_eq!(
+            ids,
+            vec![held.id],
+            "what it held comes back, not the refused one"
+        );
+        assert!(lost.envelopes[0].1.retained.is_some());
+        assert!(r.refused(&third, work(job)).is_none(), "dropped once");
+        assert_eq!(
+            r.report(now).len(),
+            1,
+            "the gone node is out of the routing"
+        );
+
+        // The refused envelope goes first, to the other node, and is still
+        // on its first attempt: it never reached a node.
+        assert_eq!(r.queued(), 1);
+        let (to, again) = r.next_dispatch().expect("sent again");
+        assert_eq!((to, again.id), (second.clone(), refused_id));
+        assert_eq!(r.answered(&refused_id).expect("out").attempt, 1);
+    }
+
+    #[test]
+    fn work_put_back_keeps_its_attempt_and_frees_the_credit() {
+        let now = Instant::now();
+        let mut r = Routing::new();
+        r.heard_from(b"a", info(1), now);
+        let mut env = work(Uuid::new_v4());
+        env.id = Uuid::new_v4();
+        let id = env.id;
+        r.requeue(env, 2);
+        let (_, env) = r.next_dispatch().expect("dispatch");
+        assert!(r.next_dispatch().is_none());
+        r.put_back(env);
+        let (_, env) = r.next_dispatch().expect("credit freed");
+        assert_eq!(env.id, id);
+        assert_eq!(r.answered(&id).expect("out").attempt, 2);
+    }
+
+    #[test]
+    fn an_answered_envelope_can_be_taken_out_of_the_queue() {
+        let now = Instant::now();
+        let mut r = Routing::new();
+        r.heard_from(b"a", info(1), now);
+        let env = work(Uuid::new_v4());
+        let id = env.id;
+        r.requeue(env, 2);
+        assert_eq!(r.unqueue(&id).map(|e| e.id), Some(id));
+        assert!(r.unqueue(&id).is_none());
+        assert_eq!(r.queued(), 0);
+    }
+
+    #[test]
+    fn a_relay_stall_is_not_the_nodes_silence() {
+        let start = Instant::now();
+        let mut r = Routing::new();
+        r.heard_from(b"a", info(1), start);
+        let woke = start + Duration::from_secs(7);
+        // The relay was stopped for 7 s and reads nothing yet: the node's
+        // clock moves on by the stall, so it is not judged on it.
+        r.stalled(Duration::from_millis(6900), woke);
+        assert!(r.expire(woke, Duration::from_secs(5)).is_empty());
+        // Silence after the relay woke still counts.
+        assert_eq!(
+            r.expire(woke + Duration::from_secs(6), Duration::from_secs(5))
+                .len(),
+            1
+        );
     }
 }

@@ -77,28 +77,39 @@ pub fn pid_files(config: &Config) -> Vec<PidFile> {
 
 /// Whether `pid` is a live (not zombie) process running `rtl serve`.
 pub fn is_alive(pid: u32) -> bool {
+    if !process_exists(pid) {
+        return false;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == b"serve"))
+        .unwrap_or(true) // no procfs: trust kill(0)
+}
+
+/// Whether `pid` is a live process (a zombie is dead), whatever it runs.
+pub fn process_exists(pid: u32) -> bool {
     let Ok(pid_t) = libc::pid_t::try_from(pid) else {
         return false;
     };
     // SAFETY: signal 0 only checks that the process exists.
-    if pid_t <= 0 || unsafe { libc::kill(pid_t, 0) } != 0 {
-        return false;
-    }
-    let proc_dir = Path::new("/proc").join(pid.to_string());
-    if !proc_dir.exists() {
-        return true; // no procfs: trust kill(0)
-    }
-    let zombie = std::fs::read_to_string(proc_dir.join("stat"))
+    let exists = pid_t > 0
+        && (unsafe { libc::kill(pid_t, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
             stat.rsplit_once(')')
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(false);
-    let ours = std::fs::read(proc_dir.join("cmdline"))
-        .map(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == b"serve"))
-        .unwrap_or(false);
-    !zombie && ours
+    exists && !zombie
+}
+
+/// The pid of this home's relay, when one runs.
+pub fn live_relay(config: &Config) -> Option<u32> {
+    pid_files(config)
+        .into_iter()
+        .find(|f| f.service == Service::Relay && is_alive(f.pid))
+        .map(|f| f.pid)
 }
 
 /// Removes pid files whose process is gone; returns them.

@@ -155,7 +155,7 @@ pub fn run(
                             holding = holding.saturating_sub(1);
                             info.envelopes += 1;
                         }
-                        link.send(env, &log);
+                        link.answer(env, tools.cache.as_ref(), &log);
                     }
                     Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                     Err(e) => {
@@ -174,7 +174,7 @@ pub fn run(
                         if work.is_quick() {
                             let answer = serve(work, &tools, &log, &mut |e| link.send(e, &log));
                             info.envelopes += 1;
-                            link.send(answer, &log);
+                            link.answer(answer, tools.cache.as_ref(), &log);
                         } else if tx.send(work).is_ok() {
                             holding += 1;
                         }
@@ -414,7 +414,7 @@ fn run_work(
         Ok(0) | Err(_) => usize::MAX,
         Ok(rows) => rows,
     };
-    let keys = match cache.put_pieces(&table, rows) {
+    let keys = match cache.put_pieces(job, &table, rows) {
         Ok(keys) => keys,
         Err(e) => {
             log.warn(format!("result goes inline: {e}"));

@@ -4,12 +4,13 @@
 
 use rtl_client::{Error, Transform};
 use rtl_config::Config;
+use rtl_daemon::supervisor::live_relay;
 use rtl_dsl::Plan;
 use rtl_tasks::formats::{self, Format};
 use rtl_tasks::{Column, Table};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Rows shown in the preview.
 const PREVIEW_ROWS: usize = 5;
@@ -55,12 +56,23 @@ pub fn run(
             listed.join("\n")
         ));
     }
-    let mut transform = match Transform::connect(config) {
+    let mut transform = match connect_to_daemon(config) {
         Ok(t) => t,
-        Err(Error::NoDaemon { endpoint, reason }) if !connect => {
-            eprintln!("rtl: no daemon answers at {endpoint} ({reason}); running the job embedded in this process");
-            Transform::embedded(config).map_err(|e| e.to_string())?
-        }
+        Err(Error::NoDaemon { endpoint, reason }) => match live_relay(config) {
+            Some(pid) => {
+                return Err(format!(
+                    "the relay of {} (pid {pid}) runs but nothing listens at {endpoint} ({reason}) after {} ms (job_timeout_ms); its log is {}",
+                    config.home.display(),
+                    config.job_timeout().as_millis(),
+                    config.log_dir().join("relay.log").display()
+                ))
+            }
+            None if !connect => {
+                eprintln!("rtl: no daemon answers at {endpoint} ({reason}); running the job embedded in this process");
+                Transform::embedded(config).map_err(|e| e.to_string())?
+            }
+            None => return Err(Error::NoDaemon { endpoint, reason }.to_string()),
+        },
         Err(e) => return Err(e.to_string()),
     };
     if plots.is_some() {
@@ -96,6 +108,24 @@ pub fn run(
         print_preview(&table);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to the daemon of this home. When nothing listens yet but its
+/// relay process is alive (starting up), waits for it as long as
+/// `job_timeout_ms`: a daemon that is there is never replaced by an
+/// embedded run.
+fn connect_to_daemon(config: &Config) -> Result<Transform, Error> {
+    let deadline = Instant::now() + config.job_timeout();
+    loop {
+        match Transform::connect(config) {
+            Err(Error::NoDaemon { .. })
+                if Instant::now() < deadline && live_relay(config).is_some() =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 fn print_preview(table: &Table) {

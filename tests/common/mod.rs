@@ -114,16 +114,55 @@ impl Home {
     }
 
     pub fn pids(&self) -> Vec<u32> {
+        self.pid_files().into_iter().map(|(_, pid)| pid).collect()
+    }
+
+    /// Pids of one service ("relay", "tasknode", "plotnode"), from its pid
+    /// files.
+    pub fn pids_of(&self, service: &str) -> Vec<u32> {
+        self.pid_files()
+            .into_iter()
+            .filter(|(name, _)| name == service)
+            .map(|(_, pid)| pid)
+            .collect()
+    }
+
+    fn pid_files(&self) -> Vec<(String, u32)> {
         std::fs::read_dir(self.dir().join("run"))
             .into_iter()
             .flatten()
             .filter_map(Result::ok)
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_suffix(".pid")?.rsplit_once('-')?.1.parse().ok()
+                let (service, pid) = name.strip_suffix(".pid")?.rsplit_once('-')?;
+                Some((service.to_string(), pid.parse().ok()?))
             })
             .collect()
     }
+}
+
+/// SIGKILL to a process this test started (a pid read from its own
+/// daemon's pid files).
+pub fn kill(pid: u32) {
+    signal(pid, libc::SIGKILL);
+}
+
+pub fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: plain kill(2) on a pid of our own daemon.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Anonymous resident memory of a process, in bytes: what it holds itself,
+/// leaving out the LMDB pages it has mapped (shared page cache).
+pub fn anon_rss(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 /// A daemon started with `rtl start`; stopped on drop.
