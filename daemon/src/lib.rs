@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod charts;
 pub mod embedded;
 pub mod flow;
 pub mod gallery;

@@ -84,8 +84,19 @@ pub fn run(
                 }
             }
             while let Some(env) = link.next_message(&log) {
+                let (id, chart) = (env.id, env.header.kind == Kind::Chart);
                 if draw(env, &settings.plots_dir, &log) {
                     info.envelopes += 1;
+                }
+                // The relay keeps each chart until it hears it was dealt
+                // with (drawn, or failed to draw: sending it again would
+                // not help), so a plot node that dies loses none.
+                if chart {
+                    let confirm = Envelope {
+                        id,
+                        ..Envelope::control(Kind::Done, Uuid::nil())
+                    };
+                    link.send(confirm, &log);
                 }
             }
         }

@@ -8,6 +8,7 @@
 
 use crate::auth::{Gate, Secret, Verdict};
 use crate::cache::Cache;
+use crate::charts::{self, ChartPost};
 use crate::flow::{split, Flow, Next, Pieces, Work};
 use crate::log::Log;
 use crate::routing::{Assignment, Lost, NodeId, Routing};
@@ -43,11 +44,6 @@ const BATCH: usize = 256;
 /// A turn of the main loop longer than this means the relay itself did not
 /// run (stopped, swapped out, a long commit): polls wait at most 200 ms.
 const STALL: Duration = Duration::from_millis(500);
-
-/// Charts kept for a plot node when none is connected (one was, and is
-/// being replaced), and how long each waits.
-const CHARTS_WAITING: usize = 64;
-const CHART_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The relay's settings, taken from the configuration.
 #[derive(Debug, Clone)]
@@ -256,13 +252,16 @@ pub struct Relay {
     gate: Option<Gate>,
     /// Answers waiting for clients that cannot take them yet.
     outbox: HashMap<Vec<u8>, VecDeque<Envelope>>,
-    /// Charts no plot node could take, kept for the next one that joins,
-    /// with when they came; only once a plot node has been seen.
-    charts_waiting: VecDeque<(Instant, Envelope)>,
+    /// Charts sent to plot nodes and not yet confirmed, and charts that
+    /// wait for a plot node (only once one has been seen: a cluster without
+    /// plot nodes keeps none).
+    charts: ChartPost,
     plot_node_seen: bool,
     /// This host's name: nodes on it whose cache is the relay's are
     /// watched by pid, so a killed one is dropped within a tick.
     host: String,
+    /// When the relay last looked at the clock (see `notice_stall`).
+    awake: Instant,
 }
 
 impl Relay {
@@ -304,9 +303,10 @@ impl Relay {
             no_workers_since: Some(Instant::now()),
             gate: settings.secret.clone().map(Gate::new),
             outbox: HashMap::new(),
-            charts_waiting: VecDeque::new(),
+            charts: ChartPost::new(),
             plot_node_seen: false,
             host: crate::link::hostname(),
+            awake: Instant::now(),
             settings,
             busy_refusals: 0,
         })
@@ -317,14 +317,8 @@ impl Relay {
         self.log
             .info(format!("relay up; cache {}", self.cache.path().display()));
         let mut next_tick = Instant::now() + self.settings.heartbeat;
-        let mut last_turn = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            let turn = now.duration_since(last_turn);
-            last_turn = now;
-            if turn > STALL {
-                self.stalled(turn, now);
-            }
+            self.notice_stall();
             let wait = next_tick
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(200));
@@ -342,6 +336,8 @@ impl Relay {
                     }
                 }
             };
+            // A stop is most likely to land in the poll.
+            self.notice_stall();
             if nodes_ready {
                 for _ in 0..BATCH {
                     match Envelope::recv(&self.nodes, true, zmq::DONTWAIT) {
@@ -788,10 +784,20 @@ impl Relay {
         for (id, assignment) in lost.envelopes {
             self.resend(id, assignment, &node);
         }
+        for chart in self.charts.node_gone(&lost.node) {
+            self.post_chart(chart);
+        }
     }
 
-    /// The relay did not run for `stalled`: nodes are not blamed for it.
-    fn stalled(&mut self, stalled: Duration, now: Instant) {
+    /// Checks whether the relay itself stopped running since it last
+    /// looked (polls wait at most 200 ms, so a longer gap is a stall):
+    /// nodes are not blamed for the time it did not read their heartbeats.
+    fn notice_stall(&mut self) {
+        let now = Instant::now();
+        let stalled = now.duration_since(std::mem::replace(&mut self.awake, now));
+        if stalled <= STALL {
+            return;
+        }
         self.log.warn(format!(
             "the relay did not run for {} ms (stopped, or starved of CPU or memory); nodes get a fresh heartbeat window",
             stalled.as_millis()
@@ -863,6 +869,8 @@ impl Relay {
                 }
             }
             Kind::Chart => self.chart(env),
+            // A plot node confirms the charts it drew.
+            Kind::Done if self.charts.confirmed(&env.id) => {}
             Kind::Done => {
                 if !self.answered(&env.id) {
                     self.log
@@ -899,19 +907,10 @@ impl Relay {
     }
 
     /// Copies a chart to every plot node, and to the job's client when it
-    /// asked for charts. When no plot node takes it (the one there was is
-    /// gone, and its replacement has not joined yet), the chart waits for
-    /// the next plot node to join, and the job's client is told.
+    /// asked for charts.
     fn chart(&mut self, env: Envelope) {
         let job = env.header.job;
-        if !self.to_plot_nodes(&env) {
-            if self.plot_node_seen {
-                self.keep_chart(&env);
-            } else {
-                self.log
-                    .debug(|| format!("job {job}: a chart, and no plot node to draw it"));
-            }
-        }
+        self.post_chart(env.header.clone());
         if let Some(client) = self
             .jobs
             .get(&job)
@@ -922,53 +921,23 @@ impl Relay {
         }
     }
 
-    /// Sends a chart to every plot node; false when none took it. A plot
-    /// node whose connection is gone is dropped at once.
-    fn to_plot_nodes(&mut self, env: &Envelope) -> bool {
-        let mut taken = false;
-        for node in self.routing.plot_nodes() {
-            let copy = Envelope::new(env.header.clone(), Body::Empty);
-            match copy.send_now(&mut self.nodes, Some(&node)) {
-                Ok(()) => taken = true,
-                Err(zmq::Error::EHOSTUNREACH) => {
-                    if let Some(lost) = self.routing.drop_node(&node) {
-                        self.node_lost(lost, "has gone (its connection closed)");
-                    }
-                }
-                Err(e) => self.log.warn(format!(
-                    "job {}: could not pass a chart to plot node {}: {e}",
-                    env.header.job,
-                    String::from_utf8_lossy(&node)
-                )),
-            }
+    /// Sends a chart to every plot node, each copy kept until its node
+    /// confirms it. When no plot node takes it (the one there was is gone,
+    /// and its replacement has not joined yet), the chart waits for the
+    /// next plot node to join, and the job's client is told.
+    fn post_chart(&mut self, chart: Header) {
+        if self.to_plot_nodes(&chart) {
+            return;
         }
-        taken
-    }
-
-    /// Keeps a chart for the next plot node, and tells the job's client
-    /// (in its progress) that the chart is not on the page yet.
-    fn keep_chart(&mut self, env: &Envelope) {
-        let job = env.header.job;
-        let name = env
-            .header
-            .chart
-            .as_ref()
-            .map_or_else(String::new, |c| c.name.clone());
-        if self.charts_waiting.len() >= CHARTS_WAITING {
-            if let Some((_, oldest)) = self.charts_waiting.pop_front() {
-                self.log.warn(format!(
-                    "job {}: chart `{}` dropped: no plot node took it, and {CHARTS_WAITING} newer charts wait",
-                    oldest.header.job,
-                    oldest.header.chart.as_ref().map_or("", |c| c.name.as_str())
-                ));
-            }
+        let job = chart.job;
+        if !self.plot_node_seen {
+            return self
+                .log
+                .debug(|| format!("job {job}: a chart, and no plot node to draw it"));
         }
+        let name = chart_name(&chart);
         self.log.info(format!(
             "job {job}: chart `{name}` waits for a plot node (none is connected)"
-        ));
-        self.charts_waiting.push_back((
-            Instant::now(),
-            Envelope::new(env.header.clone(), Body::Empty),
         ));
         if let Some(client) = self
             .jobs
@@ -978,37 +947,73 @@ impl Relay {
         {
             let header = Header {
                 event: Some(ProgressEvent {
-                    stage: env.header.stage,
+                    stage: chart.stage,
                     task: "simple_plot".into(),
                     ms: None,
                     message: Some(format!(
                         "chart `{name}` is not on the plot page yet: no plot node is connected (the last one stopped); it is drawn when one joins, within {} s",
-                        CHART_PATIENCE.as_secs()
+                        charts::PATIENCE.as_secs()
                     )),
                 }),
                 ..Header::new(Kind::Progress, job)
             };
             self.send_client(&client, Envelope::new(header, Body::Empty));
         }
+        if let Some(dropped) = self.charts.wait(chart, Instant::now()) {
+            self.log.warn(format!(
+                "job {}: chart `{}` dropped: no plot node took it, and {} newer charts wait",
+                dropped.job,
+                chart_name(&dropped),
+                charts::WAITING
+            ));
+        }
     }
 
-    /// Passes the charts that wait to the plot nodes, as far as there are
-    /// any; charts that waited too long are dropped, and the log says so.
-    fn pass_waiting_charts(&mut self) {
-        let now = Instant::now();
-        while let Some((since, env)) = self.charts_waiting.pop_front() {
-            if now.duration_since(since) > CHART_PATIENCE {
-                self.log.warn(format!(
-                    "job {}: chart `{}` dropped: no plot node joined within {} s",
-                    env.header.job,
-                    env.header.chart.as_ref().map_or("", |c| c.name.as_str()),
-                    CHART_PATIENCE.as_secs()
-                ));
-                continue;
+    /// Sends a chart to every plot node; false when none took it. A plot
+    /// node whose connection is gone is dropped at once.
+    fn to_plot_nodes(&mut self, chart: &Header) -> bool {
+        let mut taken = false;
+        for node in self.routing.plot_nodes() {
+            let copy = Envelope::new(chart.clone(), Body::Empty);
+            let id = copy.id;
+            match copy.send_now(&mut self.nodes, Some(&node)) {
+                Ok(()) => {
+                    self.charts.sent(id, &node, chart.clone());
+                    taken = true;
+                }
+                Err(zmq::Error::EHOSTUNREACH) => {
+                    if let Some(lost) = self.routing.drop_node(&node) {
+                        self.node_lost(lost, "has gone (its connection closed)");
+                    }
+                }
+                Err(e) => self.log.warn(format!(
+                    "job {}: could not pass a chart to plot node {}: {e}",
+                    chart.job,
+                    String::from_utf8_lossy(&node)
+                )),
             }
-            if !self.to_plot_nodes(&env) {
-                self.charts_waiting.push_front((since, env));
-                break;
+        }
+        taken
+    }
+
+    /// Passes the charts that wait to the plot nodes, if there are any now;
+    /// charts that waited too long are dropped, and the log says so.
+    fn pass_waiting_charts(&mut self) {
+        if !self.charts.is_waiting() {
+            return;
+        }
+        let (fresh, stale) = self.charts.take_waiting(Instant::now());
+        for chart in stale {
+            self.log.warn(format!(
+                "job {}: chart `{}` dropped: no plot node joined within {} s",
+                chart.job,
+                chart_name(&chart),
+                charts::PATIENCE.as_secs()
+            ));
+        }
+        for chart in fresh {
+            if !self.to_plot_nodes(&chart) {
+                self.charts.wait(chart, Instant::now());
             }
         }
     }
@@ -1286,6 +1291,7 @@ impl Relay {
             ));
             self.busy_refusals = 0;
         }
+        self.notice_stall();
         self.heartbeat_nodes();
         self.drop_dead_local_nodes();
         rtl_tasks::alloc::release_idle();
@@ -1336,6 +1342,11 @@ fn peer_name(route: &[u8]) -> String {
     } else {
         route.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// The name of the chart a chart message carries.
+fn chart_name(header: &Header) -> &str {
+    header.chart.as_ref().map_or("", |c| c.name.as_str())
 }
 
 /// Rows of the table a header and body carry.

@@ -1,0 +1,519 @@
+//! Chaos: while clients run jobs, task nodes are killed (SIGKILL, pids of
+//! our own daemon) one, two or all at a time, the plot node is killed
+//! during plotting jobs, and the relay is stopped (SIGSTOP) and resumed.
+//! Every job must succeed with the result it has undisturbed; afterwards
+//! the cache holds no table and the relay's memory is back where it was.
+//!
+//! `RTL_TEST_REPEAT=N` runs the twelve-jobs scenario N times in a row (CI
+//! runs it once).
+
+mod common;
+
+use common::{anon_rss, assert_close, kill, read_csv, signal, text, write_job, Daemon, Home};
+use ndarray::Array1;
+use rtl_client::Transform;
+use rtl_daemon::cache::Cache;
+use rtl_dsl::Plan;
+use rtl_tasks::{Column, Table};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A small, fast random source for the kill loop and the data.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// examples/pipeline's job on `rows` rows of metrics like its own (the
+/// same rows every time); returns the job's path.
+fn pipeline(dir: &Path, rows: usize) -> PathBuf {
+    let mut csv = String::from("time,cpu,mem,disk\n");
+    let mut random = Xorshift(0x9e37_79b9_7f4a_7c15);
+    for t in 0..rows {
+        let x = random.next();
+        let _ = writeln!(
+            csv,
+            "{t},{},{},{}",
+            (x % 10_000) as f64 / 100.0,
+            ((x >> 16) % 500_000) as f64 / 100.0,
+            (x >> 40) % 1000
+        );
+    }
+    std::fs::write(dir.join("metrics.csv"), csv).expect("write metrics");
+    let job = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pipeline/job.json"),
+    )
+    .expect("the example pipeline");
+    write_job(dir, "pipeline", &job)
+}
+
+/// A small job on an inline input: arithmetic, a filter and a sort.
+fn small_plan() -> Plan {
+    Plan::parse(
+        r#"{"0": {"tasks": [
+            {"add": {"operations": [{"a": "x", "b": "y", "column": "s"}]}},
+            {"filter": {"operations": [{"column": "s", "method": "gt", "value": 10}]}},
+            {"sort": {"column": "s", "descending": true}}]}}"#,
+        "<small>",
+        std::env::temp_dir(),
+    )
+    .expect("small plan")
+}
+
+/// Variant `k` of the small job's input: 300 rows.
+fn small_input(k: usize) -> Table {
+    let x = Array1::from_iter((0..300).map(|i| ((i * 7 + k * 13) % 50) as f64));
+    let y = Array1::from_iter((0..300).map(|i| ((i * 3 + k) % 11) as f64 - 2.5));
+    Table::from_columns(vec![
+        ("x".into(), Column::Float64(x)),
+        ("y".into(), Column::Float64(y)),
+    ])
+    .expect("table")
+}
+
+const SMALL_VARIANTS: usize = 8;
+
+/// Chaos settings: heartbeats every 200 ms, and up to 3 s for a task node
+/// to be back before queued work fails (a replacement joins in well under
+/// a second).
+fn chaos_home(tag: &str) -> Home {
+    Home::new(tag)
+        .with("RTL_HEARTBEAT_MS", "200")
+        .with("RTL_NODE_TIMEOUT_MS", "3000")
+        .with("RTL_JOB_TIMEOUT_MS", "10000")
+        .with("RTL_TASK_WORKERS", "3")
+        .with("RTL_PLOT_WORKERS", "0")
+        .with("RTL_CHUNKING", "true")
+        .with("RTL_CHUNKING_SIZE", "20000")
+}
+
+/// Which task nodes a round of the kill loop takes.
+#[derive(Clone, Copy)]
+enum Victims {
+    One,
+    Two,
+    All,
+}
+
+/// Kills task nodes of `home` every `every` (a random time in that range)
+/// until `stop`; returns how many it killed.
+fn kill_loop(
+    home: &Home,
+    victims: Victims,
+    every: (u64, u64),
+    seed: u64,
+    stop: &AtomicBool,
+) -> usize {
+    let mut random = Xorshift(seed | 1);
+    let mut killed = 0;
+    loop {
+        let pause = every.0 + random.below(every.1 - every.0 + 1);
+        let wake = Instant::now() + Duration::from_millis(pause);
+        while Instant::now() < wake {
+            if stop.load(Ordering::Relaxed) {
+                return killed;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut alive: Vec<u32> = home
+            .pids_of("tasknode")
+            .into_iter()
+            .filter(|pid| common::alive(*pid))
+            .collect();
+        let take = match victims {
+            Victims::One => 1,
+            Victims::Two => 2,
+            Victims::All => alive.len(),
+        };
+        for _ in 0..take.min(alive.len()) {
+            let at = random.below(alive.len() as u64) as usize;
+            kill(alive.swap_remove(at));
+            killed += 1;
+        }
+    }
+}
+
+/// Table entries left in the daemon's cache, once late answers have had
+/// a few seconds to arrive.
+fn tables_left(home: &Home) -> usize {
+    let config = home.config();
+    let cache = Cache::open(&config.cache_dir(), config.cache_map_size).expect("open the cache");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = cache.table_entries();
+        if left == 0 || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `jobs` jobs from `clients` connections at once, every fifth the
+/// 200,000-row pipeline and the others small inline jobs, while
+/// `victims` are killed every 0.5-1 s (or as `every` says); checks every
+/// result against the undisturbed one, then the cache and the relay's
+/// memory.
+fn chaos(tag: &str, clients: usize, jobs: usize, victims: Victims, every: (u64, u64)) {
+    let daemon = Daemon::start_in(chaos_home(tag));
+    let config = daemon.home.config();
+    let big = pipeline(&daemon.home.scratch.0, 200_000);
+    let small = small_plan();
+
+    // Undisturbed results, which also warm the relay up.
+    let mut transform = Transform::connect(&config).expect("connect");
+    let want_big = transform.execute(&big).expect("the pipeline, undisturbed");
+    let want_small: Vec<Table> = (0..SMALL_VARIANTS)
+        .map(|k| {
+            transform
+                .execute_with(&small, Some(small_input(k)), &mut |_| {})
+                .expect("a small job, undisturbed")
+        })
+        .collect();
+    drop(transform);
+    let relay = daemon.home.pids_of("relay")[0];
+    let memory_before = anon_rss(relay);
+
+    let failures = Mutex::new(Vec::<String>::new());
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let killed = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| kill_loop(&daemon.home, victims, every, 0x5eed, &stop));
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut transform = match Transform::connect(&config) {
+                        Ok(t) => t,
+                        Err(e) => return failures.lock().unwrap().push(format!("connect: {e}")),
+                    };
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= jobs {
+                            return;
+                        }
+                        let (got, want) = if i % 5 == 0 {
+                            (transform.execute(&big), &want_big)
+                        } else {
+                            let k = i % SMALL_VARIANTS;
+                            let got =
+                                transform.execute_with(&small, Some(small_input(k)), &mut |_| {});
+                            (got, &want_small[k])
+                        };
+                        match got {
+                            Ok(got) if got == *want => {}
+                            Ok(got) => failures.lock().unwrap().push(format!(
+                                "job {i}: {} rows, expected {} (or other values)",
+                                got.rows(),
+                                want.rows()
+                            )),
+                            Err(e) => failures.lock().unwrap().push(format!("job {i}: {e}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.join();
+        }
+        stop.store(true, Ordering::Relaxed);
+        killer.join().expect("kill loop")
+    });
+    let took = started.elapsed();
+    let failures = failures.into_inner().unwrap();
+    let log = std::fs::read_to_string(daemon.home.dir().join("log/relay.log")).unwrap_or_default();
+    assert!(
+        failures.is_empty(),
+        "{} of {jobs} jobs failed with {killed} node(s) killed in {took:?}:\n{}\n--- relay log (end)\n{}",
+        failures.len(),
+        failures.join("\n"),
+        tail(&log, 60)
+    );
+    assert!(killed > 0, "the kill loop killed nothing in {took:?}");
+    eprintln!(
+        "{tag}: {jobs} jobs from {clients} clients in {took:?}, {killed} task node(s) killed"
+    );
+    assert!(
+        !log.contains("Host unreachable") && !log.contains("could not send work"),
+        "{}",
+        tail(&log, 60)
+    );
+
+    assert_eq!(tables_left(&daemon.home), 0, "tables left in the cache");
+    // The relay holds nothing for finished jobs: its memory is back within
+    // allocator slack of where it was.
+    let memory_after = anon_rss(relay);
+    eprintln!(
+        "{tag}: relay anonymous memory {:.1} MB before, {:.1} MB after",
+        memory_before as f64 / 1e6,
+        memory_after as f64 / 1e6
+    );
+    assert!(
+        memory_after <= memory_before + (32 << 20),
+        "relay memory grew from {memory_before} to {memory_after} bytes"
+    );
+}
+
+fn tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[test]
+fn two_hundred_jobs_from_four_clients_while_a_task_node_is_killed_every_second() {
+    chaos("chaos-one", 4, 200, Victims::One, (500, 1000));
+}
+
+#[test]
+fn jobs_survive_two_of_three_task_nodes_killed_at_once() {
+    chaos("chaos-two", 4, 60, Victims::Two, (700, 1200));
+}
+
+#[test]
+fn jobs_wait_for_replacements_when_every_task_node_is_killed_at_once() {
+    // Queued work waits up to node_timeout_ms (3 s here) for a task node;
+    // the supervisor starts replacements within a heartbeat (200 ms) plus
+    // their start-up.
+    chaos("chaos-all", 4, 60, Victims::All, (1000, 1500));
+}
+
+/// The scenario of a held-out check: twelve chunked pipeline jobs in a row
+/// through `rtl run --connect`, one task node killed about a second in.
+#[test]
+fn twelve_jobs_in_a_row_survive_a_task_node_killed_a_second_in() {
+    let repeat: usize = std::env::var("RTL_TEST_REPEAT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let daemon = Daemon::start_in(
+        Home::new("twelve")
+            .with("RTL_PLOT_WORKERS", "0")
+            .with("RTL_CHUNKING", "true")
+            .with("RTL_CHUNKING_SIZE", "2000"),
+    );
+    let dir = daemon.home.scratch.0.clone();
+    let job = pipeline(&dir, 200_000);
+    let want_path = dir.join("want.csv");
+    let out = daemon.rtl(&[
+        "run",
+        "--connect",
+        job.to_str().unwrap(),
+        "--out",
+        want_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let want = read_csv(&want_path);
+    let mut random = Xorshift(0xfeed);
+    for round in 0..repeat {
+        let outcomes = std::thread::scope(|scope| {
+            let runs = scope.spawn(|| {
+                (0..12)
+                    .map(|k| {
+                        let path = dir.join(format!("out-{k}.csv"));
+                        let out = daemon.rtl(&[
+                            "run",
+                            "--connect",
+                            job.to_str().unwrap(),
+                            "--out",
+                            path.to_str().unwrap(),
+                        ]);
+                        (path, out)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            std::thread::sleep(Duration::from_millis(900 + random.below(200)));
+            let nodes: Vec<u32> = daemon
+                .home
+                .pids_of("tasknode")
+                .into_iter()
+                .filter(|p| common::alive(*p))
+                .collect();
+            assert!(!nodes.is_empty(), "no task node to kill");
+            kill(nodes[random.below(nodes.len() as u64) as usize]);
+            runs.join().expect("runs")
+        });
+        for (k, (path, out)) in outcomes.into_iter().enumerate() {
+            assert!(
+                out.status.success(),
+                "round {round}, job {k}: {}",
+                text(&out)
+            );
+            assert_close(&format!("round {round}, job {k}"), &read_csv(&path), &want);
+        }
+    }
+    assert_eq!(tables_left(&daemon.home), 0, "tables left in the cache");
+}
+
+/// A job that takes a few seconds: the pipeline on 200,000 rows, five
+/// times, from a client thread; returns what each run gave.
+fn run_pipelines(
+    config: &rtl_config::Config,
+    job: &Path,
+    times: usize,
+) -> Vec<Result<Table, String>> {
+    let mut transform = match Transform::connect(config) {
+        Ok(t) => t,
+        Err(e) => return vec![Err(format!("connect: {e}"))],
+    };
+    (0..times)
+        .map(|_| transform.execute(job).map_err(|e| e.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_relay_stalled_longer_than_the_node_timeout_blames_no_node() {
+    let daemon = Daemon::start_in(
+        Home::new("stall")
+            .with("RTL_HEARTBEAT_MS", "100")
+            .with("RTL_NODE_TIMEOUT_MS", "800")
+            .with("RTL_JOB_TIMEOUT_MS", "20000")
+            .with("RTL_PLOT_WORKERS", "0")
+            .with("RTL_CHUNKING_SIZE", "2000"),
+    );
+    let config = daemon.home.config();
+    let job = pipeline(&daemon.home.scratch.0, 200_000);
+    let want = run_pipelines(&config, &job, 1)
+        .remove(0)
+        .expect("undisturbed");
+    let relay = daemon.home.pids_of("relay")[0];
+    let results = std::thread::scope(|scope| {
+        let runs = scope.spawn(|| run_pipelines(&config, &job, 6));
+        std::thread::sleep(Duration::from_millis(400));
+        signal(relay, libc::SIGSTOP);
+        std::thread::sleep(Duration::from_secs(3));
+        signal(relay, libc::SIGCONT);
+        runs.join().expect("runs")
+    });
+    for (k, got) in results.into_iter().enumerate() {
+        let got = got.unwrap_or_else(|e| panic!("job {k}: {e}"));
+        assert_close(&format!("job {k}"), &got, &want);
+    }
+    let log = std::fs::read_to_string(daemon.home.dir().join("log/relay.log")).expect("log");
+    assert!(log.contains("the relay did not run for"), "{log}");
+    assert!(
+        !log.contains("stopped answering"),
+        "a node was blamed:\n{log}"
+    );
+    assert!(!log.contains("sent again"), "an attempt was spent:\n{log}");
+}
+
+#[test]
+fn a_client_waits_for_a_relay_stopped_while_it_connects() {
+    let daemon = Daemon::start_in(
+        Home::new("stopped-relay")
+            .with("RTL_JOB_TIMEOUT_MS", "15000")
+            .with("RTL_PLOT_WORKERS", "0"),
+    );
+    let job = common::null_job(&daemon.home.scratch);
+    let relay = daemon.home.pids_of("relay")[0];
+    for args in [vec!["run", "--connect"], vec!["run"]] {
+        signal(relay, libc::SIGSTOP);
+        let mut cmd = daemon.home.command(&args);
+        let run = cmd
+            .arg(&job)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rtl run");
+        std::thread::sleep(Duration::from_secs(3));
+        signal(relay, libc::SIGCONT);
+        let out = run.wait_with_output().expect("rtl run");
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("Result: 4 rows"), "{}", text(&out));
+        // The daemon was there, only slow: never an embedded run beside it.
+        assert!(!text(&out).contains("embedded"), "{}", text(&out));
+    }
+}
+
+#[test]
+fn a_relay_that_does_not_answer_in_time_is_an_error_not_an_embedded_run() {
+    let daemon = Daemon::start_in(
+        Home::new("silent-relay")
+            .with("RTL_JOB_TIMEOUT_MS", "1000")
+            .with("RTL_PLOT_WORKERS", "0"),
+    );
+    let job = common::null_job(&daemon.home.scratch);
+    let relay = daemon.home.pids_of("relay")[0];
+    signal(relay, libc::SIGSTOP);
+    let out = daemon.rtl(&["run", job.to_str().unwrap()]);
+    signal(relay, libc::SIGCONT);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("did not answer within 1000 ms"), "{said}");
+    assert!(!said.contains("embedded"), "{said}");
+}
+
+#[test]
+fn charts_of_jobs_run_while_the_plot_node_is_killed_are_drawn_by_its_replacement() {
+    let daemon = Daemon::start_in(
+        Home::new("plot-kill")
+            .with("RTL_HEARTBEAT_MS", "200")
+            .with("RTL_PLOT_WORKERS", "1"),
+    );
+    let config = daemon.home.config();
+    let plan = |k: usize| {
+        Plan::parse(
+            &format!(
+                r#"{{"0": {{"tasks": {{"simple_plot": {{"title": "run {k}", "plots": {{"chart{k}": [{{"x": "x", "y": "y", "type": "line"}}]}}}}}}}}}}"#
+            ),
+            "<plot>",
+            std::env::temp_dir(),
+        )
+        .expect("plot plan")
+    };
+    let mut transform = Transform::connect(&config).expect("connect");
+    let charts = 30;
+    let mut told = Vec::new();
+    for k in 0..charts {
+        if k == 10 {
+            kill(daemon.home.pids_of("plotnode")[0]);
+        }
+        let mut notes = Vec::new();
+        transform
+            .execute_with(&plan(k), Some(small_input(k)), &mut |e| {
+                notes.extend(e.message.clone())
+            })
+            .unwrap_or_else(|e| panic!("plotting job {k}: {e}"));
+        if notes.iter().any(|n| n.contains("not on the plot page yet")) {
+            told.push(k);
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // Every chart reaches the page: the ones made while no plot node was
+    // there are drawn once the replacement joins (and their clients were
+    // told they would be).
+    let plots = daemon.home.dir().join("plots");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let missing = loop {
+        let names: Vec<String> = rtl_daemon::gallery::list(&plots)
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        let missing: Vec<usize> = (0..charts)
+            .filter(|k| !names.contains(&format!("chart{k}")))
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(daemon.home.dir().join("log/relay.log")).expect("log");
+    assert!(
+        missing.is_empty(),
+        "charts lost: {missing:?} (told: {told:?})\n{log}"
+    );
+    assert!(!log.contains("Host unreachable"), "{log}");
+}
