@@ -356,6 +356,30 @@ impl Cache {
         }
     }
 
+    /// Deletes every table entry; returns how many there were. For a
+    /// relay starting up: no job of an earlier one can finish, so what
+    /// they left is garbage.
+    pub fn discard_all_tables(&self) -> Result<usize, String> {
+        let mut txn = self.rw()?;
+        let keys: Vec<Vec<u8>> = {
+            let mut cursor = txn
+                .open_ro_cursor(self.inner.db)
+                .map_err(|e| self.error(e))?;
+            cursor
+                .iter_from(TABLE_PREFIX.as_bytes())
+                .filter_map(Result::ok)
+                .take_while(|(k, _)| k.starts_with(TABLE_PREFIX.as_bytes()))
+                .map(|(k, _)| k.to_vec())
+                .collect()
+        };
+        for key in &keys {
+            txn.del(self.inner.db, key, None)
+                .map_err(|e| self.error(e))?;
+        }
+        txn.commit().map_err(|e| self.error(e))?;
+        Ok(keys.len())
+    }
+
     /// Number of table entries held, for status and tests.
     pub fn table_entries(&self) -> usize {
         let Ok(txn) = self.inner.env.begin_ro_txn() else {
@@ -641,6 +665,10 @@ mod tests {
         assert!(cache.read_tables(&pieces[..1]).is_ok());
         assert!(cache.read_tables(&orphans[..1]).is_err());
         assert!(cache.read_tables(std::slice::from_ref(&theirs)).is_ok());
+        assert!(cache.put_plan("p", b"plan").is_ok());
+        assert_eq!(cache.discard_all_tables(), Ok(2));
+        assert_eq!(cache.table_entries(), 0);
+        assert!(cache.get_plan("plan:p").expect("plans stay").is_some());
     }
 
     #[test]

@@ -869,8 +869,9 @@ impl Relay {
                 }
             }
             Kind::Chart => self.chart(env),
-            // A plot node confirms the charts it drew.
-            Kind::Done if self.charts.confirmed(&env.id) => {}
+            // A plot node confirms the charts it drew (or ones an earlier
+            // relay sent it).
+            Kind::Done if self.charts.confirmed(&env.id) || self.is_plot_node(&route) => {}
             Kind::Done => {
                 if !self.answered(&env.id) {
                     self.log
@@ -1258,6 +1259,12 @@ impl Relay {
                 }),
             }
         }
+    }
+
+    fn is_plot_node(&self, node: &[u8]) -> bool {
+        self.routing
+            .node_info(node)
+            .is_some_and(|info| info.service == "plotnode")
     }
 
     /// Drops the nodes of this host (same host name, same cache) whose
