@@ -927,7 +927,7 @@ impl Relay {
     /// and its replacement has not joined yet), the chart waits for the
     /// next plot node to join, and the job's client is told.
     fn post_chart(&mut self, chart: Header) {
-        if self.to_plot_nodes(&chart) {
+        if self.send_to_plot_nodes(&chart) {
             return;
         }
         let job = chart.job;
@@ -972,7 +972,7 @@ impl Relay {
 
     /// Sends a chart to every plot node; false when none took it. A plot
     /// node whose connection is gone is dropped at once.
-    fn to_plot_nodes(&mut self, chart: &Header) -> bool {
+    fn send_to_plot_nodes(&mut self, chart: &Header) -> bool {
         let mut taken = false;
         for node in self.routing.plot_nodes() {
             let copy = Envelope::new(chart.clone(), Body::Empty);
@@ -1013,7 +1013,7 @@ impl Relay {
             ));
         }
         for chart in fresh {
-            if !self.to_plot_nodes(&chart) {
+            if !self.send_to_plot_nodes(&chart) {
                 self.charts.wait(chart, Instant::now());
             }
         }
@@ -1318,7 +1318,7 @@ impl Relay {
                         job,
                         at,
                         format!(
-                            "no task node could take this stage's work: none has been connected to the relay for {} ms; check `rtl status` and task_workers",
+                            "nothing could run this stage: no task node has been connected to the relay for {} ms; check `rtl status` and task_workers",
                             self.settings.node_timeout.as_millis()
                         ),
                     );
