@@ -559,3 +559,93 @@ fn a_client_that_goes_away_mid_job_leaves_nothing_behind() {
         .expect("a job after the client went");
     assert!(again.rows() > 0);
 }
+
+/// Task nodes that joined the relay themselves (`rtl node`), as on
+/// another machine, with the cluster's secret.
+fn joined_nodes(status: &serde_json::Value) -> usize {
+    status["services"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|s| s["joined"] == true).count())
+}
+
+fn wait_for_joined(daemon: &Daemon, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = daemon.rtl(&["status", "--json"]);
+        let status: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        if joined_nodes(&status) == count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nodes never joined: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_joined_node_outlives_a_relay_restart_and_serves_the_new_relay() {
+    let home = Home::new("relay-restart")
+        .with("RTL_TASK_WORKERS", "0")
+        .with("RTL_PLOT_WORKERS", "0")
+        .with("RTL_HEARTBEAT_MS", "200")
+        .with("RTL_JOB_TIMEOUT_MS", "2000")
+        .with("RTL_CHUNKING_SIZE", "2000");
+    let keygen = home.rtl(&["keygen"]);
+    assert!(keygen.status.success(), "{}", text(&keygen));
+    let daemon = Daemon::start_in(home);
+    let elsewhere = Home::new("relay-restart-node").with(
+        "RTL_SECRET_FILE",
+        &daemon.home.dir().join("secret").display().to_string(),
+    );
+    let node_log = elsewhere.scratch.0.join("node.log");
+    let relay = format!("tcp://127.0.0.1:{}", daemon.home.port("RTL_NODE_PORT"));
+    let _node = common::Foreground(
+        elsewhere
+            .command(&["node", "--relay", &relay, "--workers", "2"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&node_log).expect("node log"))
+            .spawn()
+            .expect("rtl node"),
+    );
+    wait_for_joined(&daemon, 2);
+    let job = pipeline(&daemon.home.scratch.0, 200_000);
+    let config = daemon.home.config();
+    let want = Transform::connect(&config)
+        .expect("connect")
+        .execute(&job)
+        .expect("undisturbed");
+
+    // The relay dies mid-job: its client is told in bounded time.
+    let run = daemon
+        .home
+        .command(&["run", "--connect", job.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rtl run");
+    std::thread::sleep(Duration::from_millis(300));
+    kill(daemon.home.pids_of("relay")[0]);
+    let out = run.wait_with_output().expect("rtl run");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("stopped answering"), "{}", text(&out));
+
+    // A new relay: the joined nodes prove the secret to it again by
+    // themselves, answers they held for the old one are dropped, and the
+    // next job runs on them.
+    let out = daemon.rtl(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for_joined(&daemon, 2);
+    let got = Transform::connect(&config)
+        .expect("connect")
+        .execute(&job)
+        .expect("a job on the new relay");
+    assert_eq!(got, want);
+    let said = std::fs::read_to_string(&node_log).expect("node log");
+    assert!(
+        said.matches("joined the relay with the cluster secret")
+            .count()
+            >= 4,
+        "two nodes, each joining twice:\n{said}"
+    );
+    assert_eq!(tables_left(&daemon.home), 0, "tables left in the cache");
+}

@@ -158,25 +158,6 @@ fn chunked_equals_unchunked(tag: &str, by_reference_bytes: &str) {
 }
 
 /// Task nodes started with `rtl node` elsewhere; killed (by pid) on drop.
-struct Nodes(std::process::Child);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn nodes_that_join_a_relay_take_its_chunks() {
     // The daemon's own nodes: none. The work must go to the joined ones.
@@ -198,7 +179,7 @@ fn nodes_that_join_a_relay_take_its_chunks() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("rtl node");
-    let _nodes = Nodes(child);
+    let _nodes = common::Foreground(child);
     let dir = daemon.home.scratch.0.clone();
     data(&dir);
     let job = write_job(&dir, "job", GROUPED);

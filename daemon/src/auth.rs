@@ -147,8 +147,15 @@ impl Prover {
     }
 
     /// The proof answering a relay's challenge nonce: (own nonce, proof).
+    /// The same challenge again (the relay challenges every message of a
+    /// peer it does not trust yet, and a node that reconnects has several
+    /// in flight) gets the same answer, so whichever the relay welcomes,
+    /// its welcome matches.
     pub fn answer(&mut self, relay_nonce: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let own = random::<NONCE>()?;
+        let own = match &self.sent {
+            Some((relay, own)) if relay == relay_nonce => *own,
+            _ => random::<NONCE>()?,
+        };
         let proof = self.secret.peer_proof(relay_nonce, &own);
         self.sent = Some((relay_nonce.to_vec(), own));
         Ok((own.to_vec(), proof))
@@ -310,6 +317,11 @@ impl Gate {
         }
     }
 
+    /// Whether a peer has proven it holds the secret.
+    pub fn trusts(&self, route: &[u8]) -> bool {
+        self.trusted.contains(route)
+    }
+
     /// Forgets a peer (it left or was dropped): it must prove itself again.
     pub fn forget(&mut self, route: &[u8]) {
         self.trusted.remove(route);
@@ -365,6 +377,27 @@ mod tests {
         let (own, _) = impostor.answer(&nonce).expect("answer");
         let fake = Secret(vec![9; 32]).relay_proof(&own, b"other");
         assert!(!impostor.welcomed(&fake));
+    }
+
+    #[test]
+    fn a_challenge_asked_twice_gets_one_answer_so_the_welcome_matches() {
+        // A node reconnecting to a restarted relay has several messages in
+        // flight; each is challenged with the same nonce.
+        let mut gate = Gate::new(secret());
+        let mut prover = Prover::new(secret());
+        let Verdict::Challenge { nonce, .. } = gate.admit(b"n", None) else {
+            panic!("challenged");
+        };
+        let Verdict::Challenge { nonce: again, .. } = gate.admit(b"n", None) else {
+            panic!("challenged again");
+        };
+        let first = prover.answer(&nonce).expect("answer");
+        assert_eq!(prover.answer(&again).expect("answer"), first);
+        let Verdict::Welcome(welcome) = gate.admit(b"n", Some((&first.0, &first.1))) else {
+            panic!("welcomed");
+        };
+        assert_eq!(gate.admit(b"n", Some((&first.0, &first.1))), Verdict::Pass);
+        assert!(prover.welcomed(&welcome));
     }
 
     #[test]

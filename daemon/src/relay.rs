@@ -404,6 +404,12 @@ impl Relay {
             .filter(|a| kind == Kind::Proof && !a.proof.is_empty())
             .map(|a| (a.nonce.as_slice(), a.proof.as_slice()));
         let peer = peer_name(route);
+        // An empty proof from a trusted peer says the peer does not know
+        // it was welcomed (the welcome was lost, or did not match its last
+        // proof): the handshake starts again rather than leave it silent.
+        if kind == Kind::Proof && proof.is_none() && gate.trusts(route) {
+            gate.forget(route);
+        }
         let (reply, auth) = match gate.admit(route, proof) {
             Verdict::Pass => return !matches!(kind, Kind::Proof),
             Verdict::Challenge { nonce, first } => {
@@ -693,6 +699,9 @@ impl Relay {
                 .routing
                 .node_info(&node)
                 .is_some_and(|info| info.cache_id == Some(self.cache.id()));
+            // Which cache the node may answer into by reference: the
+            // relay's, and only when the node shares it.
+            env.header.cache_id = shares_cache.then(|| self.cache.id());
             if !shares_cache || env.header.plan_key.is_none() {
                 env.header.plan = self.jobs.get(&env.header.job).map(|j| (*j.plan).clone());
                 env.header.plan_key = None;

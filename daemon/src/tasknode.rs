@@ -404,7 +404,11 @@ fn run_work(
     header.seq = env.header.seq;
     header.count = env.header.count;
     header.tasks = env.header.tasks;
-    let Some(cache) = cache.filter(|_| table.wire_size() >= tools.by_reference) else {
+    // Only into the relay's own cache: a node on a host of its own (or
+    // with a home of its own) answers inline, since a key into its cache
+    // means nothing to the relay.
+    let shared = cache.filter(|c| env.header.cache_id == Some(c.id()));
+    let Some(cache) = shared.filter(|_| table.wire_size() >= tools.by_reference) else {
         return (header, Body::Table(table));
     };
     // The relay spreads the pieces of a split result over nodes by key

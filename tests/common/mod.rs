@@ -141,6 +141,25 @@ impl Home {
     }
 }
 
+/// A process this test started in the foreground (`rtl node`, say):
+/// asked to stop on drop (SIGTERM), killed if it has not within 10 s.
+pub struct Foreground(pub std::process::Child);
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        signal(self.0.id(), libc::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// SIGKILL to a process this test started (a pid read from its own
 /// daemon's pid files).
 pub fn kill(pid: u32) {
