@@ -1199,8 +1199,12 @@ impl Relay {
             .map(|(id, _)| *id)
             .collect();
         self.log.info(format!(
-            "client {} has gone ({why}); dropped its answers and {} running job(s)",
+            "client {} has gone ({}); dropped its answers and {} running job(s)",
             peer_name(client),
+            match why {
+                zmq::Error::EHOSTUNREACH => "its connection closed".to_string(),
+                e => format!("its socket refused an answer: {e}"),
+            },
             jobs.len()
         ));
         for job in jobs {
