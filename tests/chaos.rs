@@ -649,3 +649,76 @@ fn a_joined_node_outlives_a_relay_restart_and_serves_the_new_relay() {
     );
     assert_eq!(tables_left(&daemon.home), 0, "tables left in the cache");
 }
+
+/// Set in a copy of this test binary that only opens the cache at this
+/// path, starts a read and waits to be killed.
+const HOLD_READER: &str = "RTL_TEST_HOLD_READER";
+
+fn hold_a_reader(dir: &str) -> ! {
+    let env = lmdb::Environment::new()
+        .set_max_readers(256)
+        .open(Path::new(dir))
+        .expect("open the cache");
+    let txn = env.begin_ro_txn().expect("read");
+    println!("reading");
+    std::io::Write::flush(&mut std::io::stdout()).expect("flush");
+    std::thread::sleep(Duration::from_secs(600));
+    drop(txn);
+    std::process::exit(0)
+}
+
+#[test]
+fn reader_slots_of_processes_killed_mid_read_are_given_back() {
+    if let Ok(dir) = std::env::var(HOLD_READER) {
+        hold_a_reader(&dir);
+    }
+    let daemon = Daemon::start_in(chaos_home("readers").with("RTL_TASK_WORKERS", "2"));
+    let cache = daemon.home.config().cache_dir();
+    // More readers killed mid-read than the cache has slots.
+    let me = std::env::current_exe().expect("this test binary");
+    for _ in 0..300 {
+        let mut reader = std::process::Command::new(&me)
+            .args([
+                "--exact",
+                "reader_slots_of_processes_killed_mid_read_are_given_back",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HOLD_READER, &cache)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a reader");
+        let mut said = String::new();
+        let mut out = std::io::BufReader::new(reader.stdout.take().expect("stdout"));
+        while !said.contains("reading") {
+            let n = std::io::BufRead::read_line(&mut out, &mut said).expect("read");
+            assert!(n > 0, "the reader ended before reading: {said}");
+        }
+        kill(reader.id());
+        let _ = reader.wait();
+    }
+    // Tables still go through the cache, for jobs and for new nodes.
+    let job = pipeline(&daemon.home.scratch.0, 100_000);
+    let config = daemon.home.config();
+    let want = run_pipelines(&config, &job, 1)
+        .remove(0)
+        .expect("first run");
+    for node in daemon.home.pids_of("tasknode") {
+        kill(node);
+    }
+    for got in run_pipelines(&config, &job, 3) {
+        assert_close("after the kills", &got.expect("a run"), &want);
+    }
+    let status = daemon.rtl(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let readers = status["relay"]["cache"]["readers"]
+        .as_u64()
+        .expect("readers");
+    assert!(readers < 16, "{status}");
+    let log = std::fs::read_to_string(daemon.home.dir().join("log/relay.log")).expect("log");
+    assert!(log.contains("cache reader slot(s)"), "{log}");
+    let nodes =
+        std::fs::read_to_string(daemon.home.dir().join("log/tasknode.log")).unwrap_or_default();
+    assert!(!nodes.contains("without the shared cache"), "{nodes}");
+}

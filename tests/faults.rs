@@ -259,3 +259,48 @@ fn a_killed_relay_is_an_error_in_bounded_time_and_start_brings_it_back() {
         text(&out)
     );
 }
+
+#[test]
+fn a_task_that_never_finishes_fails_its_job_after_task_timeout_ms_and_the_node_goes_on() {
+    let daemon = Daemon::start_in(
+        Home::new("stuck-task")
+            .with("RTL_TASK_TIMEOUT_MS", "1500")
+            .with("RTL_TASK_WORKERS", "1")
+            .with("RTL_PLOT_WORKERS", "0"),
+    );
+    let scratch = &daemon.home.scratch;
+    let job = common::null_job(scratch);
+    // A FIFO nobody reads: opening it to write blocks for good.
+    let fifo = scratch.0.join("out.csv");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let stuck = write_job(
+        &scratch.0,
+        "stuck",
+        r#"{"0": {"tasks": {"open_array": {"filename": "sensors", "path": "data"}}},
+            "1": {"tasks": {"write": {"filename": "out", "path": "."}}}}"#,
+    );
+    let node = daemon.home.pids_of("tasknode");
+    let started = Instant::now();
+    let out = daemon.rtl(&["run", "--connect", stuck.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("stage 1") && said.contains("write") && said.contains("task_timeout_ms"),
+        "{said}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{said}");
+    // The same node, with a fresh worker, runs the next job.
+    let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Result: 4 rows"), "{}", text(&out));
+    assert_eq!(
+        daemon.home.pids_of("tasknode"),
+        node,
+        "the node was replaced"
+    );
+    // The stuck thread does not keep the node from stopping.
+    let out = daemon.rtl(&["stop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(node.iter().all(|pid| !common::alive(*pid)));
+}

@@ -71,6 +71,9 @@ pub struct Config {
     pub node_timeout_ms: u64,
     /// A client gives up on a relay that has not answered for this long (ms).
     pub job_timeout_ms: u64,
+    /// A task node fails work its tasks have not finished in this long (ms)
+    /// and carries on with a fresh worker; 0 waits forever.
+    pub task_timeout_ms: u64,
     /// Turns on DEBUG traces in the logs.
     pub debug: bool,
     /// Turns on PROFILE timing traces in the logs.
@@ -143,6 +146,7 @@ pub const KEYS: &[&str] = &[
     "heartbeat_ms",
     "node_timeout_ms",
     "job_timeout_ms",
+    "task_timeout_ms",
     "debug",
     "profile",
 ];
@@ -176,6 +180,7 @@ impl Config {
             heartbeat_ms: 1000,
             node_timeout_ms: 5000,
             job_timeout_ms: 5000,
+            task_timeout_ms: 600_000,
             debug: false,
             profile: false,
         }
@@ -350,6 +355,13 @@ impl Config {
                 self.job_timeout_ms =
                     millis(raw, 100).ok_or_else(|| bad("milliseconds, 100 or more"))?
             }
+            "task_timeout_ms" => {
+                self.task_timeout_ms = match raw.trim() {
+                    "0" => 0,
+                    _ => millis(raw, 100)
+                        .ok_or_else(|| bad("milliseconds, 100 or more, or 0 for no limit"))?,
+                }
+            }
             "chunking" => self.chunking = boolean(raw).ok_or_else(|| bad("true or false"))?,
             "debug" => self.debug = boolean(raw).ok_or_else(|| bad("true or false"))?,
             "profile" => self.profile = boolean(raw).ok_or_else(|| bad("true or false"))?,
@@ -387,6 +399,7 @@ impl Config {
             "heartbeat_ms" => self.heartbeat_ms.to_string(),
             "node_timeout_ms" => self.node_timeout_ms.to_string(),
             "job_timeout_ms" => self.job_timeout_ms.to_string(),
+            "task_timeout_ms" => self.task_timeout_ms.to_string(),
             "debug" => self.debug.to_string(),
             "profile" => self.profile.to_string(),
             _ => String::new(),
@@ -426,6 +439,11 @@ impl Config {
 
     pub fn job_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.job_timeout_ms)
+    }
+
+    /// How long a task node lets work run; `None` for no limit.
+    pub fn task_timeout(&self) -> Option<std::time::Duration> {
+        (self.task_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.task_timeout_ms))
     }
 
     pub fn cache_dir(&self) -> PathBuf {

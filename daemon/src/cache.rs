@@ -19,6 +19,13 @@
 //! Every cache has a random id, stored in it when it is created; peers
 //! compare ids to know whether they share one. LMDB must not be opened twice
 //! by one process, so [`Cache::open`] hands out one handle per path.
+//!
+//! A process killed inside a read transaction leaves its LMDB reader slot
+//! taken: the snapshot it pinned keeps freed pages from being reused (the
+//! map fills) and, after enough kills, no process can start a read. Slots
+//! of dead processes are cleared when a cache is opened, when a read finds
+//! the table full, and by the relay on every tick
+//! ([`Cache::clear_stale_readers`]).
 
 use crate::wire::{
     decode_column_parts, encode_rows_into, schema_of, wire_size_of_rows, ColumnSpec,
@@ -33,6 +40,8 @@ use uuid::Uuid;
 const ID_KEY: &[u8] = b"rtl:cache-id";
 const PLAN_PREFIX: &str = "plan:";
 const TABLE_PREFIX: &str = "table:";
+/// Reader slots: one per process and thread reading at a time.
+const MAX_READERS: u32 = 256;
 
 /// A handle on one LMDB environment; cheap to clone.
 #[derive(Clone)]
@@ -67,7 +76,7 @@ impl Cache {
         // skip fsync; LMDB stays consistent either way.
         let env = Environment::new()
             .set_map_size(map_size)
-            .set_max_readers(256)
+            .set_max_readers(MAX_READERS)
             .set_flags(
                 EnvironmentFlags::NO_SYNC
                     | EnvironmentFlags::NO_META_SYNC
@@ -75,6 +84,9 @@ impl Cache {
             )
             .open(&path)
             .map_err(|e| format!("cannot open the LMDB cache at {}: {e}", path.display()))?;
+        // Opening the database takes a reader slot, which nodes killed
+        // earlier may have used up.
+        stale_readers(&env);
         let db = env
             .open_db(None)
             .map_err(|e| format!("cannot open the LMDB cache at {}: {e}", path.display()))?;
@@ -118,6 +130,43 @@ impl Cache {
         &self.inner.path
     }
 
+    /// Frees the reader slots of processes that died mid-read; returns how
+    /// many there were.
+    pub fn clear_stale_readers(&self) -> usize {
+        stale_readers(&self.inner.env)
+    }
+
+    /// Reader slots held by live transactions (of any process), and the
+    /// most there can be.
+    pub fn readers(&self) -> (usize, usize) {
+        unsafe extern "C" fn count(
+            msg: *const libc::c_char,
+            ctx: *mut libc::c_void,
+        ) -> libc::c_int {
+            // SAFETY: LMDB passes a NUL-terminated line, and `ctx` is the
+            // counter below, alive for the whole call.
+            let line = unsafe { std::ffi::CStr::from_ptr(msg) }.to_bytes();
+            // One line per reader, each starting with its pid; the header
+            // and "(no active readers)" do not.
+            let readers = line
+                .split(|b| *b == b'\n')
+                .filter(|l| l.trim_ascii_start().first().is_some_and(u8::is_ascii_digit))
+                .count();
+            unsafe { *(ctx as *mut usize) += readers };
+            0
+        }
+        let mut readers = 0usize;
+        // SAFETY: the environment is open for as long as `self` lives.
+        unsafe {
+            lmdb_sys::mdb_reader_list(
+                self.inner.env.env(),
+                Some(count),
+                &mut readers as *mut usize as *mut libc::c_void,
+            );
+        }
+        (readers, MAX_READERS as usize)
+    }
+
     /// Stores plan bytes under `digest` unless already there; returns the key.
     pub fn put_plan(&self, digest: &str, cbor: &[u8]) -> Result<String, String> {
         let key = format!("{PLAN_PREFIX}{digest}");
@@ -132,7 +181,7 @@ impl Cache {
 
     /// Plan bytes stored under `key`, if any.
     pub fn get_plan(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        let txn = self.inner.env.begin_ro_txn().map_err(|e| self.error(e))?;
+        let txn = self.ro()?;
         match txn.get(self.inner.db, &key) {
             Ok(bytes) => Ok(Some(bytes.to_vec())),
             Err(lmdb::Error::NotFound) => Ok(None),
@@ -207,7 +256,7 @@ impl Cache {
     pub fn split_table(&self, key: &str, rows: usize) -> Result<Vec<String>, String> {
         let owner = owner_of(key).ok_or_else(|| format!("{key:?} is not a table key"))?;
         let rows = rows.max(1);
-        let reader = self.inner.env.begin_ro_txn().map_err(|e| self.error(e))?;
+        let reader = self.ro()?;
         let bytes = reader.get(self.inner.db, &key).map_err(|e| match e {
             lmdb::Error::NotFound => format!("table {key} is not in the cache"),
             e => self.error(e),
@@ -274,7 +323,7 @@ impl Cache {
 
     fn tables(&self, keys: &[String], consume: bool) -> Result<Table, String> {
         if !consume {
-            let txn = self.inner.env.begin_ro_txn().map_err(|e| self.error(e))?;
+            let txn = self.ro()?;
             return self.join(&txn, keys);
         }
         let mut txn = self.rw()?;
@@ -331,7 +380,7 @@ impl Cache {
     pub fn discard_job(&self, job: Uuid, keep: &[String]) {
         let prefix = format!("{TABLE_PREFIX}{job}:");
         let left: Vec<Vec<u8>> = {
-            let Ok(txn) = self.inner.env.begin_ro_txn() else {
+            let Ok(txn) = self.ro() else {
                 return;
             };
             let Ok(mut cursor) = txn.open_ro_cursor(self.inner.db) else {
@@ -382,7 +431,7 @@ impl Cache {
 
     /// Number of table entries held, for status and tests.
     pub fn table_entries(&self) -> usize {
-        let Ok(txn) = self.inner.env.begin_ro_txn() else {
+        let Ok(txn) = self.ro() else {
             return 0;
         };
         let Ok(mut cursor) = txn.open_ro_cursor(self.inner.db) else {
@@ -393,6 +442,18 @@ impl Cache {
             .filter_map(Result::ok)
             .filter(|(k, _)| k.starts_with(TABLE_PREFIX.as_bytes()))
             .count()
+    }
+
+    /// A read transaction; when the reader table is full, slots of dead
+    /// processes are freed and the read tried once more.
+    fn ro(&self) -> Result<lmdb::RoTransaction<'_>, String> {
+        match self.inner.env.begin_ro_txn() {
+            Err(lmdb::Error::ReadersFull) if self.clear_stale_readers() > 0 => {
+                self.inner.env.begin_ro_txn()
+            }
+            other => other,
+        }
+        .map_err(|e| self.error(e))
     }
 
     fn rw(&self) -> Result<lmdb::RwTransaction<'_>, String> {
@@ -416,10 +477,26 @@ fn owner_of(key: &str) -> Option<&str> {
         .map(|(owner, _)| owner)
 }
 
+/// Clears the reader slots of dead processes in `env`.
+fn stale_readers(env: &Environment) -> usize {
+    let mut dead: libc::c_int = 0;
+    // SAFETY: `env` is an open environment; LMDB only writes `dead`.
+    let rc = unsafe { lmdb_sys::mdb_reader_check(env.env(), &mut dead) };
+    if rc == 0 {
+        usize::try_from(dead).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 fn lmdb_error(path: &Path, map_size: usize, e: lmdb::Error) -> String {
     match e {
         lmdb::Error::MapFull => format!(
             "the LMDB cache at {} is full ({map_size} bytes); raise cache_map_size",
+            path.display()
+        ),
+        lmdb::Error::ReadersFull => format!(
+            "the LMDB cache at {} has {MAX_READERS} readers at once, as many as it can; fewer task nodes on this host would help",
             path.display()
         ),
         e => format!("LMDB cache at {}: {e}", path.display()),

@@ -13,7 +13,8 @@ use crate::flow::{split, Flow, Next, Pieces, Work};
 use crate::log::Log;
 use crate::routing::{Assignment, Lost, NodeId, Routing};
 use crate::wire::{
-    AuthFields, Body, Envelope, Failure, Header, Kind, ProgressEvent, StatusReport, WireError,
+    AuthFields, Body, CacheReport, Envelope, Failure, Header, Kind, ProgressEvent, StatusReport,
+    WireError,
 };
 use rtl_config::Config;
 use rtl_dsl::Plan;
@@ -490,6 +491,7 @@ impl Relay {
                     jobs_running: self.jobs.len() as u64,
                     queued: self.routing.queued() as u64,
                     nodes: self.routing.report(Instant::now()),
+                    cache: self.cache_report(),
                 });
                 self.send_client(
                     &route,
@@ -1299,6 +1301,15 @@ impl Relay {
         }
     }
 
+    fn cache_report(&self) -> CacheReport {
+        let (readers, max_readers) = self.cache.readers();
+        CacheReport {
+            tables: self.cache.table_entries() as u64,
+            readers: u32::try_from(readers).unwrap_or(u32::MAX),
+            max_readers: u32::try_from(max_readers).unwrap_or(u32::MAX),
+        }
+    }
+
     /// Drops silent nodes and expired jobs.
     fn tick(&mut self) {
         let now = Instant::now();
@@ -1314,6 +1325,12 @@ impl Relay {
         self.notice_stall();
         self.heartbeat_nodes();
         self.drop_dead_local_nodes();
+        match self.cache.clear_stale_readers() {
+            0 => {}
+            n => self.log.info(format!(
+                "freed {n} cache reader slot(s) held by processes that died mid-read"
+            )),
+        }
         rtl_tasks::alloc::release_idle();
         for lost in self.routing.expire(now, self.settings.node_timeout) {
             self.node_lost(lost, "stopped answering");

@@ -3,11 +3,13 @@
 //! stage and the task.
 //!
 //! Two threads. The socket thread owns the DEALER connected to the relay:
-//! it announces the node's capacity in a heartbeat every second, hands work
-//! to the worker and forwards the worker's answers. The worker runs tasks,
-//! so a long task never silences the heartbeat. Answers travel from the
-//! worker to the socket thread over an inproc PAIR, which passes frames by
-//! pointer.
+//! it announces the node's capacity in a heartbeat every second, queues
+//! work, hands it to the worker one envelope at a time and forwards the
+//! worker's answers. The worker runs tasks, so a long task never silences
+//! the heartbeat. A task that never ends (a write into a FIFO nobody
+//! reads, a hung network file system) would hold the node forever: after
+//! `task_timeout_ms` the socket thread fails that envelope, leaves the
+//! thread to its fate and starts a fresh worker.
 //!
 //! Quick work is the exception: a small table sent inline through tasks
 //! that touch no file is done in microseconds, less than the two thread
@@ -17,13 +19,14 @@ use crate::auth::Secret;
 use crate::cache::Cache;
 use crate::link::{hostname, RelayLink};
 use crate::log::{timestamp, Log};
-use crate::wire::{
-    schema_of, Body, Envelope, Failure, Header, Kind, NodeInfo, ProgressEvent, WireError,
-};
+use crate::wire::{schema_of, Body, Envelope, Failure, Header, Kind, NodeInfo, ProgressEvent};
 use rtl_config::Config;
 use rtl_dsl::{Plan, TaskCall};
 use rtl_tasks::{Context, Event};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -47,6 +50,8 @@ pub struct TaskNodeConfig {
     pub relay_timeout: Duration,
     /// The cluster secret, when the relay asks for it.
     pub secret: Option<Secret>,
+    /// Work still running after this long is failed; `None` waits forever.
+    pub task_timeout: Option<Duration>,
 }
 
 impl TaskNodeConfig {
@@ -60,6 +65,7 @@ impl TaskNodeConfig {
             heartbeat: config.heartbeat(),
             relay_timeout: config.node_timeout(),
             secret: None,
+            task_timeout: config.task_timeout(),
         }
     }
 }
@@ -81,29 +87,13 @@ pub fn run(
         settings.secret.clone(),
     )?;
     let id = link.id.clone();
-    let inbox = format!("inproc://{id}-answers");
-    let answers = ctx
-        .socket(zmq::PAIR)
-        .map_err(|e| format!("cannot create the answer socket: {e}"))?;
-    answers
-        .bind(&inbox)
-        .map_err(|e| format!("cannot bind {inbox}: {e}"))?;
-
     let tools = Tools {
         cache: settings.cache.clone(),
         by_reference: settings.by_reference_bytes,
         data_root: settings.data_root.clone(),
     };
-    let (work_tx, work_rx) = mpsc::channel::<Work>();
-    let worker = {
-        let ctx = ctx.clone();
-        let tools = tools.clone();
-        let log = log.clone();
-        std::thread::Builder::new()
-            .name(format!("{id}-worker"))
-            .spawn(move || worker(&ctx, &inbox, work_rx, tools, log))
-            .map_err(|e| format!("cannot start the worker thread: {e}"))?
-    };
+    let mut worker = Worker::start(&id, &tools, &log)?;
+    let mut waiting: VecDeque<Work> = VecDeque::new();
 
     let mut info = NodeInfo {
         service: "tasknode".into(),
@@ -114,21 +104,41 @@ pub fn run(
         envelopes: 0,
     };
     log.info(format!("task node {id} connecting to {}", settings.relay));
-    let mut work_tx = Some(work_tx);
-    let mut holding: u32 = 0;
+    let mut leaving = false;
     let mut plans = Plans::new();
     loop {
-        if stop.load(Ordering::Relaxed) && work_tx.is_some() {
-            // Closing the channel lets the worker finish what it holds and exit.
-            work_tx = None;
+        if stop.load(Ordering::Relaxed) && !leaving {
+            leaving = true;
             info.capacity = 0;
             link.send(Envelope::control(Kind::Bye, Uuid::nil()), &log);
             log.info(format!(
-                "task node {id} leaving; finishing {holding} envelope(s)"
+                "task node {id} leaving; finishing {} envelope(s)",
+                waiting.len() + usize::from(worker.busy.is_some())
             ));
         }
-        if work_tx.is_none() && holding == 0 {
+        if leaving && waiting.is_empty() && worker.busy.is_none() {
             break;
+        }
+        if let Some(limit) = settings.task_timeout {
+            if let Some(busy) = worker.stuck(limit) {
+                // The thread cannot be stopped; it is left to finish (or
+                // never) on its own, and a fresh one takes the next work.
+                log.error(format!(
+                    "job {} stage {}: {} still running after {} ms; failing it and starting a fresh worker",
+                    busy.job,
+                    busy.stage,
+                    busy.tasks,
+                    limit.as_millis()
+                ));
+                link.answer(busy.timed_out(limit), tools.cache.as_ref(), &log);
+                info.envelopes += 1;
+                worker = Worker::start(&id, &tools, &log)?;
+            }
+        }
+        if worker.busy.is_none() {
+            if let Some(work) = waiting.pop_front() {
+                worker.give(work);
+            }
         }
         if link.heartbeat_if_due(&info, &log) {
             // Once a second is often enough to hand back the column memory
@@ -139,7 +149,7 @@ pub fn run(
         let (from_relay, from_worker) = {
             let mut items = [
                 link.socket.as_poll_item(zmq::POLLIN),
-                answers.as_poll_item(zmq::POLLIN),
+                zmq::PollItem::from_fd(worker.bell.as_raw_fd(), zmq::POLLIN),
             ];
             match zmq::poll(&mut items, wait.as_millis() as i64) {
                 Ok(_) => (items[0].is_readable(), items[1].is_readable()),
@@ -148,54 +158,178 @@ pub fn run(
             }
         };
         if from_worker {
-            loop {
-                match Envelope::recv(&answers, false, zmq::DONTWAIT) {
-                    Ok((_, env)) => {
-                        if matches!(env.header.kind, Kind::Done | Kind::Failed) {
-                            holding = holding.saturating_sub(1);
-                            info.envelopes += 1;
-                        }
-                        link.answer(env, tools.cache.as_ref(), &log);
-                    }
-                    Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
-                    Err(e) => {
-                        log.error(format!("worker answer lost: {e}"));
-                        break;
-                    }
+            for env in worker.answers() {
+                if matches!(env.header.kind, Kind::Done | Kind::Failed) {
+                    info.envelopes += 1;
                 }
+                link.answer(env, tools.cache.as_ref(), &log);
             }
         }
         if from_relay {
             while let Some(mut env) = link.next_message(&log) {
-                match (env.header.kind, &work_tx) {
-                    (Kind::Work, Some(tx)) => {
+                match env.header.kind {
+                    Kind::Work if !leaving => {
                         let plan = plans.of(&mut env, tools.cache.as_ref());
                         let work = Work { env, plan };
                         if work.is_quick() {
                             let answer = serve(work, &tools, &log, &mut |e| link.send(e, &log));
                             info.envelopes += 1;
                             link.answer(answer, tools.cache.as_ref(), &log);
-                        } else if tx.send(work).is_ok() {
-                            holding += 1;
+                        } else {
+                            waiting.push_back(work);
                         }
                     }
-                    (Kind::Work, None) => {
+                    Kind::Work => {
                         log.warn("work arrived while leaving; the relay will see it unanswered")
                     }
-                    (kind, _) => log.warn(format!("ignored a {kind:?} message from the relay")),
+                    kind => log.warn(format!("ignored a {kind:?} message from the relay")),
                 }
             }
         }
     }
-    drop(work_tx);
-    worker
-        .join()
-        .map_err(|_| "the worker thread panicked".to_string())?;
+    worker.finish()?;
     log.info(format!(
         "task node {id} stopped after {} envelope(s)",
         info.envelopes
     ));
     Ok(())
+}
+
+/// The thread that runs tasks, as the socket thread sees it. It gets one
+/// envelope at a time, so the node always knows what it is running and
+/// since when.
+struct Worker {
+    work: mpsc::Sender<Work>,
+    answers: mpsc::Receiver<Envelope>,
+    /// Readable when `answers` has something, so the socket thread can
+    /// poll it beside the relay's socket. The worker holds no ZeroMQ
+    /// socket: one stuck in a task would keep the context from closing.
+    bell: UnixStream,
+    thread: std::thread::JoinHandle<()>,
+    busy: Option<Busy>,
+}
+
+/// The work a worker runs now.
+struct Busy {
+    since: Instant,
+    id: Uuid,
+    job: Uuid,
+    stage: u32,
+    /// The tasks it runs, for messages.
+    tasks: String,
+}
+
+impl Busy {
+    /// The failure sent for work that ran past `limit`.
+    fn timed_out(&self, limit: Duration) -> Envelope {
+        let mut header = Header::new(Kind::Failed, self.job);
+        header.stage = self.stage;
+        header.error = Some(Failure {
+            stage: Some(self.stage),
+            task: Some(self.tasks.clone()),
+            message: format!(
+                "did not finish within {} ms (task_timeout_ms); raise task_timeout_ms in rtl.toml if it needs longer, or 0 for no limit",
+                limit.as_millis()
+            ),
+        });
+        Envelope {
+            id: self.id,
+            header,
+            body: Body::Empty,
+        }
+    }
+}
+
+impl Worker {
+    fn start(node: &str, tools: &Tools, log: &Log) -> Result<Worker, String> {
+        let (work, work_rx) = mpsc::channel::<Work>();
+        let (answer_tx, answers) = mpsc::channel::<Envelope>();
+        let (bell, ringer) =
+            UnixStream::pair().map_err(|e| format!("cannot create the worker's bell: {e}"))?;
+        for end in [&bell, &ringer] {
+            end.set_nonblocking(true)
+                .map_err(|e| format!("cannot set up the worker's bell: {e}"))?;
+        }
+        let (tools, log) = (tools.clone(), log.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("{node}-worker"))
+            .spawn(move || {
+                let mut ringer = ringer;
+                let mut tell = |env: Envelope| {
+                    if answer_tx.send(env).is_ok() {
+                        // A full bell already rings: losing this byte is fine.
+                        let _ = ringer.write(&[1]);
+                    }
+                };
+                for work in work_rx {
+                    let answer = serve(work, &tools, &log, &mut tell);
+                    tell(answer);
+                }
+            })
+            .map_err(|e| format!("cannot start the worker thread: {e}"))?;
+        Ok(Worker {
+            work,
+            answers,
+            bell,
+            thread,
+            busy: None,
+        })
+    }
+
+    fn give(&mut self, work: Work) {
+        let header = &work.env.header;
+        let tasks = match &work.plan {
+            Ok(plan) => calls_of(plan, header.stage, header.tasks).map_or_else(
+                |_| "its tasks".to_string(),
+                |calls| {
+                    let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+                    names.join(", ")
+                },
+            ),
+            Err(_) => "its tasks".to_string(),
+        };
+        self.busy = Some(Busy {
+            since: Instant::now(),
+            id: work.env.id,
+            job: header.job,
+            stage: header.stage,
+            tasks,
+        });
+        // The thread only ends when this sender is dropped.
+        let _ = self.work.send(work);
+    }
+
+    /// What the worker has sent since the last call; its final answer
+    /// frees it for the next envelope.
+    fn answers(&mut self) -> Vec<Envelope> {
+        let mut drained = [0u8; 64];
+        while matches!((&self.bell).read(&mut drained), Ok(n) if n > 0) {}
+        let answers: Vec<Envelope> = self.answers.try_iter().collect();
+        if answers
+            .iter()
+            .any(|a| matches!(a.header.kind, Kind::Done | Kind::Failed))
+        {
+            self.busy = None;
+        }
+        answers
+    }
+
+    /// The work it has run for longer than `limit`, taken from it.
+    fn stuck(&mut self, limit: Duration) -> Option<Busy> {
+        if self.busy.as_ref()?.since.elapsed() > limit {
+            self.busy.take()
+        } else {
+            None
+        }
+    }
+
+    /// Lets the thread end once its work is done, and waits for it.
+    fn finish(self) -> Result<(), String> {
+        drop(self.work);
+        self.thread
+            .join()
+            .map_err(|_| "the worker thread panicked".to_string())
+    }
 }
 
 /// Inline inputs up to this size, through tasks that touch no file, run on
@@ -233,30 +367,6 @@ struct Tools {
     /// Results at least this large go back by reference (with a cache).
     by_reference: usize,
     data_root: Option<PathBuf>,
-}
-
-/// Runs stages for envelopes from `work` and sends answers to `inbox`.
-fn worker(ctx: &zmq::Context, inbox: &str, work: mpsc::Receiver<Work>, tools: Tools, log: Log) {
-    let mut out = match ctx
-        .socket(zmq::PAIR)
-        .and_then(|s| s.connect(inbox).map(|_| s))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            log.error(format!("worker cannot reach its node: {e}"));
-            return;
-        }
-    };
-    for work in work {
-        let answer = serve(work, &tools, &log, &mut |event| {
-            if let Err(e) = event.send(&mut out, None) {
-                log.warn(format!("a progress message was lost: {e}"));
-            }
-        });
-        if let Err(e) = answer.send(&mut out, None) {
-            log.error(format!("worker cannot answer its node: {e}"));
-        }
-    }
 }
 
 /// Runs one work envelope and returns the answer to send; progress and

@@ -137,6 +137,18 @@ pub struct StatusReport {
     pub jobs_running: u64,
     pub queued: u64,
     pub nodes: Vec<NodeStatus>,
+    #[serde(default)]
+    pub cache: CacheReport,
+}
+
+/// The relay's cache as `rtl status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CacheReport {
+    /// Table entries held (none when no job is running).
+    pub tables: u64,
+    /// Reader slots in use, of `max_readers`.
+    pub readers: u32,
+    pub max_readers: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

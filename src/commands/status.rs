@@ -26,7 +26,8 @@ pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
             })
             .collect();
         let relay = current.relay.as_ref().map(
-            |r| json!({"jobs_running": r.jobs_running, "queued": r.queued, "nodes": r.nodes.len()}),
+            |r| json!({"jobs_running": r.jobs_running, "queued": r.queued, "nodes": r.nodes.len(),
+                       "cache": {"tables": r.cache.tables, "readers": r.cache.readers, "max_readers": r.cache.max_readers}}),
         );
         let out = json!({"running": current.running(), "home": config.home, "services": services, "relay": relay});
         println!("{out}");
@@ -62,6 +63,13 @@ pub fn print_table(current: &Status) {
             "{:<9} {:>8}  {state:<5} {uptime:>10} {envelopes:>10}{origin}",
             s.service.name(),
             s.pid
+        );
+    }
+    if let Some(relay) = &current.relay {
+        let cache = &relay.cache;
+        println!(
+            "jobs running: {}, envelopes queued: {}; cache: {} table(s), {} of {} readers in use",
+            relay.jobs_running, relay.queued, cache.tables, cache.readers, cache.max_readers
         );
     }
 }
