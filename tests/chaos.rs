@@ -479,24 +479,53 @@ fn charts_of_jobs_run_while_the_plot_node_is_killed_are_drawn_by_its_replacement
         )
         .expect("plot plan")
     };
-    let mut transform = Transform::connect(&config).expect("connect");
-    let charts = 30;
-    let mut told = Vec::new();
-    for k in 0..charts {
-        if k == 10 {
-            kill(daemon.home.pids_of("plotnode")[0]);
-        }
-        let mut notes = Vec::new();
-        transform
-            .execute_with(&plan(k), Some(small_input(k)), &mut |e| {
-                notes.extend(e.message.clone())
+    // Two clients make 300 charts while the plot node is killed every
+    // 150-400 ms, so charts are in flight, unconfirmed and waiting at
+    // every kill.
+    let charts = 300;
+    let stop = AtomicBool::new(false);
+    let told = Mutex::new(Vec::new());
+    let kills = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| {
+            let mut random = Xorshift(7);
+            let mut kills = 0;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(150 + random.next() % 250));
+                if let Some(pid) = daemon.home.pids_of("plotnode").first() {
+                    kill(*pid);
+                    kills += 1;
+                }
+            }
+            kills
+        });
+        let clients: Vec<_> = (0..2)
+            .map(|c| {
+                let (config, told, plan) = (&config, &told, &plan);
+                scope.spawn(move || {
+                    let mut transform = Transform::connect(config).expect("connect");
+                    for k in (c..charts).step_by(2) {
+                        let mut notes = Vec::new();
+                        transform
+                            .execute_with(&plan(k), Some(small_input(k)), &mut |e| {
+                                notes.extend(e.message.clone())
+                            })
+                            .unwrap_or_else(|e| panic!("plotting job {k}: {e}"));
+                        if notes.iter().any(|n| n.contains("not on the plot page yet")) {
+                            told.lock().unwrap().push(k);
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                })
             })
-            .unwrap_or_else(|e| panic!("plotting job {k}: {e}"));
-        if notes.iter().any(|n| n.contains("not on the plot page yet")) {
-            told.push(k);
+            .collect();
+        for c in clients {
+            c.join().expect("client");
         }
-        std::thread::sleep(Duration::from_millis(30));
-    }
+        stop.store(true, Ordering::Relaxed);
+        killer.join().expect("killer")
+    });
+    assert!(kills >= 3, "only {kills} kills");
+    let told = told.into_inner().unwrap();
     // Every chart reaches the page: the ones made while no plot node was
     // there are drawn once the replacement joins (and their clients were
     // told they would be).

@@ -12,12 +12,20 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// Charts kept waiting for a plot node, at most.
-pub const WAITING: usize = 64;
+/// Bytes of charts kept waiting for a plot node, at most. A chart is a
+/// few hundred kilobytes at worst (its layers are thinned before they are
+/// sent), so this holds hundreds; the count is bounded by the bytes since
+/// every chart weighs at least [`OVERHEAD`].
+pub const WAITING_BYTES: usize = 64 << 20;
 
-/// Charts sent and not yet confirmed, at most: past this the oldest are
-/// forgotten (a plot node that never confirms must not grow the relay).
-const UNCONFIRMED: usize = 256;
+/// Bytes of charts sent and not yet confirmed, at most: past this the
+/// oldest are forgotten (a plot node that never confirms must not grow the
+/// relay). A forgotten chart is most likely drawn already; it is lost only
+/// if its plot node dies before drawing it.
+const UNCONFIRMED_BYTES: usize = 64 << 20;
+
+/// What a chart weighs beyond its numbers: names, labels, bookkeeping.
+const OVERHEAD: usize = 1024;
 
 /// How long a chart waits for a plot node to join.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -26,8 +34,23 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 pub struct ChartPost {
     /// Sent as message `Uuid` to a plot node, not yet confirmed.
     out: VecDeque<(Uuid, NodeId, Header)>,
+    out_bytes: usize,
     /// No plot node took them; since when.
     waiting: VecDeque<(Instant, Header)>,
+    waiting_bytes: usize,
+}
+
+/// About how many bytes the relay holds for a chart message.
+fn weight(chart: &Header) -> usize {
+    let numbers: usize = chart.chart.as_ref().map_or(0, |c| {
+        let layers: usize = c
+            .layers
+            .iter()
+            .map(|l| (l.x.len() + l.y.len()) * 8 + l.label.len())
+            .sum();
+        layers + c.categories.iter().map(String::len).sum::<usize>()
+    });
+    OVERHEAD + numbers
 }
 
 impl ChartPost {
@@ -37,10 +60,13 @@ impl ChartPost {
 
     /// Chart message `id` went to `node`.
     pub fn sent(&mut self, id: Uuid, node: &[u8], chart: Header) {
-        if self.out.len() >= UNCONFIRMED {
-            self.out.pop_front();
-        }
+        self.out_bytes += weight(&chart);
         self.out.push_back((id, node.to_vec(), chart));
+        while self.out_bytes > UNCONFIRMED_BYTES && self.out.len() > 1 {
+            if let Some((_, _, old)) = self.out.pop_front() {
+                self.out_bytes -= weight(&old);
+            }
+        }
     }
 
     /// A plot node confirmed message `id`; false when it was not a chart
@@ -48,7 +74,9 @@ impl ChartPost {
     pub fn confirmed(&mut self, id: &Uuid) -> bool {
         match self.out.iter().position(|(sent, _, _)| sent == id) {
             Some(at) => {
-                self.out.remove(at);
+                if let Some((_, _, chart)) = self.out.remove(at) {
+                    self.out_bytes -= weight(&chart);
+                }
                 true
             }
             None => false,
@@ -60,22 +88,31 @@ impl ChartPost {
         let (gone, kept): (VecDeque<_>, VecDeque<_>) =
             self.out.drain(..).partition(|(_, to, _)| to == node);
         self.out = kept;
-        gone.into_iter().map(|(_, _, chart)| chart).collect()
+        let gone: Vec<Header> = gone.into_iter().map(|(_, _, chart)| chart).collect();
+        self.out_bytes -= gone.iter().map(weight).sum::<usize>();
+        gone
     }
 
-    /// Keeps a chart for the next plot node; returns the oldest one when
-    /// that many already wait, which is dropped.
-    pub fn wait(&mut self, chart: Header, now: Instant) -> Option<Header> {
-        let dropped = (self.waiting.len() >= WAITING)
-            .then(|| self.waiting.pop_front().map(|(_, c)| c))
-            .flatten();
+    /// Keeps a chart for the next plot node; returns the oldest ones when
+    /// the waiting charts weigh more than [`WAITING_BYTES`], which are
+    /// dropped.
+    pub fn wait(&mut self, chart: Header, now: Instant) -> Vec<Header> {
+        self.waiting_bytes += weight(&chart);
         self.waiting.push_back((now, chart));
+        let mut dropped = Vec::new();
+        while self.waiting_bytes > WAITING_BYTES && self.waiting.len() > 1 {
+            if let Some((_, old)) = self.waiting.pop_front() {
+                self.waiting_bytes -= weight(&old);
+                dropped.push(old);
+            }
+        }
         dropped
     }
 
     /// Takes every waiting chart: those still worth sending, and those
     /// that waited longer than [`PATIENCE`].
     pub fn take_waiting(&mut self, now: Instant) -> (Vec<Header>, Vec<Header>) {
+        self.waiting_bytes = 0;
         let (fresh, stale): (Vec<_>, Vec<_>) = self
             .waiting
             .drain(..)
@@ -119,30 +156,72 @@ mod tests {
         assert!(post.confirmed(&b), "p2's chart is still out");
     }
 
-    #[test]
-    fn waiting_is_bounded_in_number_and_time() {
-        let mut post = ChartPost::new();
-        let start = Instant::now();
-        for k in 0..WAITING as u32 {
-            assert!(post.wait(chart(k), start).is_none());
+    /// A chart of `points` points.
+    fn big(k: u32, points: usize) -> Header {
+        let layer = rtl_tasks::chart::Layer {
+            mark: Default::default(),
+            label: String::new(),
+            x: vec![0.0; points],
+            y: vec![0.0; points],
+        };
+        Header {
+            chart: Some(rtl_tasks::chart::Chart {
+                name: format!("c{k}"),
+                title: String::new(),
+                x_label: String::new(),
+                y_label: String::new(),
+                scale: Default::default(),
+                categories: Vec::new(),
+                layers: vec![layer],
+                caption: String::new(),
+            }),
+            ..chart(k)
         }
-        let dropped = post.wait(chart(99), start + PATIENCE);
-        assert_eq!(dropped.map(|h| h.stage), Some(0), "the oldest goes");
-        let (fresh, stale) = post.take_waiting(start + PATIENCE + Duration::from_millis(1));
-        assert_eq!(fresh.len(), 1, "only the newest is still fresh");
-        assert_eq!(stale.len(), WAITING - 1);
-        assert!(!post.is_waiting());
     }
 
     #[test]
-    fn unconfirmed_charts_are_bounded() {
+    fn waiting_is_bounded_in_bytes_and_time() {
+        let mut post = ChartPost::new();
+        let start = Instant::now();
+        // Small charts: thousands wait, none is dropped.
+        for k in 0..2000 {
+            assert!(post.wait(chart(k), start).is_empty());
+        }
+        let (fresh, _) = post.take_waiting(start);
+        assert_eq!(fresh.len(), 2000);
+        // Large ones: the oldest go once they weigh too much.
+        let each = 1 << 20;
+        let fit = WAITING_BYTES / (each * 16 + OVERHEAD);
+        for k in 0..fit as u32 {
+            assert!(post.wait(big(k, each), start).is_empty(), "chart {k}");
+        }
+        let dropped = post.wait(big(99, each), start + PATIENCE);
+        assert_eq!(dropped.iter().map(|h| h.stage).collect::<Vec<_>>(), [0]);
+        let (fresh, stale) = post.take_waiting(start + PATIENCE + Duration::from_millis(1));
+        assert_eq!(fresh.len(), 1, "only the newest is still fresh");
+        assert_eq!(stale.len(), fit - 1);
+        assert!(!post.is_waiting());
+        assert!(
+            post.wait(chart(1), start).is_empty(),
+            "the count starts over"
+        );
+    }
+
+    #[test]
+    fn unconfirmed_charts_are_bounded_in_bytes() {
         let mut post = ChartPost::new();
         let first = Uuid::new_v4();
-        post.sent(first, b"p", chart(0));
-        for _ in 0..UNCONFIRMED {
+        post.sent(first, b"p", big(0, 1 << 20));
+        for _ in 0..1000 {
             post.sent(Uuid::new_v4(), b"p", chart(1));
         }
+        assert!(post.confirmed(&first), "a thousand small charts fit");
+        let first = Uuid::new_v4();
+        post.sent(first, b"p", chart(0));
+        for k in 0..8 {
+            post.sent(Uuid::new_v4(), b"p", big(k, 1 << 20));
+        }
         assert!(!post.confirmed(&first), "forgotten past the bound");
-        assert_eq!(post.node_gone(b"p").len(), UNCONFIRMED);
+        assert!(post.out_bytes <= UNCONFIRMED_BYTES);
     }
 }

@@ -793,7 +793,7 @@ impl Relay {
             gate.forget(&lost.node);
         }
         for (id, assignment) in lost.envelopes {
-            self.resend(id, assignment, &node);
+            self.resend(id, assignment, &node, how);
         }
         for chart in self.charts.node_gone(&lost.node) {
             self.post_chart(chart);
@@ -951,34 +951,63 @@ impl Relay {
         self.log.info(format!(
             "job {job}: chart `{name}` waits for a plot node (none is connected)"
         ));
-        if let Some(client) = self
+        self.tell_about_chart(
+            &chart,
+            format!(
+                "chart `{name}` is not on the plot page yet: no plot node is connected (the last one stopped); it is drawn when one joins, within {} s",
+                charts::PATIENCE.as_secs()
+            ),
+        );
+        self.keep_for_plot_node(chart);
+    }
+
+    /// Keeps a chart until a plot node joins; the oldest waiting charts go
+    /// when they weigh too much.
+    fn keep_for_plot_node(&mut self, chart: Header) {
+        for dropped in self.charts.wait(chart, Instant::now()) {
+            self.chart_dropped(
+                &dropped,
+                format!(
+                    "no plot node took it, and newer charts waiting for one hold {} MiB",
+                    charts::WAITING_BYTES >> 20
+                ),
+            );
+        }
+    }
+
+    /// Tells the client of a chart's job, when it follows progress, what
+    /// became of the chart.
+    fn tell_about_chart(&mut self, chart: &Header, message: String) {
+        let job = chart.job;
+        let Some(client) = self
             .jobs
             .get(&job)
             .filter(|j| j.progress)
             .map(|j| j.client.clone())
-        {
-            let header = Header {
-                event: Some(ProgressEvent {
-                    stage: chart.stage,
-                    task: "simple_plot".into(),
-                    ms: None,
-                    message: Some(format!(
-                        "chart `{name}` is not on the plot page yet: no plot node is connected (the last one stopped); it is drawn when one joins, within {} s",
-                        charts::PATIENCE.as_secs()
-                    )),
-                }),
-                ..Header::new(Kind::Progress, job)
-            };
-            self.send_client(&client, Envelope::new(header, Body::Empty));
-        }
-        if let Some(dropped) = self.charts.wait(chart, Instant::now()) {
-            self.log.warn(format!(
-                "job {}: chart `{}` dropped: no plot node took it, and {} newer charts wait",
-                dropped.job,
-                chart_name(&dropped),
-                charts::WAITING
-            ));
-        }
+        else {
+            return;
+        };
+        let header = Header {
+            event: Some(ProgressEvent {
+                stage: chart.stage,
+                task: "simple_plot".into(),
+                ms: None,
+                message: Some(message),
+            }),
+            ..Header::new(Kind::Progress, job)
+        };
+        self.send_client(&client, Envelope::new(header, Body::Empty));
+    }
+
+    /// Logs a chart no plot node will draw, and tells its client.
+    fn chart_dropped(&mut self, chart: &Header, why: String) {
+        let name = chart_name(chart).to_string();
+        self.log
+            .warn(format!("job {}: chart `{name}` dropped: {why}", chart.job));
+        self.tell_about_chart(
+            chart,
+            format!("chart `{name}` will not be on the plot page: {why}"),
+        );
     }
 
     /// Sends a chart to every plot node; false when none took it. A plot
@@ -1016,16 +1045,17 @@ impl Relay {
         }
         let (fresh, stale) = self.charts.take_waiting(Instant::now());
         for chart in stale {
-            self.log.warn(format!(
-                "job {}: chart `{}` dropped: no plot node joined within {} s",
-                chart.job,
-                chart_name(&chart),
-                charts::PATIENCE.as_secs()
-            ));
+            self.chart_dropped(
+                &chart,
+                format!(
+                    "no plot node joined within {} s",
+                    charts::PATIENCE.as_secs()
+                ),
+            );
         }
         for chart in fresh {
             if !self.send_to_plot_nodes(&chart) {
-                self.charts.wait(chart, Instant::now());
+                self.keep_for_plot_node(chart);
             }
         }
     }
@@ -1219,7 +1249,7 @@ impl Relay {
 
     /// Sends again, to another node, an envelope whose node died; after
     /// [`MAX_ATTEMPTS`] the job fails, naming the stage and its tasks.
-    fn resend(&mut self, id: Uuid, assignment: Assignment, node: &str) {
+    fn resend(&mut self, id: Uuid, assignment: Assignment, node: &str, how: &str) {
         let job_id = assignment.job;
         if !self.jobs.contains_key(&job_id) {
             if let Some(copy) = assignment.retained {
@@ -1232,7 +1262,7 @@ impl Relay {
         match assignment.retained {
             Some(copy) if assignment.attempt < MAX_ATTEMPTS => {
                 self.log.warn(format!(
-                    "job {job_id}: stage {stage} sent again (attempt {} of {MAX_ATTEMPTS}) after {node} died holding it",
+                    "job {job_id}: stage {stage} sent again (attempt {} of {MAX_ATTEMPTS}): {node}, which held it, {how}",
                     assignment.attempt + 1
                 ));
                 self.routing.requeue(copy, assignment.attempt + 1);
