@@ -759,3 +759,26 @@ fn reader_slots_of_processes_killed_mid_read_are_given_back() {
         std::fs::read_to_string(daemon.home.dir().join("log/tasknode.log")).unwrap_or_default();
     assert!(!nodes.contains("without the shared cache"), "{nodes}");
 }
+
+#[test]
+fn status_judges_the_relay_by_its_answer_not_its_pid() {
+    let daemon = Daemon::start_in(Home::new("silent-status").with("RTL_PLOT_WORKERS", "0"));
+    let relay = daemon.home.pids_of("relay")[0];
+    signal(relay, libc::SIGSTOP);
+    let out = daemon.rtl(&["status"]);
+    let json = daemon.rtl(&["status", "--json"]);
+    signal(relay, libc::SIGCONT);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("silent"), "{}", text(&out));
+    assert!(text(&out).contains("did not answer"), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(json["running"], false, "{json}");
+    // `rtl start` leaves a slow relay alone.
+    signal(relay, libc::SIGSTOP);
+    let started = daemon.rtl(&["start"]);
+    signal(relay, libc::SIGCONT);
+    assert!(started.status.success(), "{}", text(&started));
+    assert_eq!(daemon.home.pids_of("relay"), [relay]);
+    let out = daemon.rtl(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -140,6 +140,37 @@ fn malformed_messages_get_errors_and_the_relay_keeps_serving() {
         "{message}"
     );
 
+    // Row counts no message could hold, for every type: an error each, and
+    // the relay still answers.
+    for dtype in [
+        rtl_tasks::DType::Float64,
+        rtl_tasks::DType::Int64,
+        rtl_tasks::DType::Bool,
+        rtl_tasks::DType::Utf8,
+    ] {
+        for rows in [1u64 << 62, u64::MAX] {
+            let job = Uuid::new_v4();
+            let mut header = Header::new(Kind::Submit, job);
+            header.plan = Some(plan());
+            header.schema = vec![rtl_daemon::wire::ColumnSpec {
+                name: "x".into(),
+                dtype,
+            }];
+            header.rows = rows;
+            let mut header_bytes = Vec::new();
+            ciborium::into_writer(&header, &mut header_bytes).expect("cbor");
+            send_raw(&client, &[job.as_bytes(), &header_bytes, &[0u8; 8]]);
+            let message = error_reply(&client, "a huge row count");
+            assert!(
+                message.contains("column \"x\""),
+                "{dtype} {rows}: {message}"
+            );
+        }
+        send_raw(&client, &[Uuid::new_v4().as_bytes(), &ok_header]);
+        let (_, pong) = Envelope::recv(&client, false, 0).expect("the relay still answers");
+        assert_eq!(pong.header.kind, Kind::Pong);
+    }
+
     // Garbage on the node socket is dropped; the relay lives on.
     let node = socket(&ctx, &config.node_endpoint());
     send_raw(&node, &[b"not an id", b"\x00\x01"]);

@@ -20,6 +20,7 @@ use rtl_config::Config;
 use rtl_dsl::Plan;
 use rtl_tasks::Table;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -344,7 +345,7 @@ impl Relay {
                     match Envelope::recv(&self.nodes, true, zmq::DONTWAIT) {
                         Ok((Some(route), env)) => {
                             if self.admitted(&route, &env, false) {
-                                self.on_node(route, env)
+                                self.guarded("a node's message", |relay| relay.on_node(route, env))
                             }
                         }
                         Ok((None, _)) => {}
@@ -358,7 +359,9 @@ impl Relay {
                     match Envelope::recv(&self.clients, true, zmq::DONTWAIT) {
                         Ok((Some(route), env)) => {
                             if self.admitted(&route, &env, true) {
-                                self.on_client(route, env)
+                                self.guarded("a client's message", |relay| {
+                                    relay.on_client(route, env)
+                                })
                             }
                         }
                         Ok((None, _)) => {}
@@ -380,14 +383,31 @@ impl Relay {
                     }
                 }
             }
-            self.dispatch();
+            self.guarded("a dispatch", Relay::dispatch);
             self.flush_outbox();
             if Instant::now() >= next_tick {
-                self.tick();
+                self.guarded("a tick", Relay::tick);
                 next_tick = Instant::now() + self.settings.heartbeat;
             }
         }
         self.log.info("relay stopping");
+    }
+
+    /// Runs one step of the loop; a panic in it (a bug, or input no check
+    /// caught) costs that step and is logged, never the relay: a relay
+    /// whose thread died would look alive to `rtl status` and answer
+    /// nothing.
+    fn guarded(&mut self, what: &str, step: impl FnOnce(&mut Relay)) {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| step(self))) {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            self.log.error(format!(
+                "{what} was dropped: handling it failed ({why}); this is a bug in rtl, please report it with this log"
+            ));
+        }
     }
 
     /// Whether a message may be handled: always without a secret; with

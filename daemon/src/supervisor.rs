@@ -143,12 +143,21 @@ pub struct ServiceStatus {
 #[derive(Debug, Clone)]
 pub struct Status {
     pub services: Vec<ServiceStatus>,
+    /// The relay's answer to a status request.
     pub relay: Option<StatusReport>,
+    /// Why a relay whose process is alive gave no answer.
+    pub relay_silent: Option<String>,
 }
 
 impl Status {
-    /// rtl is running when its relay is.
+    /// rtl is running when its relay answers: a relay process that is
+    /// alive but stuck serves nobody.
     pub fn running(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// Whether a relay process of this home is alive, answering or not.
+    pub fn relay_alive(&self) -> bool {
         self.services
             .iter()
             .any(|s| s.service == Service::Relay && s.alive)
@@ -161,10 +170,17 @@ pub fn status(config: &Config) -> Status {
     let relay_alive = files
         .iter()
         .any(|f| f.service == Service::Relay && is_alive(f.pid));
-    let report = relay_alive
-        .then(|| ask_relay(config, Kind::Status, Duration::from_secs(2)).ok())
-        .flatten()
-        .and_then(|env| env.header.status);
+    let (report, relay_silent) = if relay_alive {
+        match ask_relay(config, Kind::Status, Duration::from_secs(2)) {
+            Ok(env) => match env.header.status {
+                Some(report) => (Some(report), None),
+                None => (None, Some("its answer had no status in it".to_string())),
+            },
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
     let local: Vec<u32> = files.iter().map(|f| f.pid).collect();
     let here = hostname();
     let mut services: Vec<ServiceStatus> = files
@@ -218,6 +234,7 @@ pub fn status(config: &Config) -> Status {
     Status {
         services,
         relay: report,
+        relay_silent,
     }
 }
 
@@ -290,7 +307,9 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
     }
     let stale = clean_stale(config);
     let current = status(config);
-    if current.running() {
+    // A relay that is alive but slow to answer is left alone: stopping it
+    // would fail the jobs it runs.
+    if current.relay_alive() {
         return Ok(Started::AlreadyRunning(current));
     }
     // Nodes of a relay that died: stop them and start afresh, so the new

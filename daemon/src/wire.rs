@@ -675,13 +675,43 @@ pub fn decode_column_parts(dtype: DType, parts: &[(usize, &[u8])]) -> Result<Col
         .iter()
         .try_fold(0usize, |n, (rows, _)| n.checked_add(*rows))
         .ok_or("row count is too large")?;
+    // Row counts come from the sender: nothing is allocated for them until
+    // the bytes that hold those rows are known to be there.
+    for &(rows, bytes) in parts {
+        let too_many = || {
+            format!(
+                "{dtype} frame said to hold {rows} rows, more than any message can (it has {} bytes)",
+                bytes.len()
+            )
+        };
+        match dtype {
+            DType::Int64 | DType::Float64 => frame_size(
+                dtype,
+                rows,
+                bytes,
+                rows.checked_mul(8).ok_or_else(too_many)?,
+            )?,
+            DType::Bool => frame_size(dtype, rows, bytes, rows)?,
+            DType::Utf8 => {
+                let offsets = rows
+                    .checked_add(1)
+                    .and_then(|n| n.checked_mul(8))
+                    .ok_or_else(too_many)?;
+                if bytes.len() < offsets {
+                    return Err(format!(
+                        "utf8 frame of {rows} rows needs {offsets} bytes of offsets, has {} bytes",
+                        bytes.len()
+                    ));
+                }
+            }
+        }
+    }
     Ok(match dtype {
-        DType::Int64 => Column::Int64(Array1::from(decode_words::<i64>(dtype, parts, total)?)),
-        DType::Float64 => Column::Float64(Array1::from(decode_words::<f64>(dtype, parts, total)?)),
+        DType::Int64 => Column::Int64(Array1::from(decode_words::<i64>(parts, total)?)),
+        DType::Float64 => Column::Float64(Array1::from(decode_words::<f64>(parts, total)?)),
         DType::Bool => {
             let mut values = Vec::with_capacity(total);
-            for &(rows, bytes) in parts {
-                frame_size(DType::Bool, rows, bytes, rows)?;
+            for &(_, bytes) in parts {
                 for (i, b) in bytes.iter().enumerate() {
                     values.push(match b {
                         0 => false,
@@ -770,17 +800,11 @@ fn le_bytes<'a, T: Word>(a: &ndarray::ArrayView1<'a, T>) -> Option<&'a [u8]> {
     })
 }
 
-fn decode_words<T: Word>(
-    dtype: DType,
-    parts: &[(usize, &[u8])],
-    total: usize,
-) -> Result<Vec<T>, String> {
+fn decode_words<T: Word>(parts: &[(usize, &[u8])], total: usize) -> Result<Vec<T>, String> {
     let mut values: Vec<T> = Vec::with_capacity(total);
     for &(rows, bytes) in parts {
-        let n = rows
-            .checked_mul(8)
-            .ok_or_else(|| format!("row count {rows} is too large"))?;
-        frame_size(dtype, rows, bytes, n)?;
+        // Sizes were checked by the caller.
+        let n = rows * 8;
         if cfg!(target_endian = "little") && values.capacity() - values.len() >= rows {
             // SAFETY: the spare capacity holds `rows` more values; `bytes`
             // has exactly `rows * 8` bytes (checked above), and any 8 bytes
@@ -826,7 +850,7 @@ fn decode_utf8_into(rows: usize, bytes: &[u8], values: &mut Vec<String>) -> Resu
     }
     for (i, w) in offsets.windows(2).enumerate() {
         let (a, b) = (w[0] as usize, w[1] as usize);
-        if a > b {
+        if a > b || b > data.len() {
             return Err(format!("utf8 offsets decrease at row {i}"));
         }
         let text =
@@ -1099,6 +1123,23 @@ mod tests {
         bytes[8] = 5; // claims 5 bytes of data, none follow
         let err = decode_column(DType::Utf8, 1, &bytes).expect_err("bad offsets");
         assert!(err.contains("end at the data length"), "{err}");
+    }
+
+    #[test]
+    fn row_counts_are_checked_against_the_bytes_before_anything_is_allocated() {
+        for dtype in [DType::Int64, DType::Float64, DType::Bool, DType::Utf8] {
+            for rows in [1 << 62, usize::MAX, usize::MAX / 8 + 1] {
+                let err = decode_column(dtype, rows, &[0u8; 8]).expect_err("a lie");
+                assert!(err.contains("has 8"), "{dtype}: {err}");
+            }
+        }
+        // Offsets that jump past the data and come back.
+        let mut bytes = vec![0u8; 24 + 5];
+        bytes[8] = 100;
+        bytes[16] = 5;
+        bytes[24..].copy_from_slice(b"hello");
+        let err = decode_column(DType::Utf8, 2, &bytes).expect_err("bad offsets");
+        assert!(err.contains("offsets"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! `rtl status`: one row per rtl process; exit 0 when rtl runs, 3 when not
-//! (the LSB convention).
+//! `rtl status`: one row per rtl process; exit 0 when rtl runs (its relay
+//! answers), 3 when not, 4 when the relay's process is alive but does not
+//! answer (the LSB convention).
 
 use rtl_config::Config;
-use rtl_daemon::supervisor::{self, Status};
+use rtl_daemon::supervisor::{self, Service, Status};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -17,6 +18,7 @@ pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
                     "name": s.service.name(),
                     "pid": s.pid,
                     "alive": s.alive,
+                    "answering": s.service != Service::Relay || current.relay.is_some(),
                     "envelopes": s.envelopes.unwrap_or(0),
                     "in_flight": s.in_flight,
                     "uptime_s": s.uptime.map(|u| u.as_secs_f64()),
@@ -29,28 +31,33 @@ pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
             |r| json!({"jobs_running": r.jobs_running, "queued": r.queued, "nodes": r.nodes.len(),
                        "cache": {"tables": r.cache.tables, "readers": r.cache.readers, "max_readers": r.cache.max_readers}}),
         );
-        let out = json!({"running": current.running(), "home": config.home, "services": services, "relay": relay});
+        let out = json!({"running": current.running(), "home": config.home, "services": services, "relay": relay, "relay_silent": current.relay_silent});
         println!("{out}");
     } else if current.services.is_empty() {
         println!("rtl is not running (home {})", config.home.display());
     } else {
         print_table(&current);
     }
-    Ok(if current.running() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
+    Ok(match (&current.relay_silent, current.running()) {
+        (_, true) => ExitCode::SUCCESS,
+        // LSB: the state is unknown.
+        (Some(_), false) => ExitCode::from(4),
+        (None, false) => ExitCode::from(3),
     })
 }
 
 /// The status table shared by `rtl status` and `rtl start`.
 pub fn print_table(current: &Status) {
     println!(
-        "{:<9} {:>8}  {:<5} {:>10} {:>10}",
+        "{:<9} {:>8}  {:<6} {:>10} {:>10}",
         "SERVICE", "PID", "STATE", "UPTIME", "ENVELOPES"
     );
     for s in &current.services {
-        let state = if s.alive { "alive" } else { "dead" };
+        let state = match (s.alive, s.service) {
+            (false, _) => "dead",
+            (true, Service::Relay) if current.relay.is_none() => "silent",
+            (true, _) => "alive",
+        };
         let uptime = s
             .uptime
             .map_or("-".to_string(), |u| format_uptime(u.as_secs()));
@@ -60,9 +67,14 @@ pub fn print_table(current: &Status) {
             _ => String::new(),
         };
         println!(
-            "{:<9} {:>8}  {state:<5} {uptime:>10} {envelopes:>10}{origin}",
+            "{:<9} {:>8}  {state:<6} {uptime:>10} {envelopes:>10}{origin}",
             s.service.name(),
             s.pid
+        );
+    }
+    if let Some(why) = &current.relay_silent {
+        println!(
+            "the relay's process is alive but it did not answer: {why}; if it stays so, `rtl restart`"
         );
     }
     if let Some(relay) = &current.relay {
