@@ -282,9 +282,11 @@ impl Transform {
         cache: Option<Cache>,
         cluster: Option<Cluster>,
     ) -> Result<Transform, Error> {
+        let id = rtl_daemon::connections::fresh_routing_id().map_err(Error::Transport)?;
         let socket = ctx
             .socket(zmq::DEALER)
             .and_then(|s| s.set_linger(0).map(|_| s))
+            .and_then(|s| s.set_identity(&id).map(|_| s))
             .map_err(|e| Error::Transport(format!("cannot create a socket: {e}")))?;
         socket
             .connect(endpoint)

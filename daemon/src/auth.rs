@@ -20,9 +20,10 @@
 //! new challenge). Messages are not encrypted: use this on networks where
 //! nobody can read or rewrite the traffic, or tunnel it.
 
+use crate::wire::Peer;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -254,15 +255,31 @@ pub enum Verdict {
     Refuse(String),
 }
 
-/// The relay's side: which peers are trusted and which were challenged.
+/// The relay's side: which peers are trusted and which were challenged,
+/// each tied to the connection it spoke over. A routing id is only a name,
+/// free for anyone to take once its connection closes: trust goes with
+/// the connection (the relay forgets a peer whose connection closed, see
+/// [`crate::connections`]), and a message under a trusted id that comes
+/// over another connection is refused.
 pub struct Gate {
     secret: Secret,
-    challenged: HashMap<Vec<u8>, Vec<u8>>,
-    trusted: HashSet<Vec<u8>>,
+    challenged: HashMap<Vec<u8>, Pending>,
+    /// The connection each trusted peer proved the secret over.
+    trusted: HashMap<Vec<u8>, Option<i32>>,
+    /// Challenges issued so far, to tell the oldest.
+    issued: u64,
+}
+
+/// A challenge waiting for its proof.
+struct Pending {
+    nonce: Vec<u8>,
+    connection: Option<i32>,
+    issued: u64,
 }
 
 /// Most peers remembered as challenged at once: a flood of new connections
-/// cannot grow the relay's memory without bound.
+/// cannot grow the relay's memory without bound. Past it the oldest
+/// challenge goes (its peer, if it ever answers, is asked again).
 const MAX_CHALLENGED: usize = 4096;
 
 impl Gate {
@@ -270,42 +287,69 @@ impl Gate {
         Gate {
             secret,
             challenged: HashMap::new(),
-            trusted: HashSet::new(),
+            trusted: HashMap::new(),
+            issued: 0,
         }
     }
 
     /// Judges a message of kind `proof` (with its nonce and proof) or any
-    /// other kind (`proof` None) from `route`.
-    pub fn admit(&mut self, route: &[u8], proof: Option<(&[u8], &[u8])>) -> Verdict {
-        if self.trusted.contains(route) {
-            return Verdict::Pass;
+    /// other kind (`proof` None) from `peer`.
+    pub fn admit(&mut self, peer: &Peer, proof: Option<(&[u8], &[u8])>) -> Verdict {
+        let route = peer.route.as_slice();
+        match self.trusted.get(route) {
+            Some(c) if *c == peer.connection => return Verdict::Pass,
+            Some(_) => {
+                return Verdict::Refuse(
+                    "it uses the routing id of another connection, which proved the secret".into(),
+                )
+            }
+            None => {}
         }
-        match (proof, self.challenged.get(route)) {
-            (Some((peer_nonce, mac)), Some(relay_nonce)) => {
-                let relay_nonce = relay_nonce.clone();
+        let pending = self
+            .challenged
+            .get(route)
+            .filter(|p| p.connection == peer.connection);
+        match (proof, pending) {
+            (Some((peer_nonce, mac)), Some(pending)) => {
+                let relay_nonce = pending.nonce.clone();
                 self.challenged.remove(route);
                 if peer_nonce.len() == NONCE
                     && self
                         .secret
                         .verify(b"rtl peer", &relay_nonce, peer_nonce, mac)
                 {
-                    self.trusted.insert(route.to_vec());
+                    self.trusted.insert(route.to_vec(), peer.connection);
                     Verdict::Welcome(self.secret.relay_proof(peer_nonce, &relay_nonce))
                 } else {
                     Verdict::Refuse("its proof does not match the cluster secret".into())
                 }
             }
             (None, Some(pending)) => Verdict::Challenge {
-                nonce: pending.clone(),
+                nonce: pending.nonce.clone(),
                 first: false,
             },
             _ => {
                 if self.challenged.len() >= MAX_CHALLENGED {
-                    self.challenged.clear();
+                    let oldest = self
+                        .challenged
+                        .iter()
+                        .min_by_key(|(_, p)| p.issued)
+                        .map(|(r, _)| r.clone());
+                    if let Some(oldest) = oldest {
+                        self.challenged.remove(&oldest);
+                    }
                 }
                 match random::<NONCE>() {
                     Ok(nonce) => {
-                        self.challenged.insert(route.to_vec(), nonce.to_vec());
+                        self.issued += 1;
+                        self.challenged.insert(
+                            route.to_vec(),
+                            Pending {
+                                nonce: nonce.to_vec(),
+                                connection: peer.connection,
+                                issued: self.issued,
+                            },
+                        );
                         Verdict::Challenge {
                             nonce: nonce.to_vec(),
                             first: true,
@@ -317,12 +361,13 @@ impl Gate {
         }
     }
 
-    /// Whether a peer has proven it holds the secret.
-    pub fn trusts(&self, route: &[u8]) -> bool {
-        self.trusted.contains(route)
+    /// Whether a peer has proven it holds the secret over this connection.
+    pub fn trusts(&self, peer: &Peer) -> bool {
+        self.trusted.get(&peer.route) == Some(&peer.connection)
     }
 
-    /// Forgets a peer (it left or was dropped): it must prove itself again.
+    /// Forgets a peer (it left, was dropped, or its connection closed): it
+    /// must prove itself again.
     pub fn forget(&mut self, route: &[u8]) {
         self.trusted.remove(route);
         self.challenged.remove(route);
@@ -337,25 +382,38 @@ mod tests {
         Secret((0..32).collect())
     }
 
+    fn peer(route: &[u8]) -> Peer {
+        on(route, 7)
+    }
+
+    /// `route` speaking over connection `fd`.
+    fn on(route: &[u8], fd: i32) -> Peer {
+        Peer {
+            route: route.to_vec(),
+            connection: Some(fd),
+        }
+    }
+
     #[test]
     fn a_peer_with_the_secret_gets_in_and_can_check_the_relay() {
         let mut gate = Gate::new(secret());
         let Verdict::Challenge {
             nonce: relay_nonce, ..
-        } = gate.admit(b"peer", None)
+        } = gate.admit(&peer(b"peer"), None)
         else {
             panic!("first contact is challenged");
         };
         let peer_nonce = [7u8; NONCE];
         let proof = secret().peer_proof(&relay_nonce, &peer_nonce);
-        let Verdict::Welcome(answer) = gate.admit(b"peer", Some((&peer_nonce, &proof))) else {
+        let Verdict::Welcome(answer) = gate.admit(&peer(b"peer"), Some((&peer_nonce, &proof)))
+        else {
             panic!("a good proof is welcomed");
         };
         assert!(secret().check_relay(&peer_nonce, &relay_nonce, &answer));
-        assert_eq!(gate.admit(b"peer", None), Verdict::Pass);
+        assert_eq!(gate.admit(&peer(b"peer"), None), Verdict::Pass);
         gate.forget(b"peer");
         assert!(matches!(
-            gate.admit(b"peer", None),
+            gate.admit(&peer(b"peer"), None),
             Verdict::Challenge { first: true, .. }
         ));
     }
@@ -364,11 +422,11 @@ mod tests {
     fn the_prover_answers_challenges_and_checks_welcomes() {
         let mut gate = Gate::new(secret());
         let mut prover = Prover::new(secret());
-        let Verdict::Challenge { nonce, .. } = gate.admit(b"p", None) else {
+        let Verdict::Challenge { nonce, .. } = gate.admit(&peer(b"p"), None) else {
             panic!("challenged");
         };
         let (own, proof) = prover.answer(&nonce).expect("answer");
-        let Verdict::Welcome(welcome) = gate.admit(b"p", Some((&own, &proof))) else {
+        let Verdict::Welcome(welcome) = gate.admit(&peer(b"p"), Some((&own, &proof))) else {
             panic!("welcomed");
         };
         assert!(prover.welcomed(&welcome));
@@ -385,18 +443,21 @@ mod tests {
         // flight; each is challenged with the same nonce.
         let mut gate = Gate::new(secret());
         let mut prover = Prover::new(secret());
-        let Verdict::Challenge { nonce, .. } = gate.admit(b"n", None) else {
+        let Verdict::Challenge { nonce, .. } = gate.admit(&peer(b"n"), None) else {
             panic!("challenged");
         };
-        let Verdict::Challenge { nonce: again, .. } = gate.admit(b"n", None) else {
+        let Verdict::Challenge { nonce: again, .. } = gate.admit(&peer(b"n"), None) else {
             panic!("challenged again");
         };
         let first = prover.answer(&nonce).expect("answer");
         assert_eq!(prover.answer(&again).expect("answer"), first);
-        let Verdict::Welcome(welcome) = gate.admit(b"n", Some((&first.0, &first.1))) else {
+        let Verdict::Welcome(welcome) = gate.admit(&peer(b"n"), Some((&first.0, &first.1))) else {
             panic!("welcomed");
         };
-        assert_eq!(gate.admit(b"n", Some((&first.0, &first.1))), Verdict::Pass);
+        assert_eq!(
+            gate.admit(&peer(b"n"), Some((&first.0, &first.1))),
+            Verdict::Pass
+        );
         assert!(prover.welcomed(&welcome));
     }
 
@@ -405,7 +466,7 @@ mod tests {
         let mut gate = Gate::new(secret());
         let Verdict::Challenge {
             nonce: relay_nonce, ..
-        } = gate.admit(b"mallory", None)
+        } = gate.admit(&peer(b"mallory"), None)
         else {
             panic!("challenged");
         };
@@ -413,25 +474,25 @@ mod tests {
         let peer_nonce = [1u8; NONCE];
         let bad = wrong.peer_proof(&relay_nonce, &peer_nonce);
         assert!(matches!(
-            gate.admit(b"mallory", Some((&peer_nonce, &bad))),
+            gate.admit(&peer(b"mallory"), Some((&peer_nonce, &bad))),
             Verdict::Refuse(_)
         ));
         // A proof made for one challenge is worth nothing for the next.
-        let Verdict::Challenge { nonce: second, .. } = gate.admit(b"mallory", None) else {
+        let Verdict::Challenge { nonce: second, .. } = gate.admit(&peer(b"mallory"), None) else {
             panic!("challenged again");
         };
         assert_ne!(second, relay_nonce);
         let old = secret().peer_proof(&relay_nonce, &peer_nonce);
         assert!(matches!(
-            gate.admit(b"mallory", Some((&peer_nonce, &old))),
+            gate.admit(&peer(b"mallory"), Some((&peer_nonce, &old))),
             Verdict::Refuse(_)
         ));
         // Until it answers, a peer is asked the same question.
-        let Verdict::Challenge { nonce: pending, .. } = gate.admit(b"slow", None) else {
+        let Verdict::Challenge { nonce: pending, .. } = gate.admit(&peer(b"slow"), None) else {
             panic!("challenged");
         };
         assert_eq!(
-            gate.admit(b"slow", None),
+            gate.admit(&peer(b"slow"), None),
             Verdict::Challenge {
                 nonce: pending,
                 first: false
@@ -439,9 +500,86 @@ mod tests {
         );
         // A proof before any challenge only gets a challenge.
         assert!(matches!(
-            gate.admit(b"eve", Some((&peer_nonce, &old))),
+            gate.admit(&peer(b"eve"), Some((&peer_nonce, &old))),
             Verdict::Challenge { .. }
         ));
+    }
+
+    #[test]
+    fn trust_belongs_to_the_connection_that_proved_the_secret() {
+        let mut gate = Gate::new(secret());
+        let mut prover = Prover::new(secret());
+        let Verdict::Challenge { nonce, .. } = gate.admit(&on(b"c", 10), None) else {
+            panic!("challenged");
+        };
+        // A proof over another connection does not answer that challenge.
+        let (own, proof) = prover.answer(&nonce).expect("answer");
+        assert!(matches!(
+            gate.admit(&on(b"c", 11), Some((&own, &proof))),
+            Verdict::Challenge { first: true, .. }
+        ));
+        let Verdict::Challenge { nonce, .. } = gate.admit(&on(b"c", 10), None) else {
+            panic!("challenged");
+        };
+        let (own, proof) = prover.answer(&nonce).expect("answer");
+        assert!(matches!(
+            gate.admit(&on(b"c", 10), Some((&own, &proof))),
+            Verdict::Welcome(_)
+        ));
+        assert!(gate.trusts(&on(b"c", 10)));
+        // The same name over another connection gets nothing.
+        assert!(!gate.trusts(&on(b"c", 11)));
+        assert!(matches!(
+            gate.admit(&on(b"c", 11), None),
+            Verdict::Refuse(_)
+        ));
+        // Once the connection closed, the name is worth nothing.
+        gate.forget(b"c");
+        assert!(matches!(
+            gate.admit(&on(b"c", 10), None),
+            Verdict::Challenge { first: true, .. }
+        ));
+    }
+
+    #[test]
+    fn a_flood_of_challenges_evicts_the_oldest_one_at_a_time() {
+        let mut gate = Gate::new(secret());
+        let mut prover = Prover::new(secret());
+        let Verdict::Challenge { nonce, .. } = gate.admit(&on(b"early", 1), None) else {
+            panic!("challenged");
+        };
+        let Verdict::Challenge { nonce: late, .. } = gate.admit(&on(b"late", 2), None) else {
+            panic!("challenged");
+        };
+        for k in 0..MAX_CHALLENGED as i32 - 2 {
+            gate.admit(&on(format!("flood-{k}").as_bytes(), 100 + k), None);
+        }
+        // Still room for everyone so far: the late peer's challenge holds.
+        let (own, proof) = prover.answer(&late).expect("answer");
+        assert!(matches!(
+            gate.admit(&on(b"late", 2), Some((&own, &proof))),
+            Verdict::Welcome(_)
+        ));
+        for k in 0..5000 {
+            gate.admit(&on(format!("more-{k}").as_bytes(), 10_000 + k), None);
+        }
+        assert!(gate.challenged.len() <= MAX_CHALLENGED);
+        // The early peer's challenge was evicted: its proof gets a fresh
+        // challenge, which it answers.
+        let (own, proof) = prover.answer(&nonce).expect("answer");
+        let Verdict::Challenge { nonce, .. } = gate.admit(&on(b"early", 1), Some((&own, &proof)))
+        else {
+            panic!("asked again");
+        };
+        let (own, proof) = prover.answer(&nonce).expect("answer");
+        assert!(matches!(
+            gate.admit(&on(b"early", 1), Some((&own, &proof))),
+            Verdict::Welcome(_)
+        ));
+        assert!(
+            gate.trusts(&on(b"late", 2)),
+            "the flood never touches trust"
+        );
     }
 
     #[test]

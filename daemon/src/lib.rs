@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod cache;
 pub mod charts;
+pub mod connections;
 pub mod embedded;
 pub mod flow;
 pub mod gallery;

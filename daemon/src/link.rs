@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub struct RelayLink {
-    /// Routing id: `<service>-<pid>-<8 hex>`.
+    /// Routing id: `<service>-<pid>-<16 hex>`.
     pub id: String,
     pub socket: zmq::Socket,
     next_heartbeat: Instant,
@@ -37,8 +37,10 @@ impl RelayLink {
         timeout: Duration,
         secret: Option<Secret>,
     ) -> Result<RelayLink, String> {
+        // Readable in logs, and with 64 random bits nobody can guess it to
+        // squat on it.
         let short = Uuid::new_v4().simple().to_string();
-        let id = format!("{service}-{}-{}", std::process::id(), &short[..8]);
+        let id = format!("{service}-{}-{}", std::process::id(), &short[..16]);
         let socket = ctx
             .socket(zmq::DEALER)
             .map_err(|e| format!("cannot create the node socket: {e}"))?;

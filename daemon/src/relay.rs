@@ -9,12 +9,13 @@
 use crate::auth::{Gate, Secret, Verdict};
 use crate::cache::Cache;
 use crate::charts::{self, ChartPost};
+use crate::connections::Connections;
 use crate::flow::{split, Flow, Next, Pieces, Work};
 use crate::log::Log;
 use crate::routing::{Assignment, Lost, NodeId, Routing};
 use crate::wire::{
-    AuthFields, Body, CacheReport, Envelope, Failure, Header, Kind, ProgressEvent, StatusReport,
-    WireError,
+    AuthFields, Body, CacheReport, Envelope, Failure, Header, Kind, Peer, ProgressEvent,
+    StatusReport, WireError,
 };
 use rtl_config::Config;
 use rtl_dsl::Plan;
@@ -252,6 +253,9 @@ pub struct Relay {
     busy_refusals: u64,
     /// Who has proven they hold the cluster secret, when there is one.
     gate: Option<Gate>,
+    /// The connections clients and nodes speak over.
+    client_connections: Connections,
+    node_connections: Connections,
     /// Answers waiting for clients that cannot take them yet.
     outbox: HashMap<Vec<u8>, VecDeque<Envelope>>,
     /// Charts sent to plot nodes and not yet confirmed, and charts that
@@ -293,9 +297,12 @@ impl Relay {
         clients
             .set_sndhwm(OUTBOUND_HWM)
             .map_err(|e| format!("cannot configure the client socket: {e}"))?;
+        let nodes = socket(&at.nodes, "node")?;
         Ok(Relay {
+            client_connections: Connections::watch(ctx, &clients, "client")?,
+            node_connections: Connections::watch(ctx, &nodes, "node")?,
             clients,
-            nodes: socket(&at.nodes, "node")?,
+            nodes,
             routing: Routing::new(),
             jobs: HashMap::new(),
             stored_plans: HashSet::new(),
@@ -328,6 +335,8 @@ impl Relay {
                 let mut items = [
                     self.clients.as_poll_item(zmq::POLLIN),
                     self.nodes.as_poll_item(zmq::POLLIN),
+                    self.client_connections.as_poll_item(),
+                    self.node_connections.as_poll_item(),
                 ];
                 match zmq::poll(&mut items, wait.as_millis() as i64) {
                     Ok(_) => (items[0].is_readable(), items[1].is_readable()),
@@ -340,15 +349,19 @@ impl Relay {
             };
             // A stop is most likely to land in the poll.
             self.notice_stall();
+            self.drop_closed_connections();
             if nodes_ready {
                 for _ in 0..BATCH {
-                    match Envelope::recv(&self.nodes, true, zmq::DONTWAIT) {
-                        Ok((Some(route), env)) => {
-                            if self.admitted(&route, &env, false) {
-                                self.guarded("a node's message", |relay| relay.on_node(route, env))
+                    match Envelope::recv_from(&self.nodes, zmq::DONTWAIT) {
+                        Ok((peer, env)) => {
+                            self.drop_closed_connections();
+                            self.node_connections.spoke(&peer);
+                            if self.admitted(&peer, &env, false) {
+                                self.guarded("a node's message", |relay| {
+                                    relay.on_node(peer.route, env)
+                                })
                             }
                         }
-                        Ok((None, _)) => {}
                         Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                         Err(e) => self.log.warn(format!("dropped a message from a node: {e}")),
                     }
@@ -356,15 +369,16 @@ impl Relay {
             }
             if clients_ready {
                 for _ in 0..BATCH {
-                    match Envelope::recv(&self.clients, true, zmq::DONTWAIT) {
-                        Ok((Some(route), env)) => {
-                            if self.admitted(&route, &env, true) {
+                    match Envelope::recv_from(&self.clients, zmq::DONTWAIT) {
+                        Ok((peer, env)) => {
+                            self.drop_closed_connections();
+                            self.client_connections.spoke(&peer);
+                            if self.admitted(&peer, &env, true) {
                                 self.guarded("a client's message", |relay| {
-                                    relay.on_client(route, env)
+                                    relay.on_client(peer.route, env)
                                 })
                             }
                         }
-                        Ok((None, _)) => {}
                         Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                         Err(WireError::Malformed {
                             route: Some(route),
@@ -413,7 +427,8 @@ impl Relay {
     /// Whether a message may be handled: always without a secret; with
     /// one, only from a peer that proved it holds it. The handshake's own
     /// messages are answered here.
-    fn admitted(&mut self, route: &[u8], env: &Envelope, client: bool) -> bool {
+    fn admitted(&mut self, from: &Peer, env: &Envelope, client: bool) -> bool {
+        let route = from.route.as_slice();
         let Some(gate) = &mut self.gate else {
             return true;
         };
@@ -428,10 +443,10 @@ impl Relay {
         // An empty proof from a trusted peer says the peer does not know
         // it was welcomed (the welcome was lost, or did not match its last
         // proof): the handshake starts again rather than leave it silent.
-        if kind == Kind::Proof && proof.is_none() && gate.trusts(route) {
+        if kind == Kind::Proof && proof.is_none() && gate.trusts(from) {
             gate.forget(route);
         }
-        let (reply, auth) = match gate.admit(route, proof) {
+        let (reply, auth) = match gate.admit(from, proof) {
             Verdict::Pass => return !matches!(kind, Kind::Proof),
             Verdict::Challenge { nonce, first } => {
                 if first && kind != Kind::Proof {
@@ -1203,7 +1218,7 @@ impl Relay {
                 if let Some(env) = unsent {
                     self.release(*env);
                 }
-                self.client_gone(client, e);
+                self.client_gone(client, &refused(e));
             }
         }
     }
@@ -1225,7 +1240,7 @@ impl Relay {
                         if let Some(env) = unsent {
                             self.release(*env);
                         }
-                        self.client_gone(&client, e);
+                        self.client_gone(&client, &refused(e));
                         break;
                     }
                 }
@@ -1236,12 +1251,14 @@ impl Relay {
         }
     }
 
-    /// A client that cannot be answered any more (its connection is gone;
-    /// a client that reconnects has a new routing id): its waiting answers
-    /// and its running jobs are dropped, with the tables they hold, and
-    /// the gate forgets it.
-    fn client_gone(&mut self, client: &[u8], why: zmq::Error) {
-        for env in self.outbox.remove(client).into_iter().flatten() {
+    /// A client that cannot be answered any more (its connection closed,
+    /// or its socket refuses answers): its waiting answers and its running
+    /// jobs are dropped, with the tables they hold, and the gate forgets
+    /// it. A client that reconnects is a new peer, under a new routing id.
+    fn client_gone(&mut self, client: &[u8], why: &str) {
+        let answers = self.outbox.remove(client).unwrap_or_default();
+        let had_answers = !answers.is_empty();
+        for env in answers {
             self.release(env);
         }
         let jobs: Vec<Uuid> = self
@@ -1250,20 +1267,39 @@ impl Relay {
             .filter(|(_, j)| j.client == client)
             .map(|(id, _)| *id)
             .collect();
-        self.log.info(format!(
-            "client {} has gone ({}); dropped its answers and {} running job(s)",
-            peer_name(client),
-            match why {
-                zmq::Error::EHOSTUNREACH => "its connection closed".to_string(),
-                e => format!("its socket refused an answer: {e}"),
-            },
-            jobs.len()
-        ));
+        if had_answers || !jobs.is_empty() {
+            self.log.info(format!(
+                "client {} has gone ({why}); dropped its answers and {} running job(s)",
+                peer_name(client),
+                jobs.len()
+            ));
+        } else {
+            self.log
+                .debug(|| format!("client {} has gone ({why})", peer_name(client)));
+        }
         for job in jobs {
             self.drop_job(job);
         }
         if let Some(gate) = &mut self.gate {
             gate.forget(client);
+        }
+    }
+
+    /// Lets go of the peers whose connection has closed since the last
+    /// look: before each message, so that a message can never pass for
+    /// one of a peer whose connection is gone (its routing id is free for
+    /// anyone to take).
+    fn drop_closed_connections(&mut self) {
+        for client in self.client_connections.closed() {
+            self.client_gone(&client, "its connection closed");
+        }
+        for node in self.node_connections.closed() {
+            if let Some(gate) = &mut self.gate {
+                gate.forget(&node);
+            }
+            if let Some(lost) = self.routing.drop_node(&node) {
+                self.node_lost(lost, "has gone (its connection closed)");
+            }
         }
     }
 
@@ -1418,6 +1454,14 @@ impl Relay {
                 format!("the job exceeded its lifespan of {lifespan} ms while at stage {stage}"),
             );
         }
+    }
+}
+
+/// Why a send to a client failed, in words.
+fn refused(e: zmq::Error) -> String {
+    match e {
+        zmq::Error::EHOSTUNREACH => "its connection closed".to_string(),
+        e => format!("its socket refused an answer: {e}"),
     }
 }
 

@@ -246,6 +246,9 @@ pub fn ask_relay(config: &Config, kind: Kind, timeout: Duration) -> Result<Envel
     let mut socket = ctx.socket(zmq::DEALER).map_err(|e| e.to_string())?;
     socket.set_linger(0).map_err(|e| e.to_string())?;
     socket
+        .set_identity(&crate::connections::fresh_routing_id()?)
+        .map_err(|e| e.to_string())?;
+    socket
         .connect(&endpoint)
         .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
     if let Some(secret) = Secret::load(&config.secret_path())? {

@@ -501,6 +501,25 @@ impl Envelope {
         Ok(())
     }
 
+    /// Receives one envelope on a ROUTER socket, with who sent it: its
+    /// routing id and the connection it came over. A malformed message is
+    /// an error that still names its sender's routing id.
+    pub fn recv_from(socket: &zmq::Socket, flags: i32) -> Result<(Peer, Envelope), WireError> {
+        let mut parts = recv_parts(socket, flags)?;
+        // The routing id frame is made by the ROUTER; the sender's frames
+        // carry the connection's properties.
+        let connection = parts
+            .get_mut(1)
+            .and_then(|m| m.gets("__fd"))
+            .and_then(|fd| fd.parse().ok());
+        let (route, env) = Envelope::decode(parts, true)?;
+        let peer = Peer {
+            route: route.unwrap_or_default(),
+            connection,
+        };
+        Ok((peer, env))
+    }
+
     /// Receives one envelope; on a ROUTER socket (`routed`) also returns the
     /// sender's routing id. Blocks unless `flags` has `zmq::DONTWAIT`.
     pub fn recv(
@@ -508,16 +527,7 @@ impl Envelope {
         routed: bool,
         flags: i32,
     ) -> Result<(Option<Vec<u8>>, Envelope), WireError> {
-        let mut parts = Vec::new();
-        let first = socket.recv_msg(flags)?;
-        let mut more = first.get_more();
-        parts.push(first);
-        while more {
-            let part = socket.recv_msg(0)?;
-            more = part.get_more();
-            parts.push(part);
-        }
-        Envelope::decode(parts, routed)
+        Envelope::decode(recv_parts(socket, flags)?, routed)
     }
 
     /// The envelope in the message parts of one multipart message (the
@@ -592,6 +602,31 @@ impl Envelope {
             }
         }
     }
+}
+
+/// The parts of one multipart message.
+fn recv_parts(socket: &zmq::Socket, flags: i32) -> Result<Vec<zmq::Message>, WireError> {
+    let mut parts = Vec::new();
+    let first = socket.recv_msg(flags)?;
+    let mut more = first.get_more();
+    parts.push(first);
+    while more {
+        let part = socket.recv_msg(0)?;
+        more = part.get_more();
+        parts.push(part);
+    }
+    Ok(parts)
+}
+
+/// Who sent a message to a ROUTER socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its routing id: only a name, which anyone may take once its
+    /// connection has closed.
+    pub route: Vec<u8>,
+    /// The connection it came over (libzmq's file descriptor for it), for
+    /// TCP and IPC peers; none in-process.
+    pub connection: Option<i32>,
 }
 
 /// The column specs of `table`, in frame order.

@@ -1,0 +1,182 @@
+//! Attacks from the same machine, with raw ZeroMQ sockets written from
+//! `docs/PROTOCOL.md`: what a local user without the cluster secret tries,
+//! and what the daemon must refuse. Each test names the hole it closes.
+
+mod common;
+
+use common::{kill, null_job, text, write_job, Daemon, Home};
+use rtl_daemon::auth::{prove, Secret};
+use rtl_daemon::wire::{Body, Envelope, Header, Kind, NodeInfo};
+use rtl_dsl::Plan;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// A daemon with a cluster secret.
+fn guarded_daemon(tag: &str) -> Daemon {
+    let home = Home::new(tag).with("RTL_PLOT_WORKERS", "0");
+    let out = home.rtl(&["keygen"]);
+    assert!(out.status.success(), "{}", text(&out));
+    Daemon::start_in(home)
+}
+
+fn dealer(ctx: &zmq::Context, id: &[u8], endpoint: &str) -> zmq::Socket {
+    let s = ctx.socket(zmq::DEALER).expect("socket");
+    s.set_identity(id).expect("id");
+    s.set_linger(0).expect("linger");
+    s.connect(endpoint).expect("connect");
+    s
+}
+
+/// Every message `socket` gets within `wait`, by kind.
+fn listen(socket: &zmq::Socket, wait: Duration) -> Vec<Kind> {
+    let deadline = Instant::now() + wait;
+    let mut kinds = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return kinds;
+        }
+        if socket
+            .poll(zmq::POLLIN, left.as_millis() as i64)
+            .unwrap_or(0)
+            > 0
+        {
+            if let Ok((_, env)) = Envelope::recv(socket, false, zmq::DONTWAIT) {
+                kinds.push(env.header.kind);
+            }
+        }
+    }
+}
+
+/// A job that keeps the relay busy for a while: 200,000 rows, sorted.
+fn slow_plan(dir: &Path) -> Plan {
+    let mut csv = String::from("x,y\n");
+    for i in 0..200_000u64 {
+        csv.push_str(&format!("{},{}\n", (i * 7919) % 100_003, i));
+    }
+    std::fs::write(dir.join("big.csv"), csv).expect("csv");
+    let job = write_job(
+        dir,
+        "slow",
+        r#"{"0": {"tasks": {"open_array": {"filename": "big", "path": "."}}},
+            "1": {"tasks": {"sort": {"column": "x"}}},
+            "2": {"tasks": {"sort": {"column": "y"}}}}"#,
+    );
+    Plan::from_file(&job).expect("plan")
+}
+
+#[test]
+fn a_departed_clients_routing_id_gets_its_taker_nothing() {
+    let daemon = guarded_daemon("client-id-reuse");
+    let config = daemon.home.config();
+    let secret = Secret::load(&config.secret_path())
+        .expect("secret")
+        .expect("a secret");
+    let ctx = zmq::Context::new();
+    let endpoint = config.client_endpoint();
+    let plan = slow_plan(&daemon.home.scratch.0);
+
+    // The victim proves the secret, submits a job and goes away mid-job.
+    let id = b"victim-client-id".to_vec();
+    let mut victim = dealer(&ctx, &id, &endpoint);
+    prove(&mut victim, &secret, Duration::from_secs(5)).expect("the victim gets in");
+    let mut submit = Header::new(Kind::Submit, Uuid::new_v4());
+    submit.plan = Some(plan);
+    Envelope::new(submit, Body::Empty)
+        .send(&mut victim, None)
+        .expect("submit");
+    std::thread::sleep(Duration::from_millis(20));
+    drop(victim);
+    // The attacker connects once the name is free at the relay (libzmq
+    // holds back a second connection under a name in use).
+    let log_path = config.log_dir().join("relay.log");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline
+        && !std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("has gone (its connection closed)")
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // The attacker takes the name as soon as it is free, asks, and listens
+    // for what the relay sends under it.
+    let mut thief = dealer(&ctx, &id, &endpoint);
+    let mut got = Vec::new();
+    for _ in 0..15 {
+        Envelope::new(Header::new(Kind::Status, Uuid::nil()), Body::Empty)
+            .send(&mut thief, None)
+            .expect("status");
+        got.extend(listen(&thief, Duration::from_millis(200)));
+    }
+    assert!(
+        got.iter().all(|k| *k == Kind::Challenge),
+        "the taker of a departed client's id got {got:?}"
+    );
+    assert!(!got.is_empty(), "not even challenged");
+
+    // The relay let the job go with its client, and serves others.
+    let out = daemon.rtl(&[
+        "run",
+        "--connect",
+        null_job(&daemon.home.scratch).to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(config.log_dir().join("relay.log")).expect("log");
+    assert!(log.contains("has gone (its connection closed)"), "{log}");
+}
+
+#[test]
+fn a_dead_nodes_routing_id_gets_its_taker_no_work() {
+    let daemon = guarded_daemon("node-id-reuse");
+    let config = daemon.home.config();
+    let node_log = std::fs::read_to_string(config.log_dir().join("tasknode.log")).expect("log");
+    let victim = daemon.home.pids_of("tasknode")[0];
+    // The node's name, as its log gives it.
+    let id = node_log
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("tasknode-{victim}-")))
+        .expect("the node's id in its log")
+        .to_string();
+    kill(victim);
+
+    // The attacker connects under the dead node's name and offers itself.
+    let ctx = zmq::Context::new();
+    let mut thief = dealer(&ctx, id.as_bytes(), &config.node_endpoint());
+    let mut beat = Header::new(Kind::Heartbeat, Uuid::nil());
+    beat.node = Some(NodeInfo {
+        service: "tasknode".into(),
+        // A live process, so the relay's check of local pids passes it.
+        pid: std::process::id(),
+        host: rtl_daemon::link::hostname(),
+        capacity: 64,
+        cache_id: None,
+        envelopes: 0,
+    });
+    let job = null_job(&daemon.home.scratch);
+    let jobs = std::thread::scope(|scope| {
+        let runs = scope.spawn(|| {
+            (0..10)
+                .map(|_| daemon.rtl(&["run", "--connect", job.to_str().unwrap()]))
+                .collect::<Vec<_>>()
+        });
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            Envelope::new(beat.clone(), Body::Empty)
+                .send(&mut thief, None)
+                .expect("heartbeat");
+            got.extend(listen(&thief, Duration::from_millis(200)));
+        }
+        (runs.join().expect("runs"), got)
+    });
+    let (runs, got) = jobs;
+    assert!(
+        got.iter().all(|k| *k == Kind::Challenge),
+        "the taker of a dead node's id got {got:?}"
+    );
+    for out in runs {
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("Result: 4 rows"), "{}", text(&out));
+    }
+}
