@@ -88,9 +88,7 @@ fn a_flooding_client_is_slowed_and_the_relay_stays_bounded() {
     // A client with no manners: a raw socket that sends every job at once
     // and sends a job again as soon as it may.
     let ctx = zmq::Context::new();
-    let mut socket = ctx.socket(zmq::DEALER).expect("socket");
-    socket.set_linger(0).expect("linger");
-    socket.connect(&config.client_endpoint()).expect("connect");
+    let mut socket = common::proven_client(&ctx, &daemon.home);
     let plan = Plan::parse(
         r#"{"0": {"tasks": {"multiply": {"operations": [{"a": "x", "b": 2, "column": "y"}]}}}}"#,
         "<flood>",

@@ -154,8 +154,7 @@ fn the_client_and_the_relay_both_refuse_a_bad_job() {
     }
     // A client that skips the check (here: raw envelopes) meets the relay's.
     let ctx = zmq::Context::new();
-    let mut socket = ctx.socket(zmq::DEALER).expect("socket");
-    socket.connect(&config.client_endpoint()).expect("connect");
+    let mut socket = common::proven_client(&ctx, &daemon.home);
     let job = uuid::Uuid::new_v4();
     let mut header = Header::new(Kind::Submit, job);
     header.plan = Some(bad);

@@ -167,6 +167,13 @@ fn nodes_that_join_a_relay_take_its_chunks() {
             .with("RTL_CHUNKING_SIZE", "100"),
     );
     let elsewhere = Home::new("elsewhere");
+    // The operator copies the cluster secret to the other machine.
+    std::fs::create_dir_all(elsewhere.dir()).expect("home");
+    std::fs::copy(
+        daemon.home.dir().join("secret"),
+        elsewhere.dir().join("secret"),
+    )
+    .expect("copy the secret");
     let relay = format!("tcp://127.0.0.1:{}", daemon.home.port("RTL_NODE_PORT"));
     let mut cmd = std::process::Command::new(common::bin());
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RTL_")) {

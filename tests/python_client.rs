@@ -27,6 +27,7 @@ fn a_python_client_round_trips_a_table() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/rtl_client.py");
     let out = Command::new("python3")
         .args([script, "--endpoint", &endpoint])
+        .env("RTL_HOME", daemon.home.dir())
         .output()
         .expect("run python3");
     assert!(out.status.success(), "{}", text(&out));
@@ -62,6 +63,7 @@ fn a_python_client_round_trips_a_table() {
             "--job",
             bad.to_str().unwrap(),
         ])
+        .env("RTL_HOME", daemon.home.dir())
         .output()
         .expect("run python3");
     assert!(!out.status.success());

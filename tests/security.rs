@@ -147,18 +147,37 @@ fn only_peers_with_the_cluster_secret_get_in() {
 }
 
 #[test]
-fn a_relay_beyond_loopback_needs_a_secret_or_insecure() {
+fn a_relay_never_serves_without_a_secret_unless_insecure() {
+    // By hand, with no secret: refused, on loopback as beyond it.
+    for listen in ["127.0.0.1", "0.0.0.0"] {
+        let home = Home::new("open").with("RTL_RELAY_LISTEN", listen);
+        let out = home.rtl(&["serve", "relay", "--foreground"]);
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("without a cluster secret") && text(&out).contains("rtl start"),
+            "{}",
+            text(&out)
+        );
+    }
+    // `rtl start` beyond loopback makes one and runs authenticated.
     let home = Home::new("open").with("RTL_RELAY_LISTEN", "0.0.0.0");
     let out = home.rtl(&["start"]);
-    assert!(!out.status.success(), "{}", text(&out));
+    let daemon = Daemon { home };
+    assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("without a cluster secret") && text(&out).contains("rtl keygen"),
+        text(&out).contains("security: authenticated"),
         "{}",
         text(&out)
     );
-    assert!(home.pids().is_empty(), "nothing left running");
+    let out = daemon.rtl(&["stop"]);
+    assert!(out.status.success(), "{}", text(&out));
 
-    let daemon = Daemon::start_in(home.with("RTL_INSECURE", "true"));
+    // insecure = true, and no secret: anyone who reaches the ports gets in.
+    let daemon = Daemon::start_in(
+        Home::new("open")
+            .with("RTL_RELAY_LISTEN", "0.0.0.0")
+            .with("RTL_INSECURE", "true"),
+    );
     let out = daemon.rtl(&["status"]);
     assert!(out.status.success(), "{}", text(&out));
     let started = Instant::now();
@@ -172,11 +191,68 @@ fn a_relay_beyond_loopback_needs_a_secret_or_insecure() {
 }
 
 #[test]
-fn rtl_start_says_which_mode_it_runs_in() {
+fn a_fresh_daemon_has_a_secret_and_keeps_its_files_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
     let home = Home::new("modes");
     let out = home.rtl(&["start"]);
-    assert!(out.status.success(), "{}", text(&out));
     let said = text(&out);
-    let _stop = Daemon { home };
-    assert!(said.contains("security: loopback only"), "{said}");
+    let daemon = Daemon { home };
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("made the cluster secret"), "{said}");
+    assert!(said.contains("security: authenticated"), "{said}");
+    let dir = daemon.home.dir();
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&dir), 0o700, "the home");
+    let job = null_job(&daemon.home.scratch);
+    let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "the owner's client finds the secret: {}",
+        text(&out)
+    );
+    for sub in ["secret", "log", "run", "cache", "plots"] {
+        let path = dir.join(sub);
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&path), expected, "{sub}");
+        for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+            let p = entry.path();
+            assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());
+        }
+    }
+    // Another user of this machine has no secret: refused, never embedded.
+    let stranger = daemon.home.scratch.0.join("no-secret");
+    let out = daemon
+        .home
+        .command(&["run", job.to_str().unwrap()])
+        .env("RTL_SECRET_FILE", &stranger)
+        .output()
+        .expect("rtl run");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("cluster secret"), "{}", text(&out));
+    assert!(!text(&out).contains("embedded"), "{}", text(&out));
+    // A second start keeps the secret.
+    let again = daemon.rtl(&["restart"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        !text(&again).contains("made the cluster secret"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn insecure_is_the_explicit_way_out() {
+    let home = Home::new("insecure").with("RTL_INSECURE", "true");
+    let out = home.rtl(&["start"]);
+    let said = text(&out);
+    let _daemon = Daemon { home };
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("security: INSECURE"), "{said}");
+    assert!(!said.contains("made the cluster secret"), "{said}");
 }

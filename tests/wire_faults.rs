@@ -61,7 +61,8 @@ fn malformed_messages_get_errors_and_the_relay_keeps_serving() {
     let daemon = Daemon::start_in(Home::new("wire").with("RTL_MAX_MESSAGE_BYTES", "1MiB"));
     let config = daemon.home.config();
     let ctx = zmq::Context::new();
-    let client = socket(&ctx, &config.client_endpoint());
+    let client = common::proven_client(&ctx, &daemon.home);
+    client.set_rcvtimeo(5000).expect("timeout");
     let id = Uuid::new_v4();
     let ok_header = raw_header(1, "ping", Uuid::nil(), Vec::new());
 

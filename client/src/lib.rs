@@ -18,7 +18,7 @@
 //! This crate speaks to the relay only through `rtl_daemon::wire`.
 
 use rtl_config::Config;
-use rtl_daemon::auth::{prove, Secret};
+use rtl_daemon::auth::{prove, ProofError, Secret};
 use rtl_daemon::cache::Cache;
 use rtl_daemon::embedded::Cluster;
 use rtl_daemon::wire::{Body, Envelope, Failure, Header, Kind, ProgressEvent, WireError};
@@ -120,6 +120,18 @@ pub enum Error {
     /// The relay wants the cluster secret and this machine lacks it, or
     /// holds another one.
     Refused(String),
+}
+
+/// A failed handshake with the relay at `endpoint`, as a client error.
+fn proof_error(endpoint: &str, e: ProofError) -> Error {
+    match e {
+        ProofError::Silent(waited) => Error::NotAnswering {
+            endpoint: endpoint.to_string(),
+            waited,
+        },
+        ProofError::Refused(why) => Error::Refused(format!("{endpoint}: {why}")),
+        ProofError::Transport(why) => Error::Transport(format!("{endpoint}: {why}")),
+    }
 }
 
 impl fmt::Display for Error {
@@ -239,7 +251,7 @@ impl Transform {
         let secret = Secret::load(&config.secret_path()).map_err(Error::Transport)?;
         if let Some(secret) = secret {
             prove(&mut transform.socket, &secret, patience)
-                .map_err(|e| Error::Refused(format!("{endpoint}: {e}")))?;
+                .map_err(|e| proof_error(&endpoint, e))?;
             transform.secret = Some(secret);
         }
         transform.ping(patience).map_err(|e| match e {
@@ -318,8 +330,8 @@ impl Transform {
         other.silence = self.silence;
         other.lifespan = self.lifespan;
         if let Some(secret) = &self.secret {
-            prove(&mut other.socket, secret, Duration::from_secs(5))
-                .map_err(|e| Error::Refused(format!("{}: {e}", self.endpoint)))?;
+            prove(&mut other.socket, secret, self.silence)
+                .map_err(|e| proof_error(&self.endpoint, e))?;
             other.secret = Some(secret.clone());
         }
         Ok(other)

@@ -170,6 +170,30 @@ impl Prover {
     }
 }
 
+/// Why a handshake did not get a peer in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProofError {
+    /// The relay did not finish the handshake within this long.
+    Silent(std::time::Duration),
+    /// The relay refused the proof, or it is another cluster's relay.
+    Refused(String),
+    /// The socket failed, or the relay sent something unreadable.
+    Transport(String),
+}
+
+impl std::fmt::Display for ProofError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProofError::Silent(waited) => write!(
+                f,
+                "the relay did not finish the handshake within {} ms",
+                waited.as_millis()
+            ),
+            ProofError::Refused(why) | ProofError::Transport(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Proves to the relay at the other end of `socket` (a DEALER) that this
 /// peer holds `secret`, and checks that the relay does too; for clients,
 /// before they send anything else.
@@ -177,7 +201,7 @@ pub fn prove(
     socket: &mut zmq::Socket,
     secret: &Secret,
     timeout: std::time::Duration,
-) -> Result<(), String> {
+) -> Result<(), ProofError> {
     use crate::wire::{AuthFields, Body, Envelope, Header, Kind, WireError};
     use uuid::Uuid;
     let send = |socket: &mut zmq::Socket, auth: AuthFields| {
@@ -187,7 +211,7 @@ pub fn prove(
         };
         Envelope::new(header, Body::Empty)
             .send(socket, None)
-            .map_err(|e| format!("cannot reach the relay: {e}"))
+            .map_err(|e| ProofError::Transport(format!("cannot reach the relay: {e}")))
     };
     let mut prover = Prover::new(secret.clone());
     // An empty proof asks for a challenge.
@@ -196,36 +220,40 @@ pub fn prove(
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            return Err(format!(
-                "the relay did not finish the handshake within {timeout:?}"
-            ));
+            return Err(ProofError::Silent(timeout));
         }
         match socket.poll(zmq::POLLIN, left.as_millis().max(1) as i64) {
             Ok(0) | Err(zmq::Error::EINTR) => continue,
             Ok(_) => {}
-            Err(e) => return Err(format!("socket error: {e}")),
+            Err(e) => return Err(ProofError::Transport(format!("socket error: {e}"))),
         }
         let env = match Envelope::recv(socket, false, zmq::DONTWAIT) {
             Ok((_, env)) => env,
             Err(WireError::Zmq(zmq::Error::EAGAIN)) => continue,
-            Err(e) => return Err(format!("bad message from the relay: {e}")),
+            Err(e) => {
+                return Err(ProofError::Transport(format!(
+                    "bad message from the relay: {e}"
+                )))
+            }
         };
         let auth = env.header.auth.unwrap_or_default();
         match env.header.kind {
             Kind::Challenge => {
-                let (nonce, proof) = prover.answer(&auth.nonce)?;
+                let (nonce, proof) = prover.answer(&auth.nonce).map_err(ProofError::Transport)?;
                 send(socket, AuthFields { nonce, proof })?;
             }
             Kind::Welcome if prover.welcomed(&auth.proof) => return Ok(()),
             Kind::Welcome => {
-                return Err(
+                return Err(ProofError::Refused(
                     "the relay's answer does not match this machine's cluster secret: is it another cluster's relay?"
                         .into(),
-                )
+                ))
             }
             Kind::Error => {
                 let why = env.header.error.map_or_else(String::new, |f| f.message);
-                return Err(format!("the relay refused this machine's cluster secret: {why}"));
+                return Err(ProofError::Refused(format!(
+                    "the relay refused this machine's cluster secret: {why}"
+                )));
             }
             _ => {}
         }

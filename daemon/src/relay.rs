@@ -69,14 +69,14 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// The settings for a relay serving on the network: with the cluster
-    /// secret when there is one, and refusing to run without one on a
-    /// non-loopback address unless `insecure` says so.
+    /// The settings for a relay serving on sockets others can reach (even
+    /// on loopback, other users of the machine can): with the cluster
+    /// secret, and refusing to run without one unless `insecure` says so.
     pub fn serving(config: &Config) -> Result<RelayConfig, String> {
         let secret = Secret::load(&config.secret_path())?;
-        if secret.is_none() && !config.loopback_only() && !config.insecure {
+        if secret.is_none() && !config.insecure {
             return Err(format!(
-                "refusing to listen on {} without a cluster secret: run `rtl keygen` (then copy {} to every machine), or set insecure = true to allow anyone who can reach the port",
+                "refusing to listen on {} without a cluster secret ({} is missing): `rtl start` makes one, or run `rtl keygen` (and copy it to every machine); insecure = true lets anyone who can reach the ports in",
                 config.relay_listen,
                 config.secret_path().display()
             ));

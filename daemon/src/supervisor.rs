@@ -252,7 +252,7 @@ pub fn ask_relay(config: &Config, kind: Kind, timeout: Duration) -> Result<Envel
         .connect(&endpoint)
         .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
     if let Some(secret) = Secret::load(&config.secret_path())? {
-        crate::auth::prove(&mut socket, &secret, timeout)?;
+        crate::auth::prove(&mut socket, &secret, timeout).map_err(|e| e.to_string())?;
     }
     let id = Uuid::new_v4();
     Envelope {
@@ -294,6 +294,8 @@ pub enum Started {
         status: Status,
         stale: Vec<PidFile>,
         orphans: Vec<Stopped>,
+        /// Where the cluster secret was made, on a first start.
+        secret_made: Option<PathBuf>,
     },
 }
 
@@ -304,10 +306,32 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// nodes as daemons from the binary `exe`, and returns once the relay
 /// answers and the nodes have joined it.
 pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
-    for dir in [config.run_dir(), config.log_dir(), config.cache_dir()] {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    private_dir(&config.home)?;
+    for dir in [
+        config.run_dir(),
+        config.log_dir(),
+        config.cache_dir(),
+        config.home.join("plots"),
+    ] {
+        private_dir(&dir)?;
+        // Files an earlier rtl made readable by others.
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                private(&entry.path(), 0o600)?;
+            }
+        }
     }
+    // What the services create is the owner's only.
+    // SAFETY: umask(2) only sets this process's file mode mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let secret_made = if config.insecure || config.secret_path().exists() {
+        None
+    } else {
+        Secret::generate(&config.secret_path())?;
+        Some(config.secret_path())
+    };
     let stale = clean_stale(config);
     let current = status(config);
     // A relay that is alive but slow to answer is left alone: stopping it
@@ -353,7 +377,25 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
         status: status(config),
         stale,
         orphans,
+        secret_made,
     })
+}
+
+/// Creates `dir` (with its parents) and makes it its owner's only.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    private(dir, 0o700)
+}
+
+fn private(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot make {} private: {e}", path.display()))
 }
 
 /// How the relay of `config` lets peers in, in one line for `rtl start`.
@@ -361,15 +403,15 @@ pub fn security_mode(config: &Config) -> String {
     let path = config.secret_path();
     match Secret::load(&path) {
         Ok(Some(_)) => format!(
-            "authenticated: every peer proves it holds the cluster secret ({})",
+            "authenticated: every peer proves it holds the cluster secret ({}); other users of this machine cannot get in",
             path.display()
         ),
         Ok(None) if config.loopback_only() => format!(
-            "loopback only ({}), no cluster secret",
+            "INSECURE (insecure = true): no cluster secret; any user of this machine can submit jobs to {} or join as a node",
             config.relay_listen
         ),
         Ok(None) => format!(
-            "INSECURE: listening on {} without a cluster secret; anyone who reaches ports {} and {} can submit jobs or join as a node",
+            "INSECURE (insecure = true): listening on {} without a cluster secret; anyone who reaches ports {} and {} can submit jobs or join as a node",
             config.relay_listen, config.relay_port, config.node_port
         ),
         Err(e) => format!("unusable cluster secret: {e}"),
@@ -629,15 +671,20 @@ extern "C" fn on_terminate(_: libc::c_int) {
 /// Entry point of `rtl serve SERVICE`: detaches (unless `foreground`),
 /// writes the pid file, runs the service until SIGTERM, removes the pid file.
 pub fn serve(service: Service, config: &Config, foreground: bool) -> Result<(), String> {
+    // SAFETY: umask(2) only sets this process's file mode mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     for dir in [config.run_dir(), config.log_dir()] {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        private_dir(&dir)?;
     }
     if !foreground {
+        use std::os::unix::fs::OpenOptionsExt;
         let log_path = config.log_dir().join(format!("{}.log", service.name()));
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
         let err_file = log_file
@@ -645,7 +692,7 @@ pub fn serve(service: Service, config: &Config, foreground: bool) -> Result<(), 
             .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
         daemonize::Daemonize::new()
             .working_directory(&config.home)
-            .umask(0o027)
+            .umask(0o077)
             .stdout(log_file)
             .stderr(err_file)
             .start()

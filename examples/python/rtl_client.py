@@ -7,9 +7,14 @@ running relay and prints the result table as JSON:
 
 The job is the null task by default; pass --job FILE to send another plan
 (a JSON list of stages, each {"tasks": [{"name": ..., "kwargs": {...}}]}).
+With a cluster secret (every daemon has one unless it runs with
+insecure = true), the client proves it holds it first: --secret FILE, by
+default $RTL_HOME/secret or ~/.rtl/secret.
 """
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -48,11 +53,46 @@ def decode_column(dtype, rows, frame):
     return [data[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(rows)]
 
 
-def run(endpoint, stages, table, timeout_ms=10_000):
+def load_secret(path):
+    """The cluster secret's 32 bytes, from its file of 64 hex digits."""
+    with open(path) as f:
+        return bytes.fromhex(f.read().strip())
+
+
+def prove(sock, secret, timeout_ms):
+    """The handshake of docs/PROTOCOL.md, Authentication."""
+    def send(nonce=b"", proof=b""):
+        header = {"v": VERSION, "kind": "proof", "job": uuid.UUID(int=0).bytes,
+                  "auth": {"nonce": list(nonce), "proof": list(proof)}}
+        sock.send_multipart([uuid.uuid4().bytes, cbor2.dumps(header)])
+
+    send()
+    own = os.urandom(16)
+    while True:
+        if not sock.poll(timeout_ms):
+            raise TimeoutError("the relay did not finish the handshake")
+        head = cbor2.loads(sock.recv_multipart()[1])
+        auth = head.get("auth", {})
+        if head["kind"] == "challenge":
+            relay_nonce = bytes(auth["nonce"])
+            proof = hmac.new(secret, b"rtl peer" + relay_nonce + own, hashlib.sha256).digest()
+            send(own, proof)
+        elif head["kind"] == "welcome":
+            expected = hmac.new(secret, b"rtl relay" + own + relay_nonce, hashlib.sha256).digest()
+            if not hmac.compare_digest(bytes(auth["proof"]), expected):
+                raise RuntimeError("the relay does not hold this cluster's secret")
+            return
+        elif head["kind"] == "error":
+            raise RuntimeError(head["error"]["message"])
+
+
+def run(endpoint, stages, table, secret=None, timeout_ms=10_000):
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
+    if secret is not None:
+        prove(sock, secret, timeout_ms)
     job = uuid.uuid4()
     schema, frames = [], []
     for name, values in table.items():
@@ -100,7 +140,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:19000")
     parser.add_argument("--job", help="a JSON list of stages")
+    home = os.environ.get("RTL_HOME", os.path.expanduser("~/.rtl"))
+    parser.add_argument("--secret", default=os.path.join(home, "secret"),
+                        help="the cluster secret file (skipped when absent)")
     args = parser.parse_args()
+    secret = load_secret(args.secret) if os.path.exists(args.secret) else None
     stages = [{"tasks": [{"name": "null", "kwargs": {}}]}]
     if args.job:
         with open(args.job) as f:
@@ -111,7 +155,7 @@ def main():
         "ok": np.array([True, False, True, True, False]),
         "site": ["north", "south", "east, upper", "wëst", ""],
     }
-    result = run(args.endpoint, stages, table)
+    result = run(args.endpoint, stages, table, secret)
     print(json.dumps({k: [v.item() if hasattr(v, "item") else v for v in col]
                       for k, col in result.items()}))
 

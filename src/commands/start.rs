@@ -17,7 +17,14 @@ pub fn run(config: &Config) -> Result<ExitCode, String> {
             status: current,
             stale,
             orphans,
+            secret_made,
         } => {
+            if let Some(path) = secret_made {
+                println!(
+                    "made the cluster secret {} (mode 0600): clients and nodes of this home find it there; copy it to other machines that join",
+                    path.display()
+                );
+            }
             for f in stale {
                 println!("removed stale pid file {}", f.path.display());
             }

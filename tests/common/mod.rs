@@ -361,3 +361,17 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A raw client socket to `home`'s relay that has proven the home's
+/// cluster secret, as every client of a default daemon must.
+pub fn proven_client(ctx: &zmq::Context, home: &Home) -> zmq::Socket {
+    let config = home.config();
+    let mut socket = ctx.socket(zmq::DEALER).expect("socket");
+    socket.set_linger(0).expect("linger");
+    socket.connect(&config.client_endpoint()).expect("connect");
+    if let Some(secret) = rtl_daemon::auth::Secret::load(&config.secret_path()).expect("secret") {
+        rtl_daemon::auth::prove(&mut socket, &secret, std::time::Duration::from_secs(10))
+            .expect("prove the secret");
+    }
+    socket
+}
