@@ -111,3 +111,90 @@ fn data_root_narrows_what_jobs_may_touch() {
         "outside the daemon's data_root",
     );
 }
+
+#[test]
+fn a_meta_file_beside_a_table_is_confined_too() {
+    let daemon = Daemon::start("confined-meta");
+    let root = daemon.home.scratch.0.canonicalize().expect("scratch");
+    let job = root.join("job");
+    std::fs::create_dir_all(&job).expect("dirs");
+    std::fs::create_dir_all(root.join("private")).expect("dirs");
+    let precious = root.join("private/precious.txt");
+    std::fs::write(&precious, "keep me\n").expect("precious");
+    std::fs::write(job.join("t.csv"), "x\n1\n2\n").expect("data");
+    let mut transform = Transform::connect(&daemon.home.config()).expect("connect");
+
+    // Read: a .meta that is a link out is refused, not followed.
+    std::os::unix::fs::symlink(&precious, job.join("t.meta")).expect("link");
+    refused(
+        &mut transform,
+        &plan(
+            &job,
+            r#"{"0": {"tasks": {"open_array": {"filename": "t", "path": "."}}}}"#,
+        ),
+        "symbolic link",
+    );
+    // Write: a .dat's .meta that is a link out is not written through.
+    std::fs::write(job.join("u.csv"), "x\n1\n2\n").expect("data");
+    std::os::unix::fs::symlink(&precious, job.join("out.meta")).expect("link");
+    refused(
+        &mut transform,
+        &plan(
+            &job,
+            r#"{"0": {"tasks": [{"open_array": {"filename": "u", "path": "."}},
+                               {"write": {"filename": "out", "path": ".", "extension": "dat"}}]}}"#,
+        ),
+        "symbolic link",
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).expect("read"),
+        "keep me\n",
+        "nothing outside was written"
+    );
+}
+
+#[test]
+fn a_link_swapped_in_while_jobs_read_never_leads_out() {
+    let daemon = Daemon::start("confined-race");
+    let root = daemon.home.scratch.0.canonicalize().expect("scratch");
+    let job = root.join("job");
+    std::fs::create_dir_all(job.join("data")).expect("dirs");
+    std::fs::create_dir_all(root.join("private")).expect("dirs");
+    std::fs::write(root.join("private/secret.csv"), "secret\n42\n").expect("secret");
+    let file = job.join("data/t.csv");
+    let staged = job.join("staged.csv");
+    let link = job.join("link.csv");
+    std::os::unix::fs::symlink(root.join("private/secret.csv"), &link).expect("link");
+    let read = plan(
+        &job,
+        r#"{"0": {"tasks": {"open_array": {"filename": "t", "path": "data"}}}}"#,
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (mut read_fine, mut escapes) = (0, 0);
+    std::thread::scope(|scope| {
+        // Swaps the file for a link out and back, as fast as it can: each
+        // swap is one rename, so the path is always one or the other.
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::write(&staged, "x\n1\n").expect("stage");
+                std::fs::rename(&staged, &file).expect("swap in the file");
+                let twin = job.join("twin.csv");
+                let _ = std::fs::remove_file(&twin);
+                std::os::unix::fs::symlink(root.join("private/secret.csv"), &twin).expect("link");
+                std::fs::rename(&twin, &file).expect("swap in the link");
+            }
+        });
+        let mut transform = Transform::connect(&daemon.home.config()).expect("connect");
+        for _ in 0..400 {
+            if let Ok(table) = transform.execute(&read) {
+                read_fine += 1;
+                if table.column("secret").is_some() {
+                    escapes += 1;
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(escapes, 0, "{escapes} of 400 jobs read the file outside");
+    eprintln!("{read_fine} of 400 jobs read the file between swaps");
+}

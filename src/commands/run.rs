@@ -92,7 +92,7 @@ pub fn run(
             .map_err(|e| format!("job {} failed: {e}", file.display()))?;
         println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
         if let Some(out) = out {
-            formats::write(&table, out, b',')?;
+            formats::write(&table, &out.to_path_buf(), b',')?;
             println!("Wrote {} rows to {}", table.rows(), out.display());
         }
         if let Some(dir) = plots {

@@ -3,12 +3,173 @@
 //! daemon's `data_root` when that is set. A path is refused, before any
 //! byte is read or written, when it leads out by `..`, by being absolute,
 //! or through a symbolic link.
+//!
+//! Checking a path and then opening it by name would leave a gap: a link
+//! swapped in between leads anywhere. So a [`Confined`] file is opened
+//! from the folder down, one component at a time with `openat`, and no
+//! component, the file's own name included, may be a symbolic link
+//! (`O_NOFOLLOW`); the `.meta` beside a table is opened the same way.
 
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+/// A file under the folder file tasks may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confined {
+    /// The folder, resolved.
+    root: PathBuf,
+    /// The file, relative to `root`, with no `.` or `..` left.
+    rel: PathBuf,
+    /// `root` joined with `rel`, for messages.
+    shown: PathBuf,
+}
+
+/// Where a table file is read from or written to: a [`Confined`] file for
+/// file tasks, or a plain path (the user's own file, named on the command
+/// line).
+pub trait Place: Sized {
+    /// The path, for messages and for its extension.
+    fn path(&self) -> &Path;
+    /// Opens the file to read.
+    fn open(&self) -> io::Result<File>;
+    /// Creates (or truncates) the file to write, and any missing folders.
+    fn create(&self) -> io::Result<File>;
+    /// The file beside this one with another extension.
+    fn sibling(&self, extension: &str) -> Self;
+}
+
+impl Place for PathBuf {
+    fn path(&self) -> &Path {
+        self
+    }
+
+    fn open(&self) -> io::Result<File> {
+        File::open(self)
+    }
+
+    fn create(&self) -> io::Result<File> {
+        if let Some(dir) = self.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        File::create(self)
+    }
+
+    fn sibling(&self, extension: &str) -> PathBuf {
+        self.with_extension(extension)
+    }
+}
+
+impl Place for Confined {
+    fn path(&self) -> &Path {
+        &self.shown
+    }
+
+    fn open(&self) -> io::Result<File> {
+        let (dir, name) = self.folder(false)?;
+        openat(&dir, name, libc::O_RDONLY, 0)
+    }
+
+    fn create(&self) -> io::Result<File> {
+        let (dir, name) = self.folder(true)?;
+        openat(
+            &dir,
+            name,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            0o666,
+        )
+    }
+
+    fn sibling(&self, extension: &str) -> Confined {
+        Confined {
+            root: self.root.clone(),
+            rel: self.rel.with_extension(extension),
+            shown: self.shown.with_extension(extension),
+        }
+    }
+}
+
+impl Confined {
+    /// The folder holding the file, opened from the root down without
+    /// following links (created as needed when `create`), and the file's
+    /// name in it.
+    fn folder(&self, create: bool) -> io::Result<(OwnedFd, &OsStr)> {
+        let name = self
+            .rel
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+        let root = File::open(&self.root)?;
+        let mut dir = OwnedFd::from(root);
+        for part in self.rel.parent().into_iter().flat_map(Path::components) {
+            let Component::Normal(part) = part else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a plain path",
+                ));
+            };
+            let next = match openat(&dir, part, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+                Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                    let c = c_name(part)?;
+                    // SAFETY: a valid directory descriptor and a C string.
+                    let made = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o777) };
+                    if made != 0 {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::AlreadyExists {
+                            return Err(e);
+                        }
+                    }
+                    openat(&dir, part, libc::O_RDONLY | libc::O_DIRECTORY, 0)?
+                }
+                other => other?,
+            };
+            dir = OwnedFd::from(next);
+        }
+        Ok((dir, name))
+    }
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a file name"))
+}
+
+/// `openat(2)` of `name` in `dir`, never following a symbolic link.
+fn openat(dir: &OwnedFd, name: &OsStr, flags: libc::c_int, mode: libc::c_uint) -> io::Result<File> {
+    let c = c_name(name)?;
+    // SAFETY: a valid directory descriptor, a C string, and flags that
+    // make a new descriptor we own.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        // A link where a folder or the file should be.
+        return Err(match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is a symbolic link, which file tasks do not follow",
+                    Path::new(name).display()
+                ),
+            ),
+            _ => e,
+        });
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
 
 /// `path` (relative to `base_dir`, or absolute) as a file under the data
 /// root, or why not.
-pub fn confine(base_dir: &Path, data_root: Option<&Path>, path: &Path) -> Result<PathBuf, String> {
+pub fn confine(base_dir: &Path, data_root: Option<&Path>, path: &Path) -> Result<Confined, String> {
     let base = base_dir.canonicalize().map_err(|e| {
         format!(
             "the job's folder {} cannot be used on this host: {e}",
@@ -45,7 +206,7 @@ pub fn confine(base_dir: &Path, data_root: Option<&Path>, path: &Path) -> Result
             if data_root.is_some() { " and data_root" } else { "" }
         )
         };
-    if !wanted.starts_with(&root) {
+    let Ok(rel) = wanted.strip_prefix(&root).map(Path::to_path_buf) else {
         let how = if path.is_absolute() {
             "an absolute path"
         } else if path.components().any(|c| c == Component::ParentDir) {
@@ -54,20 +215,23 @@ pub fn confine(base_dir: &Path, data_root: Option<&Path>, path: &Path) -> Result
             "outside data_root"
         };
         return Err(outside(how));
+    };
+    // Symbolic links, said early and plainly (opening refuses them too):
+    // the deepest part of the path that exists must be reached without one.
+    let mut at = root.clone();
+    for part in rel.components() {
+        at.push(part);
+        match at.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => return Err(outside("through a symbolic link")),
+            Ok(_) => {}
+            Err(_) => break,
+        }
     }
-    // Symbolic links: the deepest part of the path that exists must still
-    // be under the root once links are followed.
-    let existing = wanted
-        .ancestors()
-        .find(|p| p.symlink_metadata().is_ok())
-        .unwrap_or(&root);
-    let real = existing
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve {}: {e}", existing.display()))?;
-    if !real.starts_with(&root) {
-        return Err(outside("through a symbolic link"));
-    }
-    Ok(wanted)
+    Ok(Confined {
+        shown: root.join(&rel),
+        root,
+        rel,
+    })
 }
 
 /// `path` with `.` and `..` worked out by name, without touching the disk.
@@ -108,11 +272,15 @@ mod tests {
         let dir = scratch();
         let job = dir.join("job");
         assert_eq!(
-            confine(&job, None, Path::new("data/./a.csv")).expect("inside"),
+            confine(&job, None, Path::new("data/./a.csv"))
+                .expect("inside")
+                .path(),
             job.join("data/a.csv")
         );
         assert_eq!(
-            confine(&job, None, Path::new("data/../b.csv")).expect("still inside"),
+            confine(&job, None, Path::new("data/../b.csv"))
+                .expect("still inside")
+                .path(),
             job.join("b.csv")
         );
         let err = confine(&job, None, Path::new("../elsewhere/secret.csv")).expect_err("..");
@@ -153,5 +321,39 @@ mod tests {
         let err =
             confine(&job, Some(&dir.join("elsewhere")), Path::new("a.csv")).expect_err("disjoint");
         assert!(err.contains("is outside the daemon's data_root"), "{err}");
+    }
+
+    #[test]
+    fn links_are_not_followed_at_open_even_when_swapped_in_after_the_check() {
+        let dir = scratch();
+        let job = dir.join("job");
+        std::fs::write(job.join("data/a.csv"), "x\n1\n").expect("file");
+        let file = confine(&job, None, Path::new("data/a.csv")).expect("inside");
+        let meta = file.sibling("meta");
+        // The checked file, then its folder, then its .meta become links.
+        std::fs::remove_file(job.join("data/a.csv")).expect("rm");
+        std::os::unix::fs::symlink(dir.join("elsewhere/secret.csv"), job.join("data/a.csv"))
+            .expect("link");
+        let err = file.open().expect_err("a link");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(file.create().is_err(), "writes through a link");
+        std::os::unix::fs::symlink(dir.join("elsewhere/secret.csv"), job.join("data/a.meta"))
+            .expect("link");
+        assert!(meta.open().is_err() && meta.create().is_err());
+        std::fs::rename(job.join("data"), job.join("moved")).expect("mv");
+        std::os::unix::fs::symlink(dir.join("elsewhere"), job.join("data")).expect("link");
+        assert!(file.open().is_err() && file.create().is_err());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("elsewhere/secret.csv")).expect("read"),
+            "x\n1\n",
+            "nothing outside was touched"
+        );
+        // Missing folders are made on the way, under the folder only.
+        let deep = confine(&job, None, Path::new("out/a/b.csv")).expect("inside");
+        std::io::Write::write_all(&mut deep.create().expect("create"), b"y\n").expect("write");
+        assert_eq!(
+            std::fs::read_to_string(job.join("out/a/b.csv")).expect("read"),
+            "y\n"
+        );
     }
 }

@@ -14,9 +14,10 @@ mod dtype;
 mod json;
 mod npy;
 
+use crate::confine::Place;
 use crate::{DType, Table};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A table file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +57,9 @@ impl Format {
     }
 }
 
-/// The `.meta` file beside `path` (`data.csv` -> `data.meta`).
-fn meta_path(path: &Path) -> PathBuf {
-    path.with_extension("meta")
-}
-
-/// Reads the table at `path`, by extension. `delimiter` applies to csv.
-pub fn read(path: &Path, delimiter: u8) -> Result<Table, String> {
-    load(path, delimiter, None)
+/// Reads the table at `place`, by extension. `delimiter` applies to csv.
+pub fn read(place: &impl Place, delimiter: u8) -> Result<Table, String> {
+    load(place, delimiter, None)
 }
 
 /// How much of a file [`sample`] reads.
@@ -71,15 +67,15 @@ pub const SAMPLE_BYTES: usize = 1 << 20;
 
 /// The first rows of the table at `path` (about its first MiB): its columns
 /// and their types without reading it all. Checks use it.
-pub fn sample(path: &Path, delimiter: u8) -> Result<Table, String> {
-    load(path, delimiter, Some(SAMPLE_BYTES))
+pub fn sample(place: &impl Place, delimiter: u8) -> Result<Table, String> {
+    load(place, delimiter, Some(SAMPLE_BYTES))
 }
 
 /// The first `limit` bytes of a file (all of it when None), and whether
 /// that is all of it.
-fn head(path: &Path, limit: Option<usize>) -> Result<(Vec<u8>, bool), String> {
-    let fail = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
-    let file = std::fs::File::open(path).map_err(fail)?;
+fn head(place: &impl Place, limit: Option<usize>) -> Result<(Vec<u8>, bool), String> {
+    let fail = |e: std::io::Error| format!("cannot read {}: {e}", place.path().display());
+    let file = place.open().map_err(fail)?;
     let mut bytes = Vec::new();
     match limit {
         None => std::io::Read::read_to_end(&mut std::io::BufReader::new(file), &mut bytes)
@@ -105,20 +101,30 @@ pub(crate) fn whole_lines(mut bytes: Vec<u8>, whole: bool) -> Vec<u8> {
     bytes
 }
 
-fn load(path: &Path, delimiter: u8, limit: Option<usize>) -> Result<Table, String> {
+fn load(place: &impl Place, delimiter: u8, limit: Option<usize>) -> Result<Table, String> {
+    let path = place.path();
     let origin = path.display().to_string();
     let format = Format::of(path)?;
+    // The `.meta` beside the file (`data.csv` -> `data.meta`).
+    let meta_place = place.sibling("meta");
+    let meta_path = meta_place.path().to_path_buf();
     let meta = || -> Result<Option<Vec<(String, String)>>, String> {
-        let meta = meta_path(path);
-        match std::fs::read_to_string(&meta) {
-            Ok(text) => dat::read_meta(&text, &meta.display().to_string()).map(Some),
+        let fail = |e: std::io::Error| format!("cannot read {}: {e}", meta_path.display());
+        let mut text = String::new();
+        match meta_place.open() {
+            Ok(file) => {
+                // A .meta is a few lines; a huge one is not one.
+                std::io::Read::read_to_string(&mut std::io::Read::take(file, 1 << 20), &mut text)
+                    .map_err(fail)?;
+                dat::read_meta(&text, &meta_path.display().to_string()).map(Some)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", meta.display())),
+            Err(e) => Err(fail(e)),
         }
     };
     match format {
         Format::Csv => {
-            let (raw, whole) = head(path, limit)?;
+            let (raw, whole) = head(place, limit)?;
             let raw = whole_lines(raw, whole);
             let text = std::str::from_utf8(&raw).map_err(|e| {
                 format!("{origin}: not UTF-8 text (byte {}); is it really a CSV file?", e.valid_up_to())
@@ -128,16 +134,16 @@ fn load(path: &Path, delimiter: u8, limit: Option<usize>) -> Result<Table, Strin
                     .into_iter()
                     .map(|(name, descr)| dtype::Scalar::parse(&descr).map(|s| (name, s.column_type())))
                     .collect::<Result<Vec<(String, DType)>, String>>()
-                    .map_err(|e| format!("{}: {e}", meta_path(path).display()))?,
+                    .map_err(|e| format!("{}: {e}", meta_path.display()))?,
                 None => Vec::new(),
             };
             csv::read_typed(text, delimiter, &origin, &declared)
         }
         Format::Dat => {
             let fields = meta()?.ok_or_else(|| {
-                format!("{origin}: a .dat file needs its .meta beside it ({} is missing)", meta_path(path).display())
+                format!("{origin}: a .dat file needs its .meta beside it ({} is missing)", meta_path.display())
             })?;
-            let (mut bytes, whole) = head(path, limit)?;
+            let (mut bytes, whole) = head(place, limit)?;
             if !whole {
                 let record = dat::record_size(&fields, &origin)?;
                 bytes.truncate(bytes.len() / record * record);
@@ -146,27 +152,24 @@ fn load(path: &Path, delimiter: u8, limit: Option<usize>) -> Result<Table, Strin
         }
         Format::Npy => {
             let name = path.file_stem().map_or("values".into(), |s| s.to_string_lossy().into_owned());
-            let (bytes, whole) = head(path, limit)?;
+            let (bytes, whole) = head(place, limit)?;
             npy::read_npy(&bytes, &name, &origin, !whole)
         }
         Format::Npz => {
-            let file = std::fs::File::open(path).map_err(|e| format!("cannot read {origin}: {e}"))?;
+            let file = place.open().map_err(|e| format!("cannot read {origin}: {e}"))?;
             npy::read_npz(std::io::BufReader::new(file), &origin, limit)
         }
         Format::Json => Err(format!("{origin}: rtl writes .json tables but does not read them; use open with encoding for JSON lines")),
     }
 }
 
-/// Writes `table` to `path`, by extension; `.dat` also writes its `.meta`.
-pub fn write(table: &Table, path: &Path, delimiter: u8) -> Result<(), String> {
-    let origin = path.display().to_string();
+/// Writes `table` to `place`, by extension; `.dat` also writes its
+/// `.meta`. Missing folders are created.
+pub fn write(table: &Table, place: &impl Place, delimiter: u8) -> Result<(), String> {
+    let origin = place.path().display().to_string();
     let fail = |e: std::io::Error| format!("cannot write {origin}: {e}");
-    let create = || {
-        std::fs::File::create(path)
-            .map(std::io::BufWriter::new)
-            .map_err(fail)
-    };
-    match Format::of(path)? {
+    let create = || place.create().map(std::io::BufWriter::new).map_err(fail);
+    match Format::of(place.path())? {
         Format::Csv => {
             let mut out = create()?;
             csv::write(table, delimiter, &mut out)
@@ -175,13 +178,19 @@ pub fn write(table: &Table, path: &Path, delimiter: u8) -> Result<(), String> {
         }
         Format::Dat => {
             let (bytes, fields) = dat::encode(table);
-            std::fs::write(path, bytes).map_err(fail)?;
-            let meta = meta_path(path);
-            std::fs::write(&meta, dat::write_meta(&fields))
-                .map_err(|e| format!("cannot write {}: {e}", meta.display()))
+            let mut out = create()?;
+            out.write_all(&bytes)
+                .and_then(|_| out.flush())
+                .map_err(fail)?;
+            let meta = place.sibling("meta");
+            let meta_fail =
+                |e: std::io::Error| format!("cannot write {}: {e}", meta.path().display());
+            let mut file = meta.create().map_err(meta_fail)?;
+            file.write_all(dat::write_meta(&fields).as_bytes())
+                .map_err(meta_fail)
         }
         Format::Npz => {
-            let file = std::fs::File::create(path).map_err(fail)?;
+            let file = place.create().map_err(fail)?;
             npy::write_npz(table, file).map_err(|e| format!("cannot write {origin}: {e}"))
         }
         Format::Json => {
@@ -202,6 +211,7 @@ mod tests {
     use super::*;
     use crate::Column;
     use ndarray::array;
+    use std::path::PathBuf;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("rtl-formats-{}-{name}", std::process::id()));

@@ -9,6 +9,7 @@
 //! file is one zlib stream.
 
 use super::write::delimiter_byte;
+use crate::confine::Place;
 use crate::formats::{self, csv};
 use crate::{decodes, kwargs, Column, Context, Role, Table, TaskSpec};
 use ndarray::Array1;
@@ -59,9 +60,11 @@ fn sample(args: &Value, ctx: &Context) -> Result<Table, String> {
 /// The table in the file, or in its first `limit` bytes of text.
 fn load(args: &Value, ctx: &Context, limit: Option<usize>) -> Result<Table, String> {
     let args: Kwargs = kwargs(args)?;
-    let path = ctx.file(&args.path.unwrap_or_default().join(&args.file))?;
-    let origin = path.display().to_string();
-    let file = std::fs::File::open(&path).map_err(|e| format!("cannot read {origin}: {e}"))?;
+    let place = ctx.file(&args.path.unwrap_or_default().join(&args.file))?;
+    let origin = place.path().display().to_string();
+    let file = place
+        .open()
+        .map_err(|e| format!("cannot read {origin}: {e}"))?;
     let mut reader: Box<dyn Read> = if args.compression {
         Box::new(flate2::read::ZlibDecoder::new(std::io::BufReader::new(
             file,

@@ -9,6 +9,7 @@
 //! numpy.savez writes them. See [`crate::formats`].
 
 use super::write::{file_path, FileKwargs};
+use crate::confine::Place;
 use crate::{decodes, formats, kwargs, Context, Role, Table, TaskSpec};
 use serde_json::Value;
 
@@ -36,7 +37,7 @@ fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
 
 /// The file a call reads.
 fn reads(args: &Value, ctx: &Context) -> Result<std::path::PathBuf, String> {
-    file_path(&kwargs::<FileKwargs>(args)?, ctx).map(|(path, _)| path)
+    file_path(&kwargs::<FileKwargs>(args)?, ctx).map(|(file, _)| file.path().to_path_buf())
 }
 
 /// The file's first rows, for checking a job before it runs.

@@ -3,6 +3,7 @@
 //! and passes it on unchanged. A relative `path` resolves against the job
 //! file's directory; missing directories are created.
 
+use crate::confine::{Confined, Place};
 use crate::{decodes, formats, kwargs, Context, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
@@ -58,7 +59,7 @@ pub(crate) fn delimiter_byte(delimiter: &str) -> Result<u8, String> {
 }
 
 /// The file the kwargs name, and the delimiter as one byte.
-pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(PathBuf, u8), String> {
+pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(Confined, u8), String> {
     let delimiter = delimiter_byte(&args.delimiter)?;
     let name = format!(
         "{}.{}",
@@ -71,7 +72,8 @@ pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(PathBuf, u8
 /// The file a call writes, checking its kwargs on the way.
 pub(crate) fn target(args: &Value, ctx: &Context) -> Result<PathBuf, String> {
     let args: FileKwargs = kwargs(args)?;
-    let (path, _) = file_path(&args, ctx)?;
+    let (file, _) = file_path(&args, ctx)?;
+    let path = file.path().to_path_buf();
     let format = formats::Format::of(&path)?;
     if !format.writable() {
         return Err(format!(
@@ -84,12 +86,8 @@ pub(crate) fn target(args: &Value, ctx: &Context) -> Result<PathBuf, String> {
 
 fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
     let args: FileKwargs = kwargs(args)?;
-    let (path, delimiter) = file_path(&args, ctx)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    formats::write(&table, &path, delimiter)?;
+    let (file, delimiter) = file_path(&args, ctx)?;
+    formats::write(&table, &file, delimiter)?;
     Ok(table)
 }
 
