@@ -187,3 +187,49 @@ fn a_dead_nodes_routing_id_gets_its_taker_no_work() {
         assert!(text(&out).contains("Result: 4 rows"), "{}", text(&out));
     }
 }
+
+#[test]
+fn a_histogram_of_two_to_the_forty_bins_is_a_task_error_and_no_node_dies() {
+    let daemon = guarded_daemon("huge-bins");
+    let nodes = daemon.home.pids_of("tasknode");
+    let ctx = zmq::Context::new();
+    let mut client = common::proven_client(&ctx, &daemon.home);
+    let plan = Plan::parse(
+        r#"{"0": {"tasks": {"histogram": {"operations": [{"a": "x", "bins": 1099511627776, "column": "h"}]}}}}"#,
+        "<attack>",
+        daemon.home.scratch.0.clone(),
+    )
+    .expect("the job parses; its numbers are checked later");
+    let job = Uuid::new_v4();
+    let mut submit = Header::new(Kind::Submit, job);
+    submit.plan = Some(plan);
+    let table = rtl_tasks::Table::from_columns(vec![(
+        "x".into(),
+        rtl_tasks::Column::Float64(ndarray::array![1.0, 2.0, 3.0]),
+    )])
+    .expect("table");
+    for _ in 0..3 {
+        Envelope::new(submit.clone(), Body::Table(table.clone()))
+            .send(&mut client, None)
+            .expect("submit");
+        assert!(
+            client.poll(zmq::POLLIN, 10_000).expect("poll") > 0,
+            "no answer"
+        );
+        let (_, reply) = Envelope::recv(&client, false, 0).expect("reply");
+        assert_eq!(reply.header.kind, Kind::Error);
+        let failure = reply.header.error.expect("error");
+        assert_eq!(failure.task.as_deref(), Some("histogram"), "{failure}");
+        assert!(
+            failure.message.contains("bins must be from 1 to 10000000"),
+            "{failure}"
+        );
+    }
+    assert_eq!(daemon.home.pids_of("tasknode"), nodes, "a node died");
+    let out = daemon.rtl(&[
+        "run",
+        "--connect",
+        null_job(&daemon.home.scratch).to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+}

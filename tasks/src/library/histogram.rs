@@ -16,7 +16,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = the first of bins+1 even edges (min..max of a) at or above each value",
     kernel: |t, a, _| run(t, a),
-    kwargs: "operations: list of {a, bins, column}\n  a: a number column\n  bins: number of bins, 1 or more\n  column: the float64 column to write (the first edge at or above each value)",
+    kwargs: "operations: list of {a, bins, column}\n  a: a number column\n  bins: number of bins, 1 to 10,000,000\n  column: the float64 column to write (the first edge at or above each value)",
     example: r#"{"operations": [{"a": "x", "bins": 10, "column": "x_bin"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
@@ -30,16 +30,29 @@ type Kwargs = Operations<Operation>;
 #[serde(deny_unknown_fields)]
 struct Operation {
     a: String,
+    #[serde(deserialize_with = "bins")]
     bins: usize,
     column: String,
+}
+
+/// Most bins a histogram may have: their edges are held in memory, and a
+/// count from a job must not size an allocation without a bound.
+const MAX_BINS: u64 = 10_000_000;
+
+fn bins<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = u64::deserialize(d)?;
+    if (1..=MAX_BINS).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "bins must be from 1 to {MAX_BINS}, not {n}"
+        )))
+    }
 }
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {
     let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
-        if o.bins == 0 {
-            return Err(at(i)("`bins` must be at least 1".into()));
-        }
         let values = table.numeric(&o.a).map_err(at(i))?;
         let edges = bin_edges(values.as_ref(), o.bins);
         let out = values.mapv(|v| {
@@ -111,6 +124,8 @@ mod tests {
             [3.0, 3.0]
         );
         let err = histogram(array![1.0], 0).expect_err("no bins");
-        assert!(err.contains("at least 1"), "{err}");
+        assert!(err.contains("bins must be from 1"), "{err}");
+        let err = histogram(array![1.0], 1 << 40).expect_err("too many bins");
+        assert!(err.contains("not 1099511627776"), "{err}");
     }
 }
