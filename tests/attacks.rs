@@ -233,3 +233,59 @@ fn a_histogram_of_two_to_the_forty_bins_is_a_task_error_and_no_node_dies() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_slow_or_huge_request_holds_and_bloats_nothing_on_the_plot_page() {
+    use std::io::Write;
+    let daemon = Daemon::start_in(Home::new("page-attack"));
+    let port = daemon.home.port("RTL_PLOT_PORT");
+    let plot = daemon.home.pids_of("plotnode")[0];
+    let before = common::anon_rss(plot);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (slowest, sent) = std::thread::scope(|scope| {
+        // Slowloris: a byte every 1.5 s.
+        scope.spawn(|| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            for b in b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) || s.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+        });
+        // A request line of up to 1 GiB with no newline.
+        let huge = scope.spawn(|| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_write_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let chunk = vec![b'A'; 1 << 20];
+            let mut sent = 0usize;
+            s.write_all(b"GET /").expect("start");
+            while sent < 1 << 30 && s.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+            sent
+        });
+        // Everyone else is answered, each within a second.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let asked = Instant::now();
+            let (status, _, _) = common::http("GET", port, "/charts.json", None).expect("page");
+            assert_eq!(status, 200);
+            slowest = slowest.max(asked.elapsed());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (slowest, huge.join().expect("huge"))
+    });
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a request waited {slowest:?}"
+    );
+    assert!(
+        sent < 64 << 20,
+        "the page read {sent} bytes of one request line"
+    );
+    let grown = common::anon_rss(plot).saturating_sub(before);
+    assert!(grown < 32 << 20, "the plot node grew by {grown} bytes");
+}

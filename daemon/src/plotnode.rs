@@ -9,16 +9,21 @@
 //! `/charts.json` every second and redraws the list when it changed, so a
 //! new chart shows up without a reload; `/charts/<file>.svg` and `.png`
 //! are the pictures.
+//!
+//! The page server is written here by hand: three GET routes, nothing an
+//! HTTP crate would add but weight. It defends itself: each request gets a
+//! thread of its own (at most 16), its head is capped at 16 KiB and must
+//! arrive within 2 s, so one slow or huge client holds or bloats nothing.
 
 use crate::gallery;
 use crate::link::{hostname, RelayLink};
 use crate::log::Log;
 use crate::wire::{Envelope, Kind, NodeInfo};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Settings of the plot node.
@@ -131,29 +136,103 @@ fn draw(mut env: Envelope, dir: &Path, log: &Log) -> bool {
     }
 }
 
-/// Answers page requests one at a time until `stop` is set.
+/// Longest request head (request line and headers) the page reads.
+const HEAD_BYTES: usize = 16 << 10;
+/// How long a client has for its whole request head: a slow one (a byte a
+/// second) is cut off, not waited for.
+const HEAD_TIME: Duration = Duration::from_secs(2);
+/// Requests answered at once; past this a request is told to come back.
+const CONNECTIONS: usize = 16;
+
+/// Answers page requests, each on a thread of its own (at most
+/// [`CONNECTIONS`]), until `stop` is set.
 fn serve_page(listener: &TcpListener, dir: &Path, log: &Log, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                if let Err(e) = answer(stream, dir) {
-                    log.debug(|| format!("page request failed: {e}"));
+    let open = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) if open.load(Ordering::Relaxed) >= CONNECTIONS => {
+                    let _ = stream
+                        .set_write_timeout(Some(Duration::from_secs(1)))
+                        .and_then(|_| {
+                            reply(
+                                &stream,
+                                "503 Service Unavailable",
+                                "text/plain",
+                                b"busy; try again\n",
+                            )
+                        });
                 }
+                Ok((stream, _)) => {
+                    open.fetch_add(1, Ordering::Relaxed);
+                    let open = &open;
+                    scope.spawn(move || {
+                        if let Err(e) = answer(stream, dir) {
+                            log.debug(|| format!("page request failed: {e}"));
+                        }
+                        open.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => log.warn(format!("page connection failed: {e}")),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => log.warn(format!("page connection failed: {e}")),
         }
+    });
+}
+
+/// The request head, read within [`HEAD_TIME`]; None when it is longer
+/// than [`HEAD_BYTES`].
+fn read_head(stream: &TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let deadline = Instant::now() + HEAD_TIME;
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    loop {
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            return Ok(Some(head));
+        }
+        if head.len() >= HEAD_BYTES {
+            return Ok(None);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request took too long to arrive",
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let room = buf.len().min(HEAD_BYTES - head.len());
+        let n = (&*stream).read(&mut buf[..room])?;
+        if n == 0 {
+            return Ok(Some(head));
+        }
+        head.extend_from_slice(&buf[..n]);
     }
+}
+
+fn reply(mut stream: &TcpStream, status: &str, kind: &str, body: &[u8]) -> std::io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)
 }
 
 fn answer(stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut request = String::new();
-    BufReader::new(&stream).read_line(&mut request)?;
+    let Some(head) = read_head(&stream)? else {
+        return reply(
+            &stream,
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            b"request too large\n",
+        );
+    };
+    let request = String::from_utf8_lossy(head.split(|b| *b == b'\n').next().unwrap_or_default());
     let mut words = request.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
     let path = target.split('?').next().unwrap_or("/");
@@ -188,13 +267,7 @@ fn answer(stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     } else {
         ("404 Not Found", "text/plain", b"not found\n".to_vec())
     };
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    stream.write_all(&body)
+    reply(&stream, status, kind, &body)
 }
 
 /// The page: everything it needs is in this one file. Strings from jobs
