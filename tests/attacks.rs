@@ -289,3 +289,97 @@ fn a_slow_or_huge_request_holds_and_bloats_nothing_on_the_plot_page() {
     let grown = common::anon_rss(plot).saturating_sub(before);
     assert!(grown < 32 << 20, "the plot node grew by {grown} bytes");
 }
+
+/// Raises this process's open-file limit (and so its children's) to
+/// `want`, within the hard limit.
+fn allow_open_files(want: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a plain struct we own.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_cur.max(want.min(limit.rlim_max));
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
+#[test]
+fn thousands_of_half_finished_handshakes_keep_no_peer_out() {
+    allow_open_files(20_000);
+    let daemon = guarded_daemon("handshake-flood");
+    let config = daemon.home.config();
+    let endpoint = config.client_endpoint();
+    let secret = Secret::load(&config.secret_path())
+        .expect("secret")
+        .expect("a secret");
+    let ctx = zmq::Context::new();
+    // A context holds at most 1023 sockets.
+    let contexts: Vec<zmq::Context> = (0..6).map(|_| zmq::Context::new()).collect();
+    // Connections that ask and never answer their challenge.
+    let flood = |n: usize| -> Vec<zmq::Socket> {
+        let sockets: Vec<zmq::Socket> = (0..n)
+            .map(|k| {
+                let ctx = &contexts[k % contexts.len()];
+                let mut s = dealer(
+                    ctx,
+                    format!("flood-{k}-{}", Uuid::new_v4()).as_bytes(),
+                    &endpoint,
+                );
+                Envelope::new(Header::new(Kind::Ping, Uuid::nil()), Body::Empty)
+                    .send(&mut s, None)
+                    .expect("ping");
+                s
+            })
+            .collect();
+        for s in &sockets {
+            assert_eq!(listen_one(s), Some(Kind::Challenge));
+        }
+        sockets
+    };
+    let first = flood(3000);
+    // A peer starts its handshake, and more half-finished ones pile up
+    // before it answers.
+    let mut peer = dealer(&ctx, b"patient-peer", &endpoint);
+    let mut prover = rtl_daemon::auth::Prover::new(secret);
+    let ask = |s: &mut zmq::Socket, nonce: Vec<u8>, proof: Vec<u8>| {
+        let header = Header {
+            auth: Some(rtl_daemon::wire::AuthFields { nonce, proof }),
+            ..Header::new(Kind::Proof, Uuid::nil())
+        };
+        Envelope::new(header, Body::Empty)
+            .send(s, None)
+            .expect("send");
+        assert!(s.poll(zmq::POLLIN, 10_000).expect("poll") > 0, "no answer");
+        Envelope::recv(s, false, 0).expect("answer").1
+    };
+    let challenge = ask(&mut peer, Vec::new(), Vec::new());
+    assert_eq!(challenge.header.kind, Kind::Challenge);
+    let second = flood(2000);
+    let (nonce, proof) = prover
+        .answer(&challenge.header.auth.expect("auth").nonce)
+        .expect("answer");
+    let welcome = ask(&mut peer, nonce, proof);
+    assert_eq!(
+        welcome.header.kind,
+        Kind::Welcome,
+        "the peer's challenge did not survive the flood"
+    );
+    assert!(prover.welcomed(&welcome.header.auth.expect("auth").proof));
+    drop((first, second));
+    let out = daemon.rtl(&[
+        "run",
+        "--connect",
+        null_job(&daemon.home.scratch).to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// The next message on `socket` within 10 s, by kind.
+fn listen_one(socket: &zmq::Socket) -> Option<Kind> {
+    (socket.poll(zmq::POLLIN, 10_000).ok()? > 0)
+        .then(|| Envelope::recv(socket, false, 0).ok())
+        .flatten()
+        .map(|(_, env)| env.header.kind)
+}

@@ -381,6 +381,23 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
     })
 }
 
+/// Raises the open-file limit to what the system allows (up to 65536):
+/// every connection to the relay is a descriptor, and a default of 1024
+/// would let a flood of idle connections keep everyone else out.
+fn allow_many_connections() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_cur.max(limit.rlim_max.min(65_536));
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 /// Creates `dir` (with its parents) and makes it its owner's only.
 fn private_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
@@ -675,6 +692,7 @@ pub fn serve(service: Service, config: &Config, foreground: bool) -> Result<(), 
     unsafe {
         libc::umask(0o077);
     }
+    allow_many_connections();
     for dir in [config.run_dir(), config.log_dir()] {
         private_dir(&dir)?;
     }
