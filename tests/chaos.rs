@@ -782,3 +782,74 @@ fn status_judges_the_relay_by_its_answer_not_its_pid() {
     let out = daemon.rtl(&["status"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// `rtl run --connect JOB` on `home`, returned once the job reports it is
+/// running; [`finish`] collects what it says.
+fn run_under_way(
+    home: &Home,
+    job: &Path,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    let mut run = home
+        .command(&["run", "--connect", job.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rtl run");
+    let mut progress = std::io::BufReader::new(run.stdout.take().expect("stdout"));
+    let mut said = String::new();
+    while !said.contains("Running:") {
+        let n = std::io::BufRead::read_line(&mut progress, &mut said).expect("read");
+        assert!(n > 0, "the job ended before it ran: {said}");
+    }
+    let stdout = std::thread::spawn(move || {
+        let _ = std::io::Read::read_to_string(&mut progress, &mut said);
+        said
+    });
+    (run, stdout)
+}
+
+/// The outcome of a run from [`run_under_way`], with all it printed.
+fn finish(
+    run: std::process::Child,
+    stdout: std::thread::JoinHandle<String>,
+) -> std::process::Output {
+    let mut out = run.wait_with_output().expect("rtl run");
+    out.stdout = stdout.join().expect("stdout").into_bytes();
+    out
+}
+
+#[test]
+fn a_client_whose_relay_is_restarted_mid_job_is_told_at_once() {
+    for secret in [true, false] {
+        let mut home = chaos_home("restarted").with("RTL_JOB_TIMEOUT_MS", "60000");
+        if !secret {
+            home = home.with("RTL_INSECURE", "true");
+        }
+        let daemon = Daemon::start_in(home);
+        let job = pipeline(&daemon.home.scratch.0, 200_000);
+        let (run, stdout) = run_under_way(&daemon.home, &job);
+        let restarted = Instant::now();
+        let out = daemon.rtl(&["restart"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = finish(run, stdout);
+        let said = text(&out);
+        assert!(!out.status.success(), "{said}");
+        assert!(said.contains("was restarted while the job ran"), "{said}");
+        // Told within a few pings, not after job_timeout_ms (60 s).
+        assert!(restarted.elapsed() < Duration::from_secs(30), "{said}");
+    }
+}
+
+#[test]
+fn a_client_that_was_paused_does_not_blame_the_relay() {
+    let daemon = Daemon::start_in(chaos_home("paused-client").with("RTL_JOB_TIMEOUT_MS", "2000"));
+    let job = pipeline(&daemon.home.scratch.0, 200_000);
+    let (run, stdout) = run_under_way(&daemon.home, &job);
+    signal(run.id(), libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(5));
+    signal(run.id(), libc::SIGCONT);
+    let out = finish(run, stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Result:"), "{}", text(&out));
+    assert_eq!(tables_left(&daemon.home), 0, "tables left in the cache");
+}

@@ -103,6 +103,10 @@ fn refuse(problems: Vec<rtl_dsl::Problem>) -> Result<(), Error> {
     }
 }
 
+/// A turn of a client's wait longer than its longest poll by this much
+/// means the client itself was not running.
+const STALL: Duration = Duration::from_millis(500);
+
 /// Why a job did not produce a table.
 #[derive(Debug)]
 pub enum Error {
@@ -120,6 +124,9 @@ pub enum Error {
     /// The relay wants the cluster secret and this machine lacks it, or
     /// holds another one.
     Refused(String),
+    /// The relay was replaced (restarted, or killed and started again)
+    /// while the job ran: the new relay does not know the job.
+    RelayRestarted { endpoint: String },
 }
 
 /// A failed handshake with the relay at `endpoint`, as a client error.
@@ -148,6 +155,10 @@ impl fmt::Display for Error {
             Error::Invalid(problems) => write!(f, "the job was not run:\n{problems}"),
             Error::Job(failure) => write!(f, "{failure}"),
             Error::Transport(m) | Error::Refused(m) => f.write_str(m),
+            Error::RelayRestarted { endpoint } => write!(
+                f,
+                "the relay at {endpoint} was restarted while the job ran, and the new one does not know it: the job was lost; run it again"
+            ),
         }
     }
 }
@@ -208,6 +219,9 @@ pub struct Transform {
     ctx: zmq::Context,
     /// The cluster secret this connection proved it holds, if any.
     secret: Option<Secret>,
+    /// The run of the relay this connection talks to, from its pong: a
+    /// different one later means the relay was replaced.
+    relay_run: Option<Uuid>,
     // Declared last: the socket must close before the cluster's threads stop.
     cluster: Option<Cluster>,
 }
@@ -315,6 +329,7 @@ impl Transform {
             pending: HashMap::new(),
             ctx: ctx.clone(),
             secret: None,
+            relay_run: None,
             cluster,
         })
     }
@@ -462,7 +477,19 @@ impl Transform {
         let mut pinged = Instant::now();
         // Ping often enough that a live relay always answers in time.
         let ping_every = (self.silence / 4).min(Duration::from_secs(1));
+        // Silence is counted while this client runs: one that was stopped
+        // (suspended, swapped out) gives the relay a fresh window and asks
+        // again, rather than blame it.
+        let mut awake = Instant::now();
+        let mut stalled = |heard: &mut Instant| {
+            let now = Instant::now();
+            let gap = now.duration_since(std::mem::replace(&mut awake, now));
+            if gap > ping_every + STALL {
+                *heard = now;
+            }
+        };
         loop {
+            stalled(&mut heard);
             match self.pending.get_mut(&id) {
                 None => {
                     return Err(Error::Transport(format!(
@@ -496,7 +523,9 @@ impl Transform {
                 .filter_map(|p| p.resend_at)
                 .min()
                 .map_or(ping_every, |at| at.saturating_duration_since(now));
-            let Some(mut env) = self.next_message(ping_every.min(next_resend))? else {
+            let message = self.next_message(ping_every.min(next_resend))?;
+            stalled(&mut heard);
+            let Some(mut env) = message else {
                 if heard.elapsed() > self.silence {
                     return Err(Error::Transport(format!(
                         "the relay at {} stopped answering for {} ms while running the job (job_timeout_ms); is it still running? `rtl status` tells",
@@ -511,6 +540,26 @@ impl Transform {
                 continue;
             };
             heard = Instant::now();
+            let replaced = match env.header.kind {
+                Kind::Pong => env
+                    .header
+                    .relay
+                    .is_some_and(|run| self.relay_run.is_some_and(|known| known != run)),
+                // Only a relay that does not know this connection asks.
+                Kind::Challenge => true,
+                _ => false,
+            };
+            if replaced {
+                let endpoint = self.endpoint.clone();
+                for p in self.pending.values_mut() {
+                    p.outcome.get_or_insert_with(|| {
+                        Err(Error::RelayRestarted {
+                            endpoint: endpoint.clone(),
+                        })
+                    });
+                }
+                continue;
+            }
             let job = env.header.job;
             let Some(pending) = self.pending.get_mut(&job) else {
                 continue; // a pong, or an answer to an abandoned job
@@ -577,7 +626,10 @@ impl Transform {
                 self.next_message(deadline.saturating_duration_since(Instant::now()))?
             {
                 match env.header.kind {
-                    Kind::Pong => return Ok(()),
+                    Kind::Pong => {
+                        self.relay_run = self.relay_run.or(env.header.relay);
+                        return Ok(());
+                    }
                     Kind::Challenge => {
                         return Err(Error::Refused(
                             "the relay asks for the cluster secret and this machine has none; copy the relay's secret file here (see `rtl keygen`)".into(),

@@ -258,6 +258,10 @@ pub struct Relay {
     node_connections: Connections,
     /// Answers waiting for clients that cannot take them yet.
     outbox: HashMap<Vec<u8>, VecDeque<Envelope>>,
+    /// Results sent to each client by reference (their cache keys): the
+    /// client deletes them as it reads them; what a client that went away
+    /// did not read is deleted then.
+    unread_results: HashMap<Vec<u8>, VecDeque<Vec<String>>>,
     /// Charts sent to plot nodes and not yet confirmed, and charts that
     /// wait for a plot node (only once one has been seen: a cluster without
     /// plot nodes keeps none).
@@ -268,6 +272,8 @@ pub struct Relay {
     host: String,
     /// When the relay last looked at the clock (see `notice_stall`).
     awake: Instant,
+    /// This relay's run: clients see a new one after a restart.
+    run: Uuid,
 }
 
 impl Relay {
@@ -312,10 +318,12 @@ impl Relay {
             no_workers_since: Some(Instant::now()),
             gate: settings.secret.clone().map(Gate::new),
             outbox: HashMap::new(),
+            unread_results: HashMap::new(),
             charts: ChartPost::new(),
             plot_node_seen: false,
             host: crate::link::hostname(),
             awake: Instant::now(),
+            run: Uuid::new_v4(),
             settings,
             busy_refusals: 0,
         })
@@ -510,9 +518,11 @@ impl Relay {
     fn on_client(&mut self, route: Vec<u8>, mut env: Envelope) {
         match env.header.kind {
             Kind::Ping => {
+                let mut header = Header::new(Kind::Pong, env.header.job);
+                header.relay = Some(self.run);
                 let pong = Envelope {
                     id: env.id,
-                    header: Header::new(Kind::Pong, env.header.job),
+                    header,
                     body: Body::Empty,
                 };
                 self.send_client(&route, pong);
@@ -1142,6 +1152,13 @@ impl Relay {
             };
         }
         self.cache.discard_job(job_id, &header.table_refs);
+        if !header.table_refs.is_empty() {
+            let unread = self.unread_results.entry(job.client.clone()).or_default();
+            if unread.len() >= UNREAD_RESULTS {
+                unread.pop_front();
+            }
+            unread.push_back(header.table_refs.clone());
+        }
         self.send_client(
             &job.client,
             Envelope {
@@ -1256,6 +1273,9 @@ impl Relay {
     /// jobs are dropped, with the tables they hold, and the gate forgets
     /// it. A client that reconnects is a new peer, under a new routing id.
     fn client_gone(&mut self, client: &[u8], why: &str) {
+        for refs in self.unread_results.remove(client).into_iter().flatten() {
+            self.cache.discard(&refs);
+        }
         let answers = self.outbox.remove(client).unwrap_or_default();
         let had_answers = !answers.is_empty();
         for env in answers {
@@ -1464,6 +1484,10 @@ fn refused(e: zmq::Error) -> String {
         e => format!("its socket refused an answer: {e}"),
     }
 }
+
+/// Results by reference remembered per client, at most: a client that
+/// reads them deletes them itself, so this only bounds the bookkeeping.
+const UNREAD_RESULTS: usize = 256;
 
 /// A peer's routing id for the log: as text when it is (nodes name
 /// themselves), in hex when libzmq made it up (clients).

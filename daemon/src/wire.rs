@@ -234,6 +234,10 @@ pub struct Header {
     pub node: Option<NodeInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusReport>,
+    /// Pong: the relay's run, a new id each time a relay starts, so a
+    /// client can tell that the relay it waits on was replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<Uuid>,
 }
 
 fn one() -> u32 {
@@ -274,6 +278,7 @@ impl Header {
             event: None,
             node: None,
             status: None,
+            relay: None,
         }
     }
 
