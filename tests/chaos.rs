@@ -853,3 +853,27 @@ fn a_client_that_was_paused_does_not_blame_the_relay() {
     assert!(text(&out).contains("Result:"), "{}", text(&out));
     assert_eq!(tables_left(&daemon.home), 0, "tables left in the cache");
 }
+
+#[test]
+fn plans_leave_the_cache_with_their_last_job() {
+    let daemon = Daemon::start_in(Home::new("plans").with("RTL_PLOT_WORKERS", "0"));
+    let config = daemon.home.config();
+    let mut transform = Transform::connect(&config).expect("connect");
+    // Each job its own plan, as each `--set` value makes one.
+    for k in 0..200 {
+        let plan = Plan::parse(
+            &format!(
+                r#"{{"0": {{"tasks": {{"filter": {{"operations": [{{"column": "x", "method": "gt", "value": {k}}}]}}}}}}}}"#
+            ),
+            "<plans>",
+            std::env::temp_dir(),
+        )
+        .expect("plan");
+        transform
+            .execute_with(&plan, Some(small_input(k)), &mut |_| {})
+            .unwrap_or_else(|e| panic!("job {k}: {e}"));
+    }
+    let status = daemon.rtl(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["relay"]["cache"]["plans"], 0, "{status}");
+}

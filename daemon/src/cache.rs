@@ -405,22 +405,24 @@ impl Cache {
         }
     }
 
-    /// Deletes every table entry; returns how many there were. For a
-    /// relay starting up: no job of an earlier one can finish, so what
-    /// they left is garbage.
-    pub fn discard_all_tables(&self) -> Result<usize, String> {
+    /// Deletes every table and plan entry; returns how many there were.
+    /// For a relay starting up: no job of an earlier one can finish, so
+    /// what they left is garbage.
+    pub fn discard_leftovers(&self) -> Result<usize, String> {
         let mut txn = self.rw()?;
-        let keys: Vec<Vec<u8>> = {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for prefix in [TABLE_PREFIX, PLAN_PREFIX] {
             let mut cursor = txn
                 .open_ro_cursor(self.inner.db)
                 .map_err(|e| self.error(e))?;
-            cursor
-                .iter_from(TABLE_PREFIX.as_bytes())
-                .filter_map(Result::ok)
-                .take_while(|(k, _)| k.starts_with(TABLE_PREFIX.as_bytes()))
-                .map(|(k, _)| k.to_vec())
-                .collect()
-        };
+            keys.extend(
+                cursor
+                    .iter_from(prefix.as_bytes())
+                    .filter_map(Result::ok)
+                    .take_while(|(k, _)| k.starts_with(prefix.as_bytes()))
+                    .map(|(k, _)| k.to_vec()),
+            );
+        }
         for key in &keys {
             txn.del(self.inner.db, key, None)
                 .map_err(|e| self.error(e))?;
@@ -431,6 +433,15 @@ impl Cache {
 
     /// Number of table entries held, for status and tests.
     pub fn table_entries(&self) -> usize {
+        self.entries(TABLE_PREFIX)
+    }
+
+    /// Number of plans held, for status and tests.
+    pub fn plan_entries(&self) -> usize {
+        self.entries(PLAN_PREFIX)
+    }
+
+    fn entries(&self, prefix: &str) -> usize {
         let Ok(txn) = self.ro() else {
             return 0;
         };
@@ -438,9 +449,9 @@ impl Cache {
             return 0;
         };
         cursor
-            .iter()
+            .iter_from(prefix.as_bytes())
             .filter_map(Result::ok)
-            .filter(|(k, _)| k.starts_with(TABLE_PREFIX.as_bytes()))
+            .take_while(|(k, _)| k.starts_with(prefix.as_bytes()))
             .count()
     }
 
@@ -743,9 +754,10 @@ mod tests {
         assert!(cache.read_tables(&orphans[..1]).is_err());
         assert!(cache.read_tables(std::slice::from_ref(&theirs)).is_ok());
         assert!(cache.put_plan("p", b"plan").is_ok());
-        assert_eq!(cache.discard_all_tables(), Ok(2));
+        assert_eq!(cache.plan_entries(), 1);
+        assert_eq!(cache.discard_leftovers(), Ok(3));
         assert_eq!(cache.table_entries(), 0);
-        assert!(cache.get_plan("plan:p").expect("plans stay").is_some());
+        assert_eq!(cache.plan_entries(), 0);
     }
 
     #[test]

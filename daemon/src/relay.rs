@@ -20,7 +20,7 @@ use crate::wire::{
 use rtl_config::Config;
 use rtl_dsl::Plan;
 use rtl_tasks::Table;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -242,7 +242,9 @@ pub struct Relay {
     nodes: zmq::Socket,
     routing: Routing,
     jobs: HashMap<Uuid, Job>,
-    stored_plans: HashSet<String>,
+    /// Plans in the cache, with how many running jobs use each: a plan
+    /// goes when its last job ends, so distinct jobs cannot fill the map.
+    stored_plans: HashMap<String, usize>,
     cache: Cache,
     log: Log,
     started: Instant,
@@ -311,7 +313,7 @@ impl Relay {
             nodes,
             routing: Routing::new(),
             jobs: HashMap::new(),
-            stored_plans: HashSet::new(),
+            stored_plans: HashMap::new(),
             cache,
             log,
             started: Instant::now(),
@@ -677,17 +679,33 @@ impl Relay {
         ciborium::into_writer(plan, &mut bytes).ok()?;
         let digest = digest(&bytes);
         let key = format!("plan:{digest}");
-        if self.stored_plans.contains(&key) {
+        if let Some(jobs) = self.stored_plans.get_mut(&key) {
+            *jobs += 1;
             return Some(key);
         }
         match self.cache.put_plan(&digest, &bytes) {
             Ok(key) => {
-                self.stored_plans.insert(key.clone());
+                self.stored_plans.insert(key.clone(), 1);
                 Some(key)
             }
             Err(e) => {
                 self.log.warn(format!("plans go inline: {e}"));
                 None
+            }
+        }
+    }
+
+    /// A job using the plan at `key` ended: the plan leaves the cache with
+    /// its last job.
+    fn release_plan(&mut self, key: Option<&String>) {
+        let Some(key) = key else {
+            return;
+        };
+        if let Some(jobs) = self.stored_plans.get_mut(key) {
+            *jobs -= 1;
+            if *jobs == 0 {
+                self.stored_plans.remove(key);
+                self.cache.discard(std::slice::from_ref(key));
             }
         }
     }
@@ -1133,6 +1151,7 @@ impl Relay {
         let Some(job) = self.jobs.remove(&job_id) else {
             return Tables { cache: &self.cache }.discard(&result);
         };
+        self.release_plan(job.plan_key.as_ref());
         self.log.profile(|| {
             format!(
                 "job {job_id}: {:.3} ms in the relay",
@@ -1183,6 +1202,7 @@ impl Relay {
             self.release(env);
         }
         let mut job = self.jobs.remove(&job_id)?;
+        self.release_plan(job.plan_key.as_ref());
         let tables = Tables { cache: &self.cache };
         job.flow
             .drain()
@@ -1411,6 +1431,7 @@ impl Relay {
         let (readers, max_readers) = self.cache.readers();
         CacheReport {
             tables: self.cache.table_entries() as u64,
+            plans: self.cache.plan_entries() as u64,
             readers: u32::try_from(readers).unwrap_or(u32::MAX),
             max_readers: u32::try_from(max_readers).unwrap_or(u32::MAX),
         }

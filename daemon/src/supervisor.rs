@@ -738,14 +738,14 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
         Service::Relay => {
             release_large_buffers();
             let cache = Cache::open(&config.cache_dir(), config.cache_map_size)?;
-            // Tables of an earlier relay's jobs (one that was killed, say)
-            // can never be read: no job of it will finish.
-            match cache.discard_all_tables() {
+            // Tables and plans of an earlier relay's jobs (one that was
+            // killed, say) can never be used: no job of it will finish.
+            match cache.discard_leftovers() {
                 Ok(0) => {}
                 Ok(n) => log.info(format!(
-                    "removed {n} table(s) an earlier relay left in the cache"
+                    "removed {n} table(s) and plan(s) an earlier relay left in the cache"
                 )),
-                Err(e) => log.warn(format!("could not clear tables an earlier relay left: {e}")),
+                Err(e) => log.warn(format!("could not clear what an earlier relay left: {e}")),
             }
             let at = Endpoints {
                 clients: format!("tcp://{}:{}", config.relay_listen, config.relay_port),

@@ -146,6 +146,9 @@ pub struct StatusReport {
 pub struct CacheReport {
     /// Table entries held (none when no job is running).
     pub tables: u64,
+    /// Plans held (one per distinct plan of the running jobs).
+    #[serde(default)]
+    pub plans: u64,
     /// Reader slots in use, of `max_readers`.
     pub readers: u32,
     pub max_readers: u32,

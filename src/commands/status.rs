@@ -29,7 +29,7 @@ pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
             .collect();
         let relay = current.relay.as_ref().map(
             |r| json!({"jobs_running": r.jobs_running, "queued": r.queued, "nodes": r.nodes.len(),
-                       "cache": {"tables": r.cache.tables, "readers": r.cache.readers, "max_readers": r.cache.max_readers}}),
+                       "cache": {"tables": r.cache.tables, "plans": r.cache.plans, "readers": r.cache.readers, "max_readers": r.cache.max_readers}}),
         );
         let out = json!({"running": current.running(), "home": config.home, "services": services, "relay": relay, "relay_silent": current.relay_silent});
         println!("{out}");
@@ -80,8 +80,8 @@ pub fn print_table(current: &Status) {
     if let Some(relay) = &current.relay {
         let cache = &relay.cache;
         println!(
-            "jobs running: {}, envelopes queued: {}; cache: {} table(s), {} of {} readers in use",
-            relay.jobs_running, relay.queued, cache.tables, cache.readers, cache.max_readers
+            "jobs running: {}, envelopes queued: {}; cache: {} table(s), {} plan(s), {} of {} readers in use",
+            relay.jobs_running, relay.queued, cache.tables, cache.plans, cache.readers, cache.max_readers
         );
     }
 }
