@@ -27,6 +27,7 @@
 
 use rtl_dsl::Plan;
 use rtl_tasks::{combine, lookup, Stat, Table};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// `table` as consecutive chunks of at most `rows` rows.
@@ -113,6 +114,9 @@ pub struct Flow<T> {
     chunk_rows: Option<usize>,
     /// In table order.
     lanes: Vec<Lane<T>>,
+    /// The lane each envelope out runs, by envelope id: answers find their
+    /// lane at once, however many chunks a job has.
+    running: HashMap<Uuid, usize>,
 }
 
 impl<T> Flow<T> {
@@ -149,6 +153,7 @@ impl<T> Flow<T> {
             steps,
             chunk_rows: chunk_rows.map(|n| n.max(1)),
             lanes: Vec::new(),
+            running: HashMap::new(),
         }
     }
 
@@ -164,7 +169,8 @@ impl<T> Flow<T> {
             state: State::Waiting(input),
             partial: None,
         }];
-        self.schedule(pieces)
+        self.running.clear();
+        self.schedule(pieces, 0..1)
     }
 
     /// Takes the answer to envelope `id`: its table and the figures it
@@ -178,16 +184,13 @@ impl<T> Flow<T> {
         partial: Vec<Stat>,
         pieces: &impl Pieces<T>,
     ) -> Result<Result<Next<T>, String>, T> {
-        let Some(at) = self
-            .lanes
-            .iter()
-            .position(|l| matches!(l.state, State::Running { id: running, .. } if running == id))
-        else {
+        let Some(at) = self.running.get(&id).copied() else {
             return Err(output);
         };
         let State::Running { until, .. } = self.lanes[at].state else {
             return Err(output);
         };
+        self.running.remove(&id);
         let asked = self.partial_for(until).is_some();
         let chunk = self
             .chunk_rows
@@ -204,13 +207,26 @@ impl<T> Flow<T> {
         // leaves them unknown, and the step runs on the joined table.
         let known = asked && !partial.is_empty();
         let mut partial = Some(partial);
+        let count = parts.len();
         let lanes = parts.into_iter().map(|t| Lane {
             step: until,
             state: State::Waiting(t),
             partial: known.then(|| partial.take().unwrap_or_default()),
         });
         self.lanes.splice(at..=at, lanes);
-        Ok(self.schedule(pieces))
+        if count != 1 {
+            // The lanes after it moved.
+            self.running = self
+                .lanes
+                .iter()
+                .enumerate()
+                .filter_map(|(seq, l)| match l.state {
+                    State::Running { id, .. } => Some((id, seq)),
+                    State::Waiting(_) => None,
+                })
+                .collect();
+        }
+        Ok(self.schedule(pieces, at..at + count))
     }
 
     /// The first stage a lane is still at, for messages.
@@ -231,6 +247,7 @@ impl<T> Flow<T> {
 
     /// The tables held by waiting lanes, so a failed job's can be released.
     pub fn drain(&mut self) -> Vec<T> {
+        self.running.clear();
         self.lanes
             .drain(..)
             .filter_map(|l| match l.state {
@@ -240,12 +257,18 @@ impl<T> Flow<T> {
             .collect()
     }
 
-    fn schedule(&mut self, pieces: &impl Pieces<T>) -> Result<Next<T>, String> {
+    /// What to send now that the lanes in `fresh` are waiting (the others
+    /// were looked at when they came back).
+    fn schedule(
+        &mut self,
+        pieces: &impl Pieces<T>,
+        fresh: std::ops::Range<usize>,
+    ) -> Result<Next<T>, String> {
         let mut out = Vec::new();
         let count = self.lanes.len() as u32;
         if self.lanes.len() > 1 {
             // Chunks at a row-local step go on by themselves.
-            for seq in 0..self.lanes.len() {
+            for seq in fresh {
                 let step = self.lanes[seq].step;
                 if self
                     .steps
@@ -258,10 +281,7 @@ impl<T> Flow<T> {
                 }
             }
         }
-        let all_waiting = self
-            .lanes
-            .iter()
-            .all(|l| matches!(l.state, State::Waiting(_)));
+        let all_waiting = self.running.is_empty();
         if !out.is_empty() || !all_waiting {
             return Ok(Next::Send(out));
         }
@@ -301,7 +321,8 @@ impl<T> Flow<T> {
                 })
                 .collect();
             if self.lanes.len() > 1 {
-                return self.schedule(pieces);
+                let all = 0..self.lanes.len();
+                return self.schedule(pieces, all);
             }
         } else {
             self.lanes = vec![Lane {
@@ -373,6 +394,7 @@ impl<T> Flow<T> {
         else {
             return None;
         };
+        self.running.insert(id, seq);
         let (first, last) = (self.steps[lane.step], self.steps[until - 1]);
         let whole_stage = first.start == 0
             && self

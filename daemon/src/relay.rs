@@ -171,17 +171,17 @@ impl Pieces<Held> for Tables<'_> {
         rows_of(&held.header, &held.body)
     }
 
-    fn split(&self, held: Held, rows: usize) -> Result<Vec<Held>, String> {
+    fn split(&self, mut held: Held, rows: usize) -> Result<Vec<Held>, String> {
         let total = self.rows(&held);
-        let refs = &held.header.table_refs;
-        if refs.len() > 1 {
+        if held.header.table_refs.len() > 1 {
             // A node wrote its result in pieces of `rows` rows.
+            let refs = std::mem::take(&mut held.header.table_refs);
             return Ok(refs
-                .iter()
+                .into_iter()
                 .enumerate()
                 .map(|(k, key)| {
                     let mut header = held.header.clone();
-                    header.table_refs = vec![key.clone()];
+                    header.table_refs = vec![key];
                     header.rows = rows.min(total.saturating_sub(k * rows)) as u64;
                     Held {
                         header,
@@ -193,7 +193,7 @@ impl Pieces<Held> for Tables<'_> {
         if total <= rows {
             return Ok(vec![held]);
         }
-        if let [key] = refs.as_slice() {
+        if let [key] = held.header.table_refs.as_slice() {
             // One big entry (a client's input, say): cut it in the map.
             let keys = self.cache.split_table(key, rows)?;
             let mut header = held.header;
