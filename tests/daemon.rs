@@ -194,7 +194,7 @@ fn jobs_fail_when_no_task_node_can_take_them() {
     let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no task node has been connected"),
+        String::from_utf8_lossy(&out.stderr).contains("no task node has answered the relay"),
         "{}",
         text(&out)
     );
@@ -218,4 +218,25 @@ fn start_fails_cleanly_when_the_relay_port_is_taken() {
         "nothing left running: {:?}",
         daemon.home.pids()
     );
+}
+
+#[test]
+fn two_starts_at_once_start_one_daemon() {
+    let home = Home::new("twostarts").with("RTL_PLOT_WORKERS", "0");
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| home.rtl(&["start"]));
+        let b = scope.spawn(|| home.rtl(&["start"]));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    let daemon = Daemon { home };
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    assert_eq!(daemon.home.pids_of("relay").len(), 1);
+    assert_eq!(
+        daemon.home.pids_of("tasknode").len(),
+        3,
+        "task_workers is 3"
+    );
+    let said = format!("{}{}", text(&a), text(&b));
+    assert!(said.contains("already running"), "{said}");
 }

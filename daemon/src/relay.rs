@@ -1475,7 +1475,7 @@ impl Relay {
                         job,
                         at,
                         format!(
-                            "nothing could run this stage: no task node has been connected to the relay for {} ms; check `rtl status` and task_workers",
+                            "nothing could run this stage: no task node has answered the relay for {} ms (none is connected, or every one is stopped); check `rtl status` and task_workers",
                             self.settings.node_timeout.as_millis()
                         ),
                     );

@@ -326,6 +326,9 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
     unsafe {
         libc::umask(0o077);
     }
+    // Two `rtl start` at once would each start a relay and its nodes: the
+    // second waits for the first and then finds rtl running.
+    let _one_at_a_time = lock(&config.run_dir().join("start.lock"))?;
     let secret_made = if config.insecure || config.secret_path().exists() {
         None
     } else {
@@ -396,6 +399,26 @@ fn allow_many_connections() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
+}
+
+/// An exclusive lock on `path`, held until the file is dropped.
+fn lock(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock(2) on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!(
+            "cannot lock {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(file)
 }
 
 /// Creates `dir` (with its parents) and makes it its owner's only.
