@@ -610,7 +610,7 @@ mod tests {
         // on with the sum of them.
         let mut next = Vec::new();
         for (k, w) in work.iter().enumerate() {
-            let figures = vec![Stat::Sum(k as f64 + 1.0)];
+            let figures = vec![Stat::Sum(vec![k as f64 + 1.0])];
             next = sent(
                 flow.done(w.id, w.input.clone(), figures, &Rows)
                     .expect("known")
@@ -620,7 +620,7 @@ mod tests {
         }
         assert_eq!(next.len(), 3);
         assert!(next.iter().all(|w| w.tasks == Some((1, 3))
-            && w.stats == [Stat::Sum(6.0)]
+            && w.stats == [Stat::Sum(vec![6.0])]
             && w.partial_for.is_none()));
         assert_eq!(next[1].input, [3, 4, 5]);
         // Sort then gets the whole table.
@@ -647,7 +647,7 @@ mod tests {
             let figures = if k == 1 {
                 Vec::new()
             } else {
-                vec![Stat::Sum(1.0)]
+                vec![Stat::Sum(vec![1.0])]
             };
             next = sent(
                 flow.done(w.id, w.input.clone(), figures, &Rows)
@@ -676,11 +676,16 @@ mod tests {
         // The sorted table comes back in three pieces; the figures cover
         // all three and count once.
         let next = sent(
-            flow.done(work[0].id, (0..8).collect(), vec![Stat::Sum(28.0)], &Rows)
-                .expect("known")
-                .expect("ok"),
+            flow.done(
+                work[0].id,
+                (0..8).collect(),
+                vec![Stat::Sum(vec![28.0])],
+                &Rows,
+            )
+            .expect("known")
+            .expect("ok"),
         );
         assert_eq!(next.len(), 3);
-        assert!(next.iter().all(|w| w.stats == [Stat::Sum(28.0)]));
+        assert!(next.iter().all(|w| w.stats == [Stat::Sum(vec![28.0])]));
     }
 }

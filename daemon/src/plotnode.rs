@@ -44,8 +44,20 @@ pub fn run(
     log: Log,
     stop: &AtomicBool,
 ) -> Result<(), String> {
-    let listener = TcpListener::bind(&settings.listen)
-        .map_err(|e| format!("cannot serve the plot page on {}: {e}", settings.listen))?;
+    // The plot node this one replaces may hold the port a moment longer.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let listener = loop {
+        match TcpListener::bind(&settings.listen) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => {
+                break other.map_err(|e| {
+                    format!("cannot serve the plot page on {}: {e}", settings.listen)
+                })?
+            }
+        }
+    };
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("cannot configure the plot page socket: {e}"))?;

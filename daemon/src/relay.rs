@@ -31,6 +31,13 @@ use uuid::Uuid;
 /// holding it twice more is taken to be killed by the work itself.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// Nodes lost within this long of each other died of one cause outside
+/// the work (all killed at once, a machine in trouble): a node's death
+/// spends an attempt of the work it held only when no other node, not
+/// holding that work, died this close to it. The judgement waits this
+/// long after the death.
+const TOGETHER: Duration = Duration::from_millis(250);
+
 /// Messages libzmq takes in from one peer before the relay has read them.
 /// libzmq reads eagerly, so this (times the largest message) bounds what a
 /// flooding peer puts in the relay's memory before `busy` answers reach it;
@@ -276,6 +283,20 @@ pub struct Relay {
     awake: Instant,
     /// This relay's run: clients see a new one after a restart.
     run: Uuid,
+    /// Task nodes lost lately, with the work they held: whether that work
+    /// spends an attempt is settled once it is clear the node did not die
+    /// together with others (see [`TOGETHER`]).
+    losses: VecDeque<Loss>,
+}
+
+/// A task node lost, and the work it held.
+struct Loss {
+    at: Instant,
+    node: NodeId,
+    /// For messages: the node, and how it was lost.
+    said: String,
+    held: Vec<Uuid>,
+    settled: bool,
 }
 
 impl Relay {
@@ -326,6 +347,7 @@ impl Relay {
             host: crate::link::hostname(),
             awake: Instant::now(),
             run: Uuid::new_v4(),
+            losses: VecDeque::new(),
             settings,
             busy_refusals: 0,
         })
@@ -855,8 +877,18 @@ impl Relay {
         if let Some(gate) = &mut self.gate {
             gate.forget(&lost.node);
         }
+        let held = lost.envelopes.iter().map(|(id, _)| *id).collect();
         for (id, assignment) in lost.envelopes {
             self.resend(id, assignment, &node, how);
+        }
+        if lost.info.service != "plotnode" {
+            self.losses.push_back(Loss {
+                at: Instant::now(),
+                node: lost.node.clone(),
+                said: format!("{node} {how}"),
+                held,
+                settled: false,
+            });
         }
         for chart in self.charts.node_gone(&lost.node) {
             self.post_chart(chart);
@@ -1343,8 +1375,8 @@ impl Relay {
         }
     }
 
-    /// Sends again, to another node, an envelope whose node died; after
-    /// [`MAX_ATTEMPTS`] the job fails, naming the stage and its tasks.
+    /// Sends again, to another node, an envelope whose node died, its
+    /// attempt not spent yet ([`Relay::settle_losses`] decides).
     fn resend(&mut self, id: Uuid, assignment: Assignment, node: &str, how: &str) {
         let job_id = assignment.job;
         if !self.jobs.contains_key(&job_id) {
@@ -1354,29 +1386,70 @@ impl Relay {
             return;
         }
         let stage = assignment.stage;
-        let at = self.stage_tasks(job_id, stage);
         match assignment.retained {
-            Some(copy) if assignment.attempt < MAX_ATTEMPTS => {
+            Some(copy) => {
                 self.log.warn(format!(
-                    "job {job_id}: stage {stage} sent again (attempt {} of {MAX_ATTEMPTS}): {node}, which held it, {how}",
-                    assignment.attempt + 1
+                    "job {job_id}: stage {stage} sent again: {node}, which held it, {how}"
                 ));
-                self.routing.requeue(copy, assignment.attempt + 1);
+                self.routing.requeue(copy, assignment.attempt);
             }
-            copy => {
-                if let Some(copy) = copy {
-                    self.release(copy);
-                }
+            None => {
+                let at = self.stage_tasks(job_id, stage);
                 self.fail_job(
                     job_id,
                     at,
-                    format!(
-                        "the task node running this stage died or stopped answering {} time(s) (last: {node}); \
-                         the work may be what kills it (envelope {id})",
-                        assignment.attempt
-                    ),
+                    format!("the task node running this stage {how}, and the relay kept no copy of its work (envelope {id})"),
                 );
             }
+        }
+    }
+
+    /// Spends an attempt of the work each lost node held, unless another
+    /// node not holding that work was lost together with it; a job whose
+    /// work used up [`MAX_ATTEMPTS`] fails, naming the stage and its tasks.
+    fn settle_losses(&mut self) {
+        let now = Instant::now();
+        for k in 0..self.losses.len() {
+            let loss = &self.losses[k];
+            if loss.settled || now.duration_since(loss.at) <= TOGETHER {
+                continue;
+            }
+            let spent: Vec<Uuid> = loss
+                .held
+                .iter()
+                .filter(|id| {
+                    !self.losses.iter().any(|other| {
+                        other.node != loss.node
+                            && other.at.max(loss.at) - other.at.min(loss.at) <= TOGETHER
+                            && !other.held.contains(id)
+                    })
+                })
+                .copied()
+                .collect();
+            let said = loss.said.clone();
+            self.losses[k].settled = true;
+            for id in spent {
+                let Some((attempt, job, stage)) = self.routing.charge(&id) else {
+                    continue; // answered since, or its job ended
+                };
+                if attempt > MAX_ATTEMPTS {
+                    let at = self.stage_tasks(job, stage);
+                    self.fail_job(
+                        job,
+                        at,
+                        format!(
+                            "the task node running this stage died or stopped answering {MAX_ATTEMPTS} times (last: {said}); the work may be what kills it (envelope {id})"
+                        ),
+                    );
+                }
+            }
+        }
+        while self
+            .losses
+            .front()
+            .is_some_and(|l| l.settled && now.duration_since(l.at) > 2 * TOGETHER)
+        {
+            self.losses.pop_front();
         }
     }
 
@@ -1462,6 +1535,7 @@ impl Relay {
         for lost in self.routing.expire(now, self.settings.node_timeout) {
             self.node_lost(lost, "stopped answering");
         }
+        self.settle_losses();
         self.pass_waiting_charts();
         // Work nobody can take fails rather than waiting forever.
         if self.routing.has_workers() {

@@ -122,6 +122,21 @@ impl Routing {
         self.queue.push_front(envelope);
     }
 
+    /// Spends one more attempt of envelope `id`, wherever it is (queued
+    /// or out on a node): its attempt number now, its job and stage; None
+    /// once it is answered or gone with its job.
+    pub fn charge(&mut self, id: &Uuid) -> Option<(u32, Uuid, u32)> {
+        if let Some(a) = self.in_flight.get_mut(id) {
+            a.attempt += 1;
+            return Some((a.attempt, a.job, a.stage));
+        }
+        let queued = self.queue.iter().find(|e| e.id == *id)?;
+        let (job, stage) = (queued.header.job, queued.header.stage);
+        let attempt = self.attempts.entry(*id).or_insert(1);
+        *attempt += 1;
+        Some((*attempt, job, stage))
+    }
+
     /// Keeps `copy` of out-going envelope `id`, to send again if need be.
     pub fn retain(&mut self, id: &Uuid, copy: Envelope) {
         if let Some(a) = self.in_flight.get_mut(id) {
@@ -483,6 +498,22 @@ mod tests {
         let (to, again) = r.next_dispatch().expect("sent again");
         assert_eq!((to, again.id), (second.clone(), refused_id));
         assert_eq!(r.answered(&refused_id).expect("out").attempt, 1);
+    }
+
+    #[test]
+    fn an_attempt_is_charged_wherever_the_work_is() {
+        let mut r = Routing::new();
+        r.heard_from(b"n1", info(1), Instant::now());
+        let (queued, out) = (work(Uuid::new_v4()), work(Uuid::new_v4()));
+        let (queued_id, out_id) = (queued.id, out.id);
+        r.enqueue(out);
+        assert!(r.next_dispatch().is_some());
+        r.enqueue(queued);
+        assert_eq!(r.charge(&out_id).map(|c| c.0), Some(2), "out on a node");
+        assert_eq!(r.charge(&queued_id).map(|c| c.0), Some(2), "queued");
+        assert_eq!(r.charge(&queued_id).map(|c| c.0), Some(3));
+        assert!(r.answered(&out_id).is_some());
+        assert_eq!(r.charge(&out_id), None, "answered");
     }
 
     #[test]

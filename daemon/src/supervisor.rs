@@ -479,8 +479,9 @@ fn launch(exe: &Path, service: Service, settings: &str) -> Result<(), String> {
 }
 
 /// Runs beside the relay: a task or plot node that died without cleaning
-/// up (its pid file is there, its process is not: killed, or crashed) is
-/// started again, and the log says so. Nodes that stop cleanly remove their
+/// up (its pid file is there, its process is not: killed, crashed, or
+/// failed to start) is started again, once a heartbeat at most, and the
+/// log says so. Nodes that stop cleanly remove their
 /// pid file first, so `rtl stop` never brings one back.
 fn watch_nodes(config: &Config, log: &Log, stop: &AtomicBool) {
     let exe = match std::env::current_exe() {
@@ -751,7 +752,12 @@ pub fn serve(service: Service, config: &Config, foreground: bool) -> Result<(), 
     if let Err(e) = &outcome {
         log.error(e);
     }
-    let _ = std::fs::remove_file(&pid_path);
+    // A node that failed (its port still held by the one it replaces, say)
+    // leaves its pid file, so the relay starts it again; a clean stop, or
+    // a relay, removes it.
+    if outcome.is_ok() || service == Service::Relay || TERMINATE.load(Ordering::Relaxed) {
+        let _ = std::fs::remove_file(&pid_path);
+    }
     outcome
 }
 

@@ -75,7 +75,10 @@ fn apply(mut table: Table, args: &Value, stats: &[Stat]) -> Result<Table, String
 
 fn figures(table: &Table, a: &str) -> Result<[Stat; 2], String> {
     let values = table.numeric(a)?;
-    Ok([Stat::Sum(values.sum()), Stat::Sum(values.len() as f64)])
+    Ok([
+        Stat::sum_of(values.iter().copied()),
+        Stat::Sum(vec![values.len() as f64]),
+    ])
 }
 
 /// `column` = sum / count on every row (nan when there are no rows).

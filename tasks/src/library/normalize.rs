@@ -124,8 +124,8 @@ fn figures(values: &Array1<f64>) -> [Stat; 4] {
     [
         min,
         max,
-        Stat::Sum(values.sum()),
-        Stat::Sum(values.len() as f64),
+        Stat::sum_of(values.iter().copied()),
+        Stat::Sum(vec![values.len() as f64]),
     ]
 }
 
