@@ -820,6 +820,9 @@ fn finish(
 
 #[test]
 fn a_client_whose_relay_is_restarted_mid_job_is_told_at_once() {
+    // Killed and started again: the new relay's first answer tells the
+    // client its relay was replaced (a challenge with a secret, a pong of
+    // another run without).
     for secret in [true, false] {
         let mut home = chaos_home("restarted").with("RTL_JOB_TIMEOUT_MS", "60000");
         if !secret {
@@ -829,7 +832,8 @@ fn a_client_whose_relay_is_restarted_mid_job_is_told_at_once() {
         let job = pipeline(&daemon.home.scratch.0, 200_000);
         let (run, stdout) = run_under_way(&daemon.home, &job);
         let restarted = Instant::now();
-        let out = daemon.rtl(&["restart"]);
+        kill(daemon.home.pids_of("relay")[0]);
+        let out = daemon.rtl(&["start"]);
         assert!(out.status.success(), "{}", text(&out));
         let out = finish(run, stdout);
         let said = text(&out);
@@ -838,6 +842,19 @@ fn a_client_whose_relay_is_restarted_mid_job_is_told_at_once() {
         // Told within a few pings, not after job_timeout_ms (60 s).
         assert!(restarted.elapsed() < Duration::from_secs(30), "{said}");
     }
+    // `rtl restart`: the stopping relay tells its clients itself.
+    let daemon = Daemon::start_in(chaos_home("restarted").with("RTL_JOB_TIMEOUT_MS", "60000"));
+    let job = pipeline(&daemon.home.scratch.0, 200_000);
+    let (run, stdout) = run_under_way(&daemon.home, &job);
+    let out = daemon.rtl(&["restart"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = finish(run, stdout);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("the relay stopped (`rtl stop` or `rtl restart`) before the job finished"),
+        "{said}"
+    );
 }
 
 #[test]

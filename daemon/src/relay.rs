@@ -436,7 +436,22 @@ impl Relay {
                 next_tick = Instant::now() + self.settings.heartbeat;
             }
         }
-        self.log.info("relay stopping");
+        // Clients of jobs still running are told, rather than left to
+        // find out when their patience runs out.
+        let _ = self.clients.set_linger(1000);
+        let running: Vec<Uuid> = self.jobs.keys().copied().collect();
+        for job in &running {
+            self.fail_job(
+                *job,
+                None,
+                "the relay stopped (`rtl stop` or `rtl restart`) before the job finished; run it again once rtl is back".into(),
+            );
+        }
+        self.flush_outbox();
+        self.log.info(format!(
+            "relay stopping; {} running job(s) told",
+            running.len()
+        ));
     }
 
     /// Runs one step of the loop; a panic in it (a bug, or input no check
@@ -979,11 +994,16 @@ impl Relay {
             // relay sent it).
             Kind::Done if self.charts.confirmed(&env.id) || self.is_plot_node(&route) => {}
             Kind::Done => {
-                if !self.answered(&env.id) {
-                    self.log
-                        .warn(format!("late answer {} for job {}", env.id, env.header.job));
+                if self.answered(&env.id) {
+                    self.stage_done(env);
+                } else {
+                    // Another node answered it first, or its job ended.
+                    self.log.info(format!(
+                        "late answer {} for job {} dropped",
+                        env.id, env.header.job
+                    ));
+                    self.release(env);
                 }
-                self.stage_done(env);
             }
             Kind::Failed => {
                 if !self.answered(&env.id) {
