@@ -291,8 +291,8 @@ fn a_slow_or_huge_request_holds_and_bloats_nothing_on_the_plot_page() {
 }
 
 /// Raises this process's open-file limit (and so its children's) to
-/// `want`, within the hard limit.
-fn allow_open_files(want: u64) {
+/// `want`, within the hard limit; returns the limit it got.
+fn allow_open_files(want: u64) -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -303,11 +303,16 @@ fn allow_open_files(want: u64) {
         limit.rlim_cur = limit.rlim_cur.max(want.min(limit.rlim_max));
         libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
     }
+    limit.rlim_cur
 }
 
 #[test]
 fn thousands_of_half_finished_handshakes_keep_no_peer_out() {
-    allow_open_files(20_000);
+    let limit = allow_open_files(20_000);
+    assert!(
+        limit >= 12_000,
+        "5,000 connections need an open-file limit of 12000 or more; this machine allows {limit} (ulimit -Hn)"
+    );
     let daemon = guarded_daemon("handshake-flood");
     let config = daemon.home.config();
     let endpoint = config.client_endpoint();
