@@ -388,3 +388,120 @@ fn listen_one(socket: &zmq::Socket) -> Option<Kind> {
         .flatten()
         .map(|(_, env)| env.header.kind)
 }
+
+/// A node with the secret that answers every piece of work it gets with
+/// `lie(work)`; runs until `stop`.
+fn lying_node(
+    config: &rtl_config::Config,
+    stop: &std::sync::atomic::AtomicBool,
+    lie: impl Fn(&Envelope) -> Envelope,
+) {
+    let ctx = zmq::Context::new();
+    let mut node = dealer(
+        &ctx,
+        format!("liar-{}", Uuid::new_v4()).as_bytes(),
+        &config.node_endpoint(),
+    );
+    let secret = Secret::load(&config.secret_path())
+        .expect("secret")
+        .expect("a secret");
+    prove(&mut node, &secret, Duration::from_secs(10)).expect("the liar holds the secret");
+    let mut beat = Header::new(Kind::Heartbeat, Uuid::nil());
+    beat.node = Some(NodeInfo {
+        service: "tasknode".into(),
+        pid: std::process::id(),
+        host: "elsewhere".into(),
+        capacity: 4,
+        cache_id: None,
+        envelopes: 0,
+    });
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        Envelope::new(beat.clone(), Body::Empty)
+            .send(&mut node, None)
+            .expect("heartbeat");
+        if node.poll(zmq::POLLIN, 100).unwrap_or(0) > 0 {
+            if let Ok((_, work)) = Envelope::recv(&node, false, zmq::DONTWAIT) {
+                if work.header.kind == Kind::Work {
+                    lie(&work).send(&mut node, None).expect("answer");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_node_that_lies_about_its_answers_fails_the_job_or_is_overruled_never_hangs_it() {
+    let daemon = Daemon::start_in(
+        Home::new("liar")
+            .with("RTL_TASK_WORKERS", "0")
+            .with("RTL_PLOT_WORKERS", "0")
+            .with("RTL_JOB_TIMEOUT_MS", "5000"),
+    );
+    let config = daemon.home.config();
+    let job = null_job(&daemon.home.scratch);
+    // Answers naming another job's cache entries, from a node without the
+    // relay's cache.
+    let foreign = |work: &Envelope| {
+        let mut header = Header::new(Kind::Done, work.header.job);
+        header.stage = work.header.stage;
+        header.rows = 4;
+        header.table_refs = vec![format!("table:{}:{}", Uuid::new_v4(), Uuid::new_v4())];
+        Envelope {
+            id: work.id,
+            header,
+            body: Body::Empty,
+        }
+    };
+    // Answers under the right work id that claim another job and stage.
+    let misaddressed = |work: &Envelope| {
+        let mut header = Header::new(Kind::Done, Uuid::new_v4());
+        header.stage = 7;
+        Envelope {
+            id: work.id,
+            header,
+            body: Body::Empty,
+        }
+    };
+    for (what, expect) in [("foreign", "cannot have made"), ("misaddressed", "")] {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let out = std::thread::scope(|scope| {
+            let config = &config;
+            let stop_ref = &stop;
+            scope.spawn(move || match what {
+                "foreign" => lying_node(config, stop_ref, foreign),
+                _ => lying_node(config, stop_ref, misaddressed),
+            });
+            std::thread::sleep(Duration::from_millis(500));
+            let mut run = daemon
+                .home
+                .command(&["run", "--connect", job.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("rtl run");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while run.try_wait().expect("wait").is_none() {
+                if Instant::now() > deadline {
+                    kill(run.id());
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    panic!("{what}: the job hung");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            run.wait_with_output().expect("rtl run")
+        });
+        let said = text(&out);
+        // Either way the job ends: an error naming why, or a result.
+        if expect.is_empty() {
+            assert!(
+                said.contains("Result:") || !out.status.success(),
+                "{what}: {said}"
+            );
+            assert!(!said.contains("stopped answering"), "{what}: {said}");
+        } else {
+            assert!(!out.status.success(), "{what}: {said}");
+            assert!(said.contains(expect), "{what}: {said}");
+        }
+    }
+}

@@ -151,6 +151,10 @@ fn a_meta_file_beside_a_table_is_confined_too() {
         "keep me\n",
         "nothing outside was written"
     );
+    assert!(
+        !job.join("out.dat").exists(),
+        "a .dat left without its .meta"
+    );
 }
 
 #[test]

@@ -481,6 +481,11 @@ fn table_key(owner: &str) -> String {
     format!("{TABLE_PREFIX}{owner}:{}", Uuid::new_v4())
 }
 
+/// Whether table key `key` belongs to `job`.
+pub fn belongs_to(key: &str, job: Uuid) -> bool {
+    owner_of(key).is_some_and(|owner| owner == job.to_string())
+}
+
 /// The job a table key belongs to.
 fn owner_of(key: &str) -> Option<&str> {
     key.strip_prefix(TABLE_PREFIX)?

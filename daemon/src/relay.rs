@@ -938,20 +938,38 @@ impl Relay {
     /// go. An envelope queued to be sent again (its node had been given up
     /// on, and answered after all) leaves the queue. False when the relay
     /// was not waiting for it: a late answer to work another node did.
-    fn answered(&mut self, id: &Uuid) -> bool {
+    fn answered(&mut self, id: &Uuid) -> Option<(Uuid, u32)> {
         if let Some(a) = self.routing.answered(id) {
             if let Some(copy) = a.retained {
                 self.release(copy);
             }
-            return true;
+            return Some((a.job, a.stage));
         }
-        match self.routing.unqueue(id) {
-            Some(queued) => {
-                self.release(queued);
-                true
-            }
-            None => false,
+        let queued = self.routing.unqueue(id)?;
+        let at = (queued.header.job, queued.header.stage);
+        self.release(queued);
+        Some(at)
+    }
+
+    /// Why a node's answer cannot name these cache entries, if it cannot:
+    /// only a node that shares the relay's cache writes into it, and only
+    /// entries of the job it worked for.
+    fn foreign_refs(&self, route: &[u8], env: &Envelope) -> Option<String> {
+        let refs = &env.header.table_refs;
+        if refs.is_empty() {
+            return None;
         }
+        let shares = self
+            .routing
+            .node_info(route)
+            .is_some_and(|info| info.cache_id == Some(self.cache.id()));
+        if !shares {
+            return Some("it named cache entries but does not share the relay's cache".into());
+        }
+        let job = env.header.job;
+        refs.iter()
+            .find(|key| !crate::cache::belongs_to(key, job))
+            .map(|key| format!("it named cache entry {key}, which is not its job's"))
     }
 
     fn on_node(&mut self, route: NodeId, mut env: Envelope) {
@@ -994,7 +1012,23 @@ impl Relay {
             // relay sent it).
             Kind::Done if self.charts.confirmed(&env.id) || self.is_plot_node(&route) => {}
             Kind::Done => {
-                if self.answered(&env.id) {
+                if let Some((job, stage)) = self.answered(&env.id) {
+                    // The work sent decides which job and stage an answer
+                    // is for, not what the answer says.
+                    env.header.job = job;
+                    env.header.stage = stage;
+                    if let Some(why) = self.foreign_refs(&route, &env) {
+                        let at = self.stage_tasks(job, stage);
+                        self.log.warn(format!(
+                            "node {} answered job {job} wrongly: {why}",
+                            String::from_utf8_lossy(&route)
+                        ));
+                        return self.fail_job(
+                            job,
+                            at,
+                            format!("a task node answered with a table it cannot have made: {why}"),
+                        );
+                    }
                     self.stage_done(env);
                 } else {
                     // Another node answered it first, or its job ended.
@@ -1006,20 +1040,19 @@ impl Relay {
                 }
             }
             Kind::Failed => {
-                if !self.answered(&env.id) {
+                let Some((job, stage)) = self.answered(&env.id) else {
                     // Another node did this work already: its answer
                     // stands (and this one may have failed only because
                     // the input was released after it).
                     return self.log.debug(|| {
                         format!("late failure {} for job {} ignored", env.id, env.header.job)
                     });
-                }
+                };
                 let failure = env.header.error.take().unwrap_or(Failure {
-                    stage: Some(env.header.stage),
+                    stage: Some(stage),
                     task: None,
                     message: "the task node reported a failure without a cause".into(),
                 });
-                let job = env.header.job;
                 self.fail_job(
                     job,
                     failure.stage.zip(failure.task.clone()),

@@ -85,20 +85,25 @@ fn fonts() -> Result<(), String> {
         .clone()
 }
 
-/// The x and y ranges that hold every point, with a margin; bars also
-/// reach down to zero on a linear scale.
+/// The x and y ranges that hold every finite point, with a margin; bars
+/// also reach down to zero on a linear scale. Ranges are always finite and
+/// no wider than f64 can measure: points near the ends of f64 are drawn
+/// at the edge rather than make the axes infinite (which would never
+/// finish drawing).
 fn ranges(chart: &Chart) -> (Range<f64>, Range<f64>) {
     let bounds = |values: &mut dyn Iterator<Item = f64>| {
-        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        })
+        values
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            })
     };
     let (mut x0, mut x1) = bounds(&mut chart.layers.iter().flat_map(|l| l.x.iter().copied()));
     let (mut y0, mut y1) = bounds(&mut chart.layers.iter().flat_map(|l| l.y.iter().copied()));
-    if !x0.is_finite() {
+    if x0 > x1 {
         (x0, x1) = (0.0, 1.0);
     }
-    if !y0.is_finite() {
+    if y0 > y1 {
         (y0, y1) = if chart.scale == Scale::Log {
             (1.0, 10.0)
         } else {
@@ -106,32 +111,46 @@ fn ranges(chart: &Chart) -> (Range<f64>, Range<f64>) {
         };
     }
     let bars = chart.layers.iter().any(|l| l.mark == Mark::Bar);
-    if !chart.categories.is_empty() {
-        (x0, x1) = (-0.5, chart.categories.len() as f64 - 0.5);
+    let x = if !chart.categories.is_empty() {
+        -0.5..chart.categories.len() as f64 - 0.5
     } else {
-        let pad = if x1 > x0 {
-            (x1 - x0) * 0.03
-        } else {
-            x0.abs().max(1.0) * 0.5
-        };
         let half_bar = if bars { bar_width(chart) / 2.0 } else { 0.0 };
-        (x0, x1) = (x0 - pad.max(half_bar), x1 + pad.max(half_bar));
-    }
-    match chart.scale {
-        Scale::Log => (x0..x1, y0 / 1.5..y1 * 1.5),
+        padded(x0, x1, 0.03, half_bar)
+    };
+    let y = match chart.scale {
+        Scale::Log => measurable(y0 / 1.5, y1 * 1.5),
         Scale::Linear => {
             if bars {
                 (y0, y1) = (y0.min(0.0), y1.max(0.0));
             }
-            let pad = if y1 > y0 {
-                (y1 - y0) * 0.05
-            } else {
-                y0.abs().max(1.0) * 0.5
-            };
-            let low = if bars && y0 == 0.0 { 0.0 } else { y0 - pad };
-            (x0..x1, low..y1 + pad)
+            let y = padded(y0, y1, 0.05, 0.0);
+            let low = if bars && y0 == 0.0 { 0.0 } else { y.start };
+            low..y.end
         }
+    };
+    (x, y)
+}
+
+/// `lo..hi` widened by `share` of its width (at least `least` each side),
+/// or around a single value by half its size.
+fn padded(lo: f64, hi: f64, share: f64, least: f64) -> Range<f64> {
+    // Halves first: the width of two huge values can overflow.
+    let pad = if hi > lo {
+        (hi / 2.0 - lo / 2.0) * 2.0 * share
+    } else {
+        lo.abs().max(1.0) * 0.5
+    };
+    let pad = pad.max(least);
+    measurable(lo - pad, hi + pad)
+}
+
+/// A range with a finite width: the ends are pulled in as far as needed.
+fn measurable(lo: f64, hi: f64) -> Range<f64> {
+    let (mut lo, mut hi) = (lo.max(-f64::MAX), hi.min(f64::MAX));
+    if !(hi - lo).is_finite() {
+        (lo, hi) = (lo.max(-f64::MAX / 2.0), hi.min(f64::MAX / 2.0));
     }
+    lo..hi
 }
 
 /// Bar width in x units: most of the smallest gap between bars.
@@ -331,6 +350,28 @@ mod tests {
                         svg.contains(&format!("\n{text}\n")),
                         "{mark:?} {scale:?}: {text} missing"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn values_at_the_ends_of_f64_are_drawn_in_bounded_time() {
+        for mark in [Mark::Line, Mark::Circle, Mark::Bar] {
+            for scale in [Scale::Linear, Scale::Log] {
+                for (x, y) in [
+                    (vec![-1.7e308, 0.0, 1.7e308], vec![1.0, -1.7e308, 1.7e308]),
+                    (
+                        vec![f64::NEG_INFINITY, 0.0, f64::INFINITY],
+                        vec![f64::NAN, 1.0, f64::INFINITY],
+                    ),
+                    (vec![f64::MAX; 3], vec![f64::MIN; 3]),
+                ] {
+                    let mut c = chart(mark, scale, Vec::new());
+                    c.layers[0].x = x.clone();
+                    c.layers[0].y = y.clone();
+                    svg(&c).expect("svg");
+                    png(&c).expect("png");
                 }
             }
         }

@@ -222,7 +222,13 @@ pub fn confine(base_dir: &Path, data_root: Option<&Path>, path: &Path) -> Result
     for part in rel.components() {
         at.push(part);
         match at.symlink_metadata() {
-            Ok(m) if m.file_type().is_symlink() => return Err(outside("through a symbolic link")),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "{} goes through a symbolic link ({}); file tasks do not follow links",
+                    path.display(),
+                    at.display()
+                ))
+            }
             Ok(_) => {}
             Err(_) => break,
         }

@@ -177,16 +177,19 @@ pub fn write(table: &Table, place: &impl Place, delimiter: u8) -> Result<(), Str
                 .map_err(fail)
         }
         Format::Dat => {
-            let (bytes, fields) = dat::encode(table);
-            let mut out = create()?;
-            out.write_all(&bytes)
-                .and_then(|_| out.flush())
-                .map_err(fail)?;
+            // Both files are opened before either is written: a .meta that
+            // cannot be written leaves no .dat without it.
             let meta = place.sibling("meta");
             let meta_fail =
                 |e: std::io::Error| format!("cannot write {}: {e}", meta.path().display());
-            let mut file = meta.create().map_err(meta_fail)?;
-            file.write_all(dat::write_meta(&fields).as_bytes())
+            let mut meta_file = meta.create().map_err(meta_fail)?;
+            let mut out = create()?;
+            let (bytes, fields) = dat::encode(table);
+            out.write_all(&bytes)
+                .and_then(|_| out.flush())
+                .map_err(fail)?;
+            meta_file
+                .write_all(dat::write_meta(&fields).as_bytes())
                 .map_err(meta_fail)
         }
         Format::Npz => {
