@@ -462,13 +462,34 @@ fn a_node_that_lies_about_its_answers_fails_the_job_or_is_overruled_never_hangs_
             body: Body::Empty,
         }
     };
-    for (what, expect) in [("foreign", "cannot have made"), ("misaddressed", "")] {
+    // Answers whose header claims more rows than their frames hold.
+    let oversold = |work: &Envelope| {
+        let mut header = Header::new(Kind::Done, work.header.job);
+        header.stage = work.header.stage;
+        header.schema = vec![rtl_daemon::wire::ColumnSpec {
+            name: "x".into(),
+            dtype: rtl_tasks::DType::Int64,
+        }];
+        header.rows = 1 << 61;
+        let frame = zmq::Message::from(&[0u8; 8][..]);
+        Envelope {
+            id: work.id,
+            header,
+            body: Body::Frames(vec![frame]),
+        }
+    };
+    for (what, expect) in [
+        ("foreign", "cannot have made"),
+        ("misaddressed", ""),
+        ("oversold", "malformed table"),
+    ] {
         let stop = std::sync::atomic::AtomicBool::new(false);
         let out = std::thread::scope(|scope| {
             let config = &config;
             let stop_ref = &stop;
             scope.spawn(move || match what {
                 "foreign" => lying_node(config, stop_ref, foreign),
+                "oversold" => lying_node(config, stop_ref, oversold),
                 _ => lying_node(config, stop_ref, misaddressed),
             });
             std::thread::sleep(Duration::from_millis(500));

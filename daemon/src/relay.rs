@@ -1017,6 +1017,14 @@ impl Relay {
                     // is for, not what the answer says.
                     env.header.job = job;
                     env.header.stage = stage;
+                    if let Err(why) = env.check_frames() {
+                        let at = self.stage_tasks(job, stage);
+                        return self.fail_job(
+                            job,
+                            at,
+                            format!("a task node answered with a malformed table: {why}"),
+                        );
+                    }
                     if let Some(why) = self.foreign_refs(&route, &env) {
                         let at = self.stage_tasks(job, stage);
                         self.log.warn(format!(

@@ -584,6 +584,35 @@ impl Envelope {
         Ok((route, Envelope { id, header, body }))
     }
 
+    /// Checks, without decoding, that the inline column frames are as
+    /// large as the header's row count says: what the relay passes on
+    /// without reading must not lie to whoever reads it.
+    pub fn check_frames(&self) -> Result<(), String> {
+        let Body::Frames(frames) = &self.body else {
+            return Ok(());
+        };
+        let rows = usize::try_from(self.header.rows)
+            .map_err(|_| format!("row count {} is too large", self.header.rows))?;
+        for (spec, frame) in self.header.schema.iter().zip(frames) {
+            let len = frame.len();
+            let ok = match spec.dtype {
+                DType::Int64 | DType::Float64 => rows.checked_mul(8) == Some(len),
+                DType::Bool => rows == len,
+                DType::Utf8 => rows
+                    .checked_add(1)
+                    .and_then(|n| n.checked_mul(8))
+                    .is_some_and(|head| len >= head),
+            };
+            if !ok {
+                return Err(format!(
+                    "column {:?}: a {} frame of {len} bytes cannot hold {rows} rows",
+                    spec.name, spec.dtype
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The envelope's inline table, decoded. A body without frames is an
     /// empty table unless the header names columns.
     pub fn take_table(&mut self) -> Result<Table, String> {
