@@ -565,8 +565,20 @@ pub struct Stopped {
 /// Stops every rtl process of this home: SIGTERM, then SIGKILL for those
 /// still running after `grace`. Removes the pid files.
 pub fn stop(config: &Config, grace: Duration) -> Vec<Stopped> {
+    // The relay first: it restarts nodes that die, so a node started
+    // while the others stop would be left behind. Then every node, read
+    // again from the pid files once the relay is gone.
+    let mut stopped = terminate(config, grace, |s| s == Service::Relay);
+    stopped.extend(terminate(config, grace, |s| s != Service::Relay));
+    stopped
+}
+
+/// Stops the live services of `config` that `which` picks: SIGTERM, and
+/// SIGKILL for those still alive after `grace`.
+fn terminate(config: &Config, grace: Duration, which: impl Fn(Service) -> bool) -> Vec<Stopped> {
     let running: Vec<PidFile> = pid_files(config)
         .into_iter()
+        .filter(|f| which(f.service))
         .filter(|f| {
             let alive = is_alive(f.pid);
             if !alive {
