@@ -167,12 +167,23 @@ impl Cache {
         (readers, MAX_READERS as usize)
     }
 
-    /// Stores plan bytes under `digest` unless already there; returns the key.
+    /// Stores plan bytes under `digest` unless already there; returns the
+    /// key. Other bytes already under that key are an error: a plan is
+    /// never silently swapped for another.
     pub fn put_plan(&self, digest: &str, cbor: &[u8]) -> Result<String, String> {
         let key = format!("{PLAN_PREFIX}{digest}");
         let mut txn = self.rw()?;
         match txn.put(self.inner.db, &key, &cbor, WriteFlags::NO_OVERWRITE) {
-            Ok(()) | Err(lmdb::Error::KeyExist) => {}
+            Ok(()) => {}
+            Err(lmdb::Error::KeyExist) => {
+                let same = txn.get(self.inner.db, &key).is_ok_and(|held| held == cbor);
+                if !same {
+                    return Err(format!(
+                        "{key} in the cache at {} holds another plan",
+                        self.inner.path.display()
+                    ));
+                }
+            }
             Err(e) => return Err(self.error(e)),
         }
         txn.commit().map_err(|e| self.error(e))?;
@@ -763,6 +774,23 @@ mod tests {
         assert_eq!(cache.discard_leftovers(), Ok(3));
         assert_eq!(cache.table_entries(), 0);
         assert_eq!(cache.plan_entries(), 0);
+    }
+
+    #[test]
+    fn a_plan_key_never_holds_another_plan() {
+        let cache = Cache::open(&scratch("plans"), 16 << 20).expect("open");
+        let key = cache.put_plan("k", b"plan one").expect("put");
+        assert_eq!(
+            cache.put_plan("k", b"plan one"),
+            Ok(key.clone()),
+            "the same again"
+        );
+        let err = cache.put_plan("k", b"plan two").expect_err("another plan");
+        assert!(err.contains("holds another plan"), "{err}");
+        assert_eq!(
+            cache.get_plan(&key).expect("get").as_deref(),
+            Some(&b"plan one"[..])
+        );
     }
 
     #[test]

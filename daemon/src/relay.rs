@@ -1668,12 +1668,12 @@ fn rows_of(header: &Header, body: &Body) -> usize {
     }
 }
 
-/// FNV-1a over the plan bytes, with their length: a key for identical plans.
+/// SHA-256 of the plan bytes: a key for identical plans that two
+/// different plans cannot share.
 fn digest(bytes: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}-{}", bytes.len())
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

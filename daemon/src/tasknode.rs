@@ -558,11 +558,23 @@ fn progress_event(stage: u32, event: Event) -> Option<ProgressEvent> {
 }
 
 /// Plans read from the cache, by key, so each is decoded once per node.
-struct Plans(HashMap<String, Arc<Plan>>);
+struct Plans {
+    by_key: HashMap<String, Arc<Plan>>,
+    /// Keys in the order they were read: the oldest goes first when
+    /// [`PLANS`] are held.
+    order: VecDeque<String>,
+}
+
+/// Plans a node remembers at most: a daemon that runs parameterised jobs
+/// for months sees plans without end.
+const PLANS: usize = 256;
 
 impl Plans {
     fn new() -> Plans {
-        Plans(HashMap::new())
+        Plans {
+            by_key: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 
     /// The envelope's plan: inline, remembered, or read from the cache.
@@ -575,7 +587,7 @@ impl Plans {
             .plan_key
             .as_deref()
             .ok_or("the work carries neither a plan nor a plan key")?;
-        if let Some(plan) = self.0.get(key) {
+        if let Some(plan) = self.by_key.get(key) {
             return Ok(plan.clone());
         }
         let cache = cache.ok_or("the work names a cached plan but this node has no cache")?;
@@ -585,7 +597,13 @@ impl Plans {
         let plan: Plan = ciborium::from_reader(bytes.as_slice())
             .map_err(|e| format!("cached plan {key} is corrupt: {e}"))?;
         let plan = Arc::new(plan);
-        self.0.insert(key.to_string(), plan.clone());
+        if self.order.len() >= PLANS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_key.remove(&oldest);
+            }
+        }
+        self.order.push_back(key.to_string());
+        self.by_key.insert(key.to_string(), plan.clone());
         Ok(plan)
     }
 }
