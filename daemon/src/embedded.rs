@@ -38,20 +38,15 @@ impl Cluster {
         )
     }
 
-    /// The same on TCP loopback, on ports the system picks: what a daemon's
-    /// clients and nodes go through, in one process (`rtl bench`).
+    /// The same on TCP loopback, on ports the system picks as the relay
+    /// binds: what a daemon's clients and nodes go through, in one process
+    /// (`rtl bench`).
     pub fn start_on_loopback(config: &Config) -> Result<Cluster, String> {
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(|e| format!("no free loopback port: {e}"))
-        };
         Cluster::start_on(
             config,
             Endpoints {
-                clients: format!("tcp://127.0.0.1:{}", port()?),
-                nodes: format!("tcp://127.0.0.1:{}", port()?),
+                clients: "tcp://127.0.0.1:*".into(),
+                nodes: "tcp://127.0.0.1:*".into(),
             },
         )
     }
@@ -72,6 +67,8 @@ impl Cluster {
             log.named("relay"),
             RelayConfig::from(config),
         )?;
+        // The endpoints as bound: the ports the system picked.
+        let at = relay.endpoints()?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let spawn = |name: String, job: Box<dyn FnOnce() + Send>| {

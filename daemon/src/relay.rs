@@ -354,6 +354,22 @@ impl Relay {
     }
 
     /// Serves until `stop` is set.
+    /// Where the sockets are bound, with the ports the system picked for
+    /// endpoints that asked for any (`tcp://127.0.0.1:*`).
+    pub fn endpoints(&self) -> Result<Endpoints, String> {
+        let bound = |socket: &zmq::Socket, what: &str| {
+            socket
+                .get_last_endpoint()
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| format!("cannot tell where the {what} socket is bound"))
+        };
+        Ok(Endpoints {
+            clients: bound(&self.clients, "client")?,
+            nodes: bound(&self.nodes, "node")?,
+        })
+    }
+
     pub fn run(mut self, stop: &AtomicBool) {
         self.log
             .info(format!("relay up; cache {}", self.cache.path().display()));
