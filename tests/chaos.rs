@@ -645,24 +645,10 @@ fn a_joined_node_outlives_a_relay_restart_and_serves_the_new_relay() {
         .expect("undisturbed");
 
     // The relay dies mid-job: its client is told in bounded time.
-    let mut run = daemon
-        .home
-        .command(&["run", "--connect", job.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rtl run");
     // Killed once the job is under way (it takes a few hundred ms).
-    let mut progress = std::io::BufReader::new(run.stdout.take().expect("stdout"));
-    let mut said = String::new();
-    while !said.contains("Running:") {
-        let n = std::io::BufRead::read_line(&mut progress, &mut said).expect("read");
-        assert!(n > 0, "the job ended before it ran: {said}");
-    }
+    let (run, stdout) = run_under_way(&daemon.home, &job);
     kill(daemon.home.pids_of("relay")[0]);
-    std::io::Read::read_to_string(&mut progress, &mut said).expect("read");
-    let mut out = run.wait_with_output().expect("rtl run");
-    out.stdout = said.into_bytes();
+    let out = finish(run, stdout);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("stopped answering"), "{}", text(&out));
 
