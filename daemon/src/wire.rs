@@ -594,21 +594,8 @@ impl Envelope {
         let rows = usize::try_from(self.header.rows)
             .map_err(|_| format!("row count {} is too large", self.header.rows))?;
         for (spec, frame) in self.header.schema.iter().zip(frames) {
-            let len = frame.len();
-            let ok = match spec.dtype {
-                DType::Int64 | DType::Float64 => rows.checked_mul(8) == Some(len),
-                DType::Bool => rows == len,
-                DType::Utf8 => rows
-                    .checked_add(1)
-                    .and_then(|n| n.checked_mul(8))
-                    .is_some_and(|head| len >= head),
-            };
-            if !ok {
-                return Err(format!(
-                    "column {:?}: a {} frame of {len} bytes cannot hold {rows} rows",
-                    spec.name, spec.dtype
-                ));
-            }
+            frame_holds(spec.dtype, rows, frame)
+                .map_err(|e| format!("column {:?}: {e}", spec.name))?;
         }
         Ok(())
     }
@@ -750,33 +737,7 @@ pub fn decode_column_parts(dtype: DType, parts: &[(usize, &[u8])]) -> Result<Col
     // Row counts come from the sender: nothing is allocated for them until
     // the bytes that hold those rows are known to be there.
     for &(rows, bytes) in parts {
-        let too_many = || {
-            format!(
-                "{dtype} frame said to hold {rows} rows, more than any message can (it has {} bytes)",
-                bytes.len()
-            )
-        };
-        match dtype {
-            DType::Int64 | DType::Float64 => frame_size(
-                dtype,
-                rows,
-                bytes,
-                rows.checked_mul(8).ok_or_else(too_many)?,
-            )?,
-            DType::Bool => frame_size(dtype, rows, bytes, rows)?,
-            DType::Utf8 => {
-                let offsets = rows
-                    .checked_add(1)
-                    .and_then(|n| n.checked_mul(8))
-                    .ok_or_else(too_many)?;
-                if bytes.len() < offsets {
-                    return Err(format!(
-                        "utf8 frame of {rows} rows needs {offsets} bytes of offsets, has {} bytes",
-                        bytes.len()
-                    ));
-                }
-            }
-        }
+        frame_holds(dtype, rows, bytes)?;
     }
     Ok(match dtype {
         DType::Int64 => Column::Int64(Array1::from(decode_words::<i64>(parts, total)?)),
@@ -804,6 +765,39 @@ pub fn decode_column_parts(dtype: DType, parts: &[(usize, &[u8])]) -> Result<Col
             Column::Utf8(Array1::from(values))
         }
     })
+}
+
+/// Checks, overflow-safe, that `bytes` can hold `rows` values of
+/// `dtype`: exactly for fixed-width types, at least the offsets for utf8.
+fn frame_holds(dtype: DType, rows: usize, bytes: &[u8]) -> Result<(), String> {
+    let too_many = || {
+        format!(
+            "{dtype} frame said to hold {rows} rows, more than any message can (it has {} bytes)",
+            bytes.len()
+        )
+    };
+    match dtype {
+        DType::Int64 | DType::Float64 => frame_size(
+            dtype,
+            rows,
+            bytes,
+            rows.checked_mul(8).ok_or_else(too_many)?,
+        ),
+        DType::Bool => frame_size(dtype, rows, bytes, rows),
+        DType::Utf8 => {
+            let offsets = rows
+                .checked_add(1)
+                .and_then(|n| n.checked_mul(8))
+                .ok_or_else(too_many)?;
+            if bytes.len() < offsets {
+                return Err(format!(
+                    "utf8 frame of {rows} rows needs {offsets} bytes of offsets, has {} bytes",
+                    bytes.len()
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Checks that a frame of `rows` rows has the `n` bytes it must have.
