@@ -526,3 +526,44 @@ fn a_node_that_lies_about_its_answers_fails_the_job_or_is_overruled_never_hangs_
         }
     }
 }
+
+#[test]
+fn a_client_cannot_name_another_jobs_cache_entries() {
+    let daemon = guarded_daemon("other-refs");
+    let config = daemon.home.config();
+    let cache = rtl_daemon::cache::Cache::open(&config.cache_dir(), config.cache_map_size)
+        .expect("the daemon's cache");
+    let ctx = zmq::Context::new();
+    let mut client = common::proven_client(&ctx, &daemon.home);
+    let job = Uuid::new_v4();
+    let mut submit = Header::new(Kind::Submit, job);
+    submit.plan = Some(
+        Plan::parse(
+            r#"{"0": {"tasks": {"null": {}}}}"#,
+            "<attack>",
+            daemon.home.scratch.0.clone(),
+        )
+        .expect("plan"),
+    );
+    submit.cache_id = Some(cache.id());
+    submit.rows = 1;
+    submit.table_refs = vec![format!("table:{}:{}", Uuid::new_v4(), Uuid::new_v4())];
+    Envelope {
+        id: job,
+        header: submit,
+        body: Body::Empty,
+    }
+    .send(&mut client, None)
+    .expect("submit");
+    assert!(
+        client.poll(zmq::POLLIN, 10_000).expect("poll") > 0,
+        "no answer"
+    );
+    let (_, reply) = Envelope::recv(&client, false, 0).expect("reply");
+    assert_eq!(reply.header.kind, Kind::Error);
+    let failure = reply.header.error.expect("error");
+    assert!(
+        failure.message.contains("which is not this job's"),
+        "{failure}"
+    );
+}

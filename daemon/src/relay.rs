@@ -622,6 +622,21 @@ impl Relay {
                 "the input was sent by reference to a cache this relay does not share".into(),
             );
         }
+        // A client names only entries of its own job: others belong to
+        // other jobs, and whoever reads an entry deletes it.
+        if let Some(key) = env
+            .header
+            .table_refs
+            .iter()
+            .find(|key| !crate::cache::belongs_to(key, job_id))
+        {
+            return self.reply_error(
+                &route,
+                job_id,
+                None,
+                format!("the input names cache entry {key}, which is not this job's"),
+            );
+        }
         if let Some(why) = self.too_busy(env.body.bytes()) {
             // The client keeps its input, references included, and resends.
             self.busy_refusals += 1;
