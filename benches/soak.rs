@@ -146,8 +146,7 @@ fn main() {
     );
     drop(out);
     report("after the 1 GiB job", &daemon);
-    let cache =
-        rtl_daemon::cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
+    let cache = rtl_cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
     println!(
         "table entries left in the cache: {} (the file keeps its size; LMDB reuses freed pages)",
         cache.table_entries()

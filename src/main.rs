@@ -4,6 +4,7 @@
 //! parses arguments, loads the settings once and hands them down.
 
 mod commands;
+mod supervisor;
 
 // Large columns get huge pages and are reused while warm: see rtl_tasks::alloc.
 #[global_allocator]

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{kill, null_job, text, write_job, Daemon, Home};
-use rtl_daemon::auth::{prove, Secret};
-use rtl_daemon::wire::{Body, Envelope, Header, Kind, NodeInfo};
 use rtl_dsl::Plan;
+use rtl_wire::auth::Secret;
+use rtl_wire::{Body, Done, Envelope, Kind, Message, NodeInfo};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -28,6 +28,27 @@ fn dealer(ctx: &zmq::Context, id: &[u8], endpoint: &str) -> zmq::Socket {
     s
 }
 
+/// `socket`, once it has proven `secret` to the relay.
+fn prove(socket: zmq::Socket, secret: &Secret, patience: Duration) -> zmq::Socket {
+    let mut connection = rtl_wire::connection::Connection::from_socket(socket);
+    connection
+        .prove(secret, patience)
+        .expect("prove the secret");
+    connection.into_socket()
+}
+
+/// A node's claim that it did `work`, in the stage the work was for.
+fn done(work: &Envelope) -> Message {
+    let stage = match &work.message {
+        Message::Work(w) => w.stage,
+        _ => 0,
+    };
+    Message::Done(Done {
+        stage,
+        ..Done::default()
+    })
+}
+
 /// Every message `socket` gets within `wait`, by kind.
 fn listen(socket: &zmq::Socket, wait: Duration) -> Vec<Kind> {
     let deadline = Instant::now() + wait;
@@ -42,8 +63,8 @@ fn listen(socket: &zmq::Socket, wait: Duration) -> Vec<Kind> {
             .unwrap_or(0)
             > 0
         {
-            if let Ok((_, env)) = Envelope::recv(socket, false, zmq::DONTWAIT) {
-                kinds.push(env.header.kind);
+            if let Ok(env) = Envelope::recv(socket, zmq::DONTWAIT) {
+                kinds.push(env.message.kind());
             }
         }
     }
@@ -86,11 +107,10 @@ fn a_departed_clients_routing_id_gets_its_taker_nothing() {
 
     // The victim proves the secret, submits a job and goes away mid-job.
     let id = b"victim-client-id".to_vec();
-    let mut victim = dealer(&ctx, &id, &endpoint);
-    prove(&mut victim, &secret, Duration::from_secs(5)).expect("the victim gets in");
-    let mut submit = Header::new(Kind::Submit, Uuid::new_v4());
-    submit.plan = Some(plan);
-    Envelope::new(submit, Body::Empty)
+    let victim = dealer(&ctx, &id, &endpoint);
+    let mut victim = prove(victim, &secret, Duration::from_secs(5));
+    let job = Uuid::new_v4();
+    Envelope::with_id(job, job, common::submit(plan), Body::Empty)
         .send(&mut victim, None)
         .expect("submit");
     std::thread::sleep(Duration::from_millis(20));
@@ -105,7 +125,7 @@ fn a_departed_clients_routing_id_gets_its_taker_nothing() {
     for _ in 0..5 {
         let mut thief = dealer(&ctx, &id, &endpoint);
         for _ in 0..5 {
-            Envelope::new(Header::new(Kind::Status, Uuid::nil()), Body::Empty)
+            Envelope::control(Message::Status)
                 .send(&mut thief, None)
                 .expect("status");
             got.extend(listen(&thief, Duration::from_millis(200)));
@@ -151,16 +171,15 @@ fn a_dead_nodes_routing_id_gets_its_taker_no_work() {
     // The attacker connects under the dead node's name and offers itself.
     let ctx = zmq::Context::new();
     let mut thief = dealer(&ctx, id.as_bytes(), &config.node_endpoint());
-    let mut beat = Header::new(Kind::Heartbeat, Uuid::nil());
-    beat.node = Some(NodeInfo {
+    let beat = Message::Heartbeat(Some(NodeInfo {
         service: "tasknode".into(),
         // A live process, so the relay's check of local pids passes it.
         pid: std::process::id(),
-        host: rtl_daemon::link::hostname(),
+        host: rtl_wire::link::hostname(),
         capacity: 64,
         cache_id: None,
         envelopes: 0,
-    });
+    }));
     let job = null_job(&daemon.home.scratch);
     let jobs = std::thread::scope(|scope| {
         let runs = scope.spawn(|| {
@@ -170,7 +189,7 @@ fn a_dead_nodes_routing_id_gets_its_taker_no_work() {
         });
         let mut got = Vec::new();
         for _ in 0..10 {
-            Envelope::new(beat.clone(), Body::Empty)
+            Envelope::control(beat.clone())
                 .send(&mut thief, None)
                 .expect("heartbeat");
             got.extend(listen(&thief, Duration::from_millis(200)));
@@ -200,25 +219,23 @@ fn a_histogram_of_two_to_the_forty_bins_is_a_task_error_and_no_node_dies() {
         daemon.home.scratch.0.clone(),
     )
     .expect("the job parses; its numbers are checked later");
-    let job = Uuid::new_v4();
-    let mut submit = Header::new(Kind::Submit, job);
-    submit.plan = Some(plan);
+    let submit = common::submit(plan);
     let table = rtl_tasks::Table::from_columns(vec![(
         "x".into(),
         rtl_tasks::Column::Float64(ndarray::array![1.0, 2.0, 3.0]),
     )])
     .expect("table");
     for _ in 0..3 {
-        Envelope::new(submit.clone(), Body::Table(table.clone()))
+        Envelope::new(Uuid::nil(), submit.clone(), Body::Table(table.clone()))
             .send(&mut client, None)
             .expect("submit");
         assert!(
             client.poll(zmq::POLLIN, 10_000).expect("poll") > 0,
             "no answer"
         );
-        let (_, reply) = Envelope::recv(&client, false, 0).expect("reply");
-        assert_eq!(reply.header.kind, Kind::Error);
-        let failure = reply.header.error.expect("error");
+        let reply = Envelope::recv(&client, 0).expect("reply");
+        assert_eq!(reply.message.kind(), Kind::Error);
+        let failure = common::failure(reply);
         assert_eq!(failure.task.as_deref(), Some("histogram"), "{failure}");
         assert!(
             failure.message.contains("bins must be from 1 to 10000000"),
@@ -332,7 +349,7 @@ fn thousands_of_half_finished_handshakes_keep_no_peer_out() {
                     format!("flood-{k}-{}", Uuid::new_v4()).as_bytes(),
                     &endpoint,
                 );
-                Envelope::new(Header::new(Kind::Ping, Uuid::nil()), Body::Empty)
+                Envelope::control(Message::Ping)
                     .send(&mut s, None)
                     .expect("ping");
                 s
@@ -347,31 +364,31 @@ fn thousands_of_half_finished_handshakes_keep_no_peer_out() {
     // A peer starts its handshake, and more half-finished ones pile up
     // before it answers.
     let mut peer = dealer(&ctx, b"patient-peer", &endpoint);
-    let mut prover = rtl_daemon::auth::Prover::new(secret);
+    let mut prover = rtl_wire::auth::Prover::new(secret);
     let ask = |s: &mut zmq::Socket, nonce: Vec<u8>, proof: Vec<u8>| {
-        let header = Header {
-            auth: Some(rtl_daemon::wire::AuthFields { nonce, proof }),
-            ..Header::new(Kind::Proof, Uuid::nil())
-        };
-        Envelope::new(header, Body::Empty)
+        Envelope::control(Message::Proof { nonce, proof })
             .send(s, None)
             .expect("send");
         assert!(s.poll(zmq::POLLIN, 10_000).expect("poll") > 0, "no answer");
-        Envelope::recv(s, false, 0).expect("answer").1
+        Envelope::recv(s, 0).expect("answer")
     };
     let challenge = ask(&mut peer, Vec::new(), Vec::new());
-    assert_eq!(challenge.header.kind, Kind::Challenge);
+    assert_eq!(challenge.message.kind(), Kind::Challenge);
     let second = flood(2000);
-    let (nonce, proof) = prover
-        .answer(&challenge.header.auth.expect("auth").nonce)
-        .expect("answer");
+    let Message::Challenge { nonce } = challenge.message else {
+        panic!("not a challenge");
+    };
+    let (nonce, proof) = prover.answer(&nonce).expect("answer");
     let welcome = ask(&mut peer, nonce, proof);
     assert_eq!(
-        welcome.header.kind,
+        welcome.message.kind(),
         Kind::Welcome,
         "the peer's challenge did not survive the flood"
     );
-    assert!(prover.welcomed(&welcome.header.auth.expect("auth").proof));
+    let Message::Welcome { proof } = welcome.message else {
+        panic!("not a welcome");
+    };
+    assert!(prover.welcomed(&proof));
     drop((first, second));
     let out = daemon.rtl(&[
         "run",
@@ -384,9 +401,9 @@ fn thousands_of_half_finished_handshakes_keep_no_peer_out() {
 /// The next message on `socket` within 10 s, by kind.
 fn listen_one(socket: &zmq::Socket) -> Option<Kind> {
     (socket.poll(zmq::POLLIN, 10_000).ok()? > 0)
-        .then(|| Envelope::recv(socket, false, 0).ok())
+        .then(|| Envelope::recv(socket, 0).ok())
         .flatten()
-        .map(|(_, env)| env.header.kind)
+        .map(|env| env.message.kind())
 }
 
 /// A node with the secret that answers every piece of work it gets with
@@ -397,7 +414,7 @@ fn lying_node(
     lie: impl Fn(&Envelope) -> Envelope,
 ) {
     let ctx = zmq::Context::new();
-    let mut node = dealer(
+    let node = dealer(
         &ctx,
         format!("liar-{}", Uuid::new_v4()).as_bytes(),
         &config.node_endpoint(),
@@ -405,23 +422,22 @@ fn lying_node(
     let secret = Secret::load(&config.secret_path())
         .expect("secret")
         .expect("a secret");
-    prove(&mut node, &secret, Duration::from_secs(10)).expect("the liar holds the secret");
-    let mut beat = Header::new(Kind::Heartbeat, Uuid::nil());
-    beat.node = Some(NodeInfo {
+    let mut node = prove(node, &secret, Duration::from_secs(10));
+    let beat = Message::Heartbeat(Some(NodeInfo {
         service: "tasknode".into(),
         pid: std::process::id(),
         host: "elsewhere".into(),
         capacity: 4,
         cache_id: None,
         envelopes: 0,
-    });
+    }));
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        Envelope::new(beat.clone(), Body::Empty)
+        Envelope::control(beat.clone())
             .send(&mut node, None)
             .expect("heartbeat");
         if node.poll(zmq::POLLIN, 100).unwrap_or(0) > 0 {
-            if let Ok((_, work)) = Envelope::recv(&node, false, zmq::DONTWAIT) {
-                if work.header.kind == Kind::Work {
+            if let Ok(work) = Envelope::recv(&node, zmq::DONTWAIT) {
+                if work.message.kind() == Kind::Work {
                     lie(&work).send(&mut node, None).expect("answer");
                 }
             }
@@ -442,41 +458,32 @@ fn a_node_that_lies_about_its_answers_fails_the_job_or_is_overruled_never_hangs_
     // Answers naming another job's cache entries, from a node without the
     // relay's cache.
     let foreign = |work: &Envelope| {
-        let mut header = Header::new(Kind::Done, work.header.job);
-        header.stage = work.header.stage;
-        header.rows = 4;
-        header.table_refs = vec![format!("table:{}:{}", Uuid::new_v4(), Uuid::new_v4())];
-        Envelope {
-            id: work.id,
-            header,
-            body: Body::Empty,
-        }
+        let refs = Body::Refs {
+            schema: Vec::new(),
+            rows: 4,
+            keys: vec![format!("table:{}:{}", Uuid::new_v4(), Uuid::new_v4())],
+        };
+        Envelope::with_id(work.id, work.job, done(work), refs)
     };
     // Answers under the right work id that claim another job and stage.
     let misaddressed = |work: &Envelope| {
-        let mut header = Header::new(Kind::Done, Uuid::new_v4());
-        header.stage = 7;
-        Envelope {
-            id: work.id,
-            header,
-            body: Body::Empty,
-        }
+        let claim = Message::Done(Done {
+            stage: 7,
+            ..Done::default()
+        });
+        Envelope::with_id(work.id, Uuid::new_v4(), claim, Body::Empty)
     };
     // Answers whose header claims more rows than their frames hold.
     let oversold = |work: &Envelope| {
-        let mut header = Header::new(Kind::Done, work.header.job);
-        header.stage = work.header.stage;
-        header.schema = vec![rtl_daemon::wire::ColumnSpec {
-            name: "x".into(),
-            dtype: rtl_tasks::DType::Int64,
-        }];
-        header.rows = 1 << 61;
-        let frame = zmq::Message::from(&[0u8; 8][..]);
-        Envelope {
-            id: work.id,
-            header,
-            body: Body::Frames(vec![frame]),
-        }
+        let frames = Body::Frames {
+            schema: vec![rtl_wire::ColumnSpec {
+                name: "x".into(),
+                dtype: rtl_tasks::DType::Int64,
+            }],
+            rows: 1 << 61,
+            frames: vec![zmq::Message::from(&[0u8; 8][..])],
+        };
+        Envelope::with_id(work.id, work.job, done(work), frames)
     };
     for (what, expect) in [
         ("foreign", "cannot have made"),
@@ -531,13 +538,12 @@ fn a_node_that_lies_about_its_answers_fails_the_job_or_is_overruled_never_hangs_
 fn a_client_cannot_name_another_jobs_cache_entries() {
     let daemon = guarded_daemon("other-refs");
     let config = daemon.home.config();
-    let cache = rtl_daemon::cache::Cache::open(&config.cache_dir(), config.cache_map_size)
+    let cache = rtl_cache::Cache::open(&config.cache_dir(), config.cache_map_size)
         .expect("the daemon's cache");
     let ctx = zmq::Context::new();
     let mut client = common::proven_client(&ctx, &daemon.home);
     let job = Uuid::new_v4();
-    let mut submit = Header::new(Kind::Submit, job);
-    submit.plan = Some(
+    let mut submit = common::submit(
         Plan::parse(
             r#"{"0": {"tasks": {"null": {}}}}"#,
             "<attack>",
@@ -545,23 +551,24 @@ fn a_client_cannot_name_another_jobs_cache_entries() {
         )
         .expect("plan"),
     );
-    submit.cache_id = Some(cache.id());
-    submit.rows = 1;
-    submit.table_refs = vec![format!("table:{}:{}", Uuid::new_v4(), Uuid::new_v4())];
-    Envelope {
-        id: job,
-        header: submit,
-        body: Body::Empty,
+    if let Message::Submit(s) = &mut submit {
+        s.cache_id = Some(cache.id());
     }
-    .send(&mut client, None)
-    .expect("submit");
+    let refs = Body::Refs {
+        schema: Vec::new(),
+        rows: 1,
+        keys: vec![format!("table:{}:{}", Uuid::new_v4(), Uuid::new_v4())],
+    };
+    Envelope::with_id(job, job, submit, refs)
+        .send(&mut client, None)
+        .expect("submit");
     assert!(
         client.poll(zmq::POLLIN, 10_000).expect("poll") > 0,
         "no answer"
     );
-    let (_, reply) = Envelope::recv(&client, false, 0).expect("reply");
-    assert_eq!(reply.header.kind, Kind::Error);
-    let failure = reply.header.error.expect("error");
+    let reply = Envelope::recv(&client, 0).expect("reply");
+    assert_eq!(reply.message.kind(), Kind::Error);
+    let failure = common::failure(reply);
     assert!(
         failure.message.contains("which is not this job's"),
         "{failure}"

@@ -6,9 +6,9 @@ mod common;
 
 use common::{anon_rss, Daemon, Home};
 use ndarray::Array1;
-use rtl_daemon::wire::{Body, Envelope, Header, Kind};
 use rtl_dsl::Plan;
 use rtl_tasks::{Column, Table};
+use rtl_wire::{Body, Envelope, Kind};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -54,20 +54,14 @@ impl Drop for Sampler {
 }
 
 fn submit(socket: &mut zmq::Socket, id: Uuid, plan: &Plan, k: usize) {
-    let mut header = Header::new(Kind::Submit, id);
-    header.plan = Some(plan.clone());
     let table = Table::from_columns(vec![(
         "x".into(),
         Column::Float64(Array1::from_elem(ROWS, k as f64)),
     )])
     .expect("table");
-    Envelope {
-        id,
-        header,
-        body: Body::Table(table),
-    }
-    .send(socket, None)
-    .expect("send");
+    Envelope::with_id(id, id, common::submit(plan.clone()), Body::Table(table))
+        .send(socket, None)
+        .expect("send");
 }
 
 #[test]
@@ -116,15 +110,15 @@ fn a_flooding_client_is_slowed_and_the_relay_stays_bounded() {
         if socket.poll(zmq::POLLIN, 5).expect("poll") == 0 {
             continue;
         }
-        let (_, mut env) = Envelope::recv(&socket, false, 0).expect("recv");
-        let k = index[&env.header.job];
-        match env.header.kind {
+        let env = Envelope::recv(&socket, 0).expect("recv");
+        let k = index[&env.job];
+        match env.message.kind() {
             Kind::Busy => {
                 busy += 1;
                 resend.push((Instant::now() + Duration::from_millis(10), k));
             }
             Kind::Result => {
-                let table = env.take_table().expect("result");
+                let table = env.body.into_table().expect("result");
                 let Some(Column::Float64(y)) = table.column("y") else {
                     panic!("job {k}: no y column");
                 };
@@ -133,7 +127,7 @@ fn a_flooding_client_is_slowed_and_the_relay_stays_bounded() {
                 assert!(!done[k], "job {k} answered twice");
                 done[k] = true;
             }
-            other => panic!("job {k}: unexpected {other:?}: {:?}", env.header.error),
+            other => panic!("job {k}: unexpected {other:?}: {:?}", env.message),
         }
     }
     let peak = sampler.peak();

@@ -11,8 +11,8 @@ mod common;
 
 use common::{anon_rss, assert_close, kill, read_csv, signal, text, write_job, Daemon, Home};
 use ndarray::Array1;
+use rtl_cache::Cache;
 use rtl_client::Transform;
-use rtl_daemon::cache::Cache;
 use rtl_dsl::Plan;
 use rtl_tasks::{Column, Table};
 use std::fmt::Write as _;
@@ -532,7 +532,7 @@ fn charts_of_jobs_run_while_the_plot_node_is_killed_are_drawn_by_its_replacement
     let plots = daemon.home.dir().join("plots");
     let deadline = Instant::now() + Duration::from_secs(20);
     let missing = loop {
-        let names: Vec<String> = rtl_daemon::gallery::list(&plots)
+        let names: Vec<String> = rtl_plot::gallery::list(&plots)
             .into_iter()
             .map(|e| e.name)
             .collect();

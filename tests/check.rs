@@ -6,8 +6,8 @@ mod common;
 
 use common::{text, Daemon, Home};
 use rtl_client::{Error, Transform};
-use rtl_daemon::wire::{Body, Envelope, Header, Kind};
 use rtl_dsl::Plan;
+use rtl_wire::{Body, Envelope, Kind};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -156,22 +156,16 @@ fn the_client_and_the_relay_both_refuse_a_bad_job() {
     let ctx = zmq::Context::new();
     let mut socket = common::proven_client(&ctx, &daemon.home);
     let job = uuid::Uuid::new_v4();
-    let mut header = Header::new(Kind::Submit, job);
-    header.plan = Some(bad);
-    Envelope {
-        id: job,
-        header,
-        body: Body::Empty,
-    }
-    .send(&mut socket, None)
-    .expect("send");
+    Envelope::with_id(job, job, common::submit(bad), Body::Empty)
+        .send(&mut socket, None)
+        .expect("send");
     assert!(
         socket.poll(zmq::POLLIN, 5000).expect("poll") > 0,
         "the relay answers"
     );
-    let (_, reply) = Envelope::recv(&socket, false, 0).expect("reply");
-    assert_eq!(reply.header.kind, Kind::Error);
-    let failure = reply.header.error.expect("error");
+    let reply = Envelope::recv(&socket, 0).expect("reply");
+    assert_eq!(reply.message.kind(), Kind::Error);
+    let failure = common::failure(reply);
     assert_eq!(
         (failure.stage, failure.task.as_deref()),
         (Some(0), Some("filter"))

@@ -140,8 +140,7 @@ fn chunked_equals_unchunked(tag: &str, by_reference_bytes: &str) {
     eprintln!("envelopes per task node: {busy:?}");
     // Every piece consumed: nothing left in the cache.
     let config = daemon.home.config();
-    let cache =
-        rtl_daemon::cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
+    let cache = rtl_cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
     assert_eq!(cache.table_entries(), 0, "chunks left behind");
     // The profile trace has a line per piece: ten pieces of stage 1's
     // row-local run, each with its start.

@@ -131,8 +131,7 @@ fn large_tables_travel_through_the_cache_and_leave_nothing_behind() {
         .execute_with(&two_stages, Some(input.clone()), &mut |_| {})
         .expect("execute");
     assert_eq!(out, input);
-    let cache =
-        rtl_daemon::cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
+    let cache = rtl_cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
     assert_eq!(cache.table_entries(), 0, "consumed tables are deleted");
     let small = transform
         .execute_with(&null_plan(), Some(big_table(10)), &mut |_| {})

@@ -9,7 +9,7 @@ mod common;
 
 use common::{null_job, text, Daemon, Home};
 use rtl_client::{Error, Transform};
-use rtl_daemon::wire::{Body, Envelope, Header, Kind};
+use rtl_wire::{Body, Envelope, Kind};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -97,17 +97,11 @@ fn only_peers_with_the_cluster_secret_get_in() {
     raw.connect(&config.client_endpoint()).expect("connect");
     let plan = rtl_dsl::Plan::from_file(std::path::Path::new(job)).expect("plan");
     let id = Uuid::new_v4();
-    let mut header = Header::new(Kind::Submit, id);
-    header.plan = Some(plan);
-    Envelope {
-        id,
-        header,
-        body: Body::Empty,
-    }
-    .send(&mut raw, None)
-    .expect("send");
-    let (_, answer) = Envelope::recv(&raw, false, 0).expect("an answer");
-    assert_eq!(answer.header.kind, Kind::Challenge);
+    Envelope::with_id(id, id, common::submit(plan), Body::Empty)
+        .send(&mut raw, None)
+        .expect("send");
+    let answer = Envelope::recv(&raw, 0).expect("an answer");
+    assert_eq!(answer.message.kind(), Kind::Challenge);
     raw.set_rcvtimeo(1000).expect("timeout");
     assert!(raw.recv_msg(0).is_err(), "nothing else comes back");
 

@@ -7,8 +7,8 @@
 mod common;
 
 use common::{null_job, text, Daemon, Home};
-use rtl_daemon::wire::{Body, Envelope, Header, Kind};
 use rtl_dsl::Plan;
+use rtl_wire::{Envelope, Kind};
 use uuid::Uuid;
 
 fn socket(ctx: &zmq::Context, endpoint: &str) -> zmq::Socket {
@@ -25,12 +25,36 @@ fn send_raw(s: &zmq::Socket, frames: &[&[u8]]) {
 
 /// The relay's answer, which must be an error; returns its message.
 fn error_reply(s: &zmq::Socket, what: &str) -> String {
-    let (_, env) = Envelope::recv(s, false, 0).unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
-    assert_eq!(env.header.kind, Kind::Error, "{what}");
-    env.header.error.expect("error").message
+    let env = Envelope::recv(s, 0).unwrap_or_else(|e| panic!("{what}: no answer: {e}"));
+    assert_eq!(env.message.kind(), Kind::Error, "{what}");
+    common::failure(env).message
 }
 
 /// A header map written by hand: version, kind and job, plus `extra`.
+/// `value` as a CBOR value, to put in a hand-made header.
+fn cbor(value: &impl serde::Serialize) -> ciborium::Value {
+    ciborium::Value::serialized(value).expect("cbor")
+}
+
+/// A submit header describing one column `x` of `dtype` and `rows` rows,
+/// whatever frame follows it.
+fn lying_submit(job: Uuid, dtype: rtl_tasks::DType, rows: u64) -> Vec<u8> {
+    let schema = vec![rtl_wire::ColumnSpec {
+        name: "x".into(),
+        dtype,
+    }];
+    raw_header(
+        1,
+        "submit",
+        job,
+        vec![
+            ("plan", cbor(&plan())),
+            ("schema", cbor(&schema)),
+            ("rows", cbor(&rows)),
+        ],
+    )
+}
+
 fn raw_header(v: i64, kind: &str, job: Uuid, extra: Vec<(&str, ciborium::Value)>) -> Vec<u8> {
     use ciborium::Value;
     let mut map = vec![
@@ -125,15 +149,7 @@ fn malformed_messages_get_errors_and_the_relay_keeps_serving() {
 
     // A header that lies about its column: 1,000 rows, 16 bytes.
     let job = Uuid::new_v4();
-    let mut header = Header::new(Kind::Submit, job);
-    header.plan = Some(plan());
-    header.schema = vec![rtl_daemon::wire::ColumnSpec {
-        name: "x".into(),
-        dtype: rtl_tasks::DType::Float64,
-    }];
-    header.rows = 1000;
-    let mut header_bytes = Vec::new();
-    ciborium::into_writer(&header, &mut header_bytes).expect("cbor");
+    let header_bytes = lying_submit(job, rtl_tasks::DType::Float64, 1000);
     send_raw(&client, &[job.as_bytes(), &header_bytes, &[0u8; 16]]);
     let message = error_reply(&client, "a lying row count");
     assert!(
@@ -151,15 +167,7 @@ fn malformed_messages_get_errors_and_the_relay_keeps_serving() {
     ] {
         for rows in [1u64 << 62, u64::MAX] {
             let job = Uuid::new_v4();
-            let mut header = Header::new(Kind::Submit, job);
-            header.plan = Some(plan());
-            header.schema = vec![rtl_daemon::wire::ColumnSpec {
-                name: "x".into(),
-                dtype,
-            }];
-            header.rows = rows;
-            let mut header_bytes = Vec::new();
-            ciborium::into_writer(&header, &mut header_bytes).expect("cbor");
+            let header_bytes = lying_submit(job, dtype, rows);
             send_raw(&client, &[job.as_bytes(), &header_bytes, &[0u8; 8]]);
             let message = error_reply(&client, "a huge row count");
             assert!(
@@ -168,8 +176,8 @@ fn malformed_messages_get_errors_and_the_relay_keeps_serving() {
             );
         }
         send_raw(&client, &[Uuid::new_v4().as_bytes(), &ok_header]);
-        let (_, pong) = Envelope::recv(&client, false, 0).expect("the relay still answers");
-        assert_eq!(pong.header.kind, Kind::Pong);
+        let pong = Envelope::recv(&client, 0).expect("the relay still answers");
+        assert_eq!(pong.message.kind(), Kind::Pong);
     }
 
     // Garbage on the node socket is dropped; the relay lives on.
@@ -193,12 +201,10 @@ fn malformed_messages_get_errors_and_the_relay_keeps_serving() {
 
     // A message part past max_message_bytes: its sender is cut off.
     let big = socket(&ctx, &config.client_endpoint());
-    let mut env = Envelope::new(Header::new(Kind::Submit, Uuid::new_v4()), Body::Empty);
-    env.header.plan = Some(plan());
+    let id = Uuid::new_v4();
     let oversized = vec![0u8; 2 << 20];
-    let mut header_bytes = Vec::new();
-    ciborium::into_writer(&env.header, &mut header_bytes).expect("cbor");
-    send_raw(&big, &[env.id.as_bytes(), &header_bytes, &oversized]);
+    let header_bytes = raw_header(1, "submit", id, vec![("plan", cbor(&plan()))]);
+    send_raw(&big, &[id.as_bytes(), &header_bytes, &oversized]);
     big.set_rcvtimeo(1500).expect("timeout");
     assert!(
         big.recv_msg(0).is_err(),

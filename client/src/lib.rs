@@ -15,15 +15,16 @@
 //! in `execute` until the job's result or error arrives, and neither ever
 //! waits forever: a relay that stops answering is an error within seconds.
 //!
-//! This crate speaks to the relay only through `rtl_daemon::wire`.
+//! This crate speaks to the relay only through `rtl_wire`.
 
+use rtl_cache::Cache;
 use rtl_config::Config;
-use rtl_daemon::auth::{prove, ProofError, Secret};
-use rtl_daemon::cache::Cache;
 use rtl_daemon::embedded::Cluster;
-use rtl_daemon::wire::{Body, Envelope, Failure, Header, Kind, ProgressEvent, WireError};
 use rtl_dsl::{Plan, Problems};
 use rtl_tasks::{Chart, Table};
+use rtl_wire::auth::{ProofError, Secret};
+use rtl_wire::connection::{Connection, Options};
+use rtl_wire::{Body, Envelope, Failure, Message, ProgressEvent, StatusReport, Submit};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -188,10 +189,11 @@ impl JobHandle {
 /// A job in flight on a connection: what to resend if the relay is busy,
 /// and its outcome once it arrived.
 struct Pending {
-    header: Header,
-    /// Shared with the messages that carry it, which send its numeric
-    /// columns without copying them.
-    input: Option<Arc<Table>>,
+    submit: Submit,
+    /// The input: references into the cache, or a table shared with the
+    /// messages that carry it, which send its numeric columns without
+    /// copying them.
+    input: Body,
     backoff: Duration,
     resend_at: Option<Instant>,
     outcome: Option<Result<Table, Error>>,
@@ -200,7 +202,7 @@ struct Pending {
 /// A connection to a relay: jobs run one at a time with `execute`, or many
 /// at once with `submit`.
 pub struct Transform {
-    socket: zmq::Socket,
+    connection: Connection,
     endpoint: String,
     cache: Option<Cache>,
     /// Inputs at least this large go to the relay through the shared cache.
@@ -230,6 +232,44 @@ impl Transform {
     /// Connects to the daemon at `relay_addr:relay_port`, checking that it
     /// answers.
     pub fn connect(config: &Config) -> Result<Transform, Error> {
+        // How long the relay may take to answer: as long as it may stay
+        // silent during a job.
+        Transform::dial(config, config.job_timeout(), true)
+    }
+
+    /// Asks the daemon's relay how it is (its counters, its nodes, its
+    /// cache), waiting at most about `timeout` for each step: `rtl status`
+    /// and `rtl start` use it.
+    pub fn status(config: &Config, timeout: Duration) -> Result<StatusReport, Error> {
+        let mut transform = Transform::dial(config, timeout, false)?;
+        let id = Uuid::new_v4();
+        let ask = Envelope::with_id(id, id, Message::Status, Body::Empty);
+        transform.connection.send(ask).map_err(|e| {
+            Error::Transport(format!(
+                "cannot reach the relay at {}: {e}",
+                transform.endpoint
+            ))
+        })?;
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match transform.next_message(left)? {
+                Some(Envelope {
+                    id: answer,
+                    message: Message::StatusReply(report),
+                    ..
+                }) if answer == id => return Ok(*report),
+                _ => continue,
+            }
+        }
+        Err(Error::NotAnswering {
+            endpoint: transform.endpoint,
+            waited: timeout,
+        })
+    }
+
+    /// Connects, proves the secret and pings, giving the relay `patience`
+    /// to answer each; opens this host's cache when `with_cache`.
+    fn dial(config: &Config, patience: Duration, with_cache: bool) -> Result<Transform, Error> {
         let endpoint = config.client_endpoint();
         let no_daemon = |reason: String| Error::NoDaemon {
             endpoint: endpoint.clone(),
@@ -248,14 +288,9 @@ impl Transform {
                 return Err(no_daemon(e.to_string()));
             }
         }
-        // How long the relay may take to answer: as long as it may stay
-        // silent during a job.
-        let patience = config.job_timeout();
         // Results may come back by reference when this host shares the
         // daemon's cache; a client elsewhere gets them inline.
-        let cache = config
-            .cache_dir()
-            .is_dir()
+        let cache = (with_cache && config.cache_dir().is_dir())
             .then(|| Cache::open(&config.cache_dir(), config.cache_map_size).ok())
             .flatten();
         let mut transform = Transform::open(&zmq::Context::new(), &endpoint, cache, None)?;
@@ -264,7 +299,9 @@ impl Transform {
         transform.silence = config.job_timeout();
         let secret = Secret::load(&config.secret_path()).map_err(Error::Transport)?;
         if let Some(secret) = secret {
-            prove(&mut transform.socket, &secret, patience)
+            transform
+                .connection
+                .prove(&secret, patience)
                 .map_err(|e| proof_error(&endpoint, e))?;
             transform.secret = Some(secret);
         }
@@ -308,17 +345,15 @@ impl Transform {
         cache: Option<Cache>,
         cluster: Option<Cluster>,
     ) -> Result<Transform, Error> {
-        let id = rtl_daemon::connections::fresh_routing_id().map_err(Error::Transport)?;
-        let socket = ctx
-            .socket(zmq::DEALER)
-            .and_then(|s| s.set_linger(0).map(|_| s))
-            .and_then(|s| s.set_identity(&id).map(|_| s))
-            .map_err(|e| Error::Transport(format!("cannot create a socket: {e}")))?;
-        socket
-            .connect(endpoint)
+        let id = rtl_wire::connections::fresh_routing_id().map_err(Error::Transport)?;
+        let options = Options {
+            identity: Some(id.to_vec()),
+            ..Options::default()
+        };
+        let connection = Connection::connect(ctx, endpoint, &options)
             .map_err(|e| Error::Transport(format!("cannot connect to {endpoint}: {e}")))?;
         Ok(Transform {
-            socket,
+            connection,
             endpoint: endpoint.to_string(),
             cache,
             by_reference_bytes: usize::MAX,
@@ -345,7 +380,9 @@ impl Transform {
         other.silence = self.silence;
         other.lifespan = self.lifespan;
         if let Some(secret) = &self.secret {
-            prove(&mut other.socket, secret, self.silence)
+            other
+                .connection
+                .prove(secret, self.silence)
                 .map_err(|e| proof_error(&self.endpoint, e))?;
             other.secret = Some(secret.clone());
         }
@@ -433,30 +470,31 @@ impl Transform {
         progress: bool,
     ) -> Result<JobHandle, Error> {
         let job = Uuid::new_v4();
-        let mut header = Header::new(Kind::Submit, job);
-        header.plan = Some(plan.clone());
-        header.progress = progress;
-        header.charts = self.charts.is_some();
-        header.cache_id = self.cache.as_ref().map(Cache::id);
-        header.lifespan = self.lifespan.as_millis() as u64;
+        let submit = Submit {
+            plan: plan.clone(),
+            progress,
+            charts: self.charts.is_some(),
+            cache_id: self.cache.as_ref().map(Cache::id),
+            lifespan: self.lifespan.as_millis() as u64,
+        };
         // The input stays here until the job is done: a busy relay asks for
         // it again.
         let input = match (input, &self.cache) {
             (Some(table), Some(cache)) if table.wire_size() >= self.by_reference_bytes => {
-                header = header.with_table(&table);
                 let rows = self.chunk_rows.unwrap_or(usize::MAX);
-                header.table_refs = cache
+                let keys = cache
                     .put_pieces(job, &table, rows)
                     .map_err(Error::Transport)?;
-                None
+                Body::refs(&table, keys)
             }
-            (input, _) => input.map(Arc::new),
+            (Some(table), _) => Body::Shared(Arc::new(table)),
+            (None, _) => Body::Empty,
         };
-        self.resubmit(&header, input.as_ref())?;
+        self.resubmit(job, &submit, &input)?;
         self.pending.insert(
             job,
             Pending {
-                header,
+                submit,
                 input,
                 backoff: Duration::from_millis(10),
                 resend_at: None,
@@ -513,8 +551,8 @@ impl Transform {
             for job in due {
                 if let Some(p) = self.pending.get_mut(&job) {
                     p.resend_at = None;
-                    let (header, input) = (p.header.clone(), p.input.clone());
-                    self.resubmit(&header, input.as_ref())?;
+                    let (submit, input) = (p.submit.clone(), p.input.duplicate());
+                    self.resubmit(job, &submit, &input)?;
                 }
             }
             let next_resend = self
@@ -525,7 +563,7 @@ impl Transform {
                 .map_or(ping_every, |at| at.saturating_duration_since(now));
             let message = self.next_message(ping_every.min(next_resend))?;
             stalled(&mut heard);
-            let Some(mut env) = message else {
+            let Some(env) = message else {
                 if heard.elapsed() > self.silence {
                     return Err(Error::Transport(format!(
                         "the relay at {} stopped answering for {} ms while running the job (job_timeout_ms); is it still running? `rtl status` tells",
@@ -534,19 +572,18 @@ impl Transform {
                     )));
                 }
                 if pinged.elapsed() >= ping_every {
-                    self.send_control(Kind::Ping)?;
+                    self.send_control(Message::Ping)?;
                     pinged = Instant::now();
                 }
                 continue;
             };
             heard = Instant::now();
-            let replaced = match env.header.kind {
-                Kind::Pong => env
-                    .header
-                    .relay
-                    .is_some_and(|run| self.relay_run.is_some_and(|known| known != run)),
+            let replaced = match &env.message {
+                Message::Pong { relay } => {
+                    relay.is_some_and(|run| self.relay_run.is_some_and(|known| known != run))
+                }
                 // Only a relay that does not know this connection asks.
-                Kind::Challenge => true,
+                Message::Challenge { .. } => true,
                 _ => false,
             };
             if replaced {
@@ -560,77 +597,65 @@ impl Transform {
                 }
                 continue;
             }
-            let job = env.header.job;
+            let job = env.job;
             let Some(pending) = self.pending.get_mut(&job) else {
                 continue; // a pong, or an answer to an abandoned job
             };
-            match env.header.kind {
-                Kind::Progress if job == id => {
-                    if let (Some(cb), Some(event)) = (on_progress.as_mut(), &env.header.event) {
-                        cb(event);
+            match env.message {
+                Message::Progress(event) if job == id => {
+                    if let Some(cb) = on_progress.as_mut() {
+                        cb(&event);
                     }
                 }
-                Kind::Result => {
-                    let refs = std::mem::take(&mut env.header.table_refs);
-                    pending.outcome = Some(match (refs.is_empty(), &self.cache) {
-                        (false, Some(cache)) => cache.take_tables(&refs).map_err(Error::Transport),
-                        (false, None) => Err(Error::Transport(
+                Message::Result { .. } => {
+                    pending.outcome = Some(match (env.body, &self.cache) {
+                        (Body::Refs { keys, .. }, Some(cache)) => {
+                            cache.take_tables(&keys).map_err(Error::Transport)
+                        }
+                        (Body::Refs { .. }, None) => Err(Error::Transport(
                             "the result came by reference but this client has no cache".into(),
                         )),
-                        (true, _) => env
-                            .take_table()
+                        (inline, _) => inline
+                            .into_table()
                             .map_err(|e| Error::Transport(format!("bad result table: {e}"))),
                     });
                 }
-                Kind::Chart => {
-                    if let (Some(charts), Some(chart)) = (&mut self.charts, env.header.chart.take())
-                    {
-                        charts.push((job, chart));
+                Message::Chart { chart, .. } => {
+                    if let Some(charts) = &mut self.charts {
+                        charts.push((job, *chart));
                     }
                 }
-                Kind::Busy => {
+                Message::Busy => {
                     pending.resend_at = Some(Instant::now() + pending.backoff);
                     pending.backoff = (pending.backoff * 2).min(Duration::from_millis(500));
                 }
-                Kind::Error => {
-                    pending.outcome = Some(Err(Error::Job(env.header.error.take().unwrap_or(
-                        Failure {
-                            stage: None,
-                            task: None,
-                            message: "the relay reported an error without a cause".into(),
-                        },
-                    ))));
-                }
+                Message::Error(failure) => pending.outcome = Some(Err(Error::Job(failure))),
                 _ => {}
             }
         }
     }
 
-    fn resubmit(&mut self, header: &Header, input: Option<&Arc<Table>>) -> Result<(), Error> {
-        let body = input.map_or(Body::Empty, |t| Body::Shared(t.clone()));
-        Envelope {
-            id: header.job,
-            header: header.clone(),
-            body,
-        }
-        .send(&mut self.socket, None)
-        .map_err(|e| Error::Transport(format!("cannot send the job to {}: {e}", self.endpoint)))
+    fn resubmit(&mut self, job: Uuid, submit: &Submit, input: &Body) -> Result<(), Error> {
+        let message = Message::Submit(Box::new(submit.clone()));
+        self.connection
+            .send(Envelope::with_id(job, job, message, input.duplicate()))
+            .map_err(|e| Error::Transport(format!("cannot send the job to {}: {e}", self.endpoint)))
     }
 
     /// Checks the relay answers within `timeout`.
     pub fn ping(&mut self, timeout: Duration) -> Result<(), Error> {
-        self.send_control(Kind::Ping)?;
+        self.send_control(Message::Ping)?;
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(env) =
                 self.next_message(deadline.saturating_duration_since(Instant::now()))?
             {
-                match env.header.kind {
-                    Kind::Pong => {
-                        self.relay_run = self.relay_run.or(env.header.relay);
+                match env.message {
+                    Message::Pong { relay } => {
+                        self.relay_run = self.relay_run.or(relay);
                         return Ok(());
                     }
-                    Kind::Challenge => {
+                    Message::Challenge { .. } => {
                         return Err(Error::Refused(
                             "the relay asks for the cluster secret and this machine has none; copy the relay's secret file here (see `rtl keygen`)".into(),
                         ))
@@ -645,9 +670,9 @@ impl Transform {
         })
     }
 
-    fn send_control(&mut self, kind: Kind) -> Result<(), Error> {
-        Envelope::control(kind, Uuid::nil())
-            .send(&mut self.socket, None)
+    fn send_control(&mut self, message: Message) -> Result<(), Error> {
+        self.connection
+            .send(Envelope::control(message))
             .map_err(|e| {
                 Error::Transport(format!("cannot reach the relay at {}: {e}", self.endpoint))
             })
@@ -655,15 +680,9 @@ impl Transform {
 
     /// The next message, or None when nothing came within `wait`.
     fn next_message(&mut self, wait: Duration) -> Result<Option<Envelope>, Error> {
-        match self.socket.poll(zmq::POLLIN, wait.as_millis() as i64) {
-            Ok(0) | Err(zmq::Error::EINTR) => return Ok(None),
-            Ok(_) => {}
-            Err(e) => return Err(Error::Transport(format!("socket error: {e}"))),
-        }
-        match Envelope::recv(&self.socket, false, zmq::DONTWAIT) {
-            Ok((_, env)) => Ok(Some(env)),
-            Err(WireError::Zmq(zmq::Error::EAGAIN | zmq::Error::EINTR)) => Ok(None),
-            Err(e) => Err(Error::Transport(format!("bad message from the relay: {e}"))),
-        }
+        self.connection.recv(wait).map_err(|e| match e {
+            rtl_wire::WireError::Zmq(e) => Error::Transport(format!("socket error: {e}")),
+            e => Error::Transport(format!("bad message from the relay: {e}")),
+        })
     }
 }

@@ -7,7 +7,8 @@
 //! sending.
 
 use crate::routing::NodeId;
-use crate::wire::Header;
+use rtl_tasks::Chart;
+use rtl_wire::{Body, Envelope, Message};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -30,27 +31,49 @@ const OVERHEAD: usize = 1024;
 /// How long a chart waits for a plot node to join.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// A chart a job made, as the relay passes it on.
+#[derive(Debug, Clone)]
+pub struct JobChart {
+    /// The job that made it.
+    pub job: Uuid,
+    /// The stage whose task made it.
+    pub stage: u32,
+    /// The chart.
+    pub chart: Box<Chart>,
+}
+
+impl JobChart {
+    /// A message carrying it, under a fresh id.
+    pub fn envelope(&self) -> Envelope {
+        let message = Message::Chart {
+            stage: self.stage,
+            chart: self.chart.clone(),
+        };
+        Envelope::new(self.job, message, Body::Empty)
+    }
+}
+
+/// The charts sent to plot nodes and not yet confirmed, and the charts
+/// that wait for a plot node.
 #[derive(Default)]
 pub struct ChartPost {
     /// Sent as message `Uuid` to a plot node, not yet confirmed.
-    out: VecDeque<(Uuid, NodeId, Header)>,
+    out: VecDeque<(Uuid, NodeId, JobChart)>,
     out_bytes: usize,
     /// No plot node took them; since when.
-    waiting: VecDeque<(Instant, Header)>,
+    waiting: VecDeque<(Instant, JobChart)>,
     waiting_bytes: usize,
 }
 
 /// About how many bytes the relay holds for a chart message.
-fn weight(chart: &Header) -> usize {
-    let numbers: usize = chart.chart.as_ref().map_or(0, |c| {
-        let layers: usize = c
-            .layers
-            .iter()
-            .map(|l| (l.x.len() + l.y.len()) * 8 + l.label.len())
-            .sum();
-        layers + c.categories.iter().map(String::len).sum::<usize>()
-    });
-    OVERHEAD + numbers
+fn weight(chart: &JobChart) -> usize {
+    let c = &chart.chart;
+    let layers: usize = c
+        .layers
+        .iter()
+        .map(|l| (l.x.len() + l.y.len()) * 8 + l.label.len())
+        .sum();
+    OVERHEAD + layers + c.categories.iter().map(String::len).sum::<usize>()
 }
 
 impl ChartPost {
@@ -59,7 +82,7 @@ impl ChartPost {
     }
 
     /// Chart message `id` went to `node`.
-    pub fn sent(&mut self, id: Uuid, node: &[u8], chart: Header) {
+    pub fn sent(&mut self, id: Uuid, node: &[u8], chart: JobChart) {
         self.out_bytes += weight(&chart);
         self.out.push_back((id, node.to_vec(), chart));
         while self.out_bytes > UNCONFIRMED_BYTES && self.out.len() > 1 {
@@ -84,11 +107,11 @@ impl ChartPost {
     }
 
     /// The charts a plot node that is gone never confirmed.
-    pub fn node_gone(&mut self, node: &[u8]) -> Vec<Header> {
+    pub fn node_gone(&mut self, node: &[u8]) -> Vec<JobChart> {
         let (gone, kept): (VecDeque<_>, VecDeque<_>) =
             self.out.drain(..).partition(|(_, to, _)| to == node);
         self.out = kept;
-        let gone: Vec<Header> = gone.into_iter().map(|(_, _, chart)| chart).collect();
+        let gone: Vec<JobChart> = gone.into_iter().map(|(_, _, chart)| chart).collect();
         self.out_bytes -= gone.iter().map(weight).sum::<usize>();
         gone
     }
@@ -96,7 +119,7 @@ impl ChartPost {
     /// Keeps a chart for the next plot node; returns the oldest ones when
     /// the waiting charts weigh more than [`WAITING_BYTES`], which are
     /// dropped.
-    pub fn wait(&mut self, chart: Header, now: Instant) -> Vec<Header> {
+    pub fn wait(&mut self, chart: JobChart, now: Instant) -> Vec<JobChart> {
         self.waiting_bytes += weight(&chart);
         self.waiting.push_back((now, chart));
         let mut dropped = Vec::new();
@@ -111,7 +134,7 @@ impl ChartPost {
 
     /// Takes every waiting chart: those still worth sending, and those
     /// that waited longer than [`PATIENCE`].
-    pub fn take_waiting(&mut self, now: Instant) -> (Vec<Header>, Vec<Header>) {
+    pub fn take_waiting(&mut self, now: Instant) -> (Vec<JobChart>, Vec<JobChart>) {
         self.waiting_bytes = 0;
         let (fresh, stale): (Vec<_>, Vec<_>) = self
             .waiting
@@ -131,13 +154,9 @@ impl ChartPost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Kind;
 
-    fn chart(k: u32) -> Header {
-        Header {
-            stage: k,
-            ..Header::new(Kind::Chart, Uuid::nil())
-        }
+    fn chart(k: u32) -> JobChart {
+        big(k, 0)
     }
 
     #[test]
@@ -157,15 +176,17 @@ mod tests {
     }
 
     /// A chart of `points` points.
-    fn big(k: u32, points: usize) -> Header {
+    fn big(k: u32, points: usize) -> JobChart {
         let layer = rtl_tasks::chart::Layer {
             mark: Default::default(),
             label: String::new(),
             x: vec![0.0; points],
             y: vec![0.0; points],
         };
-        Header {
-            chart: Some(rtl_tasks::chart::Chart {
+        JobChart {
+            job: Uuid::nil(),
+            stage: k,
+            chart: Box::new(rtl_tasks::chart::Chart {
                 name: format!("c{k}"),
                 title: String::new(),
                 x_label: String::new(),
@@ -175,7 +196,6 @@ mod tests {
                 layers: vec![layer],
                 caption: String::new(),
             }),
-            ..chart(k)
         }
     }
 

@@ -5,11 +5,11 @@
 //! `Transform::embedded`. Dropping the [`Cluster`] stops and joins every
 //! thread.
 
-use crate::cache::Cache;
-use crate::log::Log;
 use crate::relay::{Endpoints, Relay, RelayConfig};
 use crate::tasknode::{self, TaskNodeConfig};
+use rtl_cache::Cache;
 use rtl_config::Config;
+use rtl_log::Log;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -6,20 +6,20 @@
 //! The routing bookkeeping lives in [`Routing`]; this module owns the jobs,
 //! the sockets and the plan cache, and turns messages into routing calls.
 
-use crate::auth::{Gate, Secret, Verdict};
-use crate::cache::Cache;
-use crate::charts::{self, ChartPost};
-use crate::connections::Connections;
+use crate::charts::{self, ChartPost, JobChart};
 use crate::flow::{split, Flow, Next, Pieces, Work};
-use crate::log::Log;
 use crate::routing::{Assignment, Lost, NodeId, Routing};
-use crate::wire::{
-    AuthFields, Body, CacheReport, Envelope, Failure, Header, Kind, Peer, ProgressEvent,
-    StatusReport, WireError,
-};
+use rtl_cache::{Cache, PlanBytes};
 use rtl_config::Config;
 use rtl_dsl::Plan;
-use rtl_tasks::Table;
+use rtl_log::Log;
+use rtl_tasks::{Stat, Table};
+use rtl_wire::auth::{Gate, Secret, Verdict};
+use rtl_wire::connections::Connections;
+use rtl_wire::{
+    Body, CacheReport, Done, Envelope, Failure, Message, Peer, PlanRef, ProgressEvent,
+    StatusReport, Submit, WireError, Work as WorkMessage,
+};
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -128,23 +128,9 @@ struct Job {
     deadline: Option<Instant>,
     client_cache: Option<Uuid>,
     started: Instant,
-    flow: Flow<Held>,
-}
-
-/// A table the relay holds for a job without decoding it: its description
-/// (schema, rows, cache keys) and its column frames, if inline.
-struct Held {
-    header: Header,
-    body: Body,
-}
-
-impl Held {
-    fn inline(table: Table) -> Held {
-        Held {
-            header: Header::new(Kind::Work, Uuid::nil()).with_table(&table),
-            body: Body::Table(table),
-        }
-    }
+    /// The job's tables, held without decoding them: column frames as
+    /// they came, or keys into the cache.
+    flow: Flow<Body>,
 }
 
 /// How the relay splits and joins held tables: pieces already in the
@@ -156,91 +142,71 @@ struct Tables<'a> {
 
 impl Tables<'_> {
     /// The held table, decoded (taken from the cache when it is there).
-    fn materialize(&self, held: Held) -> Result<Table, String> {
-        if !held.header.table_refs.is_empty() {
-            return self.cache.take_tables(&held.header.table_refs);
+    fn materialize(&self, held: Body) -> Result<Table, String> {
+        match held {
+            Body::Refs { keys, .. } => self.cache.take_tables(&keys),
+            inline => inline.into_table(),
         }
-        Envelope {
-            id: Uuid::nil(),
-            header: held.header,
-            body: held.body,
-        }
-        .take_table()
     }
 
-    fn discard(&self, held: &Held) {
-        self.cache.discard(&held.header.table_refs);
+    fn discard(&self, held: &Body) {
+        self.cache.discard(held.keys());
     }
 }
 
-impl Pieces<Held> for Tables<'_> {
-    fn rows(&self, held: &Held) -> usize {
-        rows_of(&held.header, &held.body)
+impl Pieces<Body> for Tables<'_> {
+    fn rows(&self, held: &Body) -> usize {
+        held.rows()
     }
 
-    fn split(&self, mut held: Held, rows: usize) -> Result<Vec<Held>, String> {
-        let total = self.rows(&held);
-        if held.header.table_refs.len() > 1 {
+    fn split(&self, held: Body, rows: usize) -> Result<Vec<Body>, String> {
+        let total = held.rows();
+        let pieces = |schema: Vec<_>, keys: Vec<String>| {
+            keys.into_iter()
+                .enumerate()
+                .map(|(k, key)| Body::Refs {
+                    schema: schema.clone(),
+                    rows: rows.min(total.saturating_sub(k * rows)) as u64,
+                    keys: vec![key],
+                })
+                .collect()
+        };
+        match held {
             // A node wrote its result in pieces of `rows` rows.
-            let refs = std::mem::take(&mut held.header.table_refs);
-            return Ok(refs
-                .into_iter()
-                .enumerate()
-                .map(|(k, key)| {
-                    let mut header = held.header.clone();
-                    header.table_refs = vec![key];
-                    header.rows = rows.min(total.saturating_sub(k * rows)) as u64;
-                    Held {
-                        header,
-                        body: Body::Empty,
-                    }
-                })
-                .collect());
-        }
-        if total <= rows {
-            return Ok(vec![held]);
-        }
-        if let [key] = held.header.table_refs.as_slice() {
+            Body::Refs { schema, keys, .. } if keys.len() > 1 => Ok(pieces(schema, keys)),
+            held if total <= rows => Ok(vec![held]),
             // One big entry (a client's input, say): cut it in the map.
-            let keys = self.cache.split_table(key, rows)?;
-            let mut header = held.header;
-            return Ok(keys
-                .into_iter()
-                .enumerate()
-                .map(|(k, key)| {
-                    header.table_refs = vec![key];
-                    header.rows = rows.min(total.saturating_sub(k * rows)) as u64;
-                    Held {
-                        header: header.clone(),
-                        body: Body::Empty,
-                    }
-                })
-                .collect());
+            Body::Refs { schema, keys, .. } => {
+                let keys = match keys.as_slice() {
+                    [key] => self.cache.split_table(key, rows)?,
+                    _ => keys,
+                };
+                Ok(pieces(schema, keys))
+            }
+            held => {
+                let table = self.materialize(held)?;
+                Ok(split(&table, rows).into_iter().map(Body::Table).collect())
+            }
         }
-        let table = self.materialize(held)?;
-        Ok(split(&table, rows).into_iter().map(Held::inline).collect())
     }
 
-    fn join(&self, parts: Vec<Held>) -> Result<Held, String> {
-        if parts.iter().all(|p| !p.header.table_refs.is_empty()) {
-            let mut header = parts
-                .first()
-                .map(|p| p.header.clone())
-                .ok_or("nothing to join")?;
-            header.rows = parts.iter().map(|p| p.header.rows).sum();
-            header.table_refs = parts
-                .into_iter()
-                .flat_map(|p| p.header.table_refs)
-                .collect();
-            return Ok(Held {
-                header,
-                body: Body::Empty,
-            });
+    fn join(&self, parts: Vec<Body>) -> Result<Body, String> {
+        if parts.iter().all(|p| matches!(p, Body::Refs { .. })) {
+            let rows = parts.iter().map(|p| p.rows() as u64).sum();
+            let mut parts = parts.into_iter();
+            let Some(Body::Refs {
+                schema, mut keys, ..
+            }) = parts.next()
+            else {
+                return Err("nothing to join".into());
+            };
+            keys.extend(parts.flat_map(|mut p| p.take_keys()));
+            return Ok(Body::Refs { schema, rows, keys });
         }
         let tables: Vec<Result<Table, String>> =
             parts.into_iter().map(|p| self.materialize(p)).collect();
         let tables = tables.into_iter().collect::<Result<Vec<_>, _>>()?;
-        Ok(Held::inline(Table::concat(tables)?))
+        Ok(Body::Table(Table::concat(tables)?))
     }
 }
 
@@ -344,7 +310,7 @@ impl Relay {
             unread_results: HashMap::new(),
             charts: ChartPost::new(),
             plot_node_seen: false,
-            host: crate::link::hostname(),
+            host: rtl_wire::link::hostname(),
             awake: Instant::now(),
             run: Uuid::new_v4(),
             losses: VecDeque::new(),
@@ -430,13 +396,14 @@ impl Relay {
                         Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
                         Err(WireError::Malformed {
                             route: Some(route),
+                            id,
                             reason,
                         }) => {
                             self.log
                                 .warn(format!("refused a malformed client message: {reason}"));
                             self.reply_error(
                                 &route,
-                                Uuid::nil(),
+                                id.unwrap_or_default(),
                                 None,
                                 format!("malformed message: {reason}"),
                             );
@@ -495,54 +462,43 @@ impl Relay {
         let Some(gate) = &mut self.gate else {
             return true;
         };
-        let kind = env.header.kind;
-        let proof = env
-            .header
-            .auth
-            .as_ref()
-            .filter(|a| kind == Kind::Proof && !a.proof.is_empty())
-            .map(|a| (a.nonce.as_slice(), a.proof.as_slice()));
+        let kind = env.message.kind();
+        let is_proof = matches!(env.message, Message::Proof { .. });
+        let proof = match &env.message {
+            Message::Proof { nonce, proof } if !proof.is_empty() => {
+                Some((nonce.as_slice(), proof.as_slice()))
+            }
+            _ => None,
+        };
         let peer = peer_name(route);
         // An empty proof from a trusted peer says the peer does not know
         // it was welcomed (the welcome was lost, or did not match its last
         // proof): the handshake starts again rather than leave it silent.
-        if kind == Kind::Proof && proof.is_none() && gate.trusts(from) {
+        if is_proof && proof.is_none() && gate.trusts(from) {
             gate.forget(route);
         }
-        let (reply, auth) = match gate.admit(from, proof) {
-            Verdict::Pass => return !matches!(kind, Kind::Proof),
+        let reply = match gate.admit(from, proof) {
+            Verdict::Pass => return !is_proof,
             Verdict::Challenge { nonce, first } => {
-                if first && kind != Kind::Proof {
+                if first && !is_proof {
                     self.log.warn(format!(
                         "refused a {kind:?} from {} {peer}: it has not proven it holds the cluster secret; challenged it",
                         if client { "client" } else { "node" }
                     ));
                 }
-                (
-                    Kind::Challenge,
-                    AuthFields {
-                        nonce,
-                        proof: Vec::new(),
-                    },
-                )
+                Message::Challenge { nonce }
             }
             Verdict::Welcome(proof) => {
                 self.log
                     .debug(|| format!("{peer} proved it holds the cluster secret"));
-                (
-                    Kind::Welcome,
-                    AuthFields {
-                        nonce: Vec::new(),
-                        proof,
-                    },
-                )
+                Message::Welcome { proof }
             }
             Verdict::Refuse(reason) => {
                 self.log.warn(format!("refused {peer}: {reason}"));
                 if client {
                     self.reply_error(
                         route,
-                        env.header.job,
+                        env.job,
                         None,
                         format!("refused: {reason}; is this machine's secret the cluster's?"),
                     );
@@ -550,14 +506,7 @@ impl Relay {
                 return false;
             }
         };
-        let answer = Envelope {
-            id: env.id,
-            header: Header {
-                auth: Some(auth),
-                ..Header::new(reply, Uuid::nil())
-            },
-            body: Body::Empty,
-        };
+        let answer = Envelope::with_id(env.id, Uuid::nil(), reply, Body::Empty);
         let socket = if client {
             &mut self.clients
         } else {
@@ -570,21 +519,22 @@ impl Relay {
         false
     }
 
-    fn on_client(&mut self, route: Vec<u8>, mut env: Envelope) {
-        match env.header.kind {
-            Kind::Ping => {
-                let mut header = Header::new(Kind::Pong, env.header.job);
-                header.relay = Some(self.run);
-                let pong = Envelope {
-                    id: env.id,
-                    header,
-                    body: Body::Empty,
+    fn on_client(&mut self, route: Vec<u8>, env: Envelope) {
+        let Envelope {
+            id,
+            job,
+            message,
+            body,
+        } = env;
+        match message {
+            Message::Ping => {
+                let pong = Message::Pong {
+                    relay: Some(self.run),
                 };
-                self.send_client(&route, pong);
+                self.send_client(&route, Envelope::with_id(id, job, pong, Body::Empty));
             }
-            Kind::Status => {
-                let mut header = Header::new(Kind::StatusReply, env.header.job);
-                header.status = Some(StatusReport {
+            Message::Status => {
+                let status = StatusReport {
                     pid: std::process::id(),
                     uptime_ms: self.started.elapsed().as_millis() as u64,
                     envelopes: self.routing.dispatched(),
@@ -592,29 +542,22 @@ impl Relay {
                     queued: self.routing.queued() as u64,
                     nodes: self.routing.report(Instant::now()),
                     cache: self.cache_report(),
-                });
-                self.send_client(
-                    &route,
-                    Envelope {
-                        id: env.id,
-                        header,
-                        body: Body::Empty,
-                    },
-                );
+                };
+                let reply = Message::StatusReply(Box::new(status));
+                self.send_client(&route, Envelope::with_id(id, job, reply, Body::Empty));
             }
-            Kind::Submit => self.submit(route, &mut env),
+            Message::Submit(submit) => self.submit(route, id, *submit, body),
             other => self.reply_error(
                 &route,
-                env.header.job,
+                job,
                 None,
-                format!("a client cannot send {other:?} messages"),
+                format!("a client cannot send {:?} messages", other.kind()),
             ),
         }
     }
 
-    fn submit(&mut self, route: Vec<u8>, env: &mut Envelope) {
-        let job_id = env.id;
-        if !env.header.table_refs.is_empty() && env.header.cache_id != Some(self.cache.id()) {
+    fn submit(&mut self, route: Vec<u8>, job_id: Uuid, submit: Submit, input: Body) {
+        if !input.keys().is_empty() && submit.cache_id != Some(self.cache.id()) {
             return self.reply_error(
                 &route,
                 job_id,
@@ -624,11 +567,10 @@ impl Relay {
         }
         // A client names only entries of its own job: others belong to
         // other jobs, and whoever reads an entry deletes it.
-        if let Some(key) = env
-            .header
-            .table_refs
+        if let Some(key) = input
+            .keys()
             .iter()
-            .find(|key| !crate::cache::belongs_to(key, job_id))
+            .find(|key| !rtl_cache::belongs_to(key, job_id))
         {
             return self.reply_error(
                 &route,
@@ -637,31 +579,21 @@ impl Relay {
                 format!("the input names cache entry {key}, which is not this job's"),
             );
         }
-        if let Some(why) = self.too_busy(env.body.bytes()) {
+        if let Some(why) = self.too_busy(input.bytes()) {
             // The client keeps its input, references included, and resends.
             self.busy_refusals += 1;
             self.log.debug(|| format!("job {job_id}: busy, {why}"));
-            let busy = Envelope {
-                id: job_id,
-                header: Header::new(Kind::Busy, job_id),
-                body: Body::Empty,
-            };
+            let busy = Envelope::with_id(job_id, job_id, Message::Busy, Body::Empty);
             return self.send_client(&route, busy);
         }
         // From here on the input is the relay's to pass on or release.
-        let input = Held {
-            header: Header::new(Kind::Work, job_id).with_table_of(&env.header),
-            body: std::mem::replace(&mut env.body, Body::Empty),
-        };
-        let plan = match self.admit(env) {
-            Ok(plan) => plan,
-            Err((at, message)) => {
-                Tables { cache: &self.cache }.discard(&input);
-                return self.reply_error(&route, job_id, at, message);
-            }
-        };
+        if let Err((at, message)) = self.admit(job_id, &submit.plan) {
+            Tables { cache: &self.cache }.discard(&input);
+            return self.reply_error(&route, job_id, at, message);
+        }
+        let plan = submit.plan;
         let plan_key = self.store_plan(&plan);
-        let lifespan = env.header.lifespan;
+        let lifespan = submit.lifespan;
         self.log
             .debug(|| format!("job {job_id}: {} stage(s) from a client", plan.stages.len()));
         let flow = Flow::new(&plan, self.settings.chunk_rows);
@@ -671,11 +603,11 @@ impl Relay {
                 client: route,
                 plan: Arc::new(plan),
                 plan_key,
-                progress: env.header.progress,
-                charts: env.header.charts,
+                progress: submit.progress,
+                charts: submit.charts,
                 lifespan,
                 deadline: (lifespan > 0).then(|| Instant::now() + Duration::from_millis(lifespan)),
-                client_cache: env.header.cache_id,
+                client_cache: submit.cache_id,
                 started: Instant::now(),
                 flow,
             },
@@ -688,19 +620,14 @@ impl Relay {
         self.follow(job_id, next);
     }
 
-    /// The submitted plan, unless the submit cannot run: where and why.
-    fn admit(&self, env: &mut Envelope) -> Result<Plan, (Option<(u32, String)>, String)> {
-        let plan = env
-            .header
-            .plan
-            .take()
-            .ok_or((None, "the submit message carries no plan".to_string()))?;
-        if self.jobs.contains_key(&env.id) {
+    /// Whether a submitted plan can run; if not, where and why.
+    fn admit(&self, job_id: Uuid, plan: &Plan) -> Result<(), (Option<(u32, String)>, String)> {
+        if self.jobs.contains_key(&job_id) {
             return Err((None, "a job with this id is already running".into()));
         }
         // Clients check jobs before sending them; one that did not still
         // gets nothing past the relay that cannot decode.
-        if let Some(p) = rtl_tasks::check_calls(&plan).into_iter().next() {
+        if let Some(p) = rtl_tasks::check_calls(plan).into_iter().next() {
             let stage = p.stage.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
             let message = match &p.field {
                 Some(field) => format!("field {field}: {}", p.message),
@@ -708,7 +635,7 @@ impl Relay {
             };
             return Err((p.task.map(|t| (stage, t)), message));
         }
-        Ok(plan)
+        Ok(())
     }
 
     /// Why a new job carrying `bytes` of columns must wait, if it must:
@@ -728,7 +655,7 @@ impl Relay {
                 .jobs
                 .values()
                 .flat_map(|j| j.flow.held())
-                .map(|h| h.body.bytes())
+                .map(Body::bytes)
                 .sum::<usize>()
             + self
                 .outbox
@@ -743,15 +670,13 @@ impl Relay {
     /// Puts the plan in the shared cache once; nodes that share the cache
     /// then get only its key.
     fn store_plan(&mut self, plan: &Plan) -> Option<String> {
-        let mut bytes = Vec::new();
-        ciborium::into_writer(plan, &mut bytes).ok()?;
-        let digest = digest(&bytes);
-        let key = format!("plan:{digest}");
+        let stored = PlanBytes::of(plan).ok()?;
+        let key = stored.key();
         if let Some(jobs) = self.stored_plans.get_mut(&key) {
             *jobs += 1;
             return Some(key);
         }
-        match self.cache.put_plan(&digest, &bytes) {
+        match self.cache.put_plan(&stored.digest, &stored.bytes) {
             Ok(key) => {
                 self.stored_plans.insert(key.clone(), 1);
                 Some(key)
@@ -780,7 +705,7 @@ impl Relay {
 
     /// Acts on what the job's flow asks for next: work to queue, the
     /// result to send, or a failure.
-    fn follow(&mut self, job_id: Uuid, next: Result<Next<Held>, String>) {
+    fn follow(&mut self, job_id: Uuid, next: Result<Next<Body>, String>) {
         match next {
             Err(e) => self.fail_job(job_id, None, e),
             Ok(Next::Send(work)) => {
@@ -793,36 +718,39 @@ impl Relay {
     }
 
     /// Queues one work envelope.
-    fn enqueue(&mut self, job_id: Uuid, work: Work<Held>) {
+    fn enqueue(&mut self, job_id: Uuid, work: Work<Body>) {
         let Some(job) = self.jobs.get(&job_id) else {
             return Tables { cache: &self.cache }.discard(&work.input);
         };
-        let Held {
-            header: table,
-            body,
-        } = work.input;
-        let mut header = Header::new(Kind::Work, job_id).with_table_of(&table);
-        header.stage = work.stage;
-        header.lifespan = job.lifespan;
-        header.progress = job.progress;
-        header.plan_key = job.plan_key.clone();
-        header.tasks = work.tasks;
-        header.split_rows = work.split_rows.unwrap_or(0) as u64;
-        header.stats = work.stats;
-        header.partial_for = work.partial_for;
-        header.seq = work.seq;
-        header.count = work.count;
+        let message = WorkMessage {
+            stage: work.stage,
+            plan: match &job.plan_key {
+                Some(key) => PlanRef::Cached(key.clone()),
+                None => PlanRef::Inline(job.plan.clone()),
+            },
+            tasks: work.tasks,
+            lifespan: job.lifespan,
+            progress: job.progress,
+            seq: work.seq,
+            count: work.count,
+            split_rows: work.split_rows.unwrap_or(0) as u64,
+            stats: work.stats,
+            partial_for: work.partial_for,
+            cache_id: None,
+        };
         self.log.debug(|| {
             format!(
                 "job {job_id}: stage {} tasks {:?}, piece {} of {}, {} rows",
-                work.stage, work.tasks, work.seq, work.count, header.rows
+                work.stage,
+                work.tasks,
+                work.seq,
+                work.count,
+                work.input.rows()
             )
         });
-        self.routing.enqueue(Envelope {
-            id: work.id,
-            header,
-            body,
-        });
+        let message = Message::Work(Box::new(message));
+        self.routing
+            .enqueue(Envelope::with_id(work.id, job_id, message, work.input));
     }
 
     /// Sends queued work to nodes with room.
@@ -832,35 +760,31 @@ impl Relay {
                 .routing
                 .node_info(&node)
                 .is_some_and(|info| info.cache_id == Some(self.cache.id()));
-            // Which cache the node may answer into by reference: the
-            // relay's, and only when the node shares it.
-            env.header.cache_id = shares_cache.then(|| self.cache.id());
-            if !shares_cache || env.header.plan_key.is_none() {
-                env.header.plan = self.jobs.get(&env.header.job).map(|j| (*j.plan).clone());
-                env.header.plan_key = None;
-            }
-            if !shares_cache && !env.header.table_refs.is_empty() {
-                {
-                    match self
-                        .cache
-                        .take_tables(&std::mem::take(&mut env.header.table_refs))
-                    {
-                        Ok(table) => env.body = Body::Table(table),
-                        Err(e) => {
-                            let job = env.header.job;
-                            self.routing.answered(&env.id);
-                            self.fail_job(job, None, e);
-                            continue;
-                        }
+            let (job, id, stage) = (env.job, env.id, stage_of(&env));
+            if let Message::Work(work) = &mut env.message {
+                // Which cache the node may answer into by reference: the
+                // relay's, and only when the node shares it.
+                work.cache_id = shares_cache.then(|| self.cache.id());
+                if !shares_cache {
+                    if let Some(j) = self.jobs.get(&job) {
+                        work.plan = PlanRef::Inline(j.plan.clone());
                     }
                 }
             }
-            let (job, id) = (env.header.job, env.id);
+            if !shares_cache && !env.body.keys().is_empty() {
+                match self.cache.take_tables(&env.body.take_keys()) {
+                    Ok(table) => env.body = Body::Table(table),
+                    Err(e) => {
+                        self.routing.answered(&id);
+                        self.fail_job(job, None, e);
+                        continue;
+                    }
+                }
+            }
             let copy = env.duplicate();
             self.log.debug(|| {
                 format!(
-                    "job {job}: stage {} to {}",
-                    env.header.stage,
+                    "job {job}: stage {stage} to {}",
                     String::from_utf8_lossy(&node)
                 )
             });
@@ -880,7 +804,6 @@ impl Relay {
                 }
                 Err(e) => {
                     self.routing.answered(&id);
-                    let stage = copy.header.stage;
                     self.release(copy);
                     let at = self.stage_tasks(job, stage);
                     self.fail_job(
@@ -962,7 +885,7 @@ impl Relay {
 
     /// Deletes the cache entries an envelope's input was passed by.
     fn release(&self, env: Envelope) {
-        self.cache.discard(&env.header.table_refs);
+        self.cache.discard(env.body.keys());
     }
 
     /// A node answered envelope `id`: its credit is free and its input can
@@ -977,7 +900,7 @@ impl Relay {
             return Some((a.job, a.stage));
         }
         let queued = self.routing.unqueue(id)?;
-        let at = (queued.header.job, queued.header.stage);
+        let at = (queued.job, stage_of(&queued));
         self.release(queued);
         Some(at)
     }
@@ -986,7 +909,7 @@ impl Relay {
     /// only a node that shares the relay's cache writes into it, and only
     /// entries of the job it worked for.
     fn foreign_refs(&self, route: &[u8], env: &Envelope) -> Option<String> {
-        let refs = &env.header.table_refs;
+        let refs = env.body.keys();
         if refs.is_empty() {
             return None;
         }
@@ -997,16 +920,22 @@ impl Relay {
         if !shares {
             return Some("it named cache entries but does not share the relay's cache".into());
         }
-        let job = env.header.job;
+        let job = env.job;
         refs.iter()
-            .find(|key| !crate::cache::belongs_to(key, job))
+            .find(|key| !rtl_cache::belongs_to(key, job))
             .map(|key| format!("it named cache entry {key}, which is not its job's"))
     }
 
-    fn on_node(&mut self, route: NodeId, mut env: Envelope) {
-        match env.header.kind {
-            Kind::Heartbeat => {
-                if let Some(info) = env.header.node.take() {
+    fn on_node(&mut self, route: NodeId, env: Envelope) {
+        let Envelope {
+            id,
+            job,
+            message,
+            body,
+        } = env;
+        match message {
+            Message::Heartbeat(node) => {
+                if let Some(info) = node {
                     let (service, pid, host) = (info.service.clone(), info.pid, info.host.clone());
                     if self.routing.heard_from(&route, info, Instant::now()) {
                         self.log.info(format!(
@@ -1020,7 +949,7 @@ impl Relay {
                     }
                 }
             }
-            Kind::Bye => {
+            Message::Bye => {
                 self.log
                     .info(format!("{} is leaving", String::from_utf8_lossy(&route)));
                 self.routing.leaving(&route);
@@ -1028,27 +957,27 @@ impl Relay {
                     gate.forget(&route);
                 }
             }
-            Kind::Progress => {
-                if let Some(job) = self.jobs.get(&env.header.job).filter(|j| j.progress) {
-                    let client = job.client.clone();
-                    let header = Header {
-                        event: env.header.event.take(),
-                        ..Header::new(Kind::Progress, env.header.job)
-                    };
-                    self.send_client(&client, Envelope::new(header, Body::Empty));
+            Message::Progress(event) => {
+                if let Some(client) = self
+                    .jobs
+                    .get(&job)
+                    .filter(|j| j.progress)
+                    .map(|j| j.client.clone())
+                {
+                    let progress = Envelope::new(job, Message::Progress(event), Body::Empty);
+                    self.send_client(&client, progress);
                 }
             }
-            Kind::Chart => self.chart(env),
+            Message::Chart { stage, chart } => self.chart(JobChart { job, stage, chart }),
             // A plot node confirms the charts it drew (or ones an earlier
             // relay sent it).
-            Kind::Done if self.charts.confirmed(&env.id) || self.is_plot_node(&route) => {}
-            Kind::Done => {
-                if let Some((job, stage)) = self.answered(&env.id) {
+            Message::Done(_) if self.charts.confirmed(&id) || self.is_plot_node(&route) => {}
+            Message::Done(done) => {
+                let env = Envelope::with_id(id, job, Message::Done(Done::default()), body);
+                if let Some((job, stage)) = self.answered(&id) {
                     // The work sent decides which job and stage an answer
                     // is for, not what the answer says.
-                    env.header.job = job;
-                    env.header.stage = stage;
-                    if let Err(why) = env.check_frames() {
+                    if let Err(why) = env.body.check_frames() {
                         let at = self.stage_tasks(job, stage);
                         return self.fail_job(
                             job,
@@ -1068,30 +997,23 @@ impl Relay {
                             format!("a task node answered with a table it cannot have made: {why}"),
                         );
                     }
-                    self.stage_done(env);
+                    self.stage_done(id, job, stage, done.partial, env.body);
                 } else {
                     // Another node answered it first, or its job ended.
-                    self.log.info(format!(
-                        "late answer {} for job {} dropped",
-                        env.id, env.header.job
-                    ));
+                    self.log
+                        .info(format!("late answer {id} for job {job} dropped"));
                     self.release(env);
                 }
             }
-            Kind::Failed => {
-                let Some((job, stage)) = self.answered(&env.id) else {
+            Message::Failed(failure) => {
+                let Some((job, _)) = self.answered(&id) else {
                     // Another node did this work already: its answer
                     // stands (and this one may have failed only because
                     // the input was released after it).
-                    return self.log.debug(|| {
-                        format!("late failure {} for job {} ignored", env.id, env.header.job)
-                    });
+                    return self
+                        .log
+                        .debug(|| format!("late failure {id} for job {job} ignored"));
                 };
-                let failure = env.header.error.take().unwrap_or(Failure {
-                    stage: Some(stage),
-                    task: None,
-                    message: "the task node reported a failure without a cause".into(),
-                });
                 self.fail_job(
                     job,
                     failure.stage.zip(failure.task.clone()),
@@ -1099,7 +1021,8 @@ impl Relay {
                 );
             }
             other => self.log.warn(format!(
-                "ignored a {other:?} message from node {}",
+                "ignored a {:?} message from node {}",
+                other.kind(),
                 String::from_utf8_lossy(&route)
             )),
         }
@@ -1107,24 +1030,23 @@ impl Relay {
 
     /// Copies a chart to every plot node, and to the job's client when it
     /// asked for charts.
-    fn chart(&mut self, env: Envelope) {
-        let job = env.header.job;
-        self.post_chart(env.header.clone());
+    fn chart(&mut self, chart: JobChart) {
         if let Some(client) = self
             .jobs
-            .get(&job)
+            .get(&chart.job)
             .filter(|j| j.charts)
             .map(|j| j.client.clone())
         {
-            self.send_client(&client, Envelope::new(env.header, Body::Empty));
+            self.send_client(&client, chart.envelope());
         }
+        self.post_chart(chart);
     }
 
     /// Sends a chart to every plot node, each copy kept until its node
     /// confirms it. When no plot node takes it (the one there was is gone,
     /// and its replacement has not joined yet), the chart waits for the
     /// next plot node to join, and the job's client is told.
-    fn post_chart(&mut self, chart: Header) {
+    fn post_chart(&mut self, chart: JobChart) {
         if self.send_to_plot_nodes(&chart) {
             return;
         }
@@ -1150,7 +1072,7 @@ impl Relay {
 
     /// Keeps a chart until a plot node joins; the oldest waiting charts go
     /// when they weigh too much.
-    fn keep_for_plot_node(&mut self, chart: Header) {
+    fn keep_for_plot_node(&mut self, chart: JobChart) {
         for dropped in self.charts.wait(chart, Instant::now()) {
             self.chart_dropped(
                 &dropped,
@@ -1164,7 +1086,7 @@ impl Relay {
 
     /// Tells the client of a chart's job, when it follows progress, what
     /// became of the chart.
-    fn tell_about_chart(&mut self, chart: &Header, message: String) {
+    fn tell_about_chart(&mut self, chart: &JobChart, message: String) {
         let job = chart.job;
         let Some(client) = self
             .jobs
@@ -1174,20 +1096,20 @@ impl Relay {
         else {
             return;
         };
-        let header = Header {
-            event: Some(ProgressEvent {
-                stage: chart.stage,
-                task: "simple_plot".into(),
-                ms: None,
-                message: Some(message),
-            }),
-            ..Header::new(Kind::Progress, job)
+        let event = ProgressEvent {
+            stage: chart.stage,
+            task: "simple_plot".into(),
+            ms: None,
+            message: Some(message),
         };
-        self.send_client(&client, Envelope::new(header, Body::Empty));
+        self.send_client(
+            &client,
+            Envelope::new(job, Message::Progress(event), Body::Empty),
+        );
     }
 
     /// Logs a chart no plot node will draw, and tells its client.
-    fn chart_dropped(&mut self, chart: &Header, why: String) {
+    fn chart_dropped(&mut self, chart: &JobChart, why: String) {
         let name = chart_name(chart).to_string();
         self.log
             .warn(format!("job {}: chart `{name}` dropped: {why}", chart.job));
@@ -1199,10 +1121,10 @@ impl Relay {
 
     /// Sends a chart to every plot node; false when none took it. A plot
     /// node whose connection is gone is dropped at once.
-    fn send_to_plot_nodes(&mut self, chart: &Header) -> bool {
+    fn send_to_plot_nodes(&mut self, chart: &JobChart) -> bool {
         let mut taken = false;
         for node in self.routing.plot_nodes() {
-            let copy = Envelope::new(chart.clone(), Body::Empty);
+            let copy = chart.envelope();
             let id = copy.id;
             match copy.send_now(&mut self.nodes, Some(&node)) {
                 Ok(()) => {
@@ -1247,31 +1169,23 @@ impl Relay {
         }
     }
 
-    fn stage_done(&mut self, mut env: Envelope) {
-        let job_id = env.header.job;
-        let held = Held {
-            header: Header::new(Kind::Work, job_id).with_table_of(&env.header),
-            body: std::mem::replace(&mut env.body, Body::Empty),
-        };
+    fn stage_done(&mut self, id: Uuid, job_id: Uuid, stage: u32, partial: Vec<Stat>, held: Body) {
         let tables = Tables { cache: &self.cache };
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return tables.discard(&held);
         };
-        let partial = std::mem::take(&mut env.header.partial);
-        match job.flow.done(env.id, held, partial, &tables) {
+        match job.flow.done(id, held, partial, &tables) {
             Ok(next) => self.follow(job_id, next),
             Err(held) => {
                 tables.discard(&held);
-                self.log.warn(format!(
-                    "job {job_id}: unexpected answer for stage {}",
-                    env.header.stage
-                ));
+                self.log
+                    .warn(format!("job {job_id}: unexpected answer for stage {stage}"));
             }
         }
     }
 
     /// Sends the job's result to its client.
-    fn finish(&mut self, job_id: Uuid, result: Held) {
+    fn finish(&mut self, job_id: Uuid, result: Body) {
         let Some(job) = self.jobs.remove(&job_id) else {
             return Tables { cache: &self.cache }.discard(&result);
         };
@@ -1282,34 +1196,24 @@ impl Relay {
                 job.started.elapsed().as_secs_f64() * 1e3
             )
         });
-        let mut header = Header::new(Kind::Result, job_id).with_table_of(&result.header);
-        header.stage = job.plan.stages.len().saturating_sub(1) as u32;
-        let mut body = result.body;
-        if !header.table_refs.is_empty() && job.client_cache != Some(self.cache.id()) {
-            body = match self
-                .cache
-                .take_tables(&std::mem::take(&mut header.table_refs))
-            {
+        let stage = job.plan.stages.len().saturating_sub(1) as u32;
+        let mut body = result;
+        if !body.keys().is_empty() && job.client_cache != Some(self.cache.id()) {
+            body = match self.cache.take_tables(&body.take_keys()) {
                 Ok(table) => Body::Table(table),
                 Err(e) => return self.reply_error(&job.client, job_id, None, e),
             };
         }
-        self.cache.discard_job(job_id, &header.table_refs);
-        if !header.table_refs.is_empty() {
+        self.cache.discard_job(job_id, body.keys());
+        if !body.keys().is_empty() {
             let unread = self.unread_results.entry(job.client.clone()).or_default();
             if unread.len() >= UNREAD_RESULTS {
                 unread.pop_front();
             }
-            unread.push_back(header.table_refs.clone());
+            unread.push_back(body.keys().to_vec());
         }
-        self.send_client(
-            &job.client,
-            Envelope {
-                id: job_id,
-                header,
-                body,
-            },
-        );
+        let result = Envelope::with_id(job_id, job_id, Message::Result { stage }, body);
+        self.send_client(&job.client, result);
     }
 
     fn fail_job(&mut self, job_id: Uuid, at: Option<(u32, String)>, message: String) {
@@ -1343,21 +1247,14 @@ impl Relay {
         at: Option<(u32, String)>,
         message: String,
     ) {
-        let mut header = Header::new(Kind::Error, job);
         let (stage, task) = at.map_or((None, None), |(s, t)| (Some(s), Some(t)));
-        header.error = Some(Failure {
+        let failure = Failure {
             stage,
             task,
             message,
-        });
-        self.send_client(
-            client,
-            Envelope {
-                id: job,
-                header,
-                body: Body::Empty,
-            },
-        );
+        };
+        let error = Envelope::with_id(job, job, Message::Error(failure), Body::Empty);
+        self.send_client(client, error);
     }
 
     /// Sends to a client; what it cannot take now waits in its outbox, in
@@ -1549,7 +1446,7 @@ impl Relay {
     /// gone is dropped at once.
     fn heartbeat_nodes(&mut self) {
         for node in self.routing.node_ids() {
-            let beat = Envelope::control(Kind::Heartbeat, Uuid::nil());
+            let beat = Envelope::control(Message::Heartbeat(None));
             match beat.send_now(&mut self.nodes, Some(&node)) {
                 Ok(()) => {}
                 Err(zmq::Error::EHOSTUNREACH) => {
@@ -1582,7 +1479,7 @@ impl Relay {
             .routing
             .nodes()
             .filter(|(_, info)| info.host == self.host && info.cache_id == Some(cache))
-            .filter(|(_, info)| !crate::supervisor::process_exists(info.pid))
+            .filter(|(_, info)| !crate::host::process_exists(info.pid))
             .map(|(id, _)| id.clone())
             .collect();
         for node in dead {
@@ -1686,25 +1583,15 @@ fn peer_name(route: &[u8]) -> String {
     }
 }
 
-/// The name of the chart a chart message carries.
-fn chart_name(header: &Header) -> &str {
-    header.chart.as_ref().map_or("", |c| c.name.as_str())
+/// The name of a chart.
+fn chart_name(chart: &JobChart) -> &str {
+    &chart.chart.name
 }
 
-/// Rows of the table a header and body carry.
-fn rows_of(header: &Header, body: &Body) -> usize {
-    match body {
-        Body::Table(t) => t.rows(),
-        _ => usize::try_from(header.rows).unwrap_or(usize::MAX),
+/// The stage a piece of work is for.
+fn stage_of(env: &Envelope) -> u32 {
+    match &env.message {
+        Message::Work(work) => work.stage,
+        _ => 0,
     }
-}
-
-/// SHA-256 of the plan bytes: a key for identical plans that two
-/// different plans cannot share.
-fn digest(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -11,7 +11,7 @@
 //! the relay itself was running: a relay that stalled does not blame its
 //! nodes for the messages it did not read.
 
-use crate::wire::{Envelope, NodeInfo, NodeStatus};
+use rtl_wire::{Envelope, Message, NodeInfo, NodeStatus};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -131,7 +131,7 @@ impl Routing {
             return Some((a.attempt, a.job, a.stage));
         }
         let queued = self.queue.iter().find(|e| e.id == *id)?;
-        let (job, stage) = (queued.header.job, queued.header.stage);
+        let (job, stage) = (queued.job, stage_of(queued));
         let attempt = self.attempts.entry(*id).or_insert(1);
         *attempt += 1;
         Some((*attempt, job, stage))
@@ -167,8 +167,8 @@ impl Routing {
             envelope.id,
             Assignment {
                 node: id.clone(),
-                job: envelope.header.job,
-                stage: envelope.header.stage,
+                job: envelope.job,
+                stage: stage_of(&envelope),
                 attempt,
                 retained: None,
             },
@@ -266,7 +266,7 @@ impl Routing {
     /// Removes queued envelopes of `job` (it failed or expired).
     pub fn drop_queued(&mut self, job: &Uuid) -> Vec<Envelope> {
         let (gone, kept): (VecDeque<Envelope>, VecDeque<Envelope>) =
-            self.queue.drain(..).partition(|e| e.header.job == *job);
+            self.queue.drain(..).partition(|e| e.job == *job);
         self.queue = kept;
         for e in &gone {
             self.attempts.remove(&e.id);
@@ -300,8 +300,8 @@ impl Routing {
     pub fn queued_jobs(&self) -> Vec<(Uuid, u32)> {
         let mut jobs: Vec<(Uuid, u32)> = Vec::new();
         for e in &self.queue {
-            if !jobs.iter().any(|(job, _)| *job == e.header.job) {
-                jobs.push((e.header.job, e.header.stage));
+            if !jobs.iter().any(|(job, _)| *job == e.job) {
+                jobs.push((e.job, stage_of(e)));
             }
         }
         jobs
@@ -345,10 +345,18 @@ impl Routing {
     }
 }
 
+/// The stage a queued envelope is work for.
+fn stage_of(env: &Envelope) -> u32 {
+    match &env.message {
+        Message::Work(work) => work.stage,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Header, Kind};
+    use rtl_wire::{Body, PlanRef, Work};
 
     fn info(capacity: u32) -> NodeInfo {
         NodeInfo {
@@ -362,18 +370,20 @@ mod tests {
     }
 
     fn work(job: Uuid) -> Envelope {
-        Envelope::control(Kind::Work, job).with_header(|h: &mut Header| h.stage = 0)
-    }
-
-    trait WithHeader {
-        fn with_header(self, f: impl FnOnce(&mut Header)) -> Self;
-    }
-
-    impl WithHeader for Envelope {
-        fn with_header(mut self, f: impl FnOnce(&mut Header)) -> Self {
-            f(&mut self.header);
-            self
-        }
+        let work = Work {
+            stage: 0,
+            plan: PlanRef::Cached("plan:test".into()),
+            tasks: None,
+            lifespan: 0,
+            progress: false,
+            seq: 0,
+            count: 1,
+            split_rows: 0,
+            stats: Vec::new(),
+            partial_for: None,
+            cache_id: None,
+        };
+        Envelope::new(job, Message::Work(Box::new(work)), Body::Empty)
     }
 
     #[test]
@@ -425,7 +435,7 @@ mod tests {
         let later = start + Duration::from_secs(10);
         let other: &[u8] = if node == b"a" { b"b" } else { b"a" };
         r.heard_from(other, info(2), later);
-        r.retain(&env.id, work(env.header.job));
+        r.retain(&env.id, work(env.job));
         let mut lost = r.expire(later, Duration::from_secs(5));
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].node, node);

@@ -15,14 +15,16 @@
 //! that touch no file is done in microseconds, less than the two thread
 //! wakeups of the handoff cost, so the socket thread runs it itself.
 
-use crate::auth::Secret;
-use crate::cache::Cache;
-use crate::link::{hostname, RelayLink};
-use crate::log::{timestamp, Log};
-use crate::wire::{schema_of, Body, Envelope, Failure, Header, Kind, NodeInfo, ProgressEvent};
+use rtl_cache::Cache;
 use rtl_config::Config;
 use rtl_dsl::{Plan, TaskCall};
+use rtl_log::{timestamp, Log};
 use rtl_tasks::{Context, Event};
+use rtl_wire::auth::Secret;
+use rtl_wire::link::{hostname, RelayLink};
+use rtl_wire::{
+    Body, Done, Envelope, Failure, Message, NodeInfo, PlanRef, ProgressEvent, Work as WorkMessage,
+};
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -110,7 +112,7 @@ pub fn run(
         if stop.load(Ordering::Relaxed) && !leaving {
             leaving = true;
             info.capacity = 0;
-            link.send(Envelope::control(Kind::Bye, Uuid::nil()), &log);
+            link.send(Envelope::control(Message::Bye), &log);
             log.info(format!(
                 "task node {id} leaving; finishing {} envelope(s)",
                 waiting.len() + usize::from(worker.busy.is_some())
@@ -130,7 +132,9 @@ pub fn run(
                     busy.tasks,
                     limit.as_millis()
                 ));
-                link.answer(busy.timed_out(limit), tools.cache.as_ref(), &log);
+                link.answer(busy.timed_out(limit), &log, |refs| {
+                    discard(tools.cache.as_ref(), refs)
+                });
                 info.envelopes += 1;
                 worker = Worker::start(&id, &tools, &log)?;
             }
@@ -148,7 +152,7 @@ pub fn run(
         let wait = link.until_heartbeat().min(Duration::from_millis(200));
         let (from_relay, from_worker) = {
             let mut items = [
-                link.socket.as_poll_item(zmq::POLLIN),
+                link.connection.socket().as_poll_item(zmq::POLLIN),
                 zmq::PollItem::from_fd(worker.bell.as_raw_fd(), zmq::POLLIN),
             ];
             match zmq::poll(&mut items, wait.as_millis() as i64) {
@@ -159,30 +163,45 @@ pub fn run(
         };
         if from_worker {
             for env in worker.answers() {
-                if matches!(env.header.kind, Kind::Done | Kind::Failed) {
+                if is_answer(&env) {
                     info.envelopes += 1;
                 }
-                link.answer(env, tools.cache.as_ref(), &log);
+                link.answer(env, &log, |refs| discard(tools.cache.as_ref(), refs));
             }
         }
         if from_relay {
-            while let Some(mut env) = link.next_message(&log) {
-                match env.header.kind {
-                    Kind::Work if !leaving => {
-                        let plan = plans.of(&mut env, tools.cache.as_ref());
-                        let work = Work { env, plan };
+            while let Some(env) = link.next_message(&log) {
+                let Envelope {
+                    id,
+                    job,
+                    message,
+                    body,
+                } = env;
+                match message {
+                    Message::Work(spec) if !leaving => {
+                        let plan = plans.of(&spec.plan, tools.cache.as_ref());
+                        let work = Work {
+                            id,
+                            job,
+                            spec,
+                            input: body,
+                            plan,
+                        };
                         if work.is_quick() {
                             let answer = serve(work, &tools, &log, &mut |e| link.send(e, &log));
                             info.envelopes += 1;
-                            link.answer(answer, tools.cache.as_ref(), &log);
+                            link.answer(answer, &log, |refs| discard(tools.cache.as_ref(), refs));
                         } else {
                             waiting.push_back(work);
                         }
                     }
-                    Kind::Work => {
+                    Message::Work(_) => {
                         log.warn("work arrived while leaving; the relay will see it unanswered")
                     }
-                    kind => log.warn(format!("ignored a {kind:?} message from the relay")),
+                    other => log.warn(format!(
+                        "ignored a {:?} message from the relay",
+                        other.kind()
+                    )),
                 }
             }
         }
@@ -222,21 +241,15 @@ struct Busy {
 impl Busy {
     /// The failure sent for work that ran past `limit`.
     fn timed_out(&self, limit: Duration) -> Envelope {
-        let mut header = Header::new(Kind::Failed, self.job);
-        header.stage = self.stage;
-        header.error = Some(Failure {
+        let failure = Failure {
             stage: Some(self.stage),
             task: Some(self.tasks.clone()),
             message: format!(
                 "did not finish within {} ms (task_timeout_ms); raise task_timeout_ms in rtl.toml if it needs longer, or 0 for no limit",
                 limit.as_millis()
             ),
-        });
-        Envelope {
-            id: self.id,
-            header,
-            body: Body::Empty,
-        }
+        };
+        Envelope::with_id(self.id, self.job, Message::Failed(failure), Body::Empty)
     }
 }
 
@@ -277,9 +290,9 @@ impl Worker {
     }
 
     fn give(&mut self, work: Work) {
-        let header = &work.env.header;
+        let spec = &work.spec;
         let tasks = match &work.plan {
-            Ok(plan) => calls_of(plan, header.stage, header.tasks).map_or_else(
+            Ok(plan) => calls_of(plan, spec.stage, spec.tasks).map_or_else(
                 |_| "its tasks".to_string(),
                 |calls| {
                     let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
@@ -290,9 +303,9 @@ impl Worker {
         };
         self.busy = Some(Busy {
             since: Instant::now(),
-            id: work.env.id,
-            job: header.job,
-            stage: header.stage,
+            id: work.id,
+            job: work.job,
+            stage: spec.stage,
             tasks,
         });
         // The thread only ends when this sender is dropped.
@@ -305,10 +318,7 @@ impl Worker {
         let mut drained = [0u8; 64];
         while matches!((&self.bell).read(&mut drained), Ok(n) if n > 0) {}
         let answers: Vec<Envelope> = self.answers.try_iter().collect();
-        if answers
-            .iter()
-            .any(|a| matches!(a.header.kind, Kind::Done | Kind::Failed))
-        {
+        if answers.iter().any(is_answer) {
             self.busy = None;
         }
         answers
@@ -336,9 +346,12 @@ impl Worker {
 /// the socket thread.
 const QUICK_BYTES: usize = 64 << 10;
 
-/// A work envelope and its plan, resolved where it arrived.
+/// A piece of work and its plan, resolved where it arrived.
 struct Work {
-    env: Envelope,
+    id: Uuid,
+    job: Uuid,
+    spec: Box<WorkMessage>,
+    input: Body,
     plan: Result<Arc<Plan>, String>,
 }
 
@@ -346,11 +359,11 @@ impl Work {
     /// Small work that only transforms its inline input: no file to wait
     /// on, and microseconds of arithmetic.
     fn is_quick(&self) -> bool {
-        let header = &self.env.header;
-        header.table_refs.is_empty()
-            && self.env.body.bytes() <= QUICK_BYTES
+        let spec = &self.spec;
+        self.input.keys().is_empty()
+            && self.input.bytes() <= QUICK_BYTES
             && self.plan.as_ref().is_ok_and(|plan| {
-                calls_of(plan, header.stage, header.tasks).is_ok_and(|calls| {
+                calls_of(plan, spec.stage, spec.tasks).is_ok_and(|calls| {
                     calls.iter().all(|call| {
                         rtl_tasks::lookup(&call.name)
                             .is_some_and(|t| matches!(t.role, rtl_tasks::Role::Transform))
@@ -373,14 +386,10 @@ struct Tools {
 /// charts go to `events` as they happen.
 fn serve(work: Work, tools: &Tools, log: &Log, events: &mut dyn FnMut(Envelope)) -> Envelope {
     let (started, wall) = (Instant::now(), SystemTime::now());
-    let env = &work.env;
-    let (id, job, stage) = (env.id, env.header.job, env.header.stage);
-    let piece = (env.header.seq, env.header.count, env.header.tasks);
-    let (header, body) = run_work(work, tools, log, events);
-    let rows = match &body {
-        Body::Table(t) => t.rows() as u64,
-        _ => header.rows,
-    };
+    let (id, job, stage) = (work.id, work.job, work.spec.stage);
+    let piece = (work.spec.seq, work.spec.count, work.spec.tasks);
+    let (message, body) = run_work(work, tools, log, events);
+    let rows = body.rows();
     // One line per envelope with its start and length, so that the trace
     // shows which pieces ran side by side.
     log.profile(|| {
@@ -393,7 +402,13 @@ fn serve(work: Work, tools: &Tools, log: &Log, events: &mut dyn FnMut(Envelope))
             started.elapsed().as_secs_f64() * 1e3
         )
     });
-    Envelope { id, header, body }
+    Envelope::with_id(id, job, message, body)
+}
+
+/// Whether a worker's message answers its work (the rest are progress and
+/// charts).
+fn is_answer(env: &Envelope) -> bool {
+    matches!(env.message, Message::Done(_) | Message::Failed(_))
 }
 
 /// The tasks an envelope asks for: the whole stage or a range of it.
@@ -411,41 +426,47 @@ fn calls_of(plan: &Plan, stage: u32, tasks: Option<(u32, u32)>) -> Result<&[Task
     }
 }
 
-/// Runs one work envelope; returns the answer's header and body.
+/// Runs one piece of work; returns the answer and its table.
 fn run_work(
     work: Work,
     tools: &Tools,
     log: &Log,
     events: &mut dyn FnMut(Envelope),
-) -> (Header, Body) {
-    let Work { mut env, plan } = work;
+) -> (Message, Body) {
+    let Work {
+        job,
+        spec,
+        input,
+        plan,
+        ..
+    } = work;
     let cache = tools.cache.as_ref();
-    let (job, stage, progress) = (env.header.job, env.header.stage, env.header.progress);
+    let (stage, progress) = (spec.stage, spec.progress);
     let failed = |task: Option<String>, message: String| {
-        let mut header = Header::new(Kind::Failed, job);
-        header.stage = stage;
-        header.error = Some(Failure {
+        let failure = Failure {
             stage: Some(stage),
             task,
             message,
-        });
-        (header, Body::Empty)
+        };
+        (Message::Failed(failure), Body::Empty)
     };
     let plan = match plan {
         Ok(p) => p,
         Err(e) => return failed(None, e),
     };
-    let calls = match calls_of(&plan, stage, env.header.tasks) {
+    let calls = match calls_of(&plan, stage, spec.tasks) {
         Ok(calls) => calls,
         Err(e) => return failed(None, e),
     };
     // Chunks of one stage all run the same tasks: one chunk's progress
     // speaks for them.
-    let progress = progress && env.header.seq == 0;
-    let input = match (env.header.table_refs.is_empty(), cache) {
-        (true, _) => env.take_table(),
-        (false, Some(cache)) => cache.read_tables(&env.header.table_refs),
-        (false, None) => Err("the table was sent by reference but this node has no cache".into()),
+    let progress = progress && spec.seq == 0;
+    let input = match (input, cache) {
+        (Body::Refs { keys, .. }, Some(cache)) => cache.read_tables(&keys),
+        (Body::Refs { .. }, None) => {
+            Err("the table was sent by reference but this node has no cache".into())
+        }
+        (inline, _) => inline.into_table(),
     };
     let input = match input {
         Ok(t) => t,
@@ -454,15 +475,14 @@ fn run_work(
     let mut ctx = Context::new(&plan.base_dir);
     ctx.data_root = tools.data_root.as_deref();
     let mut on_event = |event: Event| {
-        let header = match event {
+        let message = match event {
             // Charts go to the plot node whether or not the client follows
             // progress.
             Event::Chart { chart, .. } => {
                 log.debug(|| format!("job {job} stage {stage}: chart {}", chart.name));
-                Header {
+                Message::Chart {
                     stage,
-                    chart: Some(chart),
-                    ..Header::new(Kind::Chart, job)
+                    chart: Box::new(chart),
                 }
             }
             event => {
@@ -470,17 +490,14 @@ fn run_work(
                 let Some(event) = progress.then(|| progress_event(stage, event)).flatten() else {
                     return;
                 };
-                Header {
-                    event: Some(event),
-                    ..Header::new(Kind::Progress, job)
-                }
+                Message::Progress(event)
             }
         };
-        events(Envelope::new(header, Body::Empty));
+        events(Envelope::new(job, message, Body::Empty));
     };
     // A chunk of a table whose next task reduces works out its figures for
     // it; a reducing task gets the whole table's.
-    let then = match env.header.partial_for {
+    let then = match spec.partial_for {
         None => None,
         Some(n) => match plan
             .stages
@@ -491,7 +508,7 @@ fn run_work(
             None => return failed(None, format!("stage {stage} has no task {n}")),
         },
     };
-    let stats = Some(&env.header.stats[..]).filter(|s| !s.is_empty());
+    let stats = Some(&spec.stats[..]).filter(|s| !s.is_empty());
     let outcome = rtl_tasks::run_chunk(
         stage as usize,
         calls,
@@ -508,23 +525,24 @@ fn run_work(
             return failed(Some(e.task), e.message);
         }
     };
-    let mut header = Header::new(Kind::Done, job);
-    header.partial = partial;
-    header.stage = stage;
-    header.seq = env.header.seq;
-    header.count = env.header.count;
-    header.tasks = env.header.tasks;
+    let done = Message::Done(Done {
+        stage,
+        seq: spec.seq,
+        count: spec.count,
+        tasks: spec.tasks,
+        partial,
+    });
     // Only into the relay's own cache: a node on a host of its own (or
     // with a home of its own) answers inline, since a key into its cache
     // means nothing to the relay.
-    let shared = cache.filter(|c| env.header.cache_id == Some(c.id()));
+    let shared = cache.filter(|c| spec.cache_id == Some(c.id()));
     let Some(cache) = shared.filter(|_| table.wire_size() >= tools.by_reference) else {
-        return (header, Body::Table(table));
+        return (done, Body::Table(table));
     };
     // The relay spreads the pieces of a split result over nodes by key
     // alone, so they are written as separate entries here, where the
     // table already is.
-    let rows = match usize::try_from(env.header.split_rows) {
+    let rows = match usize::try_from(spec.split_rows) {
         Ok(0) | Err(_) => usize::MAX,
         Ok(rows) => rows,
     };
@@ -532,13 +550,10 @@ fn run_work(
         Ok(keys) => keys,
         Err(e) => {
             log.warn(format!("result goes inline: {e}"));
-            return (header, Body::Table(table));
+            return (done, Body::Table(table));
         }
     };
-    header.schema = schema_of(&table);
-    header.rows = table.rows() as u64;
-    header.table_refs = keys;
-    (header, Body::Empty)
+    (done, Body::refs(&table, keys))
 }
 
 /// What a client following progress hears of a task event.
@@ -578,24 +593,18 @@ impl Plans {
     }
 
     /// The envelope's plan: inline, remembered, or read from the cache.
-    fn of(&mut self, env: &mut Envelope, cache: Option<&Cache>) -> Result<Arc<Plan>, String> {
-        if let Some(plan) = env.header.plan.take() {
-            return Ok(Arc::new(plan));
-        }
-        let key = env
-            .header
-            .plan_key
-            .as_deref()
-            .ok_or("the work carries neither a plan nor a plan key")?;
+    fn of(&mut self, plan: &PlanRef, cache: Option<&Cache>) -> Result<Arc<Plan>, String> {
+        let key = match plan {
+            PlanRef::Inline(plan) => return Ok(plan.clone()),
+            PlanRef::Cached(key) => key.as_str(),
+        };
         if let Some(plan) = self.by_key.get(key) {
             return Ok(plan.clone());
         }
         let cache = cache.ok_or("the work names a cached plan but this node has no cache")?;
-        let bytes = cache
-            .get_plan(key)?
+        let plan = cache
+            .load_plan(key)?
             .ok_or_else(|| format!("plan {key} is not in the cache"))?;
-        let plan: Plan = ciborium::from_reader(bytes.as_slice())
-            .map_err(|e| format!("cached plan {key} is corrupt: {e}"))?;
         let plan = Arc::new(plan);
         if self.order.len() >= PLANS {
             if let Some(oldest) = self.order.pop_front() {
@@ -608,6 +617,13 @@ impl Plans {
     }
 }
 
+/// Deletes cache entries nobody will read (an answer that could not go).
+fn discard(cache: Option<&Cache>, refs: &[String]) {
+    if let Some(cache) = cache {
+        cache.discard(refs);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,19 +631,38 @@ mod tests {
 
     fn work(job: &str, rows: usize, by_reference: bool) -> Work {
         let plan = Plan::parse(job, "<test>", PathBuf::from(".")).expect("a valid job");
-        let mut header = Header::new(Kind::Work, Uuid::new_v4());
         let body = if by_reference {
-            header.table_refs = vec!["table-key".into()];
-            Body::Empty
+            Body::Refs {
+                schema: Vec::new(),
+                rows: 0,
+                keys: vec!["table-key".into()],
+            }
         } else {
             let values: Vec<f64> = (0..rows).map(|i| i as f64).collect();
             let table = Table::from_columns(vec![("x".into(), Column::Float64(values.into()))])
                 .expect("a table");
             Body::Table(table)
         };
+        let plan = Arc::new(plan);
+        let spec = WorkMessage {
+            stage: 0,
+            plan: PlanRef::Inline(plan.clone()),
+            tasks: None,
+            lifespan: 0,
+            progress: false,
+            seq: 0,
+            count: 1,
+            split_rows: 0,
+            stats: Vec::new(),
+            partial_for: None,
+            cache_id: None,
+        };
         Work {
-            env: Envelope::new(header, body),
-            plan: Ok(Arc::new(plan)),
+            id: Uuid::new_v4(),
+            job: Uuid::new_v4(),
+            spec: Box::new(spec),
+            input: body,
+            plan: Ok(plan),
         }
     }
 

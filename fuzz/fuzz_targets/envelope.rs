@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtl_daemon::wire::Envelope;
+use rtl_wire::Envelope;
 
 fuzz_target!(|parts: Vec<Vec<u8>>| {
     let routed = parts.first().is_some_and(|p| p.len() % 2 == 0);

@@ -2,7 +2,7 @@
 //! look for it, for the operator to copy to every machine of the cluster.
 
 use rtl_config::Config;
-use rtl_daemon::auth::Secret;
+use rtl_wire::auth::Secret;
 use std::process::ExitCode;
 
 pub fn run(config: &Config) -> Result<ExitCode, String> {

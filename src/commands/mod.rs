@@ -80,7 +80,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         } => check::run(&files, &params, json),
         Command::Explain { file, params } => explain::run(config, &file, &params),
         Command::Node { relay, workers } => {
-            rtl_daemon::supervisor::run_nodes(config, &relay, workers)?;
+            crate::supervisor::run_nodes(config, &relay, workers)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => config::run(&loaded),

@@ -2,7 +2,7 @@
 //! address of the page that shows them.
 
 use rtl_config::Config;
-use rtl_daemon::gallery;
+use rtl_plot::gallery;
 use std::process::ExitCode;
 
 pub fn run(config: &Config) -> Result<ExitCode, String> {

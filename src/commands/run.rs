@@ -2,9 +2,9 @@
 //! (`Running: <task>`, `Completed: <ms> <task>`), write the result and,
 //! with `--plots`, the charts.
 
+use crate::supervisor::live_relay;
 use rtl_client::{Error, Transform};
 use rtl_config::Config;
-use rtl_daemon::supervisor::live_relay;
 use rtl_dsl::Plan;
 use rtl_tasks::formats::{self, Format};
 use rtl_tasks::{Column, Table};
@@ -97,7 +97,7 @@ pub fn run(
         }
         if let Some(dir) = plots {
             for (job, chart) in transform.take_charts() {
-                let entry = rtl_daemon::gallery::store(dir, &chart, job)?;
+                let entry = rtl_plot::gallery::store(dir, &chart, job)?;
                 println!(
                     "Drew chart {} to {}",
                     entry.name,

@@ -1,7 +1,7 @@
 //! `rtl serve SERVICE`: the entry point of a daemonized service, started by
 //! `rtl start` with the effective settings on its command line.
 
-use rtl_daemon::supervisor::{self, Service};
+use crate::supervisor::{self, Service};
 use std::path::Path;
 use std::process::ExitCode;
 

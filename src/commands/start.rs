@@ -2,8 +2,8 @@
 //! nodes, detached; returns once the relay answers and the nodes joined.
 
 use super::status;
+use crate::supervisor::{self, Started};
 use rtl_config::Config;
-use rtl_daemon::supervisor::{self, Started};
 use std::process::ExitCode;
 
 pub fn run(config: &Config) -> Result<ExitCode, String> {

@@ -2,8 +2,8 @@
 //! answers), 3 when not, 4 when the relay's process is alive but does not
 //! answer (the LSB convention).
 
+use crate::supervisor::{self, Service, Status};
 use rtl_config::Config;
-use rtl_daemon::supervisor::{self, Service, Status};
 use serde_json::json;
 use std::process::ExitCode;
 

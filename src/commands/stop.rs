@@ -1,8 +1,8 @@
 //! `rtl stop`: SIGTERM every rtl process of this home, SIGKILL what is left
 //! after the grace period, remove the pid files.
 
+use crate::supervisor;
 use rtl_config::Config;
-use rtl_daemon::supervisor;
 use std::process::ExitCode;
 use std::time::Duration;
 

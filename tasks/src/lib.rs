@@ -15,6 +15,7 @@
 pub mod alloc;
 pub mod chart;
 mod check;
+pub mod codec;
 pub mod confine;
 pub mod formats;
 mod library;

@@ -110,12 +110,7 @@ impl Column {
 
     /// Bytes this column occupies on the wire (see docs/PROTOCOL.md).
     pub fn wire_size(&self) -> usize {
-        match self {
-            Column::Int64(a) => a.len() * 8,
-            Column::Float64(a) => a.len() * 8,
-            Column::Bool(a) => a.len(),
-            Column::Utf8(a) => (a.len() + 1) * 8 + a.iter().map(String::len).sum::<usize>(),
-        }
+        crate::codec::wire_size_of_rows(self, 0, self.len())
     }
 }
 

@@ -366,12 +366,39 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 /// cluster secret, as every client of a default daemon must.
 pub fn proven_client(ctx: &zmq::Context, home: &Home) -> zmq::Socket {
     let config = home.config();
-    let mut socket = ctx.socket(zmq::DEALER).expect("socket");
+    let socket = ctx.socket(zmq::DEALER).expect("socket");
     socket.set_linger(0).expect("linger");
     socket.connect(&config.client_endpoint()).expect("connect");
-    if let Some(secret) = rtl_daemon::auth::Secret::load(&config.secret_path()).expect("secret") {
-        rtl_daemon::auth::prove(&mut socket, &secret, std::time::Duration::from_secs(10))
+    prove(socket, &config)
+}
+
+/// `socket`, once it has proven `config`'s cluster secret (if there is
+/// one) to the relay it is connected to.
+pub fn prove(socket: zmq::Socket, config: &rtl_config::Config) -> zmq::Socket {
+    let mut connection = rtl_wire::connection::Connection::from_socket(socket);
+    if let Some(secret) = rtl_wire::auth::Secret::load(&config.secret_path()).expect("secret") {
+        connection
+            .prove(&secret, std::time::Duration::from_secs(10))
             .expect("prove the secret");
     }
-    socket
+    connection.into_socket()
+}
+
+/// A submit of `plan`, with nothing asked beyond the result.
+pub fn submit(plan: rtl_dsl::Plan) -> rtl_wire::Message {
+    rtl_wire::Message::Submit(Box::new(rtl_wire::Submit {
+        plan,
+        lifespan: 0,
+        cache_id: None,
+        progress: false,
+        charts: false,
+    }))
+}
+
+/// The failure an error message carries; panics on any other message.
+pub fn failure(env: rtl_wire::Envelope) -> rtl_wire::Failure {
+    match env.message {
+        rtl_wire::Message::Error(failure) => failure,
+        other => panic!("expected an error, got {other:?}"),
+    }
 }

@@ -27,10 +27,12 @@
 //! the table full, and by the relay on every tick
 //! ([`Cache::clear_stale_readers`]).
 
-use crate::wire::{
-    decode_column_parts, encode_rows_into, schema_of, wire_size_of_rows, ColumnSpec,
-};
 use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
+use rtl_dsl::Plan;
+use rtl_tasks::codec::{
+    copy_encoded_rows, decode_column_parts, encode_rows_into, encoded_column_size,
+    encoded_rows_size, schema_of, wire_size_of_rows, ColumnSpec,
+};
 use rtl_tasks::Table;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -190,6 +192,16 @@ impl Cache {
         Ok(key)
     }
 
+    /// The plan stored under `key`, if any.
+    pub fn load_plan(&self, key: &str) -> Result<Option<Plan>, String> {
+        let Some(bytes) = self.get_plan(key)? else {
+            return Ok(None);
+        };
+        ciborium::from_reader(bytes.as_slice())
+            .map(Some)
+            .map_err(|e| format!("cached plan {key} is corrupt: {e}"))
+    }
+
     /// Plan bytes stored under `key`, if any.
     pub fn get_plan(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         let txn = self.ro()?;
@@ -286,7 +298,7 @@ impl Cache {
                 .specs
                 .iter()
                 .zip(&entry.columns)
-                .map(|(spec, column)| piece_size(spec.dtype, column, start, end))
+                .map(|(spec, column)| encoded_rows_size(spec.dtype, column, start, end))
                 .collect();
             let total = 4 + head.len() + 8 + sizes.iter().sum::<usize>();
             let out = txn
@@ -294,7 +306,7 @@ impl Cache {
                 .map_err(|e| self.error(e))?;
             let mut at = write_head(out, &head, end - start);
             for ((spec, column), size) in entry.specs.iter().zip(&entry.columns).zip(sizes) {
-                write_piece(
+                copy_encoded_rows(
                     spec.dtype,
                     column,
                     entry.rows,
@@ -550,7 +562,7 @@ impl<'a> Entry<'a> {
         at += 8;
         let mut columns = Vec::with_capacity(specs.len());
         for spec in &specs {
-            let size = column_size(spec.dtype, rows, bytes.get(at..).ok_or_else(short)?)?;
+            let size = encoded_column_size(spec.dtype, rows, bytes.get(at..).ok_or_else(short)?)?;
             columns.push(word(at, size)?);
             at += size;
         }
@@ -593,71 +605,33 @@ fn write_head(out: &mut [u8], schema: &[u8], rows: usize) -> usize {
     at + 8
 }
 
-/// Bytes of rows `start..end` of a column in wire encoding.
-fn piece_size(dtype: rtl_tasks::DType, column: &[u8], start: usize, end: usize) -> usize {
-    use rtl_tasks::DType;
-    match dtype {
-        DType::Int64 | DType::Float64 => (end - start) * 8,
-        DType::Bool => end - start,
-        DType::Utf8 => {
-            (end - start + 1) * 8 + offset(column, end).saturating_sub(offset(column, start))
-        }
+/// A plan as the cache stores it: its CBOR bytes and their SHA-256, a
+/// digest two different plans cannot share.
+pub struct PlanBytes {
+    /// The SHA-256 of `bytes`, in hex.
+    pub digest: String,
+    /// The plan's CBOR encoding.
+    pub bytes: Vec<u8>,
+}
+
+impl PlanBytes {
+    /// Encodes `plan`.
+    pub fn of(plan: &Plan) -> Result<PlanBytes, String> {
+        use sha2::Digest;
+        let mut bytes = Vec::new();
+        ciborium::into_writer(plan, &mut bytes)
+            .map_err(|e| format!("cannot encode the plan: {e}"))?;
+        let digest = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(PlanBytes { digest, bytes })
     }
-}
 
-/// Writes rows `start..end` of a column of `rows` rows into `out` (sized
-/// by `piece_size`); text offsets are rebased to the piece.
-fn write_piece(
-    dtype: rtl_tasks::DType,
-    column: &[u8],
-    rows: usize,
-    (start, end): (usize, usize),
-    out: &mut [u8],
-) -> Result<(), String> {
-    use rtl_tasks::DType;
-    let corrupt = || "a text column's offsets run past its data".to_string();
-    match dtype {
-        DType::Int64 | DType::Float64 => out.copy_from_slice(&column[start * 8..end * 8]),
-        DType::Bool => out.copy_from_slice(&column[start..end]),
-        DType::Utf8 => {
-            let data = &column[(rows + 1) * 8..];
-            let base = offset(column, start);
-            let (offsets, text) = out.split_at_mut((end - start + 1) * 8);
-            for (slot, i) in offsets.chunks_exact_mut(8).zip(start..=end) {
-                let at = offset(column, i).checked_sub(base).ok_or_else(corrupt)?;
-                slot.copy_from_slice(&(at as u64).to_le_bytes());
-            }
-            let bytes = data.get(base..offset(column, end)).ok_or_else(corrupt)?;
-            if bytes.len() != text.len() {
-                return Err(corrupt());
-            }
-            text.copy_from_slice(bytes);
-        }
+    /// The key it is stored under.
+    pub fn key(&self) -> String {
+        format!("{PLAN_PREFIX}{}", self.digest)
     }
-    Ok(())
-}
-
-/// Offset `i` of a utf8 column in wire encoding.
-fn offset(column: &[u8], i: usize) -> usize {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&column[i * 8..i * 8 + 8]);
-    u64::from_le_bytes(word) as usize
-}
-
-/// Size of the next column in a cache entry (utf8 columns carry their size
-/// in their last offset).
-fn column_size(dtype: rtl_tasks::DType, rows: usize, rest: &[u8]) -> Result<usize, String> {
-    use rtl_tasks::DType;
-    Ok(match dtype {
-        DType::Int64 | DType::Float64 => rows * 8,
-        DType::Bool => rows,
-        DType::Utf8 => {
-            let head = (rows + 1) * 8;
-            let last = rest.get(rows * 8..head).ok_or("utf8 column is truncated")?;
-            head + u64::from_le_bytes(last.try_into().map_err(|_| "utf8 column is truncated")?)
-                as usize
-        }
-    })
 }
 
 #[cfg(test)]
@@ -702,9 +676,9 @@ mod tests {
             ),
         ])
         .expect("table");
-        let keys: Vec<String> = crate::flow::split(&table, 2)
-            .iter()
-            .map(|t| cache.put_table(Uuid::nil(), t).expect("put"))
+        let keys: Vec<String> = (0..3)
+            .map(|k| table.slice(k * 2, (k + 1) * 2))
+            .map(|t| cache.put_table(Uuid::nil(), &t).expect("put"))
             .collect();
         assert_eq!(keys.len(), 3);
         assert_eq!(cache.take_tables(&keys).expect("join"), table);

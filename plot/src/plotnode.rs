@@ -16,9 +16,9 @@
 //! arrive within 2 s, so one slow or huge client holds or bloats nothing.
 
 use crate::gallery;
-use crate::link::{hostname, RelayLink};
-use crate::log::Log;
-use crate::wire::{Envelope, Kind, NodeInfo};
+use rtl_log::Log;
+use rtl_wire::link::{hostname, RelayLink};
+use rtl_wire::{Body, Done, Envelope, Message, NodeInfo};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ pub struct PlotNodeConfig {
     pub relay: String,
     pub heartbeat: Duration,
     pub relay_timeout: Duration,
-    pub secret: Option<crate::auth::Secret>,
+    pub secret: Option<rtl_wire::auth::Secret>,
     /// `host:port` the page binds to.
     pub listen: String,
     pub plots_dir: PathBuf,
@@ -92,7 +92,11 @@ pub fn run(
         while !stop.load(Ordering::Relaxed) {
             link.heartbeat_if_due(&info, &log);
             let wait = link.until_heartbeat().min(Duration::from_millis(200));
-            match link.socket.poll(zmq::POLLIN, wait.as_millis() as i64) {
+            match link
+                .connection
+                .socket()
+                .poll(zmq::POLLIN, wait.as_millis() as i64)
+            {
                 Ok(0) | Err(zmq::Error::EINTR) => continue,
                 Ok(_) => {}
                 Err(e) => {
@@ -101,7 +105,7 @@ pub fn run(
                 }
             }
             while let Some(env) = link.next_message(&log) {
-                let (id, chart) = (env.id, env.header.kind == Kind::Chart);
+                let (id, chart) = (env.id, matches!(env.message, Message::Chart { .. }));
                 if draw(env, &settings.plots_dir, &log) {
                     info.envelopes += 1;
                 }
@@ -109,11 +113,8 @@ pub fn run(
                 // with (drawn, or failed to draw: sending it again would
                 // not help), so a plot node that dies loses none.
                 if chart {
-                    let confirm = Envelope {
-                        id,
-                        ..Envelope::control(Kind::Done, Uuid::nil())
-                    };
-                    link.send(confirm, &log);
+                    let done = Message::Done(Done::default());
+                    link.send(Envelope::with_id(id, Uuid::nil(), done, Body::Empty), &log);
                 }
             }
         }
@@ -121,16 +122,19 @@ pub fn run(
             log.error("the page thread panicked");
         }
     });
-    link.send(Envelope::control(Kind::Bye, Uuid::nil()), &log);
+    link.send(Envelope::control(Message::Bye), &log);
     log.info(format!("plot node {id} stopped"));
     Ok(())
 }
 
 /// Draws a `chart` message into the gallery; true when it did.
-fn draw(mut env: Envelope, dir: &Path, log: &Log) -> bool {
-    let (kind, job) = (env.header.kind, env.header.job);
-    let Some(chart) = env.header.chart.take().filter(|_| kind == Kind::Chart) else {
-        log.warn(format!("ignored a {kind:?} message from the relay"));
+fn draw(env: Envelope, dir: &Path, log: &Log) -> bool {
+    let job = env.job;
+    let Message::Chart { chart, .. } = env.message else {
+        log.warn(format!(
+            "ignored a {:?} message from the relay",
+            env.message.kind()
+        ));
         return false;
     };
     match gallery::store(dir, &chart, job) {

@@ -8,19 +8,21 @@
 //! process is gone is stale and gets removed, and only processes named by a
 //! pid file that still run `rtl serve` are ever signalled.
 
-use crate::auth::Secret;
-use crate::cache::Cache;
-use crate::link::hostname;
-use crate::log::Log;
-use crate::relay::{Endpoints, Relay, RelayConfig};
-use crate::wire::{Body, Envelope, Header, Kind, StatusReport, WireError};
-use crate::{plotnode, tasknode};
+use rtl_cache::Cache;
+use rtl_client::Transform;
 use rtl_config::Config;
+use rtl_daemon::host::process_exists;
+use rtl_daemon::relay::{Endpoints, Relay, RelayConfig};
+use rtl_daemon::tasknode;
+use rtl_log::Log;
+use rtl_plot::plotnode;
+use rtl_wire::auth::Secret;
+use rtl_wire::link::hostname;
+use rtl_wire::StatusReport;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-use uuid::Uuid;
 
 /// The kinds of rtl process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,25 +85,6 @@ pub fn is_alive(pid: u32) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == b"serve"))
         .unwrap_or(true) // no procfs: trust kill(0)
-}
-
-/// Whether `pid` is a live process (a zombie is dead), whatever it runs.
-pub fn process_exists(pid: u32) -> bool {
-    let Ok(pid_t) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists.
-    let exists = pid_t > 0
-        && (unsafe { libc::kill(pid_t, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    exists && !zombie
 }
 
 /// The pid of this home's relay, when one runs.
@@ -171,12 +154,9 @@ pub fn status(config: &Config) -> Status {
         .iter()
         .any(|f| f.service == Service::Relay && is_alive(f.pid));
     let (report, relay_silent) = if relay_alive {
-        match ask_relay(config, Kind::Status, Duration::from_secs(2)) {
-            Ok(env) => match env.header.status {
-                Some(report) => (Some(report), None),
-                None => (None, Some("its answer had no status in it".to_string())),
-            },
-            Err(e) => (None, Some(e)),
+        match Transform::status(config, Duration::from_secs(2)) {
+            Ok(report) => (Some(report), None),
+            Err(e) => (None, Some(e.to_string())),
         }
     } else {
         (None, None)
@@ -235,52 +215,6 @@ pub fn status(config: &Config) -> Status {
         services,
         relay: report,
         relay_silent,
-    }
-}
-
-/// Sends one control message to the relay's client socket and waits for
-/// the answer.
-pub fn ask_relay(config: &Config, kind: Kind, timeout: Duration) -> Result<Envelope, String> {
-    let endpoint = config.client_endpoint();
-    let ctx = zmq::Context::new();
-    let mut socket = ctx.socket(zmq::DEALER).map_err(|e| e.to_string())?;
-    socket.set_linger(0).map_err(|e| e.to_string())?;
-    socket
-        .set_identity(&crate::connections::fresh_routing_id()?)
-        .map_err(|e| e.to_string())?;
-    socket
-        .connect(&endpoint)
-        .map_err(|e| format!("cannot connect to {endpoint}: {e}"))?;
-    if let Some(secret) = Secret::load(&config.secret_path())? {
-        crate::auth::prove(&mut socket, &secret, timeout).map_err(|e| e.to_string())?;
-    }
-    let id = Uuid::new_v4();
-    Envelope {
-        id,
-        header: Header::new(kind, id),
-        body: Body::Empty,
-    }
-    .send(&mut socket, None)
-    .map_err(|e| format!("cannot reach the relay at {endpoint}: {e}"))?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "the relay at {endpoint} did not answer within {timeout:?}"
-            ));
-        }
-        match socket.poll(zmq::POLLIN, left.as_millis() as i64) {
-            Ok(n) if n > 0 => {}
-            Ok(_) | Err(zmq::Error::EINTR) => continue,
-            Err(e) => return Err(e.to_string()),
-        }
-        match Envelope::recv(&socket, false, 0) {
-            Ok((_, env)) if env.id == id => return Ok(env),
-            Ok(_) => continue,
-            Err(WireError::Zmq(zmq::Error::EINTR)) => continue,
-            Err(e) => return Err(e.to_string()),
-        }
     }
 }
 
@@ -355,7 +289,7 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
     let launched = (|| {
         launch(Service::Relay)?;
         wait_for("the relay to answer", config, || {
-            ask_relay(config, Kind::Ping, Duration::from_millis(500)).is_ok()
+            Transform::status(config, Duration::from_millis(500)).is_ok()
         })?;
         for _ in 0..config.task_workers {
             launch(Service::TaskNode)?;
@@ -365,10 +299,8 @@ pub fn start(config: &Config, exe: &Path) -> Result<Started, String> {
         }
         let expected = config.task_workers + config.plot_workers;
         wait_for("the nodes to join the relay", config, || {
-            ask_relay(config, Kind::Status, Duration::from_millis(500))
-                .ok()
-                .and_then(|env| env.header.status)
-                .is_some_and(|r| r.nodes.len() >= expected)
+            Transform::status(config, Duration::from_millis(500))
+                .is_ok_and(|r| r.nodes.len() >= expected)
         })
     })();
     if let Err(e) = launched {

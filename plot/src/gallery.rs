@@ -6,8 +6,8 @@
 //! Files are written under a temporary name and renamed into place, the
 //! `.json` last, so a reader never sees half a chart.
 
-use crate::log::timestamp;
 use crate::render;
+use rtl_log::timestamp;
 use rtl_tasks::Chart;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -20,7 +20,7 @@
 //! new challenge). Messages are not encrypted: use this on networks where
 //! nobody can read or rewrite the traffic, or tunnel it.
 
-use crate::wire::Peer;
+use crate::Peer;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -190,72 +190,6 @@ impl std::fmt::Display for ProofError {
                 waited.as_millis()
             ),
             ProofError::Refused(why) | ProofError::Transport(why) => f.write_str(why),
-        }
-    }
-}
-
-/// Proves to the relay at the other end of `socket` (a DEALER) that this
-/// peer holds `secret`, and checks that the relay does too; for clients,
-/// before they send anything else.
-pub fn prove(
-    socket: &mut zmq::Socket,
-    secret: &Secret,
-    timeout: std::time::Duration,
-) -> Result<(), ProofError> {
-    use crate::wire::{AuthFields, Body, Envelope, Header, Kind, WireError};
-    use uuid::Uuid;
-    let send = |socket: &mut zmq::Socket, auth: AuthFields| {
-        let header = Header {
-            auth: Some(auth),
-            ..Header::new(Kind::Proof, Uuid::nil())
-        };
-        Envelope::new(header, Body::Empty)
-            .send(socket, None)
-            .map_err(|e| ProofError::Transport(format!("cannot reach the relay: {e}")))
-    };
-    let mut prover = Prover::new(secret.clone());
-    // An empty proof asks for a challenge.
-    send(socket, AuthFields::default())?;
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(ProofError::Silent(timeout));
-        }
-        match socket.poll(zmq::POLLIN, left.as_millis().max(1) as i64) {
-            Ok(0) | Err(zmq::Error::EINTR) => continue,
-            Ok(_) => {}
-            Err(e) => return Err(ProofError::Transport(format!("socket error: {e}"))),
-        }
-        let env = match Envelope::recv(socket, false, zmq::DONTWAIT) {
-            Ok((_, env)) => env,
-            Err(WireError::Zmq(zmq::Error::EAGAIN)) => continue,
-            Err(e) => {
-                return Err(ProofError::Transport(format!(
-                    "bad message from the relay: {e}"
-                )))
-            }
-        };
-        let auth = env.header.auth.unwrap_or_default();
-        match env.header.kind {
-            Kind::Challenge => {
-                let (nonce, proof) = prover.answer(&auth.nonce).map_err(ProofError::Transport)?;
-                send(socket, AuthFields { nonce, proof })?;
-            }
-            Kind::Welcome if prover.welcomed(&auth.proof) => return Ok(()),
-            Kind::Welcome => {
-                return Err(ProofError::Refused(
-                    "the relay's answer does not match this machine's cluster secret: is it another cluster's relay?"
-                        .into(),
-                ))
-            }
-            Kind::Error => {
-                let why = env.header.error.map_or_else(String::new, |f| f.message);
-                return Err(ProofError::Refused(format!(
-                    "the relay refused this machine's cluster secret: {why}"
-                )));
-            }
-            _ => {}
         }
     }
 }

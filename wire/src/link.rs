@@ -1,4 +1,4 @@
-//! A node's link to the relay: its routing id, its DEALER socket and the
+//! A node's link to the relay: its routing id, its connection and the
 //! heartbeats both ways. Task nodes and plot nodes join the relay the same
 //! way. The node heartbeats every `heartbeat`; the relay does too, and a
 //! node that has not heard it for `node_timeout` says so in its log (and
@@ -6,16 +6,17 @@
 //! heartbeat makes it known to a restarted relay).
 
 use crate::auth::{Prover, Secret};
-use crate::cache::Cache;
-use crate::log::Log;
-use crate::wire::{AuthFields, Body, Envelope, Header, Kind, NodeInfo, WireError};
+use crate::connection::{Connection, Options};
+use crate::{Envelope, Message, NodeInfo};
+use rtl_log::Log;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub struct RelayLink {
     /// Routing id: `<service>-<pid>-<16 hex>`.
     pub id: String,
-    pub socket: zmq::Socket,
+    /// The connection to the relay.
+    pub connection: Connection,
     next_heartbeat: Instant,
     heartbeat: Duration,
     timeout: Duration,
@@ -41,21 +42,18 @@ impl RelayLink {
         // squat on it.
         let short = Uuid::new_v4().simple().to_string();
         let id = format!("{service}-{}-{}", std::process::id(), &short[..16]);
-        let socket = ctx
-            .socket(zmq::DEALER)
-            .map_err(|e| format!("cannot create the node socket: {e}"))?;
         // A second of linger lets answers already sent reach the relay when
         // the node stops.
-        socket
-            .set_identity(id.as_bytes())
-            .and_then(|_| socket.set_linger(1000))
-            .map_err(|e| format!("cannot configure the node socket: {e}"))?;
-        socket
-            .connect(relay)
+        let options = Options {
+            identity: Some(id.clone().into_bytes()),
+            linger: Duration::from_secs(1),
+            max_message_bytes: 0,
+        };
+        let connection = Connection::connect(ctx, relay, &options)
             .map_err(|e| format!("cannot connect to the relay at {relay}: {e}"))?;
         Ok(RelayLink {
             id,
-            socket,
+            connection,
             next_heartbeat: Instant::now(),
             heartbeat,
             timeout,
@@ -70,22 +68,21 @@ impl RelayLink {
     /// While it is away (restarting, say) libzmq keeps what is sent for it,
     /// up to its high-water mark; past that the message is dropped.
     pub fn send(&mut self, env: Envelope, log: &Log) {
-        if let Err(e) = env.send_now(&mut self.socket, None) {
+        if let Err(e) = self.connection.send_now(env) {
             log.warn(format!("could not send to the relay: {e}"));
         }
     }
 
-    /// Sends an answer; when it cannot go, the cache entries its table
-    /// was written to are deleted, since no one else will read them.
-    pub fn answer(&mut self, env: Envelope, cache: Option<&Cache>, log: &Log) {
-        let refs = env.header.table_refs.clone();
-        if let Err(e) = env.send_now(&mut self.socket, None) {
+    /// Sends an answer; when it cannot go, `undelivered` gets the cache
+    /// entries its table was written to, to delete them, since no one else
+    /// will read them.
+    pub fn answer(&mut self, env: Envelope, log: &Log, undelivered: impl FnOnce(&[String])) {
+        let refs = env.body.keys().to_vec();
+        if let Err(e) = self.connection.send_now(env) {
             log.warn(format!(
                 "could not send an answer to the relay ({e}); it is dropped"
             ));
-            if let Some(cache) = cache {
-                cache.discard(&refs);
-            }
+            undelivered(&refs);
         }
     }
 
@@ -96,18 +93,15 @@ impl RelayLink {
         }
         // Until the relay has welcomed it, a node asks to be challenged
         // instead of heartbeating.
-        let header = if self.trusted {
-            Header {
-                node: Some(info.clone()),
-                ..Header::new(Kind::Heartbeat, Uuid::nil())
-            }
+        let message = if self.trusted {
+            Message::Heartbeat(Some(info.clone()))
         } else {
-            Header {
-                auth: Some(AuthFields::default()),
-                ..Header::new(Kind::Proof, Uuid::nil())
+            Message::Proof {
+                nonce: Vec::new(),
+                proof: Vec::new(),
             }
         };
-        self.send(Envelope::new(header, Body::Empty), log);
+        self.send(Envelope::control(message), log);
         self.next_heartbeat = Instant::now() + self.heartbeat;
         if !self.silent && self.heard.elapsed() > self.timeout {
             self.silent = true;
@@ -124,14 +118,14 @@ impl RelayLink {
     /// handshake are dealt with here; a bad message is logged and dropped.
     pub fn next_message(&mut self, log: &Log) -> Option<Envelope> {
         loop {
-            match Envelope::recv(&self.socket, false, zmq::DONTWAIT) {
-                Ok((_, env)) => {
+            match self.connection.try_recv() {
+                Ok(Some(env)) => {
                     self.heard(log);
-                    if env.header.kind != Kind::Heartbeat && !self.handshake(&env, log) {
+                    if !matches!(env.message, Message::Heartbeat(_)) && !self.handshake(&env, log) {
                         return Some(env);
                     }
                 }
-                Err(WireError::Zmq(zmq::Error::EAGAIN)) => return None,
+                Ok(None) => return None,
                 Err(e) => log.warn(format!("dropped a message from the relay: {e}")),
             }
         }
@@ -140,28 +134,23 @@ impl RelayLink {
     /// Takes part in the handshake: answers a challenge with a proof and
     /// checks the relay's welcome. True when `env` was a handshake message.
     fn handshake(&mut self, env: &Envelope, log: &Log) -> bool {
-        let auth = env.header.auth.clone().unwrap_or_default();
-        if env.header.kind == Kind::Challenge {
+        if matches!(env.message, Message::Challenge { .. }) {
             self.trusted = false;
         }
-        match (env.header.kind, &mut self.prover) {
-            (Kind::Challenge, Some(prover)) => match prover.answer(&auth.nonce) {
+        match (&env.message, &mut self.prover) {
+            (Message::Challenge { nonce }, Some(prover)) => match prover.answer(nonce) {
                 // A challenge out of the blue means a relay that does not
                 // know this node (it restarted): prove it again.
                 Ok((nonce, proof)) => {
-                    let header = Header {
-                        auth: Some(AuthFields { nonce, proof }),
-                        ..Header::new(Kind::Proof, Uuid::nil())
-                    };
-                    self.send(Envelope::new(header, Body::Empty), log);
+                    self.send(Envelope::control(Message::Proof { nonce, proof }), log);
                 }
                 Err(e) => log.error(format!("cannot answer the relay's challenge: {e}")),
             },
-            (Kind::Challenge, None) => log.error(
+            (Message::Challenge { .. }, None) => log.error(
                 "the relay asks for the cluster secret and this machine has none; copy the relay's secret file here (see `rtl keygen`)",
             ),
-            (Kind::Welcome, Some(prover)) => {
-                if prover.welcomed(&auth.proof) {
+            (Message::Welcome { proof }, Some(prover)) => {
+                if prover.welcomed(proof) {
                     self.trusted = true;
                     // Heartbeat at once: the relay learns the node now.
                     self.next_heartbeat = Instant::now();
@@ -170,7 +159,7 @@ impl RelayLink {
                     log.error("the relay's welcome does not match our cluster secret: another cluster's relay?");
                 }
             }
-            (Kind::Welcome, None) => {}
+            (Message::Welcome { .. }, None) => {}
             _ => return false,
         }
         true

@@ -7,7 +7,7 @@
 //! over, and lets it all go the moment that connection closes, before it
 //! reads another message. libzmq tells which connection a message came
 //! over (its file descriptor, in the message's `__fd` property, see
-//! [`crate::wire::Peer`]) and, through a socket monitor, when one closes.
+//! [`crate::Peer`]) and, through a socket monitor, when one closes.
 //!
 //! Order matters: libzmq reports a closed connection before it closes the
 //! descriptor, so before a new connection can reuse the number. The relay
@@ -18,7 +18,7 @@
 //! frame (event number as u16, value as u32, both native-endian), then the
 //! endpoint. They are read here and nowhere else.
 
-use crate::wire::Peer;
+use crate::Peer;
 use std::collections::HashMap;
 use uuid::Uuid;
 
