@@ -370,19 +370,7 @@ mod tests {
     }
 
     fn work(job: Uuid) -> Envelope {
-        let work = Work {
-            stage: 0,
-            plan: PlanRef::Cached("plan:test".into()),
-            tasks: None,
-            lifespan: 0,
-            progress: false,
-            seq: 0,
-            count: 1,
-            split_rows: 0,
-            stats: Vec::new(),
-            partial_for: None,
-            cache_id: None,
-        };
+        let work = Work::stage(0, PlanRef::Cached("plan:test".into()));
         Envelope::new(job, Message::Work(Box::new(work)), Body::Empty)
     }
 

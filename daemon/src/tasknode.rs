@@ -644,19 +644,7 @@ mod tests {
             Body::Table(table)
         };
         let plan = Arc::new(plan);
-        let spec = WorkMessage {
-            stage: 0,
-            plan: PlanRef::Inline(plan.clone()),
-            tasks: None,
-            lifespan: 0,
-            progress: false,
-            seq: 0,
-            count: 1,
-            split_rows: 0,
-            stats: Vec::new(),
-            partial_for: None,
-            cache_id: None,
-        };
+        let spec = WorkMessage::stage(0, PlanRef::Inline(plan.clone()));
         Work {
             id: Uuid::new_v4(),
             job: Uuid::new_v4(),

@@ -225,6 +225,25 @@ pub struct Work {
     pub cache_id: Option<Uuid>,
 }
 
+impl Work {
+    /// All of stage `stage`, on one piece, with nothing else asked.
+    pub fn stage(stage: u32, plan: PlanRef) -> Work {
+        Work {
+            stage,
+            plan,
+            tasks: None,
+            lifespan: 0,
+            progress: false,
+            seq: 0,
+            count: 1,
+            split_rows: 0,
+            stats: Vec::new(),
+            partial_for: None,
+            cache_id: None,
+        }
+    }
+}
+
 /// A node's answer to [`Work`]. The result table is the envelope's body.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Done {
