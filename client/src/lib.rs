@@ -3,12 +3,24 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use rtl_client::Transform;
-//! let config = rtl_config::Config::load(None, std::env::vars())?.config;
+//! use rtl_client::{Config, Plan, Transform};
+//! let config = Config::load(None, std::env::vars())?.config;
 //! let table = Transform::connect(&config)?.execute("job.json")?;
 //! println!("{} rows", table.rows());
+//!
+//! // or build the job in code, and follow it as it runs
+//! let plan = Plan::builder(".")
+//!     .task("open_array", serde_json::json!({"filename": "sensors"}))
+//!     .build();
+//! let mut transform = Transform::embedded(&config)?;
+//! let mut show = |event: &rtl_client::ProgressEvent| println!("stage {} {}", event.stage, event.task);
+//! let table = transform.execute_with(&plan, None, &mut show)?;
 //! # Ok(()) }
 //! ```
+//!
+//! This crate re-exports what a client program needs ([`Config`],
+//! [`Plan`], [`Table`], [`ProgressEvent`], [`Failure`]), so `rtl-client`
+//! is its one rtl dependency.
 //!
 //! [`Transform::connect`] talks to a running daemon; [`Transform::embedded`]
 //! starts the same relay and task-node code inside this process. Both block
@@ -17,14 +29,17 @@
 //!
 //! This crate speaks to the relay only through `rtl_wire`.
 
+pub use rtl_config::Config;
+pub use rtl_dsl::Plan;
+pub use rtl_tasks::{Chart, Column, DType, Table};
+pub use rtl_wire::{Failure, ProgressEvent};
+
 use rtl_cache::Cache;
-use rtl_config::Config;
 use rtl_daemon::embedded::Cluster;
-use rtl_dsl::{Plan, Problems};
-use rtl_tasks::{Chart, Table};
+use rtl_dsl::Problems;
 use rtl_wire::auth::{ProofError, Secret};
 use rtl_wire::connection::{Connection, Options};
-use rtl_wire::{Body, Envelope, Failure, Message, ProgressEvent, StatusReport, Submit};
+use rtl_wire::{Body, Envelope, Message, StatusReport, Submit};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
