@@ -168,20 +168,16 @@ fn frame_size(dtype: DType, rows: usize, bytes: &[u8], n: usize) -> Result<(), S
     }
 }
 
-/// The 8-byte number types of columns.
-///
-/// # Safety
-/// Every 8-byte pattern must be a valid value, so that column bytes may be
-/// copied into a `Vec<Self>` as they are.
-pub unsafe trait Word: Copy {
+/// The 8-byte number types of columns: plain bytes (`Pod`), every bit
+/// pattern a valid value.
+pub trait Word: bytemuck::Pod {
     /// The value of 8 little-endian bytes.
     fn from_le(bytes: [u8; 8]) -> Self;
     /// The value's 8 little-endian bytes.
     fn to_le(self) -> [u8; 8];
 }
 
-// SAFETY: every bit pattern is an i64.
-unsafe impl Word for i64 {
+impl Word for i64 {
     fn from_le(bytes: [u8; 8]) -> i64 {
         i64::from_le_bytes(bytes)
     }
@@ -190,8 +186,7 @@ unsafe impl Word for i64 {
     }
 }
 
-// SAFETY: every bit pattern is an f64 (some of them NaN).
-unsafe impl Word for f64 {
+impl Word for f64 {
     fn from_le(bytes: [u8; 8]) -> f64 {
         f64::from_le_bytes(bytes)
     }
@@ -217,35 +212,20 @@ fn words_into<T: Word>(a: ndarray::ArrayView1<'_, T>, out: &mut [u8]) {
 /// that: on little-endian hosts, for values laid out contiguously.
 pub fn le_bytes<'a, T: Word>(a: &ndarray::ArrayView1<'a, T>) -> Option<&'a [u8]> {
     let values = a.to_slice().filter(|_| cfg!(target_endian = "little"))?;
-    // SAFETY: `values` is a live slice of plain 8-byte numbers; viewing its
-    // memory as bytes reads nothing out of bounds.
-    Some(unsafe {
-        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
-    })
+    Some(bytemuck::cast_slice(values))
 }
 
+/// The values of consecutive frames of 8-byte words (sizes checked by the
+/// caller). Frames need not be aligned: each word is read on its own, which
+/// the compiler turns into plain copies.
 fn decode_words<T: Word>(parts: &[(usize, &[u8])], total: usize) -> Result<Vec<T>, String> {
     let mut values: Vec<T> = Vec::with_capacity(total);
-    for &(rows, bytes) in parts {
-        // Sizes were checked by the caller.
-        let n = rows * 8;
-        if cfg!(target_endian = "little") && values.capacity() - values.len() >= rows {
-            // SAFETY: the spare capacity holds `rows` more values; `bytes`
-            // has exactly `rows * 8` bytes (checked above), and any 8 bytes
-            // are a valid `T` (`Word`). The source may be unaligned: it is
-            // copied byte-wise.
-            unsafe {
-                let end = values.as_mut_ptr().add(values.len()).cast::<u8>();
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), end, n);
-                values.set_len(values.len() + rows);
-            }
-        } else {
-            values.extend(
-                bytes
-                    .chunks_exact(8)
-                    .map(|c| T::from_le(c.try_into().expect("chunks of 8"))),
-            );
-        }
+    for &(_, bytes) in parts {
+        values.extend(bytes.chunks_exact(8).map(|c| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            T::from_le(word)
+        }));
     }
     Ok(values)
 }
