@@ -262,3 +262,53 @@ fn write_series(path: &Path, n: usize) {
     }
     std::fs::write(path, csv).expect("write csv");
 }
+
+#[test]
+fn the_page_answers_fifty_requests_at_once_while_a_silent_connection_waits() {
+    use std::io::Read;
+    let daemon = Daemon::start_in(Home::new("page-many").with("RTL_TASK_WORKERS", "1"));
+    let port = daemon.home.port("RTL_PLOT_PORT");
+    // A connection that says nothing at all.
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let opened = Instant::now();
+    let ready = std::sync::Barrier::new(50);
+    let waits: Vec<Duration> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..50)
+            .map(|_| {
+                scope.spawn(|| {
+                    ready.wait();
+                    let asked = Instant::now();
+                    let (status, _, body) = http("GET", port, "/charts.json", None).expect("page");
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                    asked.elapsed()
+                })
+            })
+            .collect();
+        asks.into_iter()
+            .map(|a| a.join().expect("request"))
+            .collect()
+    });
+    let slowest = waits.iter().max().copied().unwrap_or_default();
+    eprintln!("50 requests at once, slowest answered in {slowest:?}");
+    // The silent connection is given 2 s for its request; every other
+    // request was answered before that, so it held none of them.
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a request waited {slowest:?} beside a silent connection"
+    );
+    // And it is closed once its time is up, not kept forever.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the silent connection was not closed: {other:?}"),
+    }
+    assert!(
+        opened.elapsed() < Duration::from_secs(15),
+        "the silent connection was kept {:?}",
+        opened.elapsed()
+    );
+}

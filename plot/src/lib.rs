@@ -4,11 +4,12 @@
 //! - [`render`]: a chart to SVG and PNG (plotters, with a bundled font).
 //! - [`gallery`]: the charts kept under `<home>/plots/`, newest first.
 //! - [`plotnode`]: the process that takes `chart` messages from the relay
-//!   and serves the page.
+//!   and draws them; [`page`]: the web page it serves them on.
 //!
 //! Only the `rtl` command depends on this crate: clients and task nodes
 //! never draw, so they do not compile plotters.
 
 pub mod gallery;
+pub mod page;
 pub mod plotnode;
 pub mod render;
