@@ -15,7 +15,7 @@ use rtl_dsl::Plan;
 use rtl_log::Log;
 use rtl_tasks::{Stat, Table};
 use rtl_wire::auth::{Gate, Secret, Verdict};
-use rtl_wire::connections::Connections;
+use rtl_wire::connection::{Binding, Connection, Refused};
 use rtl_wire::{
     Body, CacheReport, Done, Envelope, Failure, Message, Peer, PlanRef, ProgressEvent,
     StatusReport, Submit, WireError, Work as WorkMessage,
@@ -211,8 +211,11 @@ impl Pieces<Body> for Tables<'_> {
 }
 
 pub struct Relay {
-    clients: zmq::Socket,
-    nodes: zmq::Socket,
+    /// Clients' connections, with answers waiting for those that cannot
+    /// take them yet.
+    clients: Connection,
+    /// Task and plot nodes' connections.
+    nodes: Connection,
     routing: Routing,
     jobs: HashMap<Uuid, Job>,
     /// Plans in the cache, with how many running jobs use each: a plan
@@ -228,11 +231,6 @@ pub struct Relay {
     busy_refusals: u64,
     /// Who has proven they hold the cluster secret, when there is one.
     gate: Option<Gate>,
-    /// The connections clients and nodes speak over.
-    client_connections: Connections,
-    node_connections: Connections,
-    /// Answers waiting for clients that cannot take them yet.
-    outbox: HashMap<Vec<u8>, VecDeque<Envelope>>,
     /// Results sent to each client by reference (their cache keys): the
     /// client deletes them as it reads them; what a client that went away
     /// did not read is deleted then.
@@ -274,30 +272,15 @@ impl Relay {
         log: Log,
         settings: RelayConfig,
     ) -> Result<Relay, String> {
-        let socket = |endpoint: &str, what: &str| -> Result<zmq::Socket, String> {
-            let s = ctx
-                .socket(zmq::ROUTER)
-                .map_err(|e| format!("cannot create the {what} socket: {e}"))?;
-            // Fail loudly on a vanished peer instead of dropping silently.
-            s.set_router_mandatory(true)
-                .and_then(|_| s.set_linger(0))
-                .and_then(|_| s.set_rcvhwm(INBOUND_HWM))
-                .and_then(|_| s.set_maxmsgsize(settings.max_message_bytes as i64))
-                .map_err(|e| format!("cannot configure the {what} socket: {e}"))?;
-            s.bind(endpoint)
-                .map_err(|e| format!("cannot bind the {what} socket to {endpoint}: {e}"))?;
-            Ok(s)
+        let binding = |what, outbound| Binding {
+            what,
+            inbound: INBOUND_HWM,
+            outbound,
+            max_message_bytes: settings.max_message_bytes,
         };
-        let clients = socket(&at.clients, "client")?;
-        clients
-            .set_sndhwm(OUTBOUND_HWM)
-            .map_err(|e| format!("cannot configure the client socket: {e}"))?;
-        let nodes = socket(&at.nodes, "node")?;
         Ok(Relay {
-            client_connections: Connections::watch(ctx, &clients, "client")?,
-            node_connections: Connections::watch(ctx, &nodes, "node")?,
-            clients,
-            nodes,
+            clients: Connection::bind(ctx, &at.clients, &binding("client", Some(OUTBOUND_HWM)))?,
+            nodes: Connection::bind(ctx, &at.nodes, &binding("node", None))?,
             routing: Routing::new(),
             jobs: HashMap::new(),
             stored_plans: HashMap::new(),
@@ -306,7 +289,6 @@ impl Relay {
             started: Instant::now(),
             no_workers_since: Some(Instant::now()),
             gate: settings.secret.clone().map(Gate::new),
-            outbox: HashMap::new(),
             unread_results: HashMap::new(),
             charts: ChartPost::new(),
             plot_node_seen: false,
@@ -323,11 +305,9 @@ impl Relay {
     /// Where the sockets are bound, with the ports the system picked for
     /// endpoints that asked for any (`tcp://127.0.0.1:*`).
     pub fn endpoints(&self) -> Result<Endpoints, String> {
-        let bound = |socket: &zmq::Socket, what: &str| {
+        let bound = |socket: &Connection, what: &str| {
             socket
-                .get_last_endpoint()
-                .ok()
-                .and_then(Result::ok)
+                .endpoint()
                 .ok_or_else(|| format!("cannot tell where the {what} socket is bound"))
         };
         Ok(Endpoints {
@@ -346,14 +326,11 @@ impl Relay {
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(200));
             let (clients_ready, nodes_ready) = {
-                let mut items = [
-                    self.clients.as_poll_item(zmq::POLLIN),
-                    self.nodes.as_poll_item(zmq::POLLIN),
-                    self.client_connections.as_poll_item(),
-                    self.node_connections.as_poll_item(),
-                ];
+                let mut items = self.clients.poll_items();
+                let first_node = items.len();
+                items.extend(self.nodes.poll_items());
                 match zmq::poll(&mut items, wait.as_millis() as i64) {
-                    Ok(_) => (items[0].is_readable(), items[1].is_readable()),
+                    Ok(_) => (items[0].is_readable(), items[first_node].is_readable()),
                     Err(zmq::Error::EINTR) => continue,
                     Err(e) => {
                         self.log.error(format!("poll failed: {e}"));
@@ -366,34 +343,32 @@ impl Relay {
             self.drop_closed_connections();
             if nodes_ready {
                 for _ in 0..BATCH {
-                    match Envelope::recv_from(&self.nodes, zmq::DONTWAIT) {
-                        Ok((peer, env)) => {
+                    match self.nodes.recv_from() {
+                        Ok(Some((peer, env))) => {
                             self.drop_closed_connections();
-                            self.node_connections.spoke(&peer);
                             if self.admitted(&peer, &env, false) {
                                 self.guarded("a node's message", |relay| {
                                     relay.on_node(peer.route, env)
                                 })
                             }
                         }
-                        Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
+                        Ok(None) => break,
                         Err(e) => self.log.warn(format!("dropped a message from a node: {e}")),
                     }
                 }
             }
             if clients_ready {
                 for _ in 0..BATCH {
-                    match Envelope::recv_from(&self.clients, zmq::DONTWAIT) {
-                        Ok((peer, env)) => {
+                    match self.clients.recv_from() {
+                        Ok(Some((peer, env))) => {
                             self.drop_closed_connections();
-                            self.client_connections.spoke(&peer);
                             if self.admitted(&peer, &env, true) {
                                 self.guarded("a client's message", |relay| {
                                     relay.on_client(peer.route, env)
                                 })
                             }
                         }
-                        Err(WireError::Zmq(zmq::Error::EAGAIN)) => break,
+                        Ok(None) => break,
                         Err(WireError::Malformed {
                             route: Some(route),
                             id,
@@ -421,7 +396,7 @@ impl Relay {
         }
         // Clients of jobs still running are told, rather than left to
         // find out when their patience runs out.
-        let _ = self.clients.set_linger(1000);
+        let _ = self.clients.set_linger(Duration::from_secs(1));
         let running: Vec<Uuid> = self.jobs.keys().copied().collect();
         for job in &running {
             self.fail_job(
@@ -512,7 +487,7 @@ impl Relay {
         } else {
             &mut self.nodes
         };
-        if let Err(e) = answer.send_now(socket, Some(route)) {
+        if let Err(e) = socket.send_now_to(route, answer) {
             self.log
                 .debug(|| format!("handshake answer to {peer} lost: {e}"));
         }
@@ -657,12 +632,7 @@ impl Relay {
                 .flat_map(|j| j.flow.held())
                 .map(Body::bytes)
                 .sum::<usize>()
-            + self
-                .outbox
-                .values()
-                .flatten()
-                .map(|e| e.body.bytes())
-                .sum::<usize>();
+            + self.clients.outbox_bytes();
         (held + bytes > self.settings.memory)
             .then(|| format!("{held} column bytes held (relay_memory)"))
     }
@@ -788,7 +758,7 @@ impl Relay {
                     String::from_utf8_lossy(&node)
                 )
             });
-            match env.send_now(&mut self.nodes, Some(&node)) {
+            match self.nodes.send_now_to(&node, env) {
                 Ok(()) => self.routing.retain(&id, copy),
                 // The node's connection is gone (killed, crashed, or a
                 // network that dropped it): the work never reached it.
@@ -1126,7 +1096,7 @@ impl Relay {
         for node in self.routing.plot_nodes() {
             let copy = chart.envelope();
             let id = copy.id;
-            match copy.send_now(&mut self.nodes, Some(&node)) {
+            match self.nodes.send_now_to(&node, copy) {
                 Ok(()) => {
                     self.charts.sent(id, &node, chart.clone());
                     taken = true;
@@ -1260,53 +1230,24 @@ impl Relay {
     /// Sends to a client; what it cannot take now waits in its outbox, in
     /// order, and counts against `relay_memory` until it goes.
     fn send_client(&mut self, client: &[u8], env: Envelope) {
-        if let Some(waiting) = self.outbox.get_mut(client) {
-            waiting.push_back(env);
-            return;
-        }
-        match env.send_or_keep(&mut self.clients, Some(client)) {
-            Ok(()) => {}
-            Err((zmq::Error::EAGAIN, Some(env))) => {
-                self.outbox
-                    .entry(client.to_vec())
-                    .or_default()
-                    .push_back(*env);
-            }
-            Err((e, unsent)) => {
-                if let Some(env) = unsent {
-                    self.release(*env);
-                }
-                self.client_gone(client, &refused(e));
-            }
+        if let Err(refused) = self.clients.send_to(client, env) {
+            self.client_refused(client, refused);
         }
     }
 
     /// Sends what waits in the clients' outboxes, as far as they take it.
     fn flush_outbox(&mut self) {
-        let clients: Vec<Vec<u8>> = self.outbox.keys().cloned().collect();
-        for client in clients {
-            while let Some(env) = self.outbox.get_mut(&client).and_then(VecDeque::pop_front) {
-                match env.send_or_keep(&mut self.clients, Some(&client)) {
-                    Ok(()) => {}
-                    Err((zmq::Error::EAGAIN, Some(env))) => {
-                        if let Some(waiting) = self.outbox.get_mut(&client) {
-                            waiting.push_front(*env);
-                        }
-                        break;
-                    }
-                    Err((e, unsent)) => {
-                        if let Some(env) = unsent {
-                            self.release(*env);
-                        }
-                        self.client_gone(&client, &refused(e));
-                        break;
-                    }
-                }
-            }
-            if self.outbox.get(&client).is_some_and(VecDeque::is_empty) {
-                self.outbox.remove(&client);
-            }
+        for (client, refused) in self.clients.flush() {
+            self.client_refused(&client, refused);
         }
+    }
+
+    /// A client's socket refused an answer for good.
+    fn client_refused(&mut self, client: &[u8], refused: Refused) {
+        if let Some(env) = refused.unsent {
+            self.release(*env);
+        }
+        self.client_gone(client, &refused_why(refused.error));
     }
 
     /// A client that cannot be answered any more (its connection closed,
@@ -1317,7 +1258,7 @@ impl Relay {
         for refs in self.unread_results.remove(client).into_iter().flatten() {
             self.cache.discard(&refs);
         }
-        let answers = self.outbox.remove(client).unwrap_or_default();
+        let answers = self.clients.forget(client);
         let had_answers = !answers.is_empty();
         for env in answers {
             self.release(env);
@@ -1351,10 +1292,10 @@ impl Relay {
     /// one of a peer whose connection is gone (its routing id is free for
     /// anyone to take).
     fn drop_closed_connections(&mut self) {
-        for client in self.client_connections.closed() {
+        for client in self.clients.closed() {
             self.client_gone(&client, "its connection closed");
         }
-        for node in self.node_connections.closed() {
+        for node in self.nodes.closed() {
             if let Some(gate) = &mut self.gate {
                 gate.forget(&node);
             }
@@ -1447,7 +1388,7 @@ impl Relay {
     fn heartbeat_nodes(&mut self) {
         for node in self.routing.node_ids() {
             let beat = Envelope::control(Message::Heartbeat(None));
-            match beat.send_now(&mut self.nodes, Some(&node)) {
+            match self.nodes.send_now_to(&node, beat) {
                 Ok(()) => {}
                 Err(zmq::Error::EHOSTUNREACH) => {
                     if let Some(lost) = self.routing.drop_node(&node) {
@@ -1562,7 +1503,7 @@ impl Relay {
 }
 
 /// Why a send to a client failed, in words.
-fn refused(e: zmq::Error) -> String {
+fn refused_why(e: zmq::Error) -> String {
     match e {
         zmq::Error::EHOSTUNREACH => "its connection closed".to_string(),
         e => format!("its socket refused an answer: {e}"),
