@@ -14,70 +14,180 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The effective settings of an rtl installation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
+/// Declares every setting once: its doc, type, default, how its text is
+/// read and what a bad value is told it should be, and (when not its plain
+/// value) how `rtl config` shows it. From that one table come the
+/// [`Config`] struct, [`KEYS`], [`Config::defaults`], the parsing of
+/// `rtl.toml` and `RTL_*` values and [`Config::value_of`].
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $ty:ty = $default:expr;
+        read $read:expr, expecting $expected:literal
+        $(, show $show:expr)?
+        ;
+    )*) => {
+        /// The effective settings of an rtl installation.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        pub struct Config {
+            $( $(#[doc = $doc])* pub $key: $ty, )*
+        }
+
+        /// Every key, in the order `rtl config` prints them.
+        pub const KEYS: &[&str] = &[$(stringify!($key)),*];
+
+        impl Config {
+            /// The built-in defaults; `user_home` is the user's home
+            /// directory.
+            pub fn defaults(user_home: &Path) -> Config {
+                Config {
+                    $( $key: {
+                        let default: fn(&Path) -> $ty = $default;
+                        default(user_home)
+                    }, )*
+                }
+            }
+
+            /// Sets `key` (a known key) from its text; on a bad value, what
+            /// was expected. None for an unknown key.
+            fn read(&mut self, key: &str, raw: &str) -> Option<Result<(), &'static str>> {
+                match key {
+                    $( stringify!($key) => {
+                        let read: fn(&str) -> Option<$ty> = $read;
+                        Some(match read(raw) {
+                            Some(value) => {
+                                self.$key = value;
+                                Ok(())
+                            }
+                            None => Err($expected),
+                        })
+                    } )*
+                    _ => None,
+                }
+            }
+
+            /// The value of `key` as `rtl config` prints it.
+            pub fn value_of(&self, key: &str) -> String {
+                match key {
+                    $( stringify!($key) => settings!(@show self, $key $(, $show)?), )*
+                    _ => String::new(),
+                }
+            }
+        }
+    };
+    (@show $config:ident, $key:ident) => { Shown::shown(&$config.$key) };
+    (@show $config:ident, $key:ident, $show:expr) => {{
+        let show: fn(&Config) -> String = $show;
+        show($config)
+    }};
+}
+
+/// How a setting's value reads in `rtl config`.
+trait Shown {
+    fn shown(&self) -> String;
+}
+
+impl<T: fmt::Display> Shown for T {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+settings! {
     /// Root of rtl's state: `run/` (pid files), `log/`, `cache/` (LMDB).
-    pub home: PathBuf,
+    home: PathBuf = |user_home| user_home.join(".rtl");
+    read |raw| (!raw.is_empty()).then(|| PathBuf::from(raw)), expecting "a directory path",
+    show |c| c.home.display().to_string();
     /// Address the relay binds its client and node sockets to.
-    pub relay_listen: String,
+    relay_listen: String = |_| "127.0.0.1".into();
+    read address, expecting "an IP address or host name";
     /// Address clients and task nodes use to reach the relay.
-    pub relay_addr: String,
+    relay_addr: String = |_| "127.0.0.1".into();
+    read address, expecting "an IP address or host name";
     /// Relay port for clients.
-    pub relay_port: u16,
+    relay_port: u16 = |_| 19000;
+    read port, expecting "a port number from 1 to 65535";
     /// Relay port for task nodes and the plot node.
-    pub node_port: u16,
+    node_port: u16 = |_| 19001;
+    read port, expecting "a port number from 1 to 65535";
     /// Address the plot node's web page binds to.
-    pub plot_listen: String,
+    plot_listen: String = |_| "127.0.0.1".into();
+    read address, expecting "an IP address or host name";
     /// Port of the plot node's web page.
-    pub plot_port: u16,
+    plot_port: u16 = |_| 5006;
+    read port, expecting "a port number from 1 to 65535";
     /// Number of task-node processes `rtl start` launches.
-    pub task_workers: usize,
+    task_workers: usize = |_| 3;
+    read |raw| count(raw, 0), expecting "a whole number, 0 or more";
     /// Number of plot-node processes `rtl start` launches.
-    pub plot_workers: usize,
+    plot_workers: usize = |_| 1;
+    read |raw| count(raw, 0), expecting "a whole number, 0 or more";
     /// Whether the relay splits large tables into chunks.
-    pub chunking: bool,
+    chunking: bool = |_| true;
+    read boolean, expecting "true or false";
     /// Largest chunk, in rows.
-    pub chunking_size: usize,
+    chunking_size: usize = |_| 1_000_000;
+    read |raw| count(raw, 1), expecting "a whole number of rows, 1 or more";
     /// Size of the LMDB map under `<home>/cache`, in bytes.
-    pub cache_map_size: usize,
+    cache_map_size: usize = |_| 512 << 20;
+    read |raw| byte_size(raw).filter(|n| *n >= 1 << 20),
+    expecting "a size of at least 1 MiB, in bytes or with a unit (512MiB, 2GiB)";
     /// Envelopes a task node accepts before it has answered any of them.
-    pub max_in_flight: usize,
+    max_in_flight: usize = |_| 2;
+    read |raw| count(raw, 1), expecting "a whole number, 1 or more";
     /// Tables at least this large pass between processes of one host by
     /// reference through the cache instead of through sockets.
-    pub by_reference_bytes: usize,
+    by_reference_bytes: usize = |_| 1 << 20;
+    read byte_size, expecting "a size in bytes or with a unit (0 for always, 1MiB, 64KiB)";
     /// Column bytes the relay may hold for queued work before it asks
     /// clients to send new jobs later.
-    pub relay_memory: usize,
+    relay_memory: usize = |_| 1 << 30;
+    read |raw| byte_size(raw).filter(|n| *n >= 1 << 20),
+    expecting "a size of at least 1 MiB, in bytes or with a unit (1GiB, 256MiB)";
     /// Envelopes the relay may have waiting for a node before it asks
     /// clients to send new jobs later.
-    pub relay_queue: usize,
+    relay_queue: usize = |_| 4096;
+    read |raw| count(raw, 1), expecting "a whole number of envelopes, 1 or more";
     /// The cluster secret (`rtl keygen` writes it); when the file exists,
     /// every peer proves it holds the secret before the relay takes
     /// anything from it. Empty: `<home>/secret`.
-    pub secret_file: Option<PathBuf>,
+    secret_file: Option<PathBuf> = |_| None;
+    read optional_path, expecting "a file path",
+    show |c| c.secret_path().display().to_string();
     /// Allows a relay on a non-loopback address without a secret.
-    pub insecure: bool,
+    insecure: bool = |_| false;
+    read boolean, expecting "true or false";
     /// When set, file tasks run by this installation's task nodes read and
     /// write only under this folder (and under the job's own folder).
-    pub data_root: Option<PathBuf>,
+    data_root: Option<PathBuf> = |_| None;
+    read optional_path, expecting "a folder path",
+    show |c| c.data_root.as_ref().map_or(String::new(), |p| p.display().to_string());
     /// Largest message part the relay accepts; a peer that sends a larger
     /// one is disconnected (ZeroMQ's ZMQ_MAXMSGSIZE).
-    pub max_message_bytes: usize,
+    max_message_bytes: usize = |_| 2 << 30;
+    read |raw| byte_size(raw).filter(|n| *n >= 64 << 10 && i64::try_from(*n).is_ok()),
+    expecting "a size of at least 64 KiB (256MiB, 2GiB)";
     /// How often nodes and the relay tell each other they are alive, in ms.
-    pub heartbeat_ms: u64,
+    heartbeat_ms: u64 = |_| 1000;
+    read |raw| millis(raw, 10), expecting "milliseconds, 10 or more";
     /// A node not heard from for this long (ms) is dropped and its work
     /// sent to another node.
-    pub node_timeout_ms: u64,
+    node_timeout_ms: u64 = |_| 5000;
+    read |raw| millis(raw, 100), expecting "milliseconds, 100 or more";
     /// A client gives up on a relay that has not answered for this long (ms).
-    pub job_timeout_ms: u64,
+    job_timeout_ms: u64 = |_| 5000;
+    read |raw| millis(raw, 100), expecting "milliseconds, 100 or more";
     /// A task node fails work its tasks have not finished in this long (ms)
     /// and carries on with a fresh worker; 0 waits forever.
-    pub task_timeout_ms: u64,
+    task_timeout_ms: u64 = |_| 600_000;
+    read |raw| if raw == "0" { Some(0) } else { millis(raw, 100) },
+    expecting "milliseconds, 100 or more, or 0 for no limit";
     /// Turns on DEBUG traces in the logs.
-    pub debug: bool,
+    debug: bool = |_| false;
+    read boolean, expecting "true or false";
     /// Turns on PROFILE timing traces in the logs.
-    pub profile: bool,
+    profile: bool = |_| false;
+    read boolean, expecting "true or false";
 }
 
 /// Where one setting's value came from.
@@ -121,71 +231,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Every key, in the order `rtl config` prints them.
-pub const KEYS: &[&str] = &[
-    "home",
-    "relay_listen",
-    "relay_addr",
-    "relay_port",
-    "node_port",
-    "plot_listen",
-    "plot_port",
-    "task_workers",
-    "plot_workers",
-    "chunking",
-    "chunking_size",
-    "cache_map_size",
-    "max_in_flight",
-    "by_reference_bytes",
-    "relay_memory",
-    "relay_queue",
-    "secret_file",
-    "insecure",
-    "data_root",
-    "max_message_bytes",
-    "heartbeat_ms",
-    "node_timeout_ms",
-    "job_timeout_ms",
-    "task_timeout_ms",
-    "debug",
-    "profile",
-];
-
 const ENV_CONFIG: &str = "RTL_CONFIG";
 
 impl Config {
-    /// The built-in defaults; `user_home` is the user's home directory.
-    pub fn defaults(user_home: &Path) -> Config {
-        Config {
-            home: user_home.join(".rtl"),
-            relay_listen: "127.0.0.1".into(),
-            relay_addr: "127.0.0.1".into(),
-            relay_port: 19000,
-            node_port: 19001,
-            plot_listen: "127.0.0.1".into(),
-            plot_port: 5006,
-            task_workers: 3,
-            plot_workers: 1,
-            chunking: true,
-            chunking_size: 1_000_000,
-            cache_map_size: 512 << 20,
-            max_in_flight: 2,
-            by_reference_bytes: 1 << 20,
-            relay_memory: 1 << 30,
-            relay_queue: 4096,
-            secret_file: None,
-            insecure: false,
-            data_root: None,
-            max_message_bytes: 2 << 30,
-            heartbeat_ms: 1000,
-            node_timeout_ms: 5000,
-            job_timeout_ms: 5000,
-            task_timeout_ms: 600_000,
-            debug: false,
-            profile: false,
-        }
-    }
-
     /// Reads the settings of this process: `explicit` (from `--config`), else
     /// `$RTL_CONFIG`, else `$RTL_HOME/rtl.toml` when present; then `RTL_<KEY>`
     /// overrides. `env` is the process environment as (name, value) pairs.
@@ -259,150 +307,20 @@ impl Config {
 
     /// Sets `key` from its text form; returns the canonical key name.
     fn set(&mut self, key: &str, raw: &str, source: &Source) -> Result<&'static str, ConfigError> {
-        let Some(canonical) = KEYS.iter().copied().find(|k| *k == key) else {
-            return Err(ConfigError {
+        let canonical = KEYS.iter().copied().find(|k| *k == key);
+        match canonical.zip(self.read(key, raw.trim())) {
+            Some((canonical, Ok(()))) => Ok(canonical),
+            Some((canonical, Err(expected))) => Err(ConfigError {
+                message: format!(
+                    "setting `{canonical}` = {raw:?} (from {source}): expected {expected}"
+                ),
+            }),
+            None => Err(ConfigError {
                 message: format!(
                     "unknown setting `{key}` (from {source}); known settings: {}",
                     KEYS.join(", ")
                 ),
-            });
-        };
-        let bad = |expected: &str| ConfigError {
-            message: format!(
-                "setting `{canonical}` = {raw:?} (from {source}): expected {expected}"
-            ),
-        };
-        let raw = raw.trim();
-        match canonical {
-            "home" => {
-                if raw.is_empty() {
-                    return Err(bad("a directory path"));
-                }
-                self.home = PathBuf::from(raw);
-            }
-            "relay_listen" => {
-                self.relay_listen = address(raw).ok_or_else(|| bad("an IP address or host name"))?
-            }
-            "relay_addr" => {
-                self.relay_addr = address(raw).ok_or_else(|| bad("an IP address or host name"))?
-            }
-            "plot_listen" => {
-                self.plot_listen = address(raw).ok_or_else(|| bad("an IP address or host name"))?
-            }
-            "relay_port" => {
-                self.relay_port = port(raw).ok_or_else(|| bad("a port number from 1 to 65535"))?
-            }
-            "node_port" => {
-                self.node_port = port(raw).ok_or_else(|| bad("a port number from 1 to 65535"))?
-            }
-            "plot_port" => {
-                self.plot_port = port(raw).ok_or_else(|| bad("a port number from 1 to 65535"))?
-            }
-            "task_workers" => {
-                self.task_workers = count(raw, 0).ok_or_else(|| bad("a whole number, 0 or more"))?
-            }
-            "plot_workers" => {
-                self.plot_workers = count(raw, 0).ok_or_else(|| bad("a whole number, 0 or more"))?
-            }
-            "chunking_size" => {
-                self.chunking_size =
-                    count(raw, 1).ok_or_else(|| bad("a whole number of rows, 1 or more"))?
-            }
-            "max_in_flight" => {
-                self.max_in_flight =
-                    count(raw, 1).ok_or_else(|| bad("a whole number, 1 or more"))?
-            }
-            "cache_map_size" => {
-                self.cache_map_size = byte_size(raw).filter(|n| *n >= 1 << 20).ok_or_else(|| {
-                    bad("a size of at least 1 MiB, in bytes or with a unit (512MiB, 2GiB)")
-                })?
-            }
-            "by_reference_bytes" => {
-                self.by_reference_bytes = byte_size(raw).ok_or_else(|| {
-                    bad("a size in bytes or with a unit (0 for always, 1MiB, 64KiB)")
-                })?
-            }
-            "relay_memory" => {
-                self.relay_memory = byte_size(raw).filter(|n| *n >= 1 << 20).ok_or_else(|| {
-                    bad("a size of at least 1 MiB, in bytes or with a unit (1GiB, 256MiB)")
-                })?
-            }
-            "relay_queue" => {
-                self.relay_queue =
-                    count(raw, 1).ok_or_else(|| bad("a whole number of envelopes, 1 or more"))?
-            }
-            "data_root" => {
-                self.data_root = (!raw.is_empty()).then(|| PathBuf::from(raw));
-            }
-            "secret_file" => {
-                self.secret_file = (!raw.is_empty()).then(|| PathBuf::from(raw));
-            }
-            "insecure" => self.insecure = boolean(raw).ok_or_else(|| bad("true or false"))?,
-            "max_message_bytes" => {
-                self.max_message_bytes = byte_size(raw)
-                    .filter(|n| *n >= 64 << 10 && i64::try_from(*n).is_ok())
-                    .ok_or_else(|| bad("a size of at least 64 KiB (256MiB, 2GiB)"))?
-            }
-            "heartbeat_ms" => {
-                self.heartbeat_ms =
-                    millis(raw, 10).ok_or_else(|| bad("milliseconds, 10 or more"))?
-            }
-            "node_timeout_ms" => {
-                self.node_timeout_ms =
-                    millis(raw, 100).ok_or_else(|| bad("milliseconds, 100 or more"))?
-            }
-            "job_timeout_ms" => {
-                self.job_timeout_ms =
-                    millis(raw, 100).ok_or_else(|| bad("milliseconds, 100 or more"))?
-            }
-            "task_timeout_ms" => {
-                self.task_timeout_ms = match raw.trim() {
-                    "0" => 0,
-                    _ => millis(raw, 100)
-                        .ok_or_else(|| bad("milliseconds, 100 or more, or 0 for no limit"))?,
-                }
-            }
-            "chunking" => self.chunking = boolean(raw).ok_or_else(|| bad("true or false"))?,
-            "debug" => self.debug = boolean(raw).ok_or_else(|| bad("true or false"))?,
-            "profile" => self.profile = boolean(raw).ok_or_else(|| bad("true or false"))?,
-            _ => unreachable!("every key in KEYS has a parser"),
-        }
-        Ok(canonical)
-    }
-
-    /// The value of `key` as `rtl config` prints it.
-    pub fn value_of(&self, key: &str) -> String {
-        match key {
-            "home" => self.home.display().to_string(),
-            "relay_listen" => self.relay_listen.clone(),
-            "relay_addr" => self.relay_addr.clone(),
-            "relay_port" => self.relay_port.to_string(),
-            "node_port" => self.node_port.to_string(),
-            "plot_listen" => self.plot_listen.clone(),
-            "plot_port" => self.plot_port.to_string(),
-            "task_workers" => self.task_workers.to_string(),
-            "plot_workers" => self.plot_workers.to_string(),
-            "chunking" => self.chunking.to_string(),
-            "chunking_size" => self.chunking_size.to_string(),
-            "cache_map_size" => self.cache_map_size.to_string(),
-            "max_in_flight" => self.max_in_flight.to_string(),
-            "by_reference_bytes" => self.by_reference_bytes.to_string(),
-            "relay_memory" => self.relay_memory.to_string(),
-            "relay_queue" => self.relay_queue.to_string(),
-            "secret_file" => self.secret_path().display().to_string(),
-            "insecure" => self.insecure.to_string(),
-            "data_root" => self
-                .data_root
-                .as_ref()
-                .map_or(String::new(), |p| p.display().to_string()),
-            "max_message_bytes" => self.max_message_bytes.to_string(),
-            "heartbeat_ms" => self.heartbeat_ms.to_string(),
-            "node_timeout_ms" => self.node_timeout_ms.to_string(),
-            "job_timeout_ms" => self.job_timeout_ms.to_string(),
-            "task_timeout_ms" => self.task_timeout_ms.to_string(),
-            "debug" => self.debug.to_string(),
-            "profile" => self.profile.to_string(),
-            _ => String::new(),
+            }),
         }
     }
 
@@ -467,6 +385,10 @@ fn address(raw: &str) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*' | '_'));
     ok.then(|| raw.to_string())
+}
+
+fn optional_path(raw: &str) -> Option<Option<PathBuf>> {
+    Some((!raw.is_empty()).then(|| PathBuf::from(raw)))
 }
 
 fn port(raw: &str) -> Option<u16> {
