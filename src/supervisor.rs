@@ -235,6 +235,8 @@ pub enum Started {
 
 /// How long `rtl start` waits for the relay and the nodes.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a relay just launched may take to write its pid file.
+const RELAY_APPEARS: Duration = Duration::from_secs(5);
 
 /// Starts the relay, `task_workers` task nodes and `plot_workers` plot
 /// nodes as daemons from the binary `exe`, and returns once the relay
@@ -457,15 +459,21 @@ fn watch_nodes(config: &Config, log: &Log, stop: &AtomicBool) {
 }
 
 fn wait_for(what: &str, config: &Config, mut ready: impl FnMut() -> bool) -> Result<(), String> {
-    let deadline = Instant::now() + START_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + START_TIMEOUT;
+    // The relay writes its pid file after it detaches, which may be a while
+    // after `launch` returned on a busy machine: only a relay that was
+    // seen and is gone, or one never seen within a few seconds, is dead.
+    let mut seen = false;
     while Instant::now() < deadline {
         if ready() {
             return Ok(());
         }
-        let relay_dead = !pid_files(config)
+        let alive = pid_files(config)
             .iter()
             .any(|f| f.service == Service::Relay && is_alive(f.pid));
-        if relay_dead {
+        seen |= alive;
+        if !alive && (seen || started.elapsed() > RELAY_APPEARS) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
