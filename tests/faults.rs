@@ -273,6 +273,7 @@ fn a_task_that_never_finishes_fails_its_job_after_task_timeout_ms_and_the_node_g
     // A FIFO nobody reads: opening it to write blocks for good.
     let fifo = scratch.0.join("out.csv");
     let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
     let stuck = write_job(
         &scratch.0,

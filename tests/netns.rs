@@ -98,6 +98,7 @@ struct Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         if let Some(mut nodes) = self.nodes.take() {
+            // SAFETY: kill(2) on the child this test started.
             unsafe {
                 libc::kill(nodes.id() as libc::pid_t, libc::SIGTERM);
             }
@@ -115,6 +116,7 @@ impl Drop for Running<'_> {
             .output();
         for pid in pids {
             if common::alive(pid) {
+                // SAFETY: kill(2) on a pid this test's daemon wrote.
                 unsafe {
                     libc::kill(pid as libc::pid_t, libc::SIGKILL);
                 }

@@ -128,6 +128,7 @@ impl Cache {
         self.inner.id
     }
 
+    /// The folder that holds the LMDB files.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -154,6 +155,7 @@ impl Cache {
                 .split(|b| *b == b'\n')
                 .filter(|l| l.trim_ascii_start().first().is_some_and(u8::is_ascii_digit))
                 .count();
+            // SAFETY: `ctx` is the counter below (see above).
             unsafe { *(ctx as *mut usize) += readers };
             0
         }

@@ -29,6 +29,8 @@
 //!
 //! This crate speaks to the relay only through `rtl_wire`.
 
+#![forbid(unsafe_code)]
+
 pub use rtl_config::Config;
 pub use rtl_dsl::Plan;
 pub use rtl_tasks::{Chart, Column, DType, Table};
@@ -53,8 +55,11 @@ use uuid::Uuid;
 /// `&Plan`, `&Path` and `&PathBuf` convert as you would expect; a `&str`
 /// is job text when it starts with `{` or `[`, and a file path otherwise.
 pub enum Job<'a> {
+    /// A plan already parsed.
     Plan(&'a Plan),
+    /// A job file (JSON or TOML).
     File(&'a Path),
+    /// Job text.
     Text(&'a str),
 }
 
@@ -129,10 +134,20 @@ pub enum Error {
     /// The job has problems; it was not sent.
     Invalid(Problems),
     /// Nothing listens at the configured relay address.
-    NoDaemon { endpoint: String, reason: String },
+    NoDaemon {
+        /// The relay address tried.
+        endpoint: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
     /// Something listens at the relay address but did not answer within
     /// `job_timeout_ms`: a relay that is stopped, overloaded or swapping.
-    NotAnswering { endpoint: String, waited: Duration },
+    NotAnswering {
+        /// The relay address.
+        endpoint: String,
+        /// How long the client waited.
+        waited: Duration,
+    },
     /// The job ran and failed; the failure names the stage and task.
     Job(Failure),
     /// The relay went away or the socket failed.
@@ -142,7 +157,10 @@ pub enum Error {
     Refused(String),
     /// The relay was replaced (restarted, or killed and started again)
     /// while the job ran: the new relay does not know the job.
-    RelayRestarted { endpoint: String },
+    RelayRestarted {
+        /// The relay address.
+        endpoint: String,
+    },
 }
 
 /// A failed handshake with the relay at `endpoint`, as a client error.

@@ -9,6 +9,8 @@
 //! This crate knows nothing about sockets, tasks or jobs: it only turns text
 //! into typed, validated settings.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -193,8 +195,11 @@ settings! {
 /// Where one setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// Built into rtl.
     Default,
+    /// Read from this rtl.toml.
     File(PathBuf),
+    /// Taken from this environment variable.
     Env(String),
 }
 
@@ -211,7 +216,9 @@ impl fmt::Display for Source {
 /// A loaded configuration and the source of every key.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The settings, defaults filled in.
     pub config: Config,
+    /// Where each key's value came from, by key.
     pub sources: BTreeMap<&'static str, Source>,
     /// The rtl.toml that was read, if any.
     pub file: Option<PathBuf>,
@@ -220,6 +227,7 @@ pub struct Loaded {
 /// A setting that could not be used, naming the key and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// What is wrong, in words for the user.
     pub message: String,
 }
 
@@ -324,10 +332,12 @@ impl Config {
         }
     }
 
+    /// Where the services' pid files are.
     pub fn run_dir(&self) -> PathBuf {
         self.home.join("run")
     }
 
+    /// Where the services' logs are.
     pub fn log_dir(&self) -> PathBuf {
         self.home.join("log")
     }
@@ -347,14 +357,17 @@ impl Config {
         ) || self.relay_listen.starts_with("127.")
     }
 
+    /// How often nodes say they are alive (`heartbeat_ms`).
     pub fn heartbeat(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.heartbeat_ms)
     }
 
+    /// How long a silent node is trusted (`node_timeout_ms`).
     pub fn node_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.node_timeout_ms)
     }
 
+    /// How long a client waits for a silent relay (`job_timeout_ms`).
     pub fn job_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.job_timeout_ms)
     }
@@ -364,6 +377,7 @@ impl Config {
         (self.task_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.task_timeout_ms))
     }
 
+    /// Where the LMDB cache lives.
     pub fn cache_dir(&self) -> PathBuf {
         self.home.join("cache")
     }

@@ -77,6 +77,7 @@ fn weight(chart: &JobChart) -> usize {
 }
 
 impl ChartPost {
+    /// A post office with no charts waiting.
     pub fn new() -> ChartPost {
         ChartPost::default()
     }
@@ -146,6 +147,7 @@ impl ChartPost {
         )
     }
 
+    /// Whether any chart waits for a plot node.
     pub fn is_waiting(&self) -> bool {
         !self.waiting.is_empty()
     }

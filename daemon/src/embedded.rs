@@ -113,6 +113,7 @@ impl Cluster {
         &self.endpoint
     }
 
+    /// The cache the in-process cluster shares with its client.
     pub fn cache(&self) -> &Cache {
         &self.cache
     }

@@ -40,6 +40,7 @@ pub fn split(table: &Table, rows: usize) -> Vec<Table> {
 
 /// How the caller's tables are measured, split and joined.
 pub trait Pieces<T> {
+    /// Rows in `table`.
     fn rows(&self, table: &T) -> usize;
     /// `table` as consecutive pieces of at most `rows` rows.
     fn split(&self, table: T, rows: usize) -> Result<Vec<T>, String>;
@@ -50,9 +51,13 @@ pub trait Pieces<T> {
 /// Tasks `start..end` of a stage, and whether they may run chunk by chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
+    /// Index of the stage in the plan.
     pub stage: u32,
+    /// First task of the step.
     pub start: u32,
+    /// One past the step's last task.
     pub end: u32,
+    /// Every task of the step keeps rows independent, so chunks may run apart.
     pub row_local: bool,
     /// The first task runs chunk by chunk given the whole table's figures
     /// (the rest are row-local).
@@ -78,10 +83,13 @@ struct Lane<T> {
 /// One envelope's worth of work for the relay to send.
 #[derive(Debug)]
 pub struct Work<T> {
+    /// The envelope's id, which its answer carries.
     pub id: Uuid,
+    /// The stage the tasks belong to.
     pub stage: u32,
     /// The stage's tasks to run; None: all of them.
     pub tasks: Option<(u32, u32)>,
+    /// The table to run them on.
     pub input: T,
     /// Ask the node to hand its result back in pieces of at most this many
     /// rows: the next step may run them in parallel, and whatever comes
@@ -95,6 +103,7 @@ pub struct Work<T> {
     pub partial_for: Option<u32>,
     /// The lane's place among the job's lanes when it was sent.
     pub seq: u32,
+    /// How many lanes the job had then.
     pub count: u32,
 }
 
@@ -120,6 +129,8 @@ pub struct Flow<T> {
 }
 
 impl<T> Flow<T> {
+    /// Splits `plan` into steps; chunk by chunk (`chunk_rows` rows each) where
+    /// row-local tasks allow it, whole stages when `chunk_rows` is None.
     pub fn new(plan: &Plan, chunk_rows: Option<usize>) -> Flow<T> {
         let mut steps: Vec<Step> = Vec::new();
         for (stage, tasks) in plan.stages.iter().enumerate() {

@@ -113,7 +113,9 @@ impl From<&Config> for RelayConfig {
 /// Where the relay listens.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
+    /// Where clients connect (`tcp://address:port`).
     pub clients: String,
+    /// Where task and plot nodes connect.
     pub nodes: String,
 }
 
@@ -210,6 +212,8 @@ impl Pieces<Body> for Tables<'_> {
     }
 }
 
+/// The relay: takes jobs from clients, splits them into envelopes, sends
+/// them to task nodes and hands results, progress and failures back.
 pub struct Relay {
     /// Clients' connections, with answers waiting for those that cannot
     /// take them yet.
@@ -316,6 +320,8 @@ impl Relay {
         })
     }
 
+    /// Serves until `stop` is set, then tells the nodes and clients it is
+    /// leaving and returns.
     pub fn run(mut self, stop: &AtomicBool) {
         self.log
             .info(format!("relay up; cache {}", self.cache.path().display()));

@@ -42,8 +42,11 @@ impl Node {
 
 /// An envelope out on a node.
 pub struct Assignment {
+    /// The node it was sent to.
     pub node: NodeId,
+    /// The job it belongs to.
     pub job: Uuid,
+    /// The stage it runs.
     pub stage: u32,
     /// 1 for the first time it was sent, 2 for the first resend, ...
     pub attempt: u32,
@@ -53,11 +56,16 @@ pub struct Assignment {
 
 /// A node dropped (silent, or gone), with the envelopes it never answered.
 pub struct Lost {
+    /// The node's routing id.
     pub node: NodeId,
+    /// What the node last said about itself.
     pub info: NodeInfo,
+    /// Envelopes it held, with how they were sent.
     pub envelopes: Vec<(Uuid, Assignment)>,
 }
 
+/// The relay's routing state: which nodes are alive and what each holds,
+/// the queue of envelopes waiting for room, and what is out where.
 #[derive(Default)]
 pub struct Routing {
     nodes: BTreeMap<NodeId, Node>,
@@ -69,6 +77,7 @@ pub struct Routing {
 }
 
 impl Routing {
+    /// No nodes, nothing queued.
     pub fn new() -> Routing {
         Routing::default()
     }
@@ -106,6 +115,7 @@ impl Routing {
         self.forget_if_done(id);
     }
 
+    /// What a known node last said about itself.
     pub fn node_info(&self, id: &[u8]) -> Option<&NodeInfo> {
         self.nodes.get(id).map(|n| &n.info)
     }
@@ -307,6 +317,7 @@ impl Routing {
         jobs
     }
 
+    /// Envelopes waiting for a node.
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
@@ -316,6 +327,7 @@ impl Routing {
         self.queue.iter().map(|e| e.body.bytes()).sum()
     }
 
+    /// Envelopes sent to nodes since the relay started, resends included.
     pub fn dispatched(&self) -> u64 {
         self.dispatched
     }

@@ -48,7 +48,9 @@ pub struct TaskNodeConfig {
     pub by_reference_bytes: usize,
     /// File tasks stay under this folder too, when set.
     pub data_root: Option<PathBuf>,
+    /// How often to tell the relay this node is alive.
     pub heartbeat: Duration,
+    /// How long the relay may stay silent before the node reconnects.
     pub relay_timeout: Duration,
     /// The cluster secret, when the relay asks for it.
     pub secret: Option<Secret>,
@@ -57,6 +59,7 @@ pub struct TaskNodeConfig {
 }
 
 impl TaskNodeConfig {
+    /// Settings for a node that serves `relay`, taken from `config`.
     pub fn new(config: &Config, relay: String, cache: Option<Cache>) -> TaskNodeConfig {
         TaskNodeConfig {
             relay,

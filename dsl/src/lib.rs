@@ -15,6 +15,8 @@
 //! every [`Problem`] can point at it. It does not know which tasks exist or
 //! what their kwargs mean: the task library checks those.
 
+#![forbid(unsafe_code)]
+
 mod tree;
 
 pub use tree::{parse_json, Kind, Node, Pos};
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 /// A parsed job: the stages to run in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The stages, in the order they run.
     pub stages: Vec<Stage>,
     /// Directory that relative paths inside the job resolve against: the job
     /// file's directory, or the working directory for jobs given as text.
@@ -40,12 +43,14 @@ pub struct Plan {
 /// One stage: its tasks run in order on the stage's input table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
+    /// The stage's tasks, in the order they run.
     pub tasks: Vec<TaskCall>,
 }
 
 /// One task call: the task's name as written and its keyword arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskCall {
+    /// The task's name as the job wrote it (an alias stays an alias).
     pub name: String,
     /// Keyword arguments as a JSON object; the task decodes them.
     pub kwargs: Value,
@@ -95,12 +100,19 @@ impl TaskCall {
 /// Something wrong with a job, naming where it is as closely as known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
+    /// The job file, or `<string>`/`<stdin>`.
     pub file: String,
+    /// The stage, when the problem is in one.
     pub stage: Option<String>,
+    /// The task, when the problem is in one.
     pub task: Option<String>,
+    /// The keyword argument, when the problem is in one.
     pub field: Option<String>,
+    /// Line in the job file, from 1, when known.
     pub line: Option<usize>,
+    /// Column in the job file, from 1, when known.
     pub column: Option<usize>,
+    /// What is wrong and what was expected.
     pub message: String,
 }
 
@@ -118,6 +130,7 @@ impl Problem {
         }
     }
 
+    /// Places the problem at `at` in the file, when known.
     pub fn at(mut self, at: Option<Pos>) -> Problem {
         if let Some(at) = at {
             self.line = Some(at.line);
@@ -126,16 +139,19 @@ impl Problem {
         self
     }
 
+    /// Places the problem in `stage`.
     pub fn stage(mut self, stage: impl ToString) -> Problem {
         self.stage = Some(stage.to_string());
         self
     }
 
+    /// Places the problem in `task`.
     pub fn task(mut self, task: &str) -> Problem {
         self.task = Some(task.to_string());
         self
     }
 
+    /// Places the problem in keyword argument `field`, when known.
     pub fn field(mut self, field: Option<String>) -> Problem {
         self.field = field;
         self
@@ -189,7 +205,9 @@ impl From<Problem> for Problems {
 /// The notations a job file can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syntax {
+    /// JSON.
     Json,
+    /// TOML.
     Toml,
 }
 
@@ -392,6 +410,7 @@ impl PlanBuilder {
         self
     }
 
+    /// The plan built so far.
     pub fn build(self) -> Plan {
         self.plan
     }

@@ -11,23 +11,33 @@ use serde_json::{Map, Number, Value};
 /// Line and column, both from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
+    /// Line, from 1.
     pub line: usize,
+    /// Column in characters, from 1.
     pub column: usize,
 }
 
 /// A value and where it starts (None when the format gives no positions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// Where the value starts, when known.
     pub at: Option<Pos>,
+    /// The value.
     pub kind: Kind,
 }
 
+/// A JSON value whose parts keep their positions.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A number, as written.
     Number(Number),
+    /// A string.
     String(String),
+    /// A list.
     Array(Vec<Node>),
     /// Entries in written order, duplicates kept.
     Object(Vec<(String, Option<Pos>, Node)>),

@@ -5,6 +5,8 @@
 //! `<home>/log/embedded.log` so it does not mix with a run's progress lines.
 //! `debug` and `profile` turn on the DEBUG and PROFILE traces.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Display;
 use std::fs::File;
 use std::io::Write;
@@ -68,14 +70,17 @@ impl Log {
         }
     }
 
+    /// Logs `message` at INFO.
     pub fn info(&self, message: impl Display) {
         self.write("INFO", message);
     }
 
+    /// Logs `message` at WARN.
     pub fn warn(&self, message: impl Display) {
         self.write("WARN", message);
     }
 
+    /// Logs `message` at ERROR.
     pub fn error(&self, message: impl Display) {
         self.write("ERROR", message);
     }

@@ -17,9 +17,13 @@ use uuid::Uuid;
 /// What the page lists about one chart.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Entry {
+    /// The chart's file name, without extension.
     pub name: String,
+    /// Its title, as the job gave it.
     pub title: String,
+    /// The line under it: task, stage and columns.
     pub caption: String,
+    /// The job that drew it.
     pub job: Uuid,
     /// When it was drawn, as `2026-11-22T02:13:34.123Z`.
     pub time: String,

@@ -9,6 +9,8 @@
 //! Only the `rtl` command depends on this crate: clients and task nodes
 //! never draw, so they do not compile plotters.
 
+#![forbid(unsafe_code)]
+
 pub mod gallery;
 pub mod page;
 pub mod plotnode;

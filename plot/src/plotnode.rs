@@ -19,12 +19,17 @@ use uuid::Uuid;
 
 /// Settings of the plot node.
 pub struct PlotNodeConfig {
+    /// The relay's node endpoint.
     pub relay: String,
+    /// How often to tell the relay this node is alive.
     pub heartbeat: Duration,
+    /// How long the relay may stay silent before the node reconnects.
     pub relay_timeout: Duration,
+    /// The cluster secret, when the relay asks for it.
     pub secret: Option<rtl_wire::auth::Secret>,
     /// `host:port` the page binds to.
     pub listen: String,
+    /// Where charts are written and served from.
     pub plots_dir: PathBuf,
 }
 

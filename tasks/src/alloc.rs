@@ -40,6 +40,7 @@ const SLOTS: usize = 64;
 /// At most this many bytes are kept, whatever the machine.
 const MOST_KEPT: usize = 1 << 30;
 
+/// The allocator described above; see the module doc.
 pub struct ColumnAlloc;
 
 /// Whether a block of this layout is one of ours. Mapped blocks are page
@@ -263,6 +264,7 @@ unsafe impl GlobalAlloc for ColumnAlloc {
         if is_large(&layout) {
             Self::alloc_large(mapped(layout.size()), false)
         } else {
+            // SAFETY: the caller's layout, passed on as GlobalAlloc requires.
             unsafe { System.alloc(layout) }
         }
     }
@@ -271,6 +273,7 @@ unsafe impl GlobalAlloc for ColumnAlloc {
         if is_large(&layout) {
             Self::alloc_large(mapped(layout.size()), true)
         } else {
+            // SAFETY: the caller's layout, passed on as GlobalAlloc requires.
             unsafe { System.alloc_zeroed(layout) }
         }
     }
@@ -279,15 +282,18 @@ unsafe impl GlobalAlloc for ColumnAlloc {
         if is_large(&layout) {
             Self::free_large(ptr as usize, mapped(layout.size()))
         } else {
+            // SAFETY: a small block is the system allocator's, freed with the
+            // layout it was allocated with.
             unsafe { System.dealloc(ptr, layout) }
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY (for the layout): GlobalAlloc::realloc promises `new_size`
-        // with the old alignment makes a valid layout.
+        // SAFETY: GlobalAlloc::realloc promises `new_size` with the old
+        // alignment makes a valid layout.
         let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         match (is_large(&layout), is_large(&new)) {
+            // SAFETY: small before and after: the system allocator's block.
             (false, false) => unsafe { System.realloc(ptr, layout, new_size) },
             (true, true) if mapped(new_size) == mapped(layout.size()) => ptr,
             (true, true) => {
@@ -309,6 +315,7 @@ unsafe impl GlobalAlloc for ColumnAlloc {
                 }
             }
             _ => {
+                // SAFETY: `new` is a valid layout (above).
                 let fresh = unsafe { self.alloc(new) };
                 if !fresh.is_null() {
                     // SAFETY: both blocks hold at least the bytes copied and
@@ -325,6 +332,8 @@ unsafe impl GlobalAlloc for ColumnAlloc {
 }
 
 #[cfg(test)]
+// Each test drives the allocator through raw pointers it owns for the test.
+#[allow(clippy::undocumented_unsafe_blocks)]
 mod tests {
     use super::*;
 

@@ -19,8 +19,11 @@ use std::collections::HashMap;
 #[serde(rename_all = "lowercase")]
 pub enum Mark {
     #[default]
+    /// A point per row.
     Circle,
+    /// Points joined in x order.
     Line,
+    /// A bar per row.
     Bar,
 }
 
@@ -29,7 +32,9 @@ pub enum Mark {
 #[serde(rename_all = "lowercase")]
 pub enum Scale {
     #[default]
+    /// Values as they are.
     Linear,
+    /// Powers of ten equally spaced; only positive values are drawn.
     Log,
 }
 
@@ -38,14 +43,19 @@ pub enum Scale {
 pub struct Chart {
     /// The NAME in `plots`: one chart per name, a newer one replaces it.
     pub name: String,
+    /// The chart's title.
     pub title: String,
+    /// The x axis's label.
     pub x_label: String,
+    /// The y axis's label.
     pub y_label: String,
+    /// How the y axis is spaced.
     pub scale: Scale,
     /// When x is a text column: its values, in order of first appearance;
     /// the layers' x are then indexes into this list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,
+    /// What is drawn, in legend order.
     pub layers: Vec<Layer>,
     /// How many points there were and how they were drawn.
     pub caption: String,
@@ -54,19 +64,27 @@ pub struct Chart {
 /// One group of points: an entry of the chart, or one series of it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Layer {
+    /// How the points are drawn.
     pub mark: Mark,
     /// The legend's text.
     pub label: String,
+    /// Each point's x.
     pub x: Vec<f64>,
+    /// Each point's y.
     pub y: Vec<f64>,
 }
 
 /// What one `plots` entry asks for.
 pub struct Entry<'a> {
+    /// The x column.
     pub x: &'a str,
+    /// The y column.
     pub y: &'a str,
+    /// How the points are drawn.
     pub mark: Mark,
+    /// How the y axis is spaced.
     pub scale: Scale,
+    /// A text column whose values each get a layer of their own.
     pub series: Option<&'a str>,
 }
 

@@ -23,8 +23,11 @@ pub fn check(plan: &Plan) -> Vec<Problem> {
 /// cannot be known, after a source that could not be read).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
+    /// Index of the stage.
     pub stage: usize,
+    /// The task's name as the job wrote it.
     pub task: String,
+    /// Names and types of the columns after the task.
     pub schema: Option<Vec<(String, DType)>>,
 }
 

@@ -51,6 +51,7 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
+    /// A context whose relative paths resolve against `base_dir`.
     pub fn new(base_dir: &'a Path) -> Context<'a> {
         Context {
             base_dir,
@@ -96,10 +97,12 @@ pub struct TaskSpec {
     /// Example kwargs (JSON) that run on a table with number columns `x`,
     /// `y`, an int64 column `n` and a text column `site`.
     pub example: &'static str,
+    /// Runs the task on a table.
     pub kernel: Kernel,
     /// Decodes the kwargs into the task's kwargs struct, nothing more: what
     /// the relay can check without the data.
     pub check: fn(&Value) -> Result<(), String>,
+    /// How the task is checked before a job runs.
     pub role: Role,
     /// Whether each output row depends only on its own input row (and rows
     /// keep their order): then running the task on consecutive chunks of a
@@ -120,7 +123,9 @@ pub enum Role {
     /// header and first rows, or its `.meta`). `reads` names the file, so a
     /// check can follow a file an earlier task of the same job writes.
     Source {
+        /// Reads a sample of the file the kwargs name.
         sample: fn(&Value, &Context) -> Result<Table, String>,
+        /// The file it reads, when the kwargs name one.
         reads: Option<FileOf>,
     },
     /// Writes the table to the file it names and passes the table on:
@@ -147,8 +152,11 @@ pub fn lookup(name: &str) -> Option<&'static TaskSpec> {
 /// A task call that failed, naming where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskError {
+    /// Index of the stage.
     pub stage: usize,
+    /// The task's name as the job wrote it.
     pub task: String,
+    /// What went wrong.
     pub message: String,
 }
 
@@ -167,21 +175,30 @@ impl std::error::Error for TaskError {}
 /// What the runner reports as it goes, for progress lines and traces.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event<'a> {
+    /// A task started.
     Running {
+        /// Its name.
         task: &'a str,
     },
     /// A task's note, such as a fit's coefficients.
     Note {
+        /// Its name.
         task: &'a str,
+        /// The note.
         message: &'a str,
     },
+    /// A task finished.
     Completed {
+        /// Its name.
         task: &'a str,
+        /// How long it ran.
         elapsed: Duration,
     },
     /// A chart a task drew.
     Chart {
+        /// Its name.
         task: &'a str,
+        /// The chart.
         chart: Chart,
     },
 }

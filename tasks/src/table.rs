@@ -13,13 +13,18 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
+    /// 64-bit signed integers.
     Int64,
+    /// 64-bit floats.
     Float64,
+    /// true or false.
     Bool,
+    /// Text.
     Utf8,
 }
 
 impl DType {
+    /// The name rtl prints: `int64`, `float64`, `bool` or `utf8`.
     pub fn name(self) -> &'static str {
         match self {
             DType::Int64 => "int64",
@@ -39,13 +44,18 @@ impl fmt::Display for DType {
 /// One column's values.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
+    /// 64-bit signed integers.
     Int64(Array1<i64>),
+    /// 64-bit floats.
     Float64(Array1<f64>),
+    /// true or false.
     Bool(Array1<bool>),
+    /// Text.
     Utf8(Array1<String>),
 }
 
 impl Column {
+    /// Rows in the column.
     pub fn len(&self) -> usize {
         match self {
             Column::Int64(a) => a.len(),
@@ -55,10 +65,12 @@ impl Column {
         }
     }
 
+    /// Whether it has no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The type of its values.
     pub fn dtype(&self) -> DType {
         match self {
             Column::Int64(_) => DType::Int64,
@@ -143,14 +155,17 @@ impl Table {
         self.columns.first().map_or(0, |(_, c)| c.len())
     }
 
+    /// Columns in the table.
     pub fn width(&self) -> usize {
         self.columns.len()
     }
 
+    /// Column names, in order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|(n, _)| n.as_str())
     }
 
+    /// The column named `name`, if any.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, c)| c)
     }
@@ -267,10 +282,12 @@ impl Table {
         Some(self.columns.remove(at).1)
     }
 
+    /// Columns with their names, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Column)> {
         self.columns.iter().map(|(n, c)| (n.as_str(), c))
     }
 
+    /// The columns with their names, in order, taking the table apart.
     pub fn into_columns(self) -> Vec<(String, Column)> {
         self.columns
     }

@@ -213,6 +213,7 @@ impl Drop for Daemon {
         // Whatever survived a failed stop goes by pid, ours only.
         for pid in pids {
             if alive(pid) {
+                // SAFETY: kill(2) on a pid this test's daemon wrote.
                 unsafe {
                     libc::kill(pid as libc::pid_t, libc::SIGKILL);
                 }

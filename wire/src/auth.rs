@@ -143,6 +143,7 @@ pub struct Prover {
 }
 
 impl Prover {
+    /// A prover holding `secret`.
     pub fn new(secret: Secret) -> Prover {
         Prover { secret, sent: None }
     }
@@ -208,9 +209,14 @@ pub fn random<const N: usize>() -> Result<[u8; N], String> {
 pub enum Verdict {
     /// The peer is trusted: handle the message.
     Pass,
-    /// Send the peer this challenge nonce; drop its message. `first`: the
-    /// first time this peer is asked (later ones repeat the question).
-    Challenge { nonce: Vec<u8>, first: bool },
+    /// Send the peer this challenge nonce; drop its message (later
+    /// challenges of one peer repeat the question).
+    Challenge {
+        /// The nonce to send.
+        nonce: Vec<u8>,
+        /// Whether the peer is asked for the first time.
+        first: bool,
+    },
     /// The proof holds: welcome the peer with this relay proof.
     Welcome(Vec<u8>),
     /// Drop the message; the reason is for the log.
@@ -245,6 +251,7 @@ struct Pending {
 const MAX_CHALLENGED: usize = 4096;
 
 impl Gate {
+    /// A gate that trusts peers proving `secret`.
     pub fn new(secret: Secret) -> Gate {
         Gate {
             secret,

@@ -12,6 +12,8 @@ use rtl_log::Log;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// A node's link to the relay: its connection, its heartbeat and the
+/// handshake, reconnecting when the relay goes silent.
 pub struct RelayLink {
     /// Routing id: `<service>-<pid>-<16 hex>`.
     pub id: String,

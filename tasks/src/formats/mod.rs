@@ -22,10 +22,15 @@ use std::path::Path;
 /// A table file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Comma-separated text.
     Csv,
+    /// raspi-rtl's record array with its `.meta`.
     Dat,
+    /// numpy's `.npy`.
     Npy,
+    /// numpy's `.npz` (numpy.savez).
     Npz,
+    /// An object of column arrays.
     Json,
 }
 
