@@ -603,7 +603,7 @@ pub fn run_nodes(config: &Config, relay: &str, workers: usize) -> Result<(), Str
     for t in threads {
         match t.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(e),
+            Ok(Err(e)) => failures.push(e.to_string()),
             Err(_) => failures.push("a task node thread panicked".to_string()),
         }
     }
@@ -746,7 +746,7 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
                 node_cache(config, log),
             );
             settings.secret = Secret::load(&config.secret_path())?;
-            tasknode::run(&ctx, settings, log.clone(), &TERMINATE)
+            Ok(tasknode::run(&ctx, settings, log.clone(), &TERMINATE)?)
         }
         Service::PlotNode => {
             let settings = plotnode::PlotNodeConfig {

@@ -219,3 +219,75 @@ fn one_connection_keeps_many_jobs_in_flight() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Resumes a stopped process when dropped, so a failing test never leaves
+/// the relay paused.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        common::signal(self.0, libc::SIGCONT);
+    }
+}
+
+#[test]
+fn a_program_can_tell_why_a_job_did_not_run_by_matching_the_error() {
+    // Nothing listens: no daemon.
+    let home = Home::new("errors-none");
+    match Transform::connect(&home.config()) {
+        Err(Error::NoDaemon { endpoint, .. }) => {
+            assert!(endpoint.contains(&home.port("RTL_RELAY_PORT").to_string()))
+        }
+        other => panic!("expected no daemon, got {:?}", other.err()),
+    }
+
+    let daemon = Daemon::start("errors");
+    let mut config = daemon.home.config();
+
+    // A secret file others can read is refused before anything is sent.
+    let secret = config.secret_path();
+    let set_mode = |mode| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    set_mode(0o644);
+    let exposed = Transform::connect(&config).err();
+    set_mode(0o600);
+    match exposed {
+        Some(Error::Secret(rtl_client::SecretError::Exposed(path))) => assert_eq!(path, secret),
+        other => panic!("expected an exposed secret, got {other:?}"),
+    }
+
+    // A relay that is paused: it accepts the connection but does not answer.
+    config.job_timeout_ms = 1000;
+    let relay = daemon.home.pids_of("relay")[0];
+    {
+        common::signal(relay, libc::SIGSTOP);
+        let _resume = Resume(relay);
+        match Transform::connect(&config) {
+            Err(Error::NotAnswering { waited, .. }) => {
+                assert_eq!(waited, std::time::Duration::from_millis(1000))
+            }
+            other => panic!(
+                "expected a relay that does not answer, got {:?}",
+                other.err()
+            ),
+        }
+    }
+
+    // Once it runs again, a failing task is the job's error, naming where.
+    config.job_timeout_ms = 30_000;
+    let mut transform = Transform::connect(&config).expect("connect");
+    let bad = Plan::builder(".")
+        .task("sort", serde_json::json!({"column": "nope"}))
+        .build();
+    let input = Table::from_columns(vec![(
+        "x".into(),
+        Column::Float64(Array1::from_vec(vec![2.0, 1.0])),
+    )])
+    .expect("table");
+    match transform.execute_with(&bad, Some(input), &mut |_| {}) {
+        Err(Error::Job(f)) => assert_eq!((f.stage, f.task.as_deref()), (Some(0), Some("sort"))),
+        other => panic!("expected a job error, got {:?}", other.map(|t| t.rows())),
+    }
+}

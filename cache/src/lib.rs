@@ -27,6 +27,10 @@
 //! the table full, and by the relay on every tick
 //! ([`Cache::clear_stale_readers`]).
 
+mod error;
+
+pub use error::CacheError;
+
 use lmdb::{Cursor, Database, Environment, EnvironmentFlags, Transaction, WriteFlags};
 use rtl_dsl::Plan;
 use rtl_tasks::codec::{
@@ -66,9 +70,11 @@ fn open_caches() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
 
 impl Cache {
     /// Opens (creating if needed) the cache in `dir` with a map of `map_size` bytes.
-    pub fn open(dir: &Path, map_size: usize) -> Result<Cache, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create cache directory {}: {e}", dir.display()))?;
+    pub fn open(dir: &Path, map_size: usize) -> Result<Cache, CacheError> {
+        std::fs::create_dir_all(dir).map_err(|e| CacheError::Open {
+            path: dir.to_path_buf(),
+            reason: format!("cannot create the folder: {e}"),
+        })?;
         let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let mut open = open_caches().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
@@ -85,13 +91,17 @@ impl Cache {
                     | EnvironmentFlags::WRITE_MAP,
             )
             .open(&path)
-            .map_err(|e| format!("cannot open the LMDB cache at {}: {e}", path.display()))?;
+            .map_err(|e| CacheError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         // Opening the database takes a reader slot, which nodes killed
         // earlier may have used up.
         stale_readers(&env);
-        let db = env
-            .open_db(None)
-            .map_err(|e| format!("cannot open the LMDB cache at {}: {e}", path.display()))?;
+        let db = env.open_db(None).map_err(|e| CacheError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         let id = {
             let mut txn = env
                 .begin_rw_txn()
@@ -174,7 +184,7 @@ impl Cache {
     /// Stores plan bytes under `digest` unless already there; returns the
     /// key. Other bytes already under that key are an error: a plan is
     /// never silently swapped for another.
-    pub fn put_plan(&self, digest: &str, cbor: &[u8]) -> Result<String, String> {
+    pub fn put_plan(&self, digest: &str, cbor: &[u8]) -> Result<String, CacheError> {
         let key = format!("{PLAN_PREFIX}{digest}");
         let mut txn = self.rw()?;
         match txn.put(self.inner.db, &key, &cbor, WriteFlags::NO_OVERWRITE) {
@@ -182,10 +192,10 @@ impl Cache {
             Err(lmdb::Error::KeyExist) => {
                 let same = txn.get(self.inner.db, &key).is_ok_and(|held| held == cbor);
                 if !same {
-                    return Err(format!(
-                        "{key} in the cache at {} holds another plan",
-                        self.inner.path.display()
-                    ));
+                    return Err(CacheError::PlanClash {
+                        key,
+                        path: self.inner.path.clone(),
+                    });
                 }
             }
             Err(e) => return Err(self.error(e)),
@@ -195,17 +205,20 @@ impl Cache {
     }
 
     /// The plan stored under `key`, if any.
-    pub fn load_plan(&self, key: &str) -> Result<Option<Plan>, String> {
+    pub fn load_plan(&self, key: &str) -> Result<Option<Plan>, CacheError> {
         let Some(bytes) = self.get_plan(key)? else {
             return Ok(None);
         };
         ciborium::from_reader(bytes.as_slice())
             .map(Some)
-            .map_err(|e| format!("cached plan {key} is corrupt: {e}"))
+            .map_err(|e| CacheError::Corrupt {
+                key: key.to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Plan bytes stored under `key`, if any.
-    pub fn get_plan(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    pub fn get_plan(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let txn = self.ro()?;
         match txn.get(self.inner.db, &key) {
             Ok(bytes) => Ok(Some(bytes.to_vec())),
@@ -215,14 +228,19 @@ impl Cache {
     }
 
     /// Writes `table`, of `job`, under a fresh key; returns the key.
-    pub fn put_table(&self, job: Uuid, table: &Table) -> Result<String, String> {
+    pub fn put_table(&self, job: Uuid, table: &Table) -> Result<String, CacheError> {
         self.put_rows(job, table, 0, table.rows())
     }
 
     /// Writes `table`, of `job`, as entries of at most `rows` rows each, in
     /// order, straight from its columns; returns the keys. None is left
     /// behind when one cannot be written.
-    pub fn put_pieces(&self, job: Uuid, table: &Table, rows: usize) -> Result<Vec<String>, String> {
+    pub fn put_pieces(
+        &self,
+        job: Uuid,
+        table: &Table,
+        rows: usize,
+    ) -> Result<Vec<String>, CacheError> {
         let rows = rows.max(1);
         let mut keys = Vec::new();
         for start in (0..table.rows().max(1)).step_by(rows) {
@@ -247,12 +265,12 @@ impl Cache {
         table: &Table,
         start: usize,
         end: usize,
-    ) -> Result<String, String> {
+    ) -> Result<String, CacheError> {
         let key = table_key(&job.to_string());
         let specs = schema_of(table);
         let mut head = Vec::new();
         ciborium::into_writer(&specs, &mut head)
-            .map_err(|e| format!("cannot encode schema: {e}"))?;
+            .map_err(|e| CacheError::Encode(format!("cannot encode a schema: {e}")))?;
         let sizes: Vec<usize> = table
             .iter()
             .map(|(_, c)| wire_size_of_rows(c, start, end))
@@ -278,19 +296,19 @@ impl Cache {
     /// map: nothing is decoded and nothing lands in this process's heap, so
     /// the relay can spread a 1 GB table over nodes without holding it.
     /// The old entry is deleted; the new ones belong to its job.
-    pub fn split_table(&self, key: &str, rows: usize) -> Result<Vec<String>, String> {
-        let owner = owner_of(key).ok_or_else(|| format!("{key:?} is not a table key"))?;
+    pub fn split_table(&self, key: &str, rows: usize) -> Result<Vec<String>, CacheError> {
+        let owner = owner_of(key).ok_or_else(|| CacheError::NotATable {
+            key: key.to_string(),
+        })?;
         let rows = rows.max(1);
         let reader = self.ro()?;
-        let bytes = reader.get(self.inner.db, &key).map_err(|e| match e {
-            lmdb::Error::NotFound => format!("table {key} is not in the cache"),
-            e => self.error(e),
-        })?;
-        let entry =
-            Entry::parse(bytes).map_err(|e| format!("cached table {key} is corrupt: {e}"))?;
+        let bytes = reader
+            .get(self.inner.db, &key)
+            .map_err(|e| self.missing(key, e))?;
+        let entry = Entry::parse(bytes).map_err(|e| corrupt(key, e))?;
         let mut head = Vec::new();
         ciborium::into_writer(&entry.specs, &mut head)
-            .map_err(|e| format!("cannot encode schema: {e}"))?;
+            .map_err(|e| CacheError::Encode(format!("cannot encode a schema: {e}")))?;
         let mut txn = self.rw()?;
         let mut keys = Vec::new();
         for start in (0..entry.rows).step_by(rows) {
@@ -315,7 +333,7 @@ impl Cache {
                     (start, end),
                     &mut out[at..at + size],
                 )
-                .map_err(|e| format!("cached table {key}: {e}"))?;
+                .map_err(|e| corrupt(key, e))?;
                 at += size;
             }
             keys.push(piece);
@@ -328,25 +346,25 @@ impl Cache {
     }
 
     /// Reads and deletes the table stored under `key`.
-    pub fn take_table(&self, key: &str) -> Result<Table, String> {
+    pub fn take_table(&self, key: &str) -> Result<Table, CacheError> {
         self.take_tables(&[key.to_string()])
     }
 
     /// Reads and deletes the tables under `keys` and joins them in order,
     /// decoding each column straight into its final place. Every key is
     /// consumed, even when one is bad, so none is left behind.
-    pub fn take_tables(&self, keys: &[String]) -> Result<Table, String> {
+    pub fn take_tables(&self, keys: &[String]) -> Result<Table, CacheError> {
         self.tables(keys, true)
     }
 
     /// Reads the tables under `keys`, joined in order, and leaves them in
     /// place: a task node's input stays until the relay knows it was
     /// answered, so the work can be sent again if the node dies.
-    pub fn read_tables(&self, keys: &[String]) -> Result<Table, String> {
+    pub fn read_tables(&self, keys: &[String]) -> Result<Table, CacheError> {
         self.tables(keys, false)
     }
 
-    fn tables(&self, keys: &[String], consume: bool) -> Result<Table, String> {
+    fn tables(&self, keys: &[String], consume: bool) -> Result<Table, CacheError> {
         if !consume {
             let txn = self.ro()?;
             return self.join(&txn, keys);
@@ -364,24 +382,18 @@ impl Cache {
     }
 
     /// The tables under `keys`, read in place and joined in order.
-    fn join(&self, txn: &impl Transaction, keys: &[String]) -> Result<Table, String> {
+    fn join(&self, txn: &impl Transaction, keys: &[String]) -> Result<Table, CacheError> {
         let mut entries = Vec::with_capacity(keys.len());
         for key in keys {
             if !key.starts_with(TABLE_PREFIX) {
-                return Err(format!("{key:?} is not a table key"));
+                return Err(CacheError::NotATable { key: key.clone() });
             }
-            let bytes = txn.get(self.inner.db, &key).map_err(|e| match e {
-                lmdb::Error::NotFound => format!(
-                    "table {key} is not in the cache at {}",
-                    self.inner.path.display()
-                ),
-                e => self.error(e),
-            })?;
-            entries.push(
-                Entry::parse(bytes).map_err(|e| format!("cached table {key} is corrupt: {e}"))?,
-            );
+            let bytes = txn
+                .get(self.inner.db, &key)
+                .map_err(|e| self.missing(key, e))?;
+            entries.push(Entry::parse(bytes).map_err(|e| corrupt(key, e))?);
         }
-        join_entries(&entries)
+        join_entries(&entries).map_err(|e| corrupt(&keys.join(", "), e))
     }
 
     /// Deletes table entries whose consumer went away, in one transaction;
@@ -433,7 +445,7 @@ impl Cache {
     /// Deletes every table and plan entry; returns how many there were.
     /// For a relay starting up: no job of an earlier one can finish, so
     /// what they left is garbage.
-    pub fn discard_leftovers(&self) -> Result<usize, String> {
+    pub fn discard_leftovers(&self) -> Result<usize, CacheError> {
         let mut txn = self.rw()?;
         let mut keys: Vec<Vec<u8>> = Vec::new();
         for prefix in [TABLE_PREFIX, PLAN_PREFIX] {
@@ -482,7 +494,7 @@ impl Cache {
 
     /// A read transaction; when the reader table is full, slots of dead
     /// processes are freed and the read tried once more.
-    fn ro(&self) -> Result<lmdb::RoTransaction<'_>, String> {
+    fn ro(&self) -> Result<lmdb::RoTransaction<'_>, CacheError> {
         match self.inner.env.begin_ro_txn() {
             Err(lmdb::Error::ReadersFull) if self.clear_stale_readers() > 0 => {
                 self.inner.env.begin_ro_txn()
@@ -492,12 +504,23 @@ impl Cache {
         .map_err(|e| self.error(e))
     }
 
-    fn rw(&self) -> Result<lmdb::RwTransaction<'_>, String> {
+    fn rw(&self) -> Result<lmdb::RwTransaction<'_>, CacheError> {
         self.inner.env.begin_rw_txn().map_err(|e| self.error(e))
     }
 
-    fn error(&self, e: lmdb::Error) -> String {
+    fn error(&self, e: lmdb::Error) -> CacheError {
         lmdb_error(&self.inner.path, self.inner.map_size, e)
+    }
+
+    /// `e` from reading table `key`: not found is [`CacheError::Missing`].
+    fn missing(&self, key: &str, e: lmdb::Error) -> CacheError {
+        match e {
+            lmdb::Error::NotFound => CacheError::Missing {
+                key: key.to_string(),
+                path: self.inner.path.clone(),
+            },
+            e => self.error(e),
+        }
     }
 }
 
@@ -530,17 +553,26 @@ fn stale_readers(env: &Environment) -> usize {
     }
 }
 
-fn lmdb_error(path: &Path, map_size: usize, e: lmdb::Error) -> String {
+fn lmdb_error(path: &Path, map_size: usize, e: lmdb::Error) -> CacheError {
+    let path = path.to_path_buf();
     match e {
-        lmdb::Error::MapFull => format!(
-            "the LMDB cache at {} is full ({map_size} bytes); raise cache_map_size",
-            path.display()
-        ),
-        lmdb::Error::ReadersFull => format!(
-            "the LMDB cache at {} has {MAX_READERS} readers at once, as many as it can; fewer task nodes on this host would help",
-            path.display()
-        ),
-        e => format!("LMDB cache at {}: {e}", path.display()),
+        lmdb::Error::MapFull => CacheError::Full { path, map_size },
+        lmdb::Error::ReadersFull => CacheError::ReadersFull {
+            path,
+            slots: MAX_READERS,
+        },
+        e => CacheError::Lmdb {
+            path,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Entry `key` whose bytes are wrong in the way `reason` says.
+fn corrupt(key: &str, reason: impl ToString) -> CacheError {
+    CacheError::Corrupt {
+        key: key.to_string(),
+        reason: reason.to_string(),
     }
 }
 
@@ -618,11 +650,11 @@ pub struct PlanBytes {
 
 impl PlanBytes {
     /// Encodes `plan`.
-    pub fn of(plan: &Plan) -> Result<PlanBytes, String> {
+    pub fn of(plan: &Plan) -> Result<PlanBytes, CacheError> {
         use sha2::Digest;
         let mut bytes = Vec::new();
         ciborium::into_writer(plan, &mut bytes)
-            .map_err(|e| format!("cannot encode the plan: {e}"))?;
+            .map_err(|e| CacheError::Encode(format!("cannot encode the plan: {e}")))?;
         let digest = sha2::Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -690,7 +722,11 @@ mod tests {
         let err = cache
             .take_tables(&[kept, "table:gone".into()])
             .expect_err("a missing piece");
-        assert!(err.contains("table:gone"), "{err}");
+        assert!(
+            matches!(&err, CacheError::Missing { key, .. } if key == "table:gone"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("table:gone"), "{err}");
         assert_eq!(
             cache.table_entries(),
             0,
@@ -762,7 +798,11 @@ mod tests {
             "the same again"
         );
         let err = cache.put_plan("k", b"plan two").expect_err("another plan");
-        assert!(err.contains("holds another plan"), "{err}");
+        assert!(
+            matches!(&err, CacheError::PlanClash { key: k, .. } if *k == key),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("holds another plan"), "{err}");
         assert_eq!(
             cache.get_plan(&key).expect("get").as_deref(),
             Some(&b"plan one"[..])
@@ -789,6 +829,7 @@ mod tests {
         )])
         .expect("table");
         let err = cache.put_table(Uuid::nil(), &big).expect_err("map full");
-        assert!(err.contains("raise cache_map_size"), "{err}");
+        assert!(matches!(err, CacheError::Full { .. }), "{err:?}");
+        assert!(err.to_string().contains("raise cache_map_size"), "{err}");
     }
 }

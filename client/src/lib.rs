@@ -37,8 +37,11 @@ pub use rtl_tasks::{Chart, Column, DType, Table};
 pub use rtl_wire::{Failure, ProgressEvent};
 
 use rtl_cache::Cache;
+pub use rtl_cache::CacheError;
 use rtl_daemon::embedded::Cluster;
+pub use rtl_daemon::DaemonError;
 use rtl_dsl::Problems;
+pub use rtl_wire::auth::SecretError;
 use rtl_wire::auth::{ProofError, Secret};
 use rtl_wire::connection::{Connection, Options};
 use rtl_wire::{Body, Envelope, Message, StatusReport, Submit};
@@ -152,6 +155,13 @@ pub enum Error {
     Job(Failure),
     /// The relay went away or the socket failed.
     Transport(String),
+    /// This host's cache, shared with the daemon, could not hold the input
+    /// or give back the result.
+    Cache(CacheError),
+    /// This machine's cluster secret file is there but cannot be used.
+    Secret(SecretError),
+    /// The in-process cluster of embedded mode could not start.
+    Embedded(DaemonError),
     /// The relay wants the cluster secret and this machine lacks it, or
     /// holds another one.
     Refused(String),
@@ -189,6 +199,9 @@ impl fmt::Display for Error {
             Error::Invalid(problems) => write!(f, "the job was not run:\n{problems}"),
             Error::Job(failure) => write!(f, "{failure}"),
             Error::Transport(m) | Error::Refused(m) => f.write_str(m),
+            Error::Cache(e) => write!(f, "{e}"),
+            Error::Secret(e) => write!(f, "{e}"),
+            Error::Embedded(e) => write!(f, "cannot run the job in this process: {e}"),
             Error::RelayRestarted { endpoint } => write!(
                 f,
                 "the relay at {endpoint} was restarted while the job ran, and the new one does not know it: the job was lost; run it again"
@@ -330,7 +343,7 @@ impl Transform {
         transform.by_reference_bytes = config.by_reference_bytes;
         transform.chunk_rows = config.chunking.then_some(config.chunking_size);
         transform.silence = config.job_timeout();
-        let secret = Secret::load(&config.secret_path()).map_err(Error::Transport)?;
+        let secret = Secret::load(&config.secret_path()).map_err(Error::Secret)?;
         if let Some(secret) = secret {
             transform
                 .connection
@@ -351,13 +364,13 @@ impl Transform {
 
     /// Starts a relay and task nodes inside this process and connects to them.
     pub fn embedded(config: &Config) -> Result<Transform, Error> {
-        Transform::in_process(config, Cluster::start(config).map_err(Error::Transport)?)
+        Transform::in_process(config, Cluster::start(config).map_err(Error::Embedded)?)
     }
 
     /// The same, with the relay and nodes talking over TCP loopback as a
     /// daemon's do (for measuring; `rtl bench`).
     pub fn embedded_on_loopback(config: &Config) -> Result<Transform, Error> {
-        let cluster = Cluster::start_on_loopback(config).map_err(Error::Transport)?;
+        let cluster = Cluster::start_on_loopback(config).map_err(Error::Embedded)?;
         Transform::in_process(config, cluster)
     }
 
@@ -515,9 +528,7 @@ impl Transform {
         let input = match (input, &self.cache) {
             (Some(table), Some(cache)) if table.wire_size() >= self.by_reference_bytes => {
                 let rows = self.chunk_rows.unwrap_or(usize::MAX);
-                let keys = cache
-                    .put_pieces(job, &table, rows)
-                    .map_err(Error::Transport)?;
+                let keys = cache.put_pieces(job, &table, rows).map_err(Error::Cache)?;
                 Body::refs(&table, keys)
             }
             (Some(table), _) => Body::Shared(Arc::new(table)),
@@ -643,7 +654,7 @@ impl Transform {
                 Message::Result { .. } => {
                     pending.outcome = Some(match (env.body, &self.cache) {
                         (Body::Refs { keys, .. }, Some(cache)) => {
-                            cache.take_tables(&keys).map_err(Error::Transport)
+                            cache.take_tables(&keys).map_err(Error::Cache)
                         }
                         (Body::Refs { .. }, None) => Err(Error::Transport(
                             "the result came by reference but this client has no cache".into(),

@@ -7,6 +7,7 @@
 
 use crate::relay::{Endpoints, Relay, RelayConfig};
 use crate::tasknode::{self, TaskNodeConfig};
+use crate::DaemonError;
 use rtl_cache::Cache;
 use rtl_config::Config;
 use rtl_log::Log;
@@ -27,7 +28,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a relay and `max(task_workers, 1)` task nodes, talking over
     /// inproc endpoints.
-    pub fn start(config: &Config) -> Result<Cluster, String> {
+    pub fn start(config: &Config) -> Result<Cluster, DaemonError> {
         let tag = Uuid::new_v4().simple().to_string();
         Cluster::start_on(
             config,
@@ -41,7 +42,7 @@ impl Cluster {
     /// The same on TCP loopback, on ports the system picks as the relay
     /// binds: what a daemon's clients and nodes go through, in one process
     /// (`rtl bench`).
-    pub fn start_on_loopback(config: &Config) -> Result<Cluster, String> {
+    pub fn start_on_loopback(config: &Config) -> Result<Cluster, DaemonError> {
         Cluster::start_on(
             config,
             Endpoints {
@@ -51,7 +52,7 @@ impl Cluster {
         )
     }
 
-    fn start_on(config: &Config, at: Endpoints) -> Result<Cluster, String> {
+    fn start_on(config: &Config, at: Endpoints) -> Result<Cluster, DaemonError> {
         let ctx = zmq::Context::new();
         let cache = Cache::open(&config.cache_dir(), config.cache_map_size)?;
         let log = Log::file(
@@ -75,7 +76,7 @@ impl Cluster {
             std::thread::Builder::new()
                 .name(name)
                 .spawn(job)
-                .map_err(|e| format!("cannot start an embedded thread: {e}"))
+                .map_err(DaemonError::system("start an embedded thread"))
         };
         {
             let stop = stop.clone();

@@ -6,6 +6,7 @@
 //!   [`charts`]: the charts it passes on to plot nodes and clients.
 //! - [`tasknode`]: runs stages with the task library.
 //! - [`embedded`]: the relay and task nodes as threads of one process.
+//! - [`DaemonError`]: why one of them could not start.
 //!
 //! Messages come and go through `rtl_wire`, tables by reference through
 //! `rtl_cache`. The supervisor that runs these as daemons lives with the
@@ -13,8 +14,11 @@
 
 pub mod charts;
 pub mod embedded;
+mod error;
 pub mod flow;
 pub mod host;
 pub mod relay;
 pub mod routing;
 pub mod tasknode;
+
+pub use error::DaemonError;

@@ -9,6 +9,7 @@
 use crate::charts::{self, ChartPost, JobChart};
 use crate::flow::{split, Flow, Next, Pieces, Work};
 use crate::routing::{Assignment, Lost, NodeId, Routing};
+use crate::DaemonError;
 use rtl_cache::{Cache, PlanBytes};
 use rtl_config::Config;
 use rtl_dsl::Plan;
@@ -79,14 +80,14 @@ impl RelayConfig {
     /// The settings for a relay serving on sockets others can reach (even
     /// on loopback, other users of the machine can): with the cluster
     /// secret, and refusing to run without one unless `insecure` says so.
-    pub fn serving(config: &Config) -> Result<RelayConfig, String> {
+    pub fn serving(config: &Config) -> Result<RelayConfig, DaemonError> {
         let secret = Secret::load(&config.secret_path())?;
         if secret.is_none() && !config.insecure {
-            return Err(format!(
+            return Err(DaemonError::Settings(format!(
                 "refusing to listen on {} without a cluster secret ({} is missing): `rtl start` makes one, or run `rtl keygen` (and copy it to every machine); insecure = true lets anyone who can reach the ports in",
                 config.relay_listen,
                 config.secret_path().display()
-            ));
+            )));
         }
         Ok(RelayConfig {
             secret,
@@ -146,8 +147,8 @@ impl Tables<'_> {
     /// The held table, decoded (taken from the cache when it is there).
     fn materialize(&self, held: Body) -> Result<Table, String> {
         match held {
-            Body::Refs { keys, .. } => self.cache.take_tables(&keys),
-            inline => inline.into_table(),
+            Body::Refs { keys, .. } => Ok(self.cache.take_tables(&keys)?),
+            inline => Ok(inline.into_table()?),
         }
     }
 
@@ -275,7 +276,7 @@ impl Relay {
         cache: Cache,
         log: Log,
         settings: RelayConfig,
-    ) -> Result<Relay, String> {
+    ) -> Result<Relay, DaemonError> {
         let binding = |what, outbound| Binding {
             what,
             inbound: INBOUND_HWM,
@@ -308,15 +309,10 @@ impl Relay {
     /// Serves until `stop` is set.
     /// Where the sockets are bound, with the ports the system picked for
     /// endpoints that asked for any (`tcp://127.0.0.1:*`).
-    pub fn endpoints(&self) -> Result<Endpoints, String> {
-        let bound = |socket: &Connection, what: &str| {
-            socket
-                .endpoint()
-                .ok_or_else(|| format!("cannot tell where the {what} socket is bound"))
-        };
+    pub fn endpoints(&self) -> Result<Endpoints, DaemonError> {
         Ok(Endpoints {
-            clients: bound(&self.clients, "client")?,
-            nodes: bound(&self.nodes, "node")?,
+            clients: self.clients.endpoint()?,
+            nodes: self.nodes.endpoint()?,
         })
     }
 
@@ -752,7 +748,7 @@ impl Relay {
                     Ok(table) => env.body = Body::Table(table),
                     Err(e) => {
                         self.routing.answered(&id);
-                        self.fail_job(job, None, e);
+                        self.fail_job(job, None, e.to_string());
                         continue;
                     }
                 }
@@ -1177,7 +1173,7 @@ impl Relay {
         if !body.keys().is_empty() && job.client_cache != Some(self.cache.id()) {
             body = match self.cache.take_tables(&body.take_keys()) {
                 Ok(table) => Body::Table(table),
-                Err(e) => return self.reply_error(&job.client, job_id, None, e),
+                Err(e) => return self.reply_error(&job.client, job_id, None, e.to_string()),
             };
         }
         self.cache.discard_job(job_id, body.keys());

@@ -15,6 +15,7 @@
 //! that touch no file is done in microseconds, less than the two thread
 //! wakeups of the handoff cost, so the socket thread runs it itself.
 
+use crate::DaemonError;
 use rtl_cache::Cache;
 use rtl_config::Config;
 use rtl_dsl::{Plan, TaskCall};
@@ -23,7 +24,8 @@ use rtl_tasks::{Context, Event};
 use rtl_wire::auth::Secret;
 use rtl_wire::link::{hostname, RelayLink};
 use rtl_wire::{
-    Body, Done, Envelope, Failure, Message, NodeInfo, PlanRef, ProgressEvent, Work as WorkMessage,
+    Body, Done, Envelope, Failure, Message, NodeInfo, PlanRef, ProgressEvent, WireError,
+    Work as WorkMessage,
 };
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -82,7 +84,7 @@ pub fn run(
     settings: TaskNodeConfig,
     log: Log,
     stop: &AtomicBool,
-) -> Result<(), String> {
+) -> Result<(), DaemonError> {
     let mut link = RelayLink::connect(
         ctx,
         "tasknode",
@@ -161,7 +163,7 @@ pub fn run(
             match zmq::poll(&mut items, wait.as_millis() as i64) {
                 Ok(_) => (items[0].is_readable(), items[1].is_readable()),
                 Err(zmq::Error::EINTR) => continue,
-                Err(e) => return Err(format!("poll failed: {e}")),
+                Err(e) => return Err(WireError::socket("poll the relay's socket")(e).into()),
             }
         };
         if from_worker {
@@ -257,14 +259,14 @@ impl Busy {
 }
 
 impl Worker {
-    fn start(node: &str, tools: &Tools, log: &Log) -> Result<Worker, String> {
+    fn start(node: &str, tools: &Tools, log: &Log) -> Result<Worker, DaemonError> {
         let (work, work_rx) = mpsc::channel::<Work>();
         let (answer_tx, answers) = mpsc::channel::<Envelope>();
         let (bell, ringer) =
-            UnixStream::pair().map_err(|e| format!("cannot create the worker's bell: {e}"))?;
+            UnixStream::pair().map_err(DaemonError::system("create the worker's bell"))?;
         for end in [&bell, &ringer] {
             end.set_nonblocking(true)
-                .map_err(|e| format!("cannot set up the worker's bell: {e}"))?;
+                .map_err(DaemonError::system("set up the worker's bell"))?;
         }
         let (tools, log) = (tools.clone(), log.clone());
         let thread = std::thread::Builder::new()
@@ -282,7 +284,7 @@ impl Worker {
                     tell(answer);
                 }
             })
-            .map_err(|e| format!("cannot start the worker thread: {e}"))?;
+            .map_err(DaemonError::system("start the worker thread"))?;
         Ok(Worker {
             work,
             answers,
@@ -337,11 +339,11 @@ impl Worker {
     }
 
     /// Lets the thread end once its work is done, and waits for it.
-    fn finish(self) -> Result<(), String> {
+    fn finish(self) -> Result<(), DaemonError> {
         drop(self.work);
         self.thread
             .join()
-            .map_err(|_| "the worker thread panicked".to_string())
+            .map_err(|_| DaemonError::Panicked("the worker thread".into()))
     }
 }
 
@@ -465,11 +467,11 @@ fn run_work(
     // speaks for them.
     let progress = progress && spec.seq == 0;
     let input = match (input, cache) {
-        (Body::Refs { keys, .. }, Some(cache)) => cache.read_tables(&keys),
+        (Body::Refs { keys, .. }, Some(cache)) => cache.read_tables(&keys).map_err(String::from),
         (Body::Refs { .. }, None) => {
             Err("the table was sent by reference but this node has no cache".into())
         }
-        (inline, _) => inline.into_table(),
+        (inline, _) => inline.into_table().map_err(String::from),
     };
     let input = match input {
         Ok(t) => t,

@@ -25,7 +25,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -44,14 +44,13 @@ impl std::fmt::Debug for Secret {
 
 impl Secret {
     /// Writes a new secret to `path` (mode 0600); refuses to overwrite one.
-    pub fn generate(path: &Path) -> Result<(), String> {
+    pub fn generate(path: &Path) -> Result<(), SecretError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let bytes = random::<32>()?;
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| SecretError::io("create", dir, e))?;
         }
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -59,33 +58,25 @@ impl Secret {
             .mode(0o600)
             .open(path)
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => format!(
-                    "{} already exists; remove it first to make a new secret (and copy the new one to every machine)",
-                    path.display()
-                ),
-                _ => format!("cannot write {}: {e}", path.display()),
+                std::io::ErrorKind::AlreadyExists => SecretError::Exists(path.to_path_buf()),
+                _ => SecretError::io("write", path, e),
             })?;
-        writeln!(file, "{hex}").map_err(|e| format!("cannot write {}: {e}", path.display()))
+        writeln!(file, "{hex}").map_err(|e| SecretError::io("write", path, e))
     }
 
     /// The secret in `path`, if the file exists; an error if it exists but
     /// is unusable (readable by others, or not 32 bytes of hex).
-    pub fn load(path: &Path) -> Result<Option<Secret>, String> {
+    pub fn load(path: &Path) -> Result<Option<Secret>, SecretError> {
         use std::os::unix::fs::PermissionsExt;
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(SecretError::io("read", path, e)),
         };
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(format!(
-                "{} can be read by other users; `chmod 600 {}`",
-                path.display(),
-                path.display()
-            ));
+            return Err(SecretError::Exposed(path.to_path_buf()));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| SecretError::io("read", path, e))?;
         let text = text.trim();
         let bytes: Option<Vec<u8>> = (text.len() == 64)
             .then(|| {
@@ -94,12 +85,9 @@ impl Secret {
                     .collect()
             })
             .flatten();
-        bytes.map(|b| Some(Secret(b))).ok_or_else(|| {
-            format!(
-                "{} is not a cluster secret (64 hex digits); make one with `rtl keygen`",
-                path.display()
-            )
-        })
+        bytes
+            .map(|b| Some(Secret(b)))
+            .ok_or_else(|| SecretError::NotASecret(path.to_path_buf()))
     }
 
     fn mac(&self, label: &[u8], first: &[u8], second: &[u8]) -> Vec<u8> {
@@ -153,7 +141,7 @@ impl Prover {
     /// peer it does not trust yet, and a node that reconnects has several
     /// in flight) gets the same answer, so whichever the relay welcomes,
     /// its welcome matches.
-    pub fn answer(&mut self, relay_nonce: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    pub fn answer(&mut self, relay_nonce: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SecretError> {
         let own = match &self.sent {
             Some((relay, own)) if relay == relay_nonce => *own,
             _ => random::<NONCE>()?,
@@ -196,12 +184,82 @@ impl std::fmt::Display for ProofError {
 }
 
 /// `N` bytes from the operating system's random source.
-pub fn random<const N: usize>() -> Result<[u8; N], String> {
+pub fn random<const N: usize>() -> Result<[u8; N], SecretError> {
     let mut bytes = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot read random bytes: {e}"))?;
+        .map_err(|e| SecretError::NoRandom(e.to_string()))?;
     Ok(bytes)
+}
+
+/// Why a cluster secret could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretError {
+    /// The file or its folder could not be read, written or created.
+    Io {
+        /// What was being done: `read`, `write` or `create`.
+        doing: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// What the operating system said.
+        reason: String,
+    },
+    /// A secret is there already; a new one would lock out every machine
+    /// that holds the old one.
+    Exists(PathBuf),
+    /// Other users can read the file.
+    Exposed(PathBuf),
+    /// The file does not hold 64 hex digits.
+    NotASecret(PathBuf),
+    /// The operating system's random source failed.
+    NoRandom(String),
+}
+
+impl SecretError {
+    fn io(doing: &'static str, path: &Path, e: std::io::Error) -> SecretError {
+        SecretError::Io {
+            doing,
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretError::Io {
+                doing,
+                path,
+                reason,
+            } => write!(f, "cannot {doing} {}: {reason}", path.display()),
+            SecretError::Exists(path) => write!(
+                f,
+                "{} already exists; remove it first to make a new secret (and copy the new one to every machine)",
+                path.display()
+            ),
+            SecretError::Exposed(path) => write!(
+                f,
+                "{} can be read by other users; `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
+            SecretError::NotASecret(path) => write!(
+                f,
+                "{} is not a cluster secret (64 hex digits); make one with `rtl keygen`",
+                path.display()
+            ),
+            SecretError::NoRandom(reason) => write!(f, "cannot read random bytes: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for SecretError {}
+
+impl From<SecretError> for String {
+    fn from(e: SecretError) -> String {
+        e.to_string()
+    }
 }
 
 /// What the relay does with a message from a peer.
@@ -324,7 +382,7 @@ impl Gate {
                             first: true,
                         }
                     }
-                    Err(e) => Verdict::Refuse(e),
+                    Err(e) => Verdict::Refuse(e.to_string()),
                 }
             }
         }
@@ -557,13 +615,17 @@ mod tests {
         let path = dir.join("secret");
         let _ = std::fs::remove_file(&path);
         Secret::generate(&path).expect("keygen");
-        assert!(Secret::generate(&path).is_err(), "never overwrites");
+        assert_eq!(
+            Secret::generate(&path),
+            Err(SecretError::Exists(path.clone())),
+            "never overwrites"
+        );
         assert!(Secret::load(&path).expect("load").is_some());
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(Secret::load(&path)
-            .expect_err("world-readable")
-            .contains("chmod 600"));
+        let exposed = Secret::load(&path).expect_err("world-readable");
+        assert_eq!(exposed, SecretError::Exposed(path.clone()));
+        assert!(exposed.to_string().contains("chmod 600"), "{exposed}");
         assert!(Secret::load(&dir.join("none")).expect("absent").is_none());
         std::fs::remove_dir_all(&dir).expect("clean up");
     }

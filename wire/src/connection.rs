@@ -87,15 +87,24 @@ impl Connection {
         endpoint: &str,
         options: &Options,
     ) -> Result<Connection, WireError> {
-        let socket = ctx.socket(zmq::DEALER)?;
-        if let Some(id) = &options.identity {
-            socket.set_identity(id)?;
-        }
-        socket.set_linger(i32::try_from(options.linger.as_millis()).unwrap_or(i32::MAX))?;
-        if options.max_message_bytes > 0 {
-            socket.set_maxmsgsize(i64::try_from(options.max_message_bytes).unwrap_or(i64::MAX))?;
-        }
-        socket.connect(endpoint)?;
+        let socket = ctx
+            .socket(zmq::DEALER)
+            .map_err(WireError::socket("create a socket"))?;
+        let configured = (|| {
+            if let Some(id) = &options.identity {
+                socket.set_identity(id)?;
+            }
+            socket.set_linger(i32::try_from(options.linger.as_millis()).unwrap_or(i32::MAX))?;
+            if options.max_message_bytes > 0 {
+                socket
+                    .set_maxmsgsize(i64::try_from(options.max_message_bytes).unwrap_or(i64::MAX))?;
+            }
+            Ok(())
+        })();
+        configured.map_err(WireError::socket("configure a socket"))?;
+        socket
+            .connect(endpoint)
+            .map_err(WireError::socket(format!("connect to {endpoint}")))?;
         Ok(Connection {
             socket,
             peers: None,
@@ -117,11 +126,11 @@ impl Connection {
         ctx: &zmq::Context,
         endpoint: &str,
         binding: &Binding,
-    ) -> Result<Connection, String> {
+    ) -> Result<Connection, WireError> {
         let what = binding.what;
         let socket = ctx
             .socket(zmq::ROUTER)
-            .map_err(|e| format!("cannot create the {what} socket: {e}"))?;
+            .map_err(WireError::socket(format!("create the {what} socket")))?;
         // Fail loudly on a vanished peer instead of dropping silently.
         socket
             .set_router_mandatory(true)
@@ -134,10 +143,10 @@ impl Connection {
                 Some(hwm) => socket.set_sndhwm(hwm),
                 None => Ok(()),
             })
-            .map_err(|e| format!("cannot configure the {what} socket: {e}"))?;
-        socket
-            .bind(endpoint)
-            .map_err(|e| format!("cannot bind the {what} socket to {endpoint}: {e}"))?;
+            .map_err(WireError::socket(format!("configure the {what} socket")))?;
+        socket.bind(endpoint).map_err(WireError::socket(format!(
+            "bind the {what} socket to {endpoint}"
+        )))?;
         let open = Connections::watch(ctx, &socket, what)?;
         Ok(Connection {
             socket,
@@ -150,8 +159,13 @@ impl Connection {
     }
 
     /// Where a bound socket listens, with the port the system picked.
-    pub fn endpoint(&self) -> Option<String> {
-        self.socket.get_last_endpoint().ok().and_then(Result::ok)
+    pub fn endpoint(&self) -> Result<String, WireError> {
+        let doing = "tell where a socket is bound";
+        match self.socket.get_last_endpoint() {
+            Ok(Ok(endpoint)) => Ok(endpoint),
+            Ok(Err(_)) => Err(WireError::socket(doing)(zmq::Error::EINVAL)),
+            Err(e) => Err(WireError::socket(doing)(e)),
+        }
     }
 
     /// Sets how long messages still queued may delay closing.
@@ -342,7 +356,9 @@ impl Connection {
             };
             match env.message {
                 Message::Challenge { nonce } => {
-                    let (nonce, proof) = prover.answer(&nonce).map_err(ProofError::Transport)?;
+                    let (nonce, proof) = prover
+                        .answer(&nonce)
+                        .map_err(|e| ProofError::Transport(e.to_string()))?;
                     self.send_proof(nonce, proof)?;
                 }
                 Message::Welcome { proof } if prover.welcomed(&proof) => return Ok(()),

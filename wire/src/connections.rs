@@ -18,7 +18,7 @@
 //! frame (event number as u16, value as u32, both native-endian), then the
 //! endpoint. They are read here and nowhere else.
 
-use crate::Peer;
+use crate::{Peer, WireError};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -49,14 +49,17 @@ impl Connections {
         ctx: &zmq::Context,
         socket: &zmq::Socket,
         what: &str,
-    ) -> Result<Connections, String> {
+    ) -> Result<Connections, WireError> {
         let endpoint = format!("inproc://rtl-monitor-{what}-{}", Uuid::new_v4().simple());
-        let fail = |e: zmq::Error| format!("cannot watch the {what} socket's connections: {e}");
-        socket
-            .monitor(&endpoint, zmq_sys::ZMQ_EVENT_DISCONNECTED as i32)
-            .map_err(fail)?;
-        let monitor = ctx.socket(zmq::PAIR).map_err(fail)?;
-        monitor.connect(&endpoint).map_err(fail)?;
+        let monitor = (|| {
+            socket.monitor(&endpoint, zmq_sys::ZMQ_EVENT_DISCONNECTED as i32)?;
+            let monitor = ctx.socket(zmq::PAIR)?;
+            monitor.connect(&endpoint)?;
+            Ok(monitor)
+        })()
+        .map_err(WireError::socket(format!(
+            "watch the {what} socket's connections"
+        )))?;
         Ok(Connections {
             monitor,
             connection_of: HashMap::new(),

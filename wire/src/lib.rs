@@ -143,7 +143,7 @@ impl Body {
     /// Checks, without decoding, that inline column frames are as large as
     /// the row count says: what the relay passes on without reading must
     /// not lie to whoever reads it.
-    pub fn check_frames(&self) -> Result<(), String> {
+    pub fn check_frames(&self) -> Result<(), WireError> {
         let Body::Frames {
             schema,
             rows,
@@ -152,29 +152,32 @@ impl Body {
         else {
             return Ok(());
         };
-        let rows = usize::try_from(*rows).map_err(|_| format!("row count {rows} is too large"))?;
+        let rows = usize::try_from(*rows)
+            .map_err(|_| WireError::BadTable(format!("row count {rows} is too large")))?;
         for (spec, frame) in schema.iter().zip(frames) {
             frame_holds(spec.dtype, rows, frame)
-                .map_err(|e| format!("column {:?}: {e}", spec.name))?;
+                .map_err(|e| WireError::BadTable(format!("column {:?}: {e}", spec.name)))?;
         }
         Ok(())
     }
 
     /// The inline table, decoded; an empty table when there is none.
     /// References are an error: only a cache reads those.
-    pub fn into_table(self) -> Result<Table, String> {
+    pub fn into_table(self) -> Result<Table, WireError> {
         match self {
             Body::Empty => Ok(Table::new()),
             Body::Table(t) => Ok(t),
             Body::Shared(t) => Ok(Arc::unwrap_or_clone(t)),
-            Body::Refs { .. } => Err("the table was sent by reference, not inline".into()),
+            Body::Refs { .. } => Err(WireError::BadTable(
+                "the table was sent by reference, not inline".into(),
+            )),
             Body::Frames {
                 schema,
                 rows,
                 frames,
             } => {
-                let rows =
-                    usize::try_from(rows).map_err(|_| format!("row count {rows} is too large"))?;
+                let rows = usize::try_from(rows)
+                    .map_err(|_| WireError::BadTable(format!("row count {rows} is too large")))?;
                 let columns = schema
                     .iter()
                     .zip(frames.iter())
@@ -183,8 +186,9 @@ impl Body {
                             .map(|c| (spec.name.clone(), c))
                             .map_err(|e| format!("column {:?}: {e}", spec.name))
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Table::from_columns(columns)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(WireError::BadTable)?;
+                Table::from_columns(columns).map_err(WireError::BadTable)
             }
         }
     }
@@ -260,6 +264,16 @@ pub enum WireError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A socket could not be made, configured, bound or connected.
+    Socket {
+        /// What was being done, e.g. `bind the client socket to tcp://...`.
+        doing: String,
+        /// What libzmq said.
+        error: zmq::Error,
+    },
+    /// A table in a message whose columns do not match its row count or
+    /// schema, or one sent by reference where only inline will do.
+    BadTable(String),
 }
 
 impl fmt::Display for WireError {
@@ -267,11 +281,27 @@ impl fmt::Display for WireError {
         match self {
             WireError::Zmq(e) => write!(f, "socket error: {e}"),
             WireError::Malformed { reason, .. } => write!(f, "malformed message: {reason}"),
+            WireError::Socket { doing, error } => write!(f, "cannot {doing}: {error}"),
+            WireError::BadTable(reason) => f.write_str(reason),
         }
     }
 }
 
 impl std::error::Error for WireError {}
+
+impl From<WireError> for String {
+    fn from(e: WireError) -> String {
+        e.to_string()
+    }
+}
+
+impl WireError {
+    /// A failure of libzmq while doing what `doing` says.
+    pub fn socket(doing: impl Into<String>) -> impl FnOnce(zmq::Error) -> WireError {
+        let doing = doing.into();
+        move |error| WireError::Socket { doing, error }
+    }
+}
 
 impl From<zmq::Error> for WireError {
     fn from(e: zmq::Error) -> Self {
@@ -777,7 +807,10 @@ mod tests {
         a.send(&[0u8; 24][..], 0).expect("send");
         let env = Envelope::recv(&b, 0).expect("recv");
         let err = env.body.into_table().expect_err("short frame");
-        assert!(err.contains("must have 32 bytes, has 24"), "{err}");
+        assert!(
+            matches!(&err, WireError::BadTable(why) if why.contains("must have 32 bytes, has 24")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use crate::auth::{Prover, Secret};
 use crate::connection::{Connection, Options};
-use crate::{Envelope, Message, NodeInfo};
+use crate::{Envelope, Message, NodeInfo, WireError};
 use rtl_log::Log;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -39,7 +39,7 @@ impl RelayLink {
         heartbeat: Duration,
         timeout: Duration,
         secret: Option<Secret>,
-    ) -> Result<RelayLink, String> {
+    ) -> Result<RelayLink, WireError> {
         // Readable in logs, and with 64 random bits nobody can guess it to
         // squat on it.
         let short = Uuid::new_v4().simple().to_string();
@@ -51,8 +51,7 @@ impl RelayLink {
             linger: Duration::from_secs(1),
             max_message_bytes: 0,
         };
-        let connection = Connection::connect(ctx, relay, &options)
-            .map_err(|e| format!("cannot connect to the relay at {relay}: {e}"))?;
+        let connection = Connection::connect(ctx, relay, &options)?;
         Ok(RelayLink {
             id,
             connection,
