@@ -1,11 +1,13 @@
-//! CSV in and out of a [`Table`]: RFC 4180 quoting, a header row, types
-//! inferred per column.
+//! CSV in and out of a [`Table`]: a header row, types inferred per column.
 //!
-//! Reading infers each column's type from all its values: int64 when every
-//! value is an integer, else float64 when every value is a number (an empty
-//! cell is NaN), else bool when every value is true/false, else utf8. Writing
-//! prints integers as integers and floats in the shortest form that reads back
-//! to the same f64, so `write` then `read` gives the table back.
+//! The `csv` crate splits records (RFC 4180 quoting, `\n`, `\r\n` or `\r`
+//! line ends, a byte-order mark) and quotes what it writes; rtl's own part
+//! is the types. Reading infers each column's type from all its values:
+//! int64 when every value is an integer, else float64 when every value is
+//! a number (an empty cell is NaN), else bool when every value is
+//! true/false, else utf8. Writing prints integers as integers and floats in
+//! the shortest form that reads back to the same f64, so `write` then
+//! `read` gives the table back.
 
 use crate::table::{Column, DType, Table};
 use ndarray::Array1;
@@ -26,40 +28,55 @@ pub fn read_typed(
     origin: &str,
     declared: &[(String, DType)],
 ) -> Result<Table, String> {
-    let mut records = Records::new(text, delimiter);
-    let header = match records.next_record() {
-        Some(Ok((_, h))) => h,
-        Some(Err(e)) => return Err(format!("{origin}: {e}")),
+    // The text is already UTF-8 (the caller says where it is not), so a
+    // record cannot fail to decode.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes());
+    // Where each record starts, as a byte offset: the reader's own line
+    // count leaves out the blank lines it skips.
+    let mut records = reader.records().map(|record| {
+        record
+            .map(|r| (r.position().map_or(0, |p| p.byte() as usize), r))
+            .map_err(|e| format!("{origin}: {e}"))
+    });
+    let header = match records.next() {
+        Some(record) => record?.1,
         None => {
             return Err(format!(
                 "{origin}: the file is empty; expected a header row naming the columns"
             ))
         }
     };
-    let header: Vec<String> = header.into_iter().map(|h| h.trim().to_string()).collect();
+    let header: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
     if let Some((name, _)) = declared.iter().find(|(n, _)| !header.contains(n)) {
         return Err(format!(
             "{origin}: the types name column `{name}`, which the header does not have"
         ));
     }
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); header.len()];
-    let mut lines = Vec::new();
-    while let Some(record) = records.next_record() {
-        let (line, fields) = record.map_err(|e| format!("{origin}: {e}"))?;
+    let mut starts = Vec::new();
+    let line = |byte: usize| line_at(text, byte);
+    for record in records {
+        let (start, fields) = record?;
         if fields.len() == 1 && fields[0].is_empty() {
-            continue; // blank line
+            continue; // `""` alone on its line: no row
         }
         if fields.len() != header.len() {
             return Err(format!(
-                "{origin}:{line}: row has {} fields but the header has {}",
+                "{origin}:{}: row has {} fields but the header has {}",
+                line(start),
                 fields.len(),
                 header.len()
             ));
         }
-        for (column, field) in cells.iter_mut().zip(fields) {
-            column.push(field);
+        for (column, field) in cells.iter_mut().zip(fields.iter()) {
+            column.push(field.to_string());
         }
-        lines.push(line);
+        starts.push(start);
     }
     let columns = header
         .into_iter()
@@ -69,7 +86,7 @@ pub fn read_typed(
                 Some((_, dtype)) => convert(values, *dtype).map_err(|(row, value)| {
                     format!(
                         "{origin}:{}: column `{name}`: {value:?} is not {}",
-                        lines[row],
+                        line(starts[row]),
                         expected(*dtype)
                     )
                 })?,
@@ -79,6 +96,25 @@ pub fn read_typed(
         })
         .collect::<Result<Vec<_>, String>>()?;
     Table::from_columns(columns).map_err(|e| format!("{origin}: {e}"))
+}
+
+/// The line, from 1, of the record the reader says starts at byte `at` of
+/// `text`: the first byte from there that does not end a line (the reader
+/// counts the blank lines it skipped as part of the next record).
+/// `\n`, `\r\n` and a lone `\r` each end a line.
+fn line_at(text: &str, at: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = at.min(bytes.len());
+    while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+        at += 1;
+    }
+    let before = &bytes[..at];
+    let lone_cr = before
+        .windows(2)
+        .filter(|w| w[0] == b'\r' && w[1] != b'\n')
+        .count()
+        + usize::from(before.last() == Some(&b'\r'));
+    1 + before.iter().filter(|&&b| b == b'\n').count() + lone_cr
 }
 
 fn expected(dtype: DType) -> &'static str {
@@ -136,53 +172,40 @@ fn parse_bool(v: &str) -> Option<bool> {
 
 /// Writes `table` as CSV with a header row.
 pub fn write(table: &Table, delimiter: u8, out: &mut dyn Write) -> io::Result<()> {
-    let delim = delimiter as char;
-    let mut line = String::new();
-    for (i, name) in table.names().enumerate() {
-        if i > 0 {
-            line.push(delim);
-        }
-        push_text(&mut line, name, delim);
-    }
-    line.push('\n');
-    out.write_all(line.as_bytes())?;
+    let mut writer = ::csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .terminator(::csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    writer.write_record(table.names())?;
     let columns: Vec<&Column> = table.iter().map(|(_, c)| c).collect();
+    let mut number = String::new();
     for row in 0..table.rows() {
-        line.clear();
-        for (i, column) in columns.iter().enumerate() {
-            if i > 0 {
-                line.push(delim);
-            }
-            push_value(&mut line, column, row, delim);
+        for column in &columns {
+            number.clear();
+            let field: &str = match column {
+                Column::Utf8(a) => &a[row],
+                other => {
+                    push_number(&mut number, other, row);
+                    &number
+                }
+            };
+            writer.write_field(field)?;
         }
-        line.push('\n');
-        out.write_all(line.as_bytes())?;
+        writer.write_record(None::<&[u8]>)?;
     }
-    Ok(())
+    writer.flush()
 }
 
-fn push_value(line: &mut String, column: &Column, row: usize, delim: char) {
+/// Appends row `row` of a number or bool column, as it reads back.
+fn push_number(out: &mut String, column: &Column, row: usize) {
     use std::fmt::Write as _;
     // Writing to a String cannot fail.
     let _ = match column {
-        Column::Int64(a) => write!(line, "{}", a[row]),
-        Column::Float64(a) => write!(line, "{:?}", a[row]),
-        Column::Bool(a) => write!(line, "{}", a[row]),
-        Column::Utf8(a) => {
-            push_text(line, &a[row], delim);
-            Ok(())
-        }
+        Column::Int64(a) => write!(out, "{}", a[row]),
+        Column::Float64(a) => write!(out, "{:?}", a[row]),
+        Column::Bool(a) => write!(out, "{}", a[row]),
+        Column::Utf8(a) => write!(out, "{}", a[row]),
     };
-}
-
-fn push_text(line: &mut String, text: &str, delim: char) {
-    if text.contains([delim, '"', '\n', '\r']) {
-        line.push('"');
-        line.push_str(&text.replace('"', "\"\""));
-        line.push('"');
-    } else {
-        line.push_str(text);
-    }
 }
 
 fn infer(values: Vec<String>) -> Column {
@@ -196,85 +219,6 @@ fn infer(values: Vec<String>) -> Column {
         }
     }
     Column::Utf8(Array1::from(values))
-}
-
-/// Splits CSV text into records, tracking the line each starts on.
-struct Records<'a> {
-    text: &'a str,
-    pos: usize,
-    line: usize,
-    delimiter: u8,
-}
-
-impl<'a> Records<'a> {
-    fn new(text: &'a str, delimiter: u8) -> Self {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        Records {
-            text,
-            pos: 0,
-            line: 1,
-            delimiter,
-        }
-    }
-
-    fn next_record(&mut self) -> Option<Result<(usize, Vec<String>), String>> {
-        let bytes = self.text.as_bytes();
-        if self.pos >= bytes.len() {
-            return None;
-        }
-        let start_line = self.line;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut i = self.pos;
-        loop {
-            // At the start of a field.
-            if i < bytes.len() && bytes[i] == b'"' {
-                i += 1;
-                loop {
-                    let Some(rel) = self.text[i..].find('"') else {
-                        return Some(Err(format!("{start_line}: a quoted field is never closed")));
-                    };
-                    let chunk = &self.text[i..i + rel];
-                    self.line += chunk.matches('\n').count();
-                    field.push_str(chunk);
-                    i += rel + 1;
-                    if i < bytes.len() && bytes[i] == b'"' {
-                        field.push('"');
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                // Anything between the closing quote and the delimiter is kept.
-                let end = self.text[i..]
-                    .find(|c: char| c as u32 == self.delimiter as u32 || c == '\n' || c == '\r')
-                    .map_or(bytes.len(), |r| i + r);
-                field.push_str(&self.text[i..end]);
-                i = end;
-            } else {
-                let end = self.text[i..]
-                    .find(|c: char| c as u32 == self.delimiter as u32 || c == '\n' || c == '\r')
-                    .map_or(bytes.len(), |r| i + r);
-                field.push_str(&self.text[i..end]);
-                i = end;
-            }
-            fields.push(std::mem::take(&mut field));
-            if i < bytes.len() && bytes[i] == self.delimiter {
-                i += 1;
-                continue;
-            }
-            // End of record: \n, \r\n, \r or end of text.
-            if i < bytes.len() && bytes[i] == b'\r' {
-                i += 1;
-            }
-            if i < bytes.len() && bytes[i] == b'\n' {
-                i += 1;
-            }
-            self.line += 1;
-            self.pos = i;
-            return Some(Ok((start_line, fields)));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -359,6 +303,51 @@ mod tests {
         let declared = vec![("zz".to_string(), DType::Int64)];
         let err = read_typed("a\n1\n", b',', "d.csv", &declared).expect_err("unknown column");
         assert!(err.contains("column `zz`"), "{err}");
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_quoted_breaks_and_every_line_end() {
+        // A byte-order mark, a quoted line break, a blank line, and lines
+        // ended by \r\n, \n and a lone \r.
+        let text = "\u{feff}a,b\r\n\"x\ny\",1\n\n2,2\r3,\"5\"\r\n4,bad\n";
+        let declared = vec![("b".to_string(), DType::Int64)];
+        let err = read_typed(text, b',', "l.csv", &declared).expect_err("bad cell");
+        assert_eq!(
+            err,
+            "l.csv:7: column `b`: \"bad\" is not an integer (int64)"
+        );
+        let t = read(text, b',', "l.csv").expect("read");
+        assert_eq!(t.names().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(t.rows(), 4);
+        match t.column("a") {
+            Some(Column::Utf8(a)) => assert_eq!(a[0], "x\ny"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let err = read("a,b\n1,2\n\n3\n", b',', "r.csv").expect_err("ragged");
+        assert_eq!(err, "r.csv:4: row has 1 fields but the header has 2");
+    }
+
+    #[test]
+    fn written_text_is_quoted_only_where_it_must_be() {
+        let t = Table::from_columns(vec![(
+            "say".into(),
+            Column::Utf8(ndarray::array![
+                "plain".to_string(),
+                "a,b".to_string(),
+                "q\"uote".to_string(),
+                "two\nlines".to_string(),
+                "cr\r".to_string(),
+            ]),
+        )])
+        .expect("table");
+        let mut out = Vec::new();
+        write(&t, b',', &mut out).expect("write");
+        assert_eq!(
+            String::from_utf8(out.clone()).expect("utf8"),
+            "say\nplain\n\"a,b\"\n\"q\"\"uote\"\n\"two\nlines\"\n\"cr\r\"\n"
+        );
+        let back = read(std::str::from_utf8(&out).expect("utf8"), b',', "w.csv").expect("read");
+        assert_eq!(back, t);
     }
 
     #[test]
