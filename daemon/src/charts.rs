@@ -16,7 +16,7 @@ use uuid::Uuid;
 /// Bytes of charts kept waiting for a plot node, at most. A chart is a
 /// few hundred kilobytes at worst (its layers are thinned before they are
 /// sent), so this holds hundreds; the count is bounded by the bytes since
-/// every chart weighs at least [`OVERHEAD`].
+/// every chart weighs at least `OVERHEAD`.
 pub const WAITING_BYTES: usize = 64 << 20;
 
 /// Bytes of charts sent and not yet confirmed, at most: past this the

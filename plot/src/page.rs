@@ -7,7 +7,7 @@
 //! connection is a task, so a slow or silent client holds nothing but its
 //! own socket, and hyper enforces the limits a public port needs (a 16 KiB
 //! request head that must arrive within 2 s). Connections are capped, and
-//! each lives at most [`CONNECTION_LIFE`], so a client that never reads
+//! each lives at most `CONNECTION_LIFE` (60 s), so a client that never reads
 //! its answer is dropped too.
 
 use crate::gallery;

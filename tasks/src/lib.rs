@@ -73,7 +73,7 @@ impl<'a> Context<'a> {
     }
 
     /// The file `path` names (relative to the job's folder), if file tasks
-    /// may use it: see [`confine`](crate::confine).
+    /// may use it: see [`confine`].
     pub fn file(&self, path: &Path) -> Result<confine::Confined, String> {
         confine::confine(self.base_dir, self.data_root, path)
     }

@@ -2,7 +2,7 @@
 //! back. Nothing else in rtl reads or writes frames.
 //!
 //! Every message is an [`Envelope`]: a 16-byte id frame (UUID v4), a CBOR
-//! [`Header`], then one frame per column holding its raw little-endian bytes.
+//! header map (decoded once into a [`Message`]), then one frame per column holding its raw little-endian bytes.
 //! docs/PROTOCOL.md describes the frames byte by byte; keep the two in step.
 //!
 //! Column frames leave a process without being copied into another buffer:
