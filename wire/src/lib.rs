@@ -2,8 +2,8 @@
 //! back. Nothing else in rtl reads or writes frames.
 //!
 //! Every message is an [`Envelope`]: a 16-byte id frame (UUID v4), a CBOR
-//! header map (decoded once into a [`Message`]), then one frame per column holding its raw little-endian bytes.
-//! docs/PROTOCOL.md describes the frames byte by byte; keep the two in step.
+//! header map (decoded once into a [`Message`]), then one frame per column
+//! holding its raw little-endian bytes. docs/PROTOCOL.md describes the frames byte by byte; keep the two in step.
 //!
 //! Column frames leave a process without being copied into another buffer:
 //! a numeric column's own allocation is handed to libzmq, which frees it once
