@@ -66,6 +66,14 @@ pub fn read_typed(
             continue; // `""` alone on its line: no row
         }
         if fields.len() != header.len() {
+            // The reader takes a quote that is never closed to run to the
+            // end of the file: say so rather than count its fields.
+            if text[start.min(text.len())..].matches('"').count() % 2 == 1 {
+                return Err(format!(
+                    "{origin}:{}: a quoted field opened on this line is never closed",
+                    line(start)
+                ));
+            }
             return Err(format!(
                 "{origin}:{}: row has {} fields but the header has {}",
                 line(start),
@@ -325,6 +333,11 @@ mod tests {
         }
         let err = read("a,b\n1,2\n\n3\n", b',', "r.csv").expect_err("ragged");
         assert_eq!(err, "r.csv:4: row has 1 fields but the header has 2");
+        let err = read("a,b\n1,2\n\"3,4\n5,6\n", b',', "u.csv").expect_err("unclosed");
+        assert_eq!(
+            err,
+            "u.csv:3: a quoted field opened on this line is never closed"
+        );
     }
 
     #[test]
