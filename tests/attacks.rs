@@ -574,3 +574,53 @@ fn a_client_cannot_name_another_jobs_cache_entries() {
         "{failure}"
     );
 }
+
+/// The hole: plans travel to task nodes as keys into the shared cache. A
+/// local user who can write the cache (or a digest that collides) puts
+/// another plan's bytes under the key the next job's plan will have; a
+/// relay that kept whatever a key held would have the nodes run that plan
+/// instead, silently. Now the key is the SHA-256 of the bytes and other
+/// bytes under it are refused: the job's plan goes inline and the job
+/// gives its own answer.
+#[test]
+fn a_plan_planted_under_another_plans_key_is_never_run() {
+    let daemon = guarded_daemon("planted-plan");
+    let config = daemon.home.config();
+    let dir = daemon.home.scratch.0.clone();
+    let mine = Plan::parse(
+        r#"{"0": {"tasks": {"multiply": {"operations": [{"a": "x", "b": 2, "column": "y"}]}}}}"#,
+        "<mine>",
+        dir.clone(),
+    )
+    .expect("plan");
+    let planted = Plan::parse(
+        r#"{"0": {"tasks": {"multiply": {"operations": [{"a": "x", "b": 1000, "column": "y"}]}}}}"#,
+        "<planted>",
+        dir,
+    )
+    .expect("plan");
+    let cache = rtl_cache::Cache::open(&config.cache_dir(), config.cache_map_size)
+        .expect("the daemon's cache");
+    let key = rtl_cache::PlanBytes::of(&mine).expect("bytes");
+    let other = rtl_cache::PlanBytes::of(&planted).expect("bytes");
+    cache
+        .put_plan(&key.digest, &other.bytes)
+        .expect("plant another plan under my plan's key");
+
+    let mut transform = rtl_client::Transform::connect(&config).expect("connect");
+    let input = rtl_tasks::Table::from_columns(vec![(
+        "x".into(),
+        rtl_tasks::Column::Float64(ndarray::array![1.0, 2.0, 3.0]),
+    )])
+    .expect("table");
+    let result = transform
+        .execute_with(&mine, Some(input), &mut |_| {})
+        .expect("the job runs");
+    assert_eq!(
+        result.column("y"),
+        Some(&rtl_tasks::Column::Float64(ndarray::array![2.0, 4.0, 6.0])),
+        "the job's own plan ran"
+    );
+    let log = std::fs::read_to_string(config.log_dir().join("relay.log")).unwrap_or_default();
+    assert!(log.contains("holds another plan"), "{log}");
+}
