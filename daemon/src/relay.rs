@@ -528,7 +528,7 @@ impl Relay {
                 &route,
                 job,
                 None,
-                format!("a client cannot send {:?} messages", other.kind()),
+                format!("a client cannot send `{}` messages", other.kind()),
             ),
         }
     }

@@ -19,6 +19,17 @@ use uuid::Uuid;
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
 
+/// What was wrong with CBOR bytes, in words for whoever wrote the sender
+/// (serde's own text, without the decoder's wrapping).
+fn plain<T: fmt::Debug>(e: ciborium::de::Error<T>) -> String {
+    match e {
+        ciborium::de::Error::Semantic(_, what) => what,
+        ciborium::de::Error::Syntax(at) => format!("not valid CBOR (at byte {at})"),
+        ciborium::de::Error::RecursionLimitExceeded => "nested too deeply".into(),
+        ciborium::de::Error::Io(e) => format!("cut short ({e:?})"),
+    }
+}
+
 /// What a message is for. See docs/PROTOCOL.md for who sends which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +71,16 @@ pub enum Kind {
     /// relay -> client: the submit was not taken because the relay holds
     /// as much work as it may; send it again later.
     Busy,
+}
+
+impl fmt::Display for Kind {
+    /// The name the wire gives it (`status_reply`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match ciborium::Value::serialized(self) {
+            Ok(ciborium::Value::Text(name)) => f.write_str(&name),
+            _ => write!(f, "{self:?}"),
+        }
+    }
 }
 
 /// Where a failure happened and why.
@@ -464,14 +485,14 @@ impl Header {
             v: u32,
         }
         let version: Version = ciborium::from_reader(bytes)
-            .map_err(|e| format!("header is not a CBOR map with a version `v`: {e}"))?;
+            .map_err(|e| format!("header is not a CBOR map with a version `v`: {}", plain(e)))?;
         if version.v != VERSION {
             return Err(format!(
                 "protocol version {} is not supported; this rtl speaks version {VERSION}",
                 version.v
             ));
         }
-        ciborium::from_reader(bytes).map_err(|e| format!("bad header: {e}"))
+        ciborium::from_reader(bytes).map_err(|e| format!("bad header: {}", plain(e)))
     }
 
     /// The header that says `message` for `job`, describing `body`.
