@@ -240,3 +240,33 @@ fn two_starts_at_once_start_one_daemon() {
     let said = format!("{}{}", text(&a), text(&b));
     assert!(said.contains("already running"), "{said}");
 }
+
+/// The original's names for tasks it had before rtl's: `task_difference`
+/// (which returns its input unchanged) and the older `task_average_cross`
+/// and `task_max_cross`.
+#[test]
+fn jobs_written_with_the_originals_older_task_names_run() {
+    let daemon = Daemon::start("original-names");
+    null_job(&daemon.home.scratch);
+    let job = write_job(
+        &daemon.home.scratch.0,
+        "older",
+        r#"{"0": {"tasks": {"task_open_array": {"filename": "sensors", "path": "data"}}},
+            "1": {"tasks": [
+                {"task_difference": {}},
+                {"task_average_cross": {"operations": [{"columns": ["sensor", "reading"], "column": "mean"}]}},
+                {"task_max_cross": {"operations": [{"columns": ["sensor", "reading"], "column": "most"}]}}
+            ]}}"#,
+    );
+    let out_csv = daemon.home.scratch.0.join("older.csv");
+    let out = run_connected(&daemon, &job, &out_csv);
+    assert!(out.status.success(), "{}", text(&out));
+    let got = common::read_csv(&out_csv);
+    let column = |name: &str| match got.column(name) {
+        Some(rtl_tasks::Column::Float64(a)) => a.to_vec(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(column("mean"), [10.75, 11.625, 0.0, 2.00000005]);
+    assert_eq!(column("most"), [20.5, 21.25, 3.0, 4.0]);
+    assert_eq!(got.width(), 6, "difference kept every column");
+}

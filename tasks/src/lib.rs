@@ -315,11 +315,18 @@ fn run_call(
 }
 
 fn unknown_task_message(name: &str) -> String {
+    // Near any of a task's names, but suggested by the name `rtl tasks`
+    // lists it under.
     let mut candidates: Vec<(usize, &str)> = registry()
         .iter()
-        .flat_map(|t| std::iter::once(t.name).chain(t.aliases.iter().copied()))
-        .map(|n| (edit_distance(name, n), n))
-        .filter(|(d, n)| *d <= n.len().max(name.len()) / 3 + 1)
+        .flat_map(|t| {
+            std::iter::once(t.name)
+                .chain(t.aliases.iter().copied())
+                .map(move |n| (n, t.name))
+        })
+        .map(|(n, canonical)| (edit_distance(name, n), n, canonical))
+        .filter(|(d, n, _)| *d <= n.len().max(name.len()) / 3 + 1)
+        .map(|(d, _, canonical)| (d, canonical))
         .collect();
     candidates.sort();
     match candidates.first() {
@@ -391,6 +398,19 @@ mod tests {
         assert_eq!(lookup("task_null").map(|t| t.name), Some("null"));
         assert_eq!(lookup("openArray").map(|t| t.name), Some("open_array"));
         assert!(lookup("nope").is_none());
+        // The original's names.
+        assert_eq!(lookup("task_difference").map(|t| t.name), Some("null"));
+        assert_eq!(
+            lookup("task_average_cross").map(|t| t.name),
+            Some("cross_average")
+        );
+        assert_eq!(lookup("task_max_cross").map(|t| t.name), Some("cross_max"));
+    }
+
+    #[test]
+    fn a_misspelt_alias_suggests_the_name_rtl_tasks_lists() {
+        let message = unknown_task_message("groupBi");
+        assert!(message.contains("did you mean group_by?"), "{message}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `cross_average`, `cross_max` `{operations: [{columns: [..], column}]}`:
 //! the row-wise mean or maximum of the listed columns, as float64. A nan in
 //! any listed column makes that row's result nan, as numpy's mean and max
-//! over an axis do. `aggregate` is an alias of `cross_average`.
+//! over an axis do. `aggregate` and `average_cross` (the original's older
+//! `task_average_cross`) are aliases of `cross_average`; `max_cross`
+//! (`task_max_cross`) of `cross_max`.
 
 use super::operand::{at, Operations};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
@@ -11,7 +13,7 @@ use serde_json::Value;
 
 pub(crate) const CROSS_AVERAGE: TaskSpec = TaskSpec {
     name: "cross_average",
-    aliases: &["crossAverage", "aggregate"],
+    aliases: &["crossAverage", "aggregate", "average_cross"],
     about: "column = row-wise mean of the listed columns",
     kernel: |t, a, _| cross(t, a, Reduce::Mean),
     kwargs: "operations: list of {columns, column}\n  columns: the number columns to average row by row\n  column: the float64 column to write",
@@ -24,7 +26,7 @@ pub(crate) const CROSS_AVERAGE: TaskSpec = TaskSpec {
 
 pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
     name: "cross_max",
-    aliases: &["crossMax"],
+    aliases: &["crossMax", "max_cross"],
     about: "column = row-wise maximum of the listed columns",
     kernel: |t, a, _| cross(t, a, Reduce::Max),
     kwargs: "operations: list of {columns, column}\n  columns: the number columns to take the row-wise maximum of\n  column: the float64 column to write",

@@ -1,5 +1,7 @@
 //! `null {}`: returns its input unchanged. Useful to move a table through the
-//! transport and to measure the transport itself.
+//! transport and to measure the transport itself. `difference` is an alias:
+//! the original's `task_difference` also returns its input unchanged, so
+//! its jobs run as they did.
 
 use crate::{decodes, kwargs, Context, Role, Table, TaskSpec};
 use serde::Deserialize;
@@ -7,8 +9,8 @@ use serde_json::Value;
 
 pub(crate) const SPEC: TaskSpec = TaskSpec {
     name: "null",
-    aliases: &[],
-    about: "identity: returns the table unchanged",
+    aliases: &["difference"],
+    about: "identity: returns the table unchanged, as the original's `difference` does",
     kernel: run,
     kwargs: "(none)",
     example: r#"{}"#,
