@@ -366,14 +366,86 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Decodes a call's kwargs into the task's kwargs struct. The error names
 /// the field: `bad kwargs at `operations[0].method`: unknown variant ...`.
 pub(crate) fn kwargs<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+    let first = match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(kwargs) => return Ok(kwargs),
+        Err(e) => e,
+    };
+    let at = |path: &serde_path_to_error::Path, what: &str| {
+        let path = path.to_string();
         if path.is_empty() || path == "." {
-            format!("bad kwargs: {}", e.inner())
+            format!("bad kwargs: {what}")
         } else {
-            format!("bad kwargs at `{path}`: {}", e.inner())
+            format!("bad kwargs at `{path}`: {what}")
         }
-    })
+    };
+    let message = first.inner().to_string();
+    let Some((name, expected)) = unknown_field(&message) else {
+        return Err(at(first.path(), &message));
+    };
+    // Serde stops at the first unknown field. Take each away and decode
+    // again, so one look names every unknown field of that object.
+    let mut names = vec![format!("`{name}`")];
+    let mut trimmed = value.clone();
+    let mut path = first.path().clone();
+    while names.len() < 64 && remove_field(&mut trimmed, &path) {
+        let Err(next) = serde_path_to_error::deserialize::<_, T>(&trimmed) else {
+            break;
+        };
+        let next_message = next.inner().to_string();
+        let same_object = parent(next.path()) == parent(&path);
+        match unknown_field(&next_message) {
+            Some((name, _)) if same_object => names.push(format!("`{name}`")),
+            _ => break,
+        }
+        path = next.path().clone();
+    }
+    if names.len() == 1 {
+        return Err(at(first.path(), &message));
+    }
+    let last = names.pop().unwrap_or_default();
+    let list = format!("{} and {last}", names.join(", "));
+    Err(at(
+        first.path(),
+        &format!("unknown fields {list}, {expected}"),
+    ))
+}
+
+/// The name and the rest of serde's "unknown field `x`, expected ..." text.
+fn unknown_field(message: &str) -> Option<(&str, &str)> {
+    message.strip_prefix("unknown field `")?.split_once("`, ")
+}
+
+/// The segments of `path` but its last, written out.
+fn parent(path: &serde_path_to_error::Path) -> Vec<String> {
+    let segments: Vec<String> = path.iter().map(ToString::to_string).collect();
+    segments[..segments.len().saturating_sub(1)].to_vec()
+}
+
+/// Removes the object field `path` ends at from `value`, keeping the
+/// other fields in written order (so they are named in that order); false
+/// when the path does not lead to one.
+fn remove_field(value: &mut Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, within)) = segments.split_last() else {
+        return false;
+    };
+    let mut here = value;
+    for segment in within {
+        here = match segment {
+            Segment::Seq { index } => match here.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            Segment::Map { key } => match here.get_mut(key.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    here.as_object_mut()
+        .is_some_and(|object| object.shift_remove(key.as_str()).is_some())
 }
 
 /// [`TaskSpec::check`] for a task whose kwargs struct is `T`.
@@ -405,6 +477,22 @@ mod tests {
             Some("cross_average")
         );
         assert_eq!(lookup("task_max_cross").map(|t| t.name), Some("cross_max"));
+    }
+
+    #[test]
+    fn every_unknown_field_of_an_object_is_named_at_once() {
+        let sort = lookup("sort").expect("sort").check;
+        let one = sort(&json!({"colum": "a"})).expect_err("one");
+        assert_eq!(
+            one,
+            "bad kwargs at `colum`: unknown field `colum`, expected `column` or `descending`"
+        );
+        let three = sort(&json!({"colum": "a", "descending": true, "descendng": true, "xx": 1}))
+            .expect_err("three");
+        assert_eq!(
+            three,
+            "bad kwargs at `colum`: unknown fields `colum`, `descendng` and `xx`, expected `column` or `descending`"
+        );
     }
 
     #[test]
