@@ -83,6 +83,22 @@ fn bad_files_get_errors_that_name_them() {
         &["task add", "`x`", "utf8"],
     );
 
+    // A histogram of a column holding inf is an error naming the column,
+    // not a column of nan.
+    std::fs::write(dir.join("inf.csv"), "x\n1\n2\ninf\n").expect("file");
+    let histogram = Plan::parse(
+        r#"{"0": {"tasks": [{"open_array": {"filename": "inf"}},
+                           {"histogram": {"operations": [{"a": "x", "bins": 4, "column": "h"}]}}]}}"#,
+        "<test>",
+        dir.clone(),
+    )
+    .expect("plan");
+    fails(
+        &mut transform,
+        &histogram,
+        &["task histogram", "column `x`", "needs finite values"],
+    );
+
     // Bigger than the whole cache map: it comes back inline instead.
     let mut big = String::from("x\n");
     for i in 0..400_000 {

@@ -2,7 +2,10 @@
 //! first bin edge at or above it, as float64. The edges are
 //! numpy.histogram_bin_edges(a, bins): bins + 1 evenly spaced from the
 //! smallest to the largest value (widened by 0.5 each way when all values
-//! are equal). nan values stay nan and do not count toward the range.
+//! are equal). nan values stay nan and do not count toward the range. A
+//! column holding inf or -inf, or whose range is too wide to split (its
+//! width overflows float64), is an error naming the column, as in numpy:
+//! no edges could place its finite values.
 
 use super::column_space::linspace;
 use super::operand::{at, Operations};
@@ -54,7 +57,9 @@ fn run(mut table: Table, args: &Value) -> Result<Table, String> {
     let Operations { operations } = kwargs::<Kwargs>(args)?;
     for (i, o) in operations.into_iter().enumerate() {
         let values = table.numeric(&o.a).map_err(at(i))?;
-        let edges = bin_edges(values.as_ref(), o.bins);
+        let edges = bin_edges(values.as_ref(), o.bins)
+            .map_err(|why| format!("column `{}` {why}", o.a))
+            .map_err(at(i))?;
         let out = values.mapv(|v| {
             if v.is_nan() {
                 return f64::NAN;
@@ -69,8 +74,10 @@ fn run(mut table: Table, args: &Value) -> Result<Table, String> {
     Ok(table)
 }
 
-/// numpy.histogram_bin_edges(values, bins) over the values that are not nan.
-pub(crate) fn bin_edges(values: &Array1<f64>, bins: usize) -> Vec<f64> {
+/// numpy.histogram_bin_edges(values, bins) over the values that are not
+/// nan; why not, when the values are not all finite or their range is too
+/// wide for float64.
+fn bin_edges(values: &Array1<f64>, bins: usize) -> Result<Vec<f64>, String> {
     let (mut lo, mut hi) = values
         .iter()
         .filter(|v| !v.is_nan())
@@ -80,11 +87,21 @@ pub(crate) fn bin_edges(values: &Array1<f64>, bins: usize) -> Vec<f64> {
     if lo > hi {
         (lo, hi) = (0.0, 1.0); // no values: numpy's default range
     }
+    if !lo.is_finite() || !hi.is_finite() {
+        return Err(format!(
+            "runs from {lo} to {hi}: a histogram needs finite values (filter out inf and -inf first)"
+        ));
+    }
+    if !(hi - lo).is_finite() {
+        return Err(format!(
+            "runs from {lo} to {hi}, too wide a range to split into bins in float64"
+        ));
+    }
     if lo == hi {
         lo -= 0.5;
         hi += 0.5;
     }
-    linspace(lo, hi, bins + 1).to_vec()
+    Ok(linspace(lo, hi, bins + 1).to_vec())
 }
 
 #[cfg(test)]
@@ -109,6 +126,22 @@ mod tests {
     }
 
     #[test]
+    fn infinite_values_or_an_overflowing_range_are_an_error_naming_the_column() {
+        let err = histogram(array![1.0, 2.0, f64::INFINITY], 4).expect_err("inf");
+        assert!(
+            err.contains("column `x`") && err.contains("needs finite values"),
+            "{err}"
+        );
+        let err = histogram(array![f64::NEG_INFINITY, 2.0], 4).expect_err("-inf");
+        assert!(err.contains("needs finite values"), "{err}");
+        let err = histogram(array![-1e308, 1e308], 4).expect_err("overflow");
+        assert!(err.contains("too wide a range"), "{err}");
+        // nan alone is not a problem: it stays nan.
+        let h = histogram(array![1.0, f64::NAN, 3.0], 2).expect("nan");
+        assert!(h[1].is_nan());
+    }
+
+    #[test]
     fn first_edge_at_or_above() {
         // edges 0, 2.5, 5, 7.5, 10
         let h = histogram(array![0.0, 1.0, 2.5, 2.6, 10.0, f64::NAN], 4).expect("histogram");
@@ -118,7 +151,7 @@ mod tests {
 
     #[test]
     fn equal_values_widen_the_range() {
-        assert_eq!(bin_edges(&array![3.0, 3.0], 2), [2.5, 3.0, 3.5]);
+        assert_eq!(bin_edges(&array![3.0, 3.0], 2), Ok(vec![2.5, 3.0, 3.5]));
         assert_eq!(
             histogram(array![3.0, 3.0], 2).expect("histogram"),
             [3.0, 3.0]
