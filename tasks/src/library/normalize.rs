@@ -23,7 +23,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "<c>Normal for each column: Squash, PercentOfMax, DistanceFromMean or null",
     kernel: |t, a, _| run(t, a),
-    kwargs: "model: Squash | PercentOfMax | DistanceFromMean | null (default null: a copy)\ncolumns: the number columns; each gets <c>Normal (float64), c is kept\nweight: number, needed by DistanceFromMean",
+    kwargs: "model: one of (each computed in float64 over all the rows)\n  Squash: clip c at 2 * mean(c), then (clipped - min(c)) / max(clipped) * 100\n  PercentOfMax: (c - min(c)) / (max(c) - min(c)) * 100\n  DistanceFromMean: row by row, each value clamped between m - m * weight\n    and m + m * weight, m the mean of the row before (as clamped), the row\n    and the row after; the first and last rows are their own m\n  null (the default): a copy\ncolumns: the number columns; each gets <c>Normal (float64), c is kept\nweight: number, needed by DistanceFromMean",
     example: r#"{"model": "PercentOfMax", "columns": ["x", "y"]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
