@@ -207,7 +207,7 @@ fn a_job_can_come_from_stdin_and_toml() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "<stdin>:1:81: stage 1, task head, field n: bad kwargs: invalid type: string \"2\", expected usize\n1 problem(s)\n"
+        "<stdin>:1:81: stage 1, task head, field n: bad kwargs: expected a whole number (0 or more), found the text \"2\"\n1 problem(s)\n"
     );
     let toml = broken_dir().join("../../examples/rows");
     let home = Home::new("toml");

@@ -139,6 +139,25 @@ fn malformed_messages_get_errors_and_the_relay_keeps_serving() {
             ],
             "carries no plan",
         ),
+        (
+            "a plan whose stages are an object, as a job file writes them",
+            vec![
+                id.as_bytes().to_vec(),
+                raw_header(
+                    1,
+                    "submit",
+                    id,
+                    vec![(
+                        "plan",
+                        cbor(&serde_json::json!({
+                            "stages": {"0": {"tasks": [{"name": "null", "kwargs": {}}]}},
+                            "base_dir": "."
+                        })),
+                    )],
+                ),
+            ],
+            "bad header: field `plan.stages`: expected a list, found an object",
+        ),
     ];
     for (what, frames, expected) in &cases {
         let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();

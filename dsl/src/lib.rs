@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod tree;
+pub mod words;
 
 pub use tree::{parse_json, Kind, Node, Pos};
 

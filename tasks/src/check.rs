@@ -193,7 +193,7 @@ mod tests {
             [
                 "job.json:3:25: stage 1, task add, field operations[0]: no column `totalRuntime`; did you mean totalRunTime? available columns: run (int64), totalRunTime (float64), site (utf8)",
                 "job.json:4:46: stage 1, task filter, field operations[0].method: bad kwargs: unknown variant `approx`, expected one of `eq`, `ne`, `lt`, `le`, `gt`, `ge`",
-                "job.json:5:29: stage 1, task sort, field descending: bad kwargs: invalid type: string \"yes\", expected a boolean",
+                "job.json:5:29: stage 1, task sort, field descending: bad kwargs: expected a boolean, found the text \"yes\"",
                 "job.json:6:2: stage 1, task fliter: unknown task `fliter`; did you mean filter? (`rtl tasks` lists them all)",
             ]
         );

@@ -378,7 +378,7 @@ pub(crate) fn kwargs<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
             format!("bad kwargs at `{path}`: {what}")
         }
     };
-    let message = first.inner().to_string();
+    let message = rtl_dsl::words::plain(&first.inner().to_string());
     let Some((name, expected)) = unknown_field(&message) else {
         return Err(at(first.path(), &message));
     };

@@ -23,10 +23,64 @@ pub const VERSION: u32 = 1;
 /// (serde's own text, without the decoder's wrapping).
 fn plain<T: fmt::Debug>(e: ciborium::de::Error<T>) -> String {
     match e {
-        ciborium::de::Error::Semantic(_, what) => what,
+        ciborium::de::Error::Semantic(_, what) => rtl_dsl::words::plain(&what),
         ciborium::de::Error::Syntax(at) => format!("not valid CBOR (at byte {at})"),
         ciborium::de::Error::RecursionLimitExceeded => "nested too deeply".into(),
         ciborium::de::Error::Io(e) => format!("cut short ({e:?})"),
+    }
+}
+
+/// The field of a header at fault, when decoding failed because `what`.
+/// The CBOR decoder does not say where it stopped, so the header is
+/// decoded again, as a tree, by a decoder that does; only ever on the way
+/// to an error, so speed does not matter. The tree is JSON, which differs
+/// from CBOR in small ways (see [`as_json`]): the field is trusted only
+/// when the second decode fails for the very same reason.
+fn field_at_fault(bytes: &[u8], what: &str) -> Option<String> {
+    let tree: ciborium::Value = ciborium::from_reader(bytes).ok()?;
+    let e = serde_path_to_error::deserialize::<_, Header>(as_json(tree)).err()?;
+    let field = e.path().to_string();
+    (field != "." && rtl_dsl::words::plain(&e.inner().to_string()) == what).then_some(field)
+}
+
+/// A CBOR tree as JSON, close enough to decode the header again: 16
+/// bytes become a UUID's text (as JSON spells the job id), other bytes
+/// lists of numbers (as byte fields also accept), tags are dropped.
+fn as_json(value: ciborium::Value) -> serde_json::Value {
+    use ciborium::Value as Cbor;
+    use serde_json::Value as Json;
+    match value {
+        Cbor::Integer(i) => {
+            let i = i128::from(i);
+            i64::try_from(i)
+                .map(Json::from)
+                .or_else(|_| u64::try_from(i).map(Json::from))
+                .unwrap_or(Json::Null)
+        }
+        Cbor::Float(f) => Json::from(f),
+        Cbor::Bool(b) => Json::Bool(b),
+        Cbor::Null => Json::Null,
+        Cbor::Text(t) => Json::String(t),
+        Cbor::Bytes(b) if b.len() == 16 => match Uuid::from_slice(&b) {
+            Ok(id) => Json::String(id.to_string()),
+            Err(_) => Json::Null,
+        },
+        Cbor::Bytes(b) => Json::Array(b.into_iter().map(Json::from).collect()),
+        Cbor::Array(items) => Json::Array(items.into_iter().map(as_json).collect()),
+        Cbor::Map(pairs) => Json::Object(
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Cbor::Text(t) => t,
+                        other => format!("{other:?}"),
+                    };
+                    (key, as_json(v))
+                })
+                .collect(),
+        ),
+        Cbor::Tag(_, inner) => as_json(*inner),
+        _ => Json::Null,
     }
 }
 
@@ -492,7 +546,13 @@ impl Header {
                 version.v
             ));
         }
-        ciborium::from_reader(bytes).map_err(|e| format!("bad header: {}", plain(e)))
+        ciborium::from_reader(bytes).map_err(|e| {
+            let what = plain(e);
+            match field_at_fault(bytes, &what) {
+                Some(field) => format!("bad header: field `{field}`: {what}"),
+                None => format!("bad header: {what}"),
+            }
+        })
     }
 
     /// The header that says `message` for `job`, describing `body`.

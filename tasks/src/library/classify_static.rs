@@ -35,7 +35,10 @@ struct Operation {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a column name or a list of column names"
+)]
 enum OneOrMany {
     One(String),
     Many(Vec<String>),

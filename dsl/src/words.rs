@@ -1,0 +1,141 @@
+//! Decoding errors in the words of a job's author.
+//!
+//! serde describes what it wanted in Rust's terms (`expected usize`,
+//! `invalid type: unit value`, `expected struct Kwargs`). Everything that
+//! decodes something a person wrote (task kwargs, a client's message) says
+//! it through [`plain`] instead, in the terms of JSON: a whole number, a
+//! list, an object, null.
+
+/// serde's message `message`, in plain words: `invalid type: string "10",
+/// expected usize` becomes `expected a whole number (0 or more), found the
+/// text "10"`. Messages it does not recognise come back unchanged.
+pub fn plain(message: &str) -> String {
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+    {
+        if let Some((found, wanted)) = rest.rsplit_once(", expected ") {
+            return format!(
+                "expected {}, found {}",
+                expected(wanted),
+                found_value(found)
+            );
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid length ") {
+        if let Some((length, wanted)) = rest.split_once(", expected ") {
+            return format!("expected {}, found {length} values", expected(wanted));
+        }
+    }
+    message.to_string()
+}
+
+/// What serde's visitor said it expected, as a kind of JSON value.
+fn expected(wanted: &str) -> String {
+    let plain = match wanted {
+        "usize" | "u64" | "u32" | "u16" | "u8" | "u128" => "a whole number (0 or more)",
+        "isize" | "i64" | "i32" | "i16" | "i8" | "i128" => "a whole number",
+        "f64" | "f32" => "a number",
+        "a sequence" | "array" => "a list",
+        "a map" | "map" => "an object",
+        "a borrowed string" | "string or map" => "a string",
+        "path string" => "a string (a path)",
+        "option" => "a value or null",
+        "a character" => "one character",
+        "field identifier" | "variant identifier" => "a name",
+        "unit" => "null",
+        other => {
+            if other.starts_with("struct ") {
+                "an object"
+            } else if let Some(size) = other
+                .strip_prefix("a tuple of size ")
+                .or_else(|| other.strip_prefix("tuple of "))
+            {
+                return format!("a list of {size} values");
+            } else if other.starts_with("enum ") {
+                "one of the names this field takes"
+            } else {
+                other
+            }
+        }
+    };
+    plain.to_string()
+}
+
+/// serde's description of the value it found, as JSON words.
+fn found_value(found: &str) -> String {
+    let value_in_backticks = |prefix: &str| {
+        found
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('`'))
+            .and_then(|rest| rest.strip_suffix('`'))
+            .map(str::to_string)
+    };
+    if let Some(b) = value_in_backticks("boolean ") {
+        return b;
+    }
+    if let Some(n) =
+        value_in_backticks("integer ").or_else(|| value_in_backticks("floating point "))
+    {
+        return format!("the number {n}");
+    }
+    if let Some(text) = found.strip_prefix("string ") {
+        return format!("the text {text}");
+    }
+    if let Some(c) = value_in_backticks("character ") {
+        return format!("the text {c:?}");
+    }
+    match found {
+        "unit value" | "null" => "null".into(),
+        "sequence" => "a list".into(),
+        "map" => "an object".into(),
+        "byte array" => "bytes".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn rust_types_become_json_words() {
+        for (serde, words) in [
+            (
+                r#"invalid type: string "10", expected usize"#,
+                r#"expected a whole number (0 or more), found the text "10""#,
+            ),
+            (
+                "invalid value: integer `-1`, expected usize",
+                "expected a whole number (0 or more), found the number -1",
+            ),
+            (
+                "invalid type: floating point `2.5`, expected i64",
+                "expected a whole number, found the number 2.5",
+            ),
+            (
+                "invalid type: map, expected a sequence",
+                "expected a list, found an object",
+            ),
+            (
+                "invalid type: unit value, expected a string",
+                "expected a string, found null",
+            ),
+            (
+                "invalid type: boolean `true`, expected f64",
+                "expected a number, found true",
+            ),
+            (
+                "invalid type: sequence, expected struct Kwargs",
+                "expected an object, found a list",
+            ),
+            (
+                "invalid length 3, expected a tuple of size 2",
+                "expected a list of 2 values, found 3 values",
+            ),
+            ("missing field `column`", "missing field `column`"),
+        ] {
+            assert_eq!(plain(serde), words, "{serde}");
+        }
+    }
+}
