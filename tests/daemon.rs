@@ -270,3 +270,50 @@ fn jobs_written_with_the_originals_older_task_names_run() {
     assert_eq!(column("most"), [20.5, 21.25, 3.0, 4.0]);
     assert_eq!(got.width(), 6, "difference kept every column");
 }
+
+#[test]
+fn kwargs_the_original_took_and_rtl_ignores_run_with_a_warning() {
+    let daemon = Daemon::start("original-kwargs");
+    null_job(&daemon.home.scratch);
+    let job = write_job(
+        &daemon.home.scratch.0,
+        "kwargs",
+        r#"{"0": {"tasks": {"open": {"file": "sensors.csv", "path": "data", "mixed": true}}},
+            "1": {"tasks": {"open_array": {"filename": "sensors", "path": "data", "delimiter": null}}},
+            "2": {"tasks": [
+                {"sort": {"column": "reading", "axis": -1, "method": "quicksort"}},
+                {"unique": {"column": "ok"}}
+            ]}}"#,
+    );
+    let out_csv = daemon.home.scratch.0.join("kwargs.csv");
+    let out = run_connected(&daemon, &job, &out_csv);
+    assert!(out.status.success(), "{}", text(&out));
+    let warnings: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .map(str::to_string)
+        .collect();
+    let file = job.display();
+    assert_eq!(
+        warnings,
+        [
+            format!("warning: {file}:1:66: stage 0, task open, field mixed: has no effect in rtl and is ignored: rtl gives each column its own type, so a file of mixed types needs no flag"),
+            format!("warning: {file}:4:48: stage 2, task sort, field axis: has no effect in rtl and is ignored: a table's rows are what is sorted; there is no other axis"),
+            format!("warning: {file}:4:60: stage 2, task sort, field method: has no effect in rtl and is ignored: rtl's sort is always stable, as numpy's kind=\"stable\" (one of the orders any kind may give)"),
+        ]
+    );
+    // `column` named the column to make unique; rows came sorted by reading.
+    let got = common::read_csv(&out_csv);
+    match got.column("sensor") {
+        Some(rtl_tasks::Column::Int64(a)) => assert_eq!(a.to_vec(), [3, 4]),
+        other => panic!("{other:?}"),
+    }
+    let check = daemon.rtl(&["check", path(&job)]);
+    assert!(check.status.success(), "{}", text(&check));
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).lines().count(),
+        4,
+        "ok and the three warnings: {}",
+        text(&check)
+    );
+}

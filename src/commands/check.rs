@@ -1,5 +1,6 @@
 //! `rtl check FILE...`: parse, validate and schema-check jobs without
 //! running them; every problem in every file, then exit 1 if there was one.
+//! Kwargs that have no effect in rtl are warned about, and are no problem.
 
 use rtl_dsl::{Plan, Problem};
 use std::path::{Path, PathBuf};
@@ -12,13 +13,16 @@ pub fn run(
 ) -> Result<ExitCode, String> {
     let mut all = Vec::new();
     for file in files {
-        let problems = problems_in(file, params);
+        let (problems, warnings) = check_file(file, params);
         if !as_json {
             if problems.is_empty() {
                 println!("{}: ok", file.display());
             }
             for p in &problems {
                 println!("{p}");
+            }
+            for w in &warnings {
+                println!("warning: {w}");
             }
         }
         all.extend(problems);
@@ -38,10 +42,11 @@ pub fn run(
     })
 }
 
-/// Every problem in one job file: its syntax, then its tasks and columns.
-pub fn problems_in(file: &Path, params: &[(String, String)]) -> Vec<Problem> {
+/// Every problem in one job file (its syntax, then its tasks and columns),
+/// and the warnings about it.
+fn check_file(file: &Path, params: &[(String, String)]) -> (Vec<Problem>, Vec<Problem>) {
     match Plan::from_file_with(file, params) {
-        Ok(plan) => rtl_tasks::check(&plan),
-        Err(problems) => problems.0,
+        Ok(plan) => (rtl_tasks::check(&plan), rtl_tasks::warnings(&plan)),
+        Err(problems) => (problems.0, Vec::new()),
     }
 }

@@ -43,6 +43,9 @@ pub fn run(
         match Plan::from_file_with(file, params) {
             Ok(plan) => {
                 problems.extend(rtl_tasks::check(&plan));
+                for warning in rtl_tasks::warnings(&plan) {
+                    println!("warning: {warning}");
+                }
                 plans.push(plan);
             }
             Err(found) => problems.extend(found.0),

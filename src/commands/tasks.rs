@@ -28,6 +28,12 @@ pub fn run(doc: Option<&str>) -> Result<ExitCode, String> {
     for line in task.kwargs.lines() {
         println!("  {line}");
     }
+    if !task.ignored.is_empty() {
+        println!("\naccepted for the original's jobs, with no effect (a warning says so):");
+        for ignored in task.ignored {
+            println!("  {}: {}", ignored.field, ignored.why);
+        }
+    }
     let call = format!("{{\"{}\": {}}}", task.name, task.example);
     let job = match task.role {
         Role::Source { .. } => format!("{{\"0\": {{\"tasks\": {call}}}}}"),

@@ -111,6 +111,33 @@ pub fn check_calls(plan: &Plan) -> Vec<Problem> {
     problems
 }
 
+/// Kwargs in `plan` that the original's tasks took and rtl ignores, each
+/// with its place and why it has no effect: worth a warning, never a
+/// reason to refuse the job.
+pub fn warnings(plan: &Plan) -> Vec<Problem> {
+    let mut found = Vec::new();
+    for (index, stage) in plan.stages.iter().enumerate() {
+        for call in &stage.tasks {
+            let Some(spec) = lookup(&call.name) else {
+                continue;
+            };
+            for ignored in spec.ignored {
+                if call.kwargs.get(ignored.field).is_some() {
+                    let message = format!("has no effect in rtl and is ignored: {}", ignored.why);
+                    found.push(
+                        Problem::in_file(&plan.origin, message)
+                            .stage(index)
+                            .task(&call.name)
+                            .at(call.position(Some(ignored.field)))
+                            .field(Some(ignored.field.to_string())),
+                    );
+                }
+            }
+        }
+    }
+    found
+}
+
 fn problem(plan: &Plan, stage: usize, call: &TaskCall, message: String) -> Problem {
     let (field, message) = split_field(&message);
     Problem::in_file(&plan.origin, message)

@@ -23,7 +23,7 @@ pub mod reduce;
 pub mod table;
 
 pub use chart::Chart;
-pub use check::{check, check_calls, trace, Step};
+pub use check::{check, check_calls, trace, warnings, Step};
 pub use reduce::{combine, Reduce, Stat};
 pub use table::{Column, DType, Table};
 
@@ -109,9 +109,22 @@ pub struct TaskSpec {
     /// table and concatenating the results equals running it on the whole
     /// table, and the relay may split the work.
     pub row_local: bool,
+    /// Kwargs the original's task took that mean nothing in rtl: jobs may
+    /// still give them, and are warned that they have no effect.
+    pub ignored: &'static [Ignored],
     /// For a whole-column task that needs only a few figures of the whole
     /// table: how it runs chunk by chunk given them (see [`reduce`]).
     pub reduce: Option<Reduce>,
+}
+
+/// A kwarg a task accepts and ignores (see [`TaskSpec::ignored`]). The
+/// task decodes its kwargs [`without`] it, so its kwargs struct never
+/// names it, not even in the fields an unknown one is told it could be.
+pub struct Ignored {
+    /// The kwarg's name.
+    pub field: &'static str,
+    /// Why it has no effect, for the warning.
+    pub why: &'static str,
 }
 
 /// How a task is checked before a job runs (see [`check`]).
@@ -448,6 +461,17 @@ fn remove_field(value: &mut Value, path: &serde_path_to_error::Path) -> bool {
         .is_some_and(|object| object.shift_remove(key.as_str()).is_some())
 }
 
+/// `value` without the kwargs a task ignores.
+pub(crate) fn without(value: &Value, ignored: &[Ignored]) -> Value {
+    let mut value = value.clone();
+    if let Some(fields) = value.as_object_mut() {
+        for i in ignored {
+            fields.shift_remove(i.field);
+        }
+    }
+    value
+}
+
 /// [`TaskSpec::check`] for a task whose kwargs struct is `T`.
 pub(crate) fn decodes<T: DeserializeOwned>(value: &Value) -> Result<(), String> {
     kwargs::<T>(value).map(|_| ())
@@ -493,6 +517,23 @@ mod tests {
             three,
             "bad kwargs at `colum`: unknown fields `colum`, `descendng` and `xx`, expected `column` or `descending`"
         );
+    }
+
+    #[test]
+    fn every_ignored_kwarg_decodes() {
+        for spec in registry() {
+            for ignored in spec.ignored {
+                let mut kwargs: Value = serde_json::from_str(spec.example).expect("example");
+                kwargs[ignored.field] = json!([1, "anything"]);
+                assert_eq!(
+                    (spec.check)(&kwargs),
+                    Ok(()),
+                    "{}.{}",
+                    spec.name,
+                    ignored.field
+                );
+            }
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub(crate) const ADD: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 
@@ -33,6 +34,7 @@ pub(crate) const SUBTRACT: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 
@@ -46,6 +48,7 @@ pub(crate) const MULTIPLY: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 
@@ -59,6 +62,7 @@ pub(crate) const DIVIDE: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 
@@ -72,6 +76,7 @@ pub(crate) const POWER: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 

@@ -21,6 +21,7 @@ pub(crate) const CROSS_AVERAGE: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 
@@ -34,6 +35,7 @@ pub(crate) const CROSS_MAX: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 

@@ -17,6 +17,7 @@ pub(crate) const LOG: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 
@@ -30,6 +31,7 @@ pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 

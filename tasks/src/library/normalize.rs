@@ -28,6 +28,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: false,
+    ignored: &[],
     reduce: Some(Reduce {
         applies,
         partial,

@@ -11,7 +11,7 @@
 use super::write::delimiter_byte;
 use crate::confine::Place;
 use crate::formats::{self, csv};
-use crate::{decodes, kwargs, Column, Context, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, without, Column, Context, Ignored, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,14 +25,21 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     kernel: run,
     kwargs: "file: the file name, relative to path\npath: a directory, relative to the job file (default: the job's directory)\ndelimiter: one character, default \",\" (delimited text with a header row)\ncompression: boolean, default false: the file is a zlib stream\nencoding: boolean, default false: one JSON object or list per line",
     example: r#"{"file": "events.jsonl", "encoding": true}"#,
-    check: decodes::<Kwargs>,
+    check: |args| decodes::<Kwargs>(&without(args, IGNORED)),
     role: Role::Source {
         sample,
         reads: None,
     },
     row_local: false,
+    ignored: IGNORED,
     reduce: None,
 };
+
+/// The original's flag for files of several types.
+const IGNORED: &[Ignored] = &[Ignored {
+    field: "mixed",
+    why: "rtl gives each column its own type, so a file of mixed types needs no flag",
+}];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +66,7 @@ fn sample(args: &Value, ctx: &Context) -> Result<Table, String> {
 
 /// The table in the file, or in its first `limit` bytes of text.
 fn load(args: &Value, ctx: &Context, limit: Option<usize>) -> Result<Table, String> {
-    let args: Kwargs = kwargs(args)?;
+    let args: Kwargs = kwargs(&without(args, IGNORED))?;
     let place = ctx.file(&args.path.unwrap_or_default().join(&args.file))?;
     let origin = place.path().display().to_string();
     let file = place

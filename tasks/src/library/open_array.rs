@@ -26,6 +26,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
         reads: Some(reads),
     },
     row_local: false,
+    ignored: &[],
     reduce: None,
 };
 

@@ -15,6 +15,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: true,
+    ignored: &[],
     reduce: None,
 };
 

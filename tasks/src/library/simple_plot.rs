@@ -25,6 +25,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     // A chart shows every row of the table, so it is drawn once, from the
     // whole table, never per chunk.
     row_local: false,
+    ignored: &[],
     reduce: None,
 };
 

@@ -3,7 +3,7 @@
 //! keep their order) and nan comes last either way.
 
 use super::keys::{cmp_rows, radix_keys, radix_order};
-use crate::{decodes, kwargs, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, without, Ignored, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,11 +14,24 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     kernel: |t, a, _| run(t, a),
     kwargs: "column: the column to sort by (stable; nan last)\ndescending: boolean, default false",
     example: r#"{"column": "x", "descending": true}"#,
-    check: decodes::<Kwargs>,
+    check: |args| decodes::<Kwargs>(&without(args, IGNORED)),
     role: Role::Transform,
     row_local: false,
+    ignored: IGNORED,
     reduce: None,
 };
+
+/// The original passed these on to numpy's sort.
+const IGNORED: &[Ignored] = &[
+    Ignored {
+        field: "axis",
+        why: "a table's rows are what is sorted; there is no other axis",
+    },
+    Ignored {
+        field: "method",
+        why: "rtl's sort is always stable, as numpy's kind=\"stable\" (one of the orders any kind may give)",
+    },
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,7 +42,7 @@ struct Kwargs {
 }
 
 fn run(table: Table, args: &Value) -> Result<Table, String> {
-    let Kwargs { column, descending } = kwargs(args)?;
+    let Kwargs { column, descending } = kwargs(&without(args, IGNORED))?;
     let key = table.require(&column)?;
     // Numbers sort by radix (linear time, stable); text and bools compare.
     let order = match radix_keys(key, descending) {

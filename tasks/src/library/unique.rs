@@ -1,6 +1,7 @@
 //! `unique {a}`: one row per distinct value of column `a`, ascending by `a`,
 //! keeping the first row that had each value (all nan count as one value,
-//! as numpy.unique has it).
+//! as numpy.unique has it). Jobs of the original may name the column
+//! `column` instead of `a`.
 
 use super::keys::groups;
 use crate::{decodes, kwargs, Role, Table, TaskSpec};
@@ -12,18 +13,42 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "one row per distinct value of a column, ascending, first row kept",
     kernel: |t, a, _| run(t, a),
-    kwargs: "a: the column whose distinct values each keep one row (the first), ascending",
+    kwargs: "a: the column whose distinct values each keep one row (the first), ascending\ncolumn: the same, for jobs that name it so (give one of a and column)",
     example: r#"{"a": "site"}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: false,
+    ignored: &[],
     reduce: None,
 };
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "Written")]
 struct Kwargs {
     a: String,
+}
+
+/// The kwargs as a job writes them: the column as `a`, or as `column`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Written {
+    a: Option<String>,
+    column: Option<String>,
+}
+
+impl TryFrom<Written> for Kwargs {
+    type Error = String;
+
+    fn try_from(written: Written) -> Result<Kwargs, String> {
+        match (written.a, written.column) {
+            (Some(a), None) | (None, Some(a)) => Ok(Kwargs { a }),
+            (Some(a), Some(column)) if a == column => Ok(Kwargs { a }),
+            (Some(a), Some(column)) => Err(format!(
+                "`a` ({a:?}) and `column` ({column:?}) both name the column to make unique; give one"
+            )),
+            (None, None) => Err("missing field `a`, the column to make unique".into()),
+        }
+    }
 }
 
 fn run(table: Table, args: &Value) -> Result<Table, String> {

@@ -20,6 +20,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     check: decodes::<FileKwargs>,
     role: Role::Writes(target),
     row_local: false,
+    ignored: &[],
     reduce: None,
 };
 
@@ -32,8 +33,9 @@ pub(crate) struct FileKwargs {
     path: PathBuf,
     #[serde(default = "csv")]
     extension: String,
-    #[serde(default = "comma")]
-    delimiter: String,
+    /// null, as the original's jobs write it, is the default.
+    #[serde(default)]
+    delimiter: Option<String>,
 }
 
 fn here() -> PathBuf {
@@ -42,10 +44,6 @@ fn here() -> PathBuf {
 
 fn csv() -> String {
     "csv".into()
-}
-
-fn comma() -> String {
-    ",".into()
 }
 
 /// A `delimiter` kwarg as one byte.
@@ -60,7 +58,7 @@ pub(crate) fn delimiter_byte(delimiter: &str) -> Result<u8, String> {
 
 /// The file the kwargs name, and the delimiter as one byte.
 pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(Confined, u8), String> {
-    let delimiter = delimiter_byte(&args.delimiter)?;
+    let delimiter = delimiter_byte(args.delimiter.as_deref().unwrap_or(","))?;
     let name = format!(
         "{}.{}",
         args.filename,
