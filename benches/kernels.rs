@@ -93,7 +93,7 @@ fn kernels(c: &mut Criterion) {
     task(c, "sort_float", "sort", json!({"column": "a"}), &input);
 
     let mut text = Vec::new();
-    formats::csv::write(&input, b',', &mut text).expect("csv text");
+    formats::csv::write(&input, b',', true, &mut text).expect("csv text");
     let text = String::from_utf8(text).expect("utf8");
     let mut group = c.benchmark_group("kernels");
     group.sample_size(10);

@@ -104,7 +104,34 @@ fn bad_files_get_errors_that_name_them() {
     for i in 0..400_000 {
         big.push_str(&format!("{i}.5\n"));
     }
-    std::fs::write(dir.join("big.csv"), big).expect("file");
+    std::fs::write(dir.join("big.csv"), &big).expect("file");
+
+    // Numbers for the part of the file `rtl check` reads, then a word:
+    // the reader, not a later task, names the line and the value, and
+    // `types` reads the column as text.
+    std::fs::write(dir.join("late.csv"), format!("{big}n/a\n")).expect("file");
+    let late = dir.join("late.csv").display().to_string();
+    fails(
+        &mut transform,
+        &open(&dir, "late", "csv"),
+        &[
+            "task open_array",
+            &format!("{late}:400002: column `x`: \"n/a\" is not a number (float64), the type of the column's first 128,853 rows"),
+            "\"types\": {\"x\": \"utf8\"}",
+        ],
+    );
+    let as_text = Plan::parse(
+        r#"{"0": {"tasks": {"open_array": {"filename": "late", "types": {"x": "utf8"}}}}}"#,
+        "<test>",
+        dir.clone(),
+    )
+    .expect("plan");
+    let table = transform.execute(&as_text).expect("read as text");
+    assert_eq!(table.rows(), 400_001);
+    assert!(matches!(
+        table.column("x"),
+        Some(rtl_tasks::Column::Utf8(_))
+    ));
     let table = transform
         .execute(&open(&dir, "big", "csv"))
         .expect("a table bigger than the cache map still comes back");

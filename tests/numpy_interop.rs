@@ -50,6 +50,28 @@ fn numpy_and_rtl_read_each_other() {
         ]);
         assert!(out.status.success(), "{ext}: {}", text(&out));
     }
+    // The original's header-less CSV, its names and types in the .meta,
+    // written back twice: as rtl writes CSV (header and .meta) and in the
+    // original's layout, which numpy reads as the original did.
+    let job = write_job(
+        &dir,
+        "legacy",
+        r#"{"0": {"tasks": [{"open_array": {"filename": "readings"}},
+                            {"write": {"filename": "back"}},
+                            {"write": {"filename": "legacy", "header": false}}]},
+            "1": {"tasks": {"open_array": {"filename": "back"}}}}"#,
+    );
+    let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("id (int64)") && stdout.contains("code (utf8)") && stdout.contains(" 007"),
+        "digits written as text read back as text: {stdout}"
+    );
+    let back = std::fs::read_to_string(dir.join("back.csv")).expect("back.csv");
+    assert!(back.starts_with("id,x,code\n1,0.5,007\n"), "{back}");
+    assert!(dir.join("back.meta").is_file());
+
     let out = python(&["check", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
 

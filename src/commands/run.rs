@@ -6,7 +6,7 @@ use crate::supervisor::live_relay;
 use rtl_client::{Error, Transform};
 use rtl_config::Config;
 use rtl_dsl::Plan;
-use rtl_tasks::formats::{self, Format};
+use rtl_tasks::formats::{self, CsvOptions, Format};
 use rtl_tasks::{Column, Table};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,8 +95,16 @@ pub fn run(
             .map_err(|e| format!("job {} failed: {e}", file.display()))?;
         println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
         if let Some(out) = out {
-            formats::write(&table, &out.to_path_buf(), b',')?;
-            println!("Wrote {} rows to {}", table.rows(), out.display());
+            formats::write(&table, &out.to_path_buf(), &CsvOptions::default())?;
+            match Format::of(out) {
+                Ok(Format::Csv) => println!(
+                    "Wrote {} rows to {} (column types in {})",
+                    table.rows(),
+                    out.display(),
+                    out.with_extension("meta").display()
+                ),
+                _ => println!("Wrote {} rows to {}", table.rows(), out.display()),
+            }
         }
         if let Some(dir) = plots {
             for (job, chart) in transform.take_charts() {

@@ -16,21 +16,50 @@ use std::io::{self, Write};
 /// Parses CSV text with a header row, inferring each column's type.
 /// `origin` names the file in errors.
 pub fn read(text: &str, delimiter: u8, origin: &str) -> Result<Table, String> {
-    read_typed(text, delimiter, origin, &[])
+    read_typed(text, delimiter, origin, &Declared::default())
 }
 
-/// Parses CSV text with a header row; the columns named in `declared` get
-/// that type (a cell that does not parse as it is an error naming its
-/// line), the others are inferred.
+/// What a `.meta` beside a CSV file, or the job, says about its columns.
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    /// The `.meta`'s path (for messages) and the columns it lists, in the
+    /// file's order, with their types.
+    pub meta: Option<(String, Vec<(String, DType)>)>,
+    /// Types the job gives, by column name; they win over the `.meta`'s.
+    pub types: Vec<(String, DType)>,
+    /// Whether the first row names the columns. None: it does, unless a
+    /// `.meta` lists names the first row does not hold, and as many
+    /// columns as the row has fields (the original's files have no header).
+    pub header: Option<bool>,
+}
+
+/// Parses CSV text; the columns' names come from its header row or, for a
+/// file without one, from the `.meta`. A column's type is the one
+/// `declared` gives it, else the one inferred from the rows in the text's
+/// first [`super::SAMPLE_BYTES`] (the part `rtl check` reads), so that a
+/// job runs on the columns it was checked with: a later cell that is not
+/// of that type is an error naming its line and value.
 pub fn read_typed(
     text: &str,
     delimiter: u8,
     origin: &str,
-    declared: &[(String, DType)],
+    declared: &Declared,
 ) -> Result<Table, String> {
+    // Rows that start before this byte decide the inferred types: the
+    // sample's whole lines, as `formats::sample` cuts them.
+    let sampled = if text.len() <= super::SAMPLE_BYTES {
+        text.len()
+    } else {
+        text.as_bytes()[..super::SAMPLE_BYTES]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+    };
     // The text is already UTF-8 (the caller says where it is not), so a
     // record cannot fail to decode.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let text = &text[bom..];
+    let sampled = sampled.saturating_sub(bom);
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -38,26 +67,56 @@ pub fn read_typed(
         .from_reader(text.as_bytes());
     // Where each record starts, as a byte offset: the reader's own line
     // count leaves out the blank lines it skips.
-    let mut records = reader.records().map(|record| {
-        record
-            .map(|r| (r.position().map_or(0, |p| p.byte() as usize), r))
-            .map_err(|e| format!("{origin}: {e}"))
+    let mut records = reader
+        .records()
+        .map(|record| {
+            record
+                .map(|r| (r.position().map_or(0, |p| p.byte() as usize), r))
+                .map_err(|e| format!("{origin}: {e}"))
+        })
+        .peekable();
+    let first: Vec<String> = match records.peek() {
+        Some(Ok((_, record))) => record.iter().map(|h| h.trim().to_string()).collect(),
+        Some(Err(e)) => return Err(e.clone()),
+        None => Vec::new(),
+    };
+    let meta_names: Option<Vec<&str>> = declared
+        .meta
+        .as_ref()
+        .map(|(_, columns)| columns.iter().map(|(n, _)| n.as_str()).collect());
+    let header = declared.header.unwrap_or_else(|| match &meta_names {
+        Some(names) if names.len() == first.len() => {
+            names.iter().all(|n| first.iter().any(|f| f == n))
+        }
+        _ => true,
     });
-    let header = match records.next() {
-        Some(record) => record?.1,
-        None => {
+    let names: Vec<String> = if header {
+        if records.next().is_none() {
             return Err(format!(
                 "{origin}: the file is empty; expected a header row naming the columns"
-            ))
+            ));
+        }
+        first
+    } else {
+        match (&declared.meta, &meta_names) {
+            (Some((meta_origin, _)), Some(names)) => {
+                if !first.is_empty() && first.len() != names.len() {
+                    return Err(format!(
+                        "{origin}: {meta_origin} lists {} columns ({}) but the first row has {} fields",
+                        names.len(),
+                        listed(names.iter().copied()),
+                        first.len()
+                    ));
+                }
+                names.iter().map(|n| n.to_string()).collect()
+            }
+            _ => (0..first.len()).map(|i| i.to_string()).collect(),
         }
     };
-    let header: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
-    if let Some((name, _)) = declared.iter().find(|(n, _)| !header.contains(n)) {
-        return Err(format!(
-            "{origin}: the types name column `{name}`, which the header does not have"
-        ));
+    if let Some(problem) = unknown_names(origin, declared, &names, header) {
+        return Err(problem);
     }
-    let mut cells: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
     let mut starts = Vec::new();
     let line = |byte: usize| line_at(text, byte);
     for record in records {
@@ -65,7 +124,7 @@ pub fn read_typed(
         if fields.len() == 1 && fields[0].is_empty() {
             continue; // `""` alone on its line: no row
         }
-        if fields.len() != header.len() {
+        if fields.len() != names.len() {
             // The reader takes a quote that is never closed to run to the
             // end of the file: say so rather than count its fields.
             if text[start.min(text.len())..].matches('"').count() % 2 == 1 {
@@ -74,11 +133,16 @@ pub fn read_typed(
                     line(start)
                 ));
             }
+            let against = if header {
+                "the header"
+            } else {
+                "the first row"
+            };
             return Err(format!(
-                "{origin}:{}: row has {} fields but the header has {}",
+                "{origin}:{}: row has {} fields but {against} has {}",
                 line(start),
                 fields.len(),
-                header.len()
+                names.len()
             ));
         }
         for (column, field) in cells.iter_mut().zip(fields.iter()) {
@@ -86,24 +150,98 @@ pub fn read_typed(
         }
         starts.push(start);
     }
-    let columns = header
+    let decided = starts.iter().take_while(|&&s| s < sampled).count();
+    let declared_type = |name: &str| {
+        declared
+            .types
+            .iter()
+            .chain(declared.meta.iter().flat_map(|(_, columns)| columns))
+            .find(|(n, _)| n == name)
+            .map(|(_, dtype)| *dtype)
+    };
+    let columns = names
         .into_iter()
         .zip(cells)
         .map(|(name, values)| {
-            let column = match declared.iter().find(|(n, _)| *n == name) {
-                Some((_, dtype)) => convert(values, *dtype).map_err(|(row, value)| {
-                    format!(
-                        "{origin}:{}: column `{name}`: {value:?} is not {}",
-                        line(starts[row]),
-                        expected(*dtype)
-                    )
-                })?,
-                None => infer(values),
+            let (dtype, why) = match declared_type(&name) {
+                Some(dtype) => (dtype, None),
+                None => (infer(&values[..decided]), Some(decided)),
             };
+            let column = convert(values, dtype).map_err(|(row, value)| {
+                let mut message = format!(
+                    "{origin}:{}: column `{name}`: {value:?} is not {}",
+                    line(starts[row]),
+                    expected(dtype)
+                );
+                if let Some(rows) = why {
+                    message.push_str(&format!(
+                        ", the type of the column's first {} rows (rtl types a column by the file's first MiB, as `rtl check` reads it); to read the column as text, give the task \"types\": {{\"{name}\": \"utf8\"}}",
+                        thousands(rows)
+                    ));
+                }
+                if !header && row == 0 {
+                    message.push_str(", and rtl read the first row as data: the file's first row does not hold the column names the .meta lists; if it is a header row, give open_array \"header\": true");
+                }
+                message
+            })?;
             Ok((name, column))
         })
         .collect::<Result<Vec<_>, String>>()?;
     Table::from_columns(columns).map_err(|e| format!("{origin}: {e}"))
+}
+
+/// The problem with a column the `.meta` or the job names that the file
+/// does not have, if there is one.
+fn unknown_names(
+    origin: &str,
+    declared: &Declared,
+    names: &[String],
+    header: bool,
+) -> Option<String> {
+    let has = |n: &str| names.iter().any(|name| name == n);
+    let columns = listed(names.iter().map(String::as_str));
+    if let Some((meta_origin, meta)) = &declared.meta {
+        if let Some((name, _)) = meta.iter().find(|(n, _)| !has(n)) {
+            let hint = if header {
+                "; if the file has no header row, give open_array \"header\": false"
+            } else {
+                ""
+            };
+            return Some(format!(
+                "{meta_origin} names column `{name}`, which the header row of {origin} does not have (it has {columns}){hint}"
+            ));
+        }
+    }
+    declared
+        .types
+        .iter()
+        .find(|(n, _)| !has(n))
+        .map(|(name, _)| {
+            format!(
+                "`types` names column `{name}`, which {origin} does not have (it has {columns})"
+            )
+        })
+}
+
+/// Names in backticks, comma separated.
+fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `n` with a comma between each group of three digits: 40,000.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The line, from 1, of the record the reader says starts at byte `at` of
@@ -178,13 +316,15 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Writes `table` as CSV with a header row.
-pub fn write(table: &Table, delimiter: u8, out: &mut dyn Write) -> io::Result<()> {
+/// Writes `table` as CSV, with a header row when `header` is true.
+pub fn write(table: &Table, delimiter: u8, header: bool, out: &mut dyn Write) -> io::Result<()> {
     let mut writer = ::csv::WriterBuilder::new()
         .delimiter(delimiter)
         .terminator(::csv::Terminator::Any(b'\n'))
         .from_writer(out);
-    writer.write_record(table.names())?;
+    if header {
+        writer.write_record(table.names())?;
+    }
     let columns: Vec<&Column> = table.iter().map(|(_, c)| c).collect();
     let mut number = String::new();
     for row in 0..table.rows() {
@@ -216,17 +356,23 @@ fn push_number(out: &mut String, column: &Column, row: usize) {
     };
 }
 
-fn infer(values: Vec<String>) -> Column {
+/// The type of a column holding `values`: int64 when every value is an
+/// integer, else float64 when every value is a number or empty (and one is
+/// not), else bool when every value is true or false, else utf8.
+fn infer(values: &[String]) -> DType {
     let has_values = values.iter().any(|v| !v.trim().is_empty());
-    for dtype in [DType::Int64, DType::Float64, DType::Bool] {
-        if values.is_empty() || (dtype == DType::Float64 && !has_values) {
-            continue;
-        }
-        if let Ok(column) = parse_as(&values, dtype) {
-            return column;
-        }
+    let fits = |parse: &dyn Fn(&str) -> bool| values.iter().all(|v| parse(v.trim()));
+    if values.is_empty() {
+        DType::Utf8
+    } else if fits(&|v| v.parse::<i64>().is_ok()) {
+        DType::Int64
+    } else if has_values && fits(&|v| parse_float(v).is_some()) {
+        DType::Float64
+    } else if fits(&|v| parse_bool(v).is_some()) {
+        DType::Bool
+    } else {
+        DType::Utf8
     }
-    Column::Utf8(Array1::from(values))
 }
 
 #[cfg(test)]
@@ -287,28 +433,104 @@ mod tests {
         let text = "id,x,ok,name\n1,0.1,true,plain\n2,1e-7,false,\"with,comma\"\n3,1.0,true,\"q\"\"uote\"\n";
         let t = read(text, b',', "r.csv").expect("read");
         let mut out = Vec::new();
-        write(&t, b',', &mut out).expect("write");
+        write(&t, b',', true, &mut out).expect("write");
         assert_eq!(String::from_utf8(out.clone()).expect("utf8"), text);
         let back = read(std::str::from_utf8(&out).expect("utf8"), b',', "r.csv").expect("reread");
         assert_eq!(back, t);
     }
 
+    fn typed(types: &[(&str, DType)]) -> Declared {
+        Declared {
+            types: types.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
+            ..Declared::default()
+        }
+    }
+
+    fn meta(columns: &[(&str, DType)]) -> Declared {
+        Declared {
+            meta: Some((
+                "m.meta".into(),
+                columns.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
+            )),
+            ..Declared::default()
+        }
+    }
+
+    #[test]
+    fn a_file_whose_first_row_is_not_the_metas_names_has_no_header() {
+        let columns = [("a", DType::Int64), ("b", DType::Utf8)];
+        // The original's layout: no header, names and types in the .meta.
+        let t = read_typed("1,x\n2,7\n", b',', "m.csv", &meta(&columns)).expect("header-less");
+        assert_eq!(t.names().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(t.column("a"), Some(&Column::Int64(ndarray::array![1, 2])));
+        assert_eq!(t.column("b"), Some(&Column::text(&["x", "7"])));
+        // rtl's own: a header row holding the .meta's names.
+        let t = read_typed("b,a\n1,2\n", b',', "m.csv", &meta(&columns)).expect("header");
+        assert_eq!(t.column("b"), Some(&Column::text(&["1"])));
+        // Told there is a header that does not name the .meta's columns.
+        let mut told = meta(&columns);
+        told.header = Some(true);
+        let err = read_typed("x,y\n1,2\n", b',', "m.csv", &told).expect_err("told");
+        assert_eq!(err, "m.meta names column `a`, which the header row of m.csv does not have (it has `x`, `y`); if the file has no header row, give open_array \"header\": false");
+        // Header-less, a row of names where numbers belong is named.
+        let mut told = meta(&columns);
+        told.header = Some(false);
+        let err = read_typed("a,b\n1,2\n", b',', "m.csv", &told).expect_err("names as data");
+        assert!(err.starts_with("m.csv:1: column `a`: \"a\" is not an integer (int64), and rtl read the first row as data"), "{err}");
+        let err = read_typed("1,2,3\n", b',', "m.csv", &told).expect_err("width");
+        assert_eq!(
+            err,
+            "m.csv: m.meta lists 2 columns (`a`, `b`) but the first row has 3 fields"
+        );
+        // Without a .meta, header-less columns are numbered.
+        let t = read_typed(
+            "1,2\n",
+            b',',
+            "n.csv",
+            &Declared {
+                header: Some(false),
+                ..Declared::default()
+            },
+        )
+        .expect("numbered");
+        assert_eq!(t.names().collect::<Vec<_>>(), ["0", "1"]);
+    }
+
+    #[test]
+    fn a_column_is_typed_by_the_part_a_check_reads() {
+        // Numbers for the file's first MiB, then a word.
+        let rows = super::super::SAMPLE_BYTES / 4 + 10;
+        let mut text = String::from("temp\n");
+        for i in 0..rows {
+            text.push_str(&format!("{}.5\n", i % 1000));
+        }
+        text.push_str("n/a\n");
+        let err = read(&text, b',', "big.csv").expect_err("text after numbers");
+        let sampled = text[..super::super::SAMPLE_BYTES].matches('\n').count() - 1;
+        assert_eq!(
+            err,
+            format!("big.csv:{}: column `temp`: \"n/a\" is not a number (float64), the type of the column's first {} rows (rtl types a column by the file's first MiB, as `rtl check` reads it); to read the column as text, give the task \"types\": {{\"temp\": \"utf8\"}}", rows + 2, thousands(sampled))
+        );
+        let t =
+            read_typed(&text, b',', "big.csv", &typed(&[("temp", DType::Utf8)])).expect("as text");
+        assert_eq!(t.rows(), rows + 1);
+        assert_eq!(thousands(40000), "40,000");
+        assert_eq!(thousands(999), "999");
+    }
+
     #[test]
     fn declared_types_win_and_bad_cells_name_their_line() {
-        let declared = vec![
-            ("a".to_string(), DType::Float64),
-            ("b".to_string(), DType::Utf8),
-        ];
+        let declared = typed(&[("a", DType::Float64), ("b", DType::Utf8)]);
         let t = read_typed("a,b,c\n1,2,3\n", b',', "d.csv", &declared).expect("typed");
         let types: Vec<DType> = t.iter().map(|(_, c)| c.dtype()).collect();
         assert_eq!(types, [DType::Float64, DType::Utf8, DType::Int64]);
-        let declared = vec![("a".to_string(), DType::Int64)];
+        let declared = typed(&[("a", DType::Int64)]);
         let err = read_typed("a\n1\n\n2.5\n", b',', "d.csv", &declared).expect_err("bad cell");
         assert_eq!(
             err,
             "d.csv:4: column `a`: \"2.5\" is not an integer (int64)"
         );
-        let declared = vec![("zz".to_string(), DType::Int64)];
+        let declared = typed(&[("zz", DType::Int64)]);
         let err = read_typed("a\n1\n", b',', "d.csv", &declared).expect_err("unknown column");
         assert!(err.contains("column `zz`"), "{err}");
     }
@@ -318,7 +540,7 @@ mod tests {
         // A byte-order mark, a quoted line break, a blank line, and lines
         // ended by \r\n, \n and a lone \r.
         let text = "\u{feff}a,b\r\n\"x\ny\",1\n\n2,2\r3,\"5\"\r\n4,bad\n";
-        let declared = vec![("b".to_string(), DType::Int64)];
+        let declared = typed(&[("b", DType::Int64)]);
         let err = read_typed(text, b',', "l.csv", &declared).expect_err("bad cell");
         assert_eq!(
             err,
@@ -354,7 +576,7 @@ mod tests {
         )])
         .expect("table");
         let mut out = Vec::new();
-        write(&t, b',', &mut out).expect("write");
+        write(&t, b',', true, &mut out).expect("write");
         assert_eq!(
             String::from_utf8(out.clone()).expect("utf8"),
             "say\nplain\n\"a,b\"\n\"q\"\"uote\"\n\"two\nlines\"\n\"cr\r\"\n"

@@ -73,21 +73,25 @@ pub(crate) fn decode(
     Table::from_columns(columns).map_err(|e| format!("{origin}: {e}"))
 }
 
-/// Encodes `table` as packed records; returns the bytes and the fields.
-pub(crate) fn encode(table: &Table) -> (Vec<u8>, Vec<(String, String)>) {
-    let encoded: Vec<(&str, Encoded)> = table.iter().map(|(n, c)| (n, Encoded::of(c))).collect();
-    let record: usize = encoded.iter().map(|(_, e)| e.size).sum();
+/// Encodes `table` as packed records (their fields: [`fields`]).
+pub(crate) fn encode(table: &Table) -> Vec<u8> {
+    let encoded: Vec<Encoded> = table.iter().map(|(_, c)| Encoded::of(c)).collect();
+    let record: usize = encoded.iter().map(|e| e.size).sum();
     let mut out = vec![0u8; record * table.rows()];
     let mut offset = 0;
-    for (_, e) in &encoded {
+    for e in &encoded {
         e.write(&mut out, offset, record);
         offset += e.size;
     }
-    let fields = encoded
-        .into_iter()
-        .map(|(n, e)| (n.to_string(), e.descr))
-        .collect();
-    (out, fields)
+    out
+}
+
+/// The `.meta` fields of `table`: each column's name and numpy type.
+pub(crate) fn fields(table: &Table) -> Vec<(String, String)> {
+    table
+        .iter()
+        .map(|(n, c)| (n.to_string(), Encoded::of(c).descr))
+        .collect()
 }
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -171,7 +175,7 @@ mod tests {
             ("site".into(), Column::text(&["n", "south"])),
         ])
         .expect("table");
-        let (bytes, fields) = encode(&table);
+        let (bytes, fields) = (encode(&table), fields(&table));
         assert_eq!(bytes.len(), 2 * (8 + 8 + 1 + 20));
         let meta = write_meta(&fields);
         let back =

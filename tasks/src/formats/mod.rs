@@ -2,7 +2,7 @@
 //!
 //! | extension | read | write |
 //! |---|---|---|
-//! | `csv` | header row, types inferred or from a `.meta` beside it | header row, shortest round-trip floats |
+//! | `csv` | header row (or names from a `.meta`), types inferred or from the `.meta` | header row and `.meta`, shortest round-trip floats |
 //! | `dat` | raspi-rtl record array with its `.meta` | the same, `.meta` included |
 //! | `npy` | one 1-D array, or a 1-D record array | - |
 //! | `npz` | one 1-D array per column (numpy.savez) | the same |
@@ -62,9 +62,37 @@ impl Format {
     }
 }
 
-/// Reads the table at `place`, by extension. `delimiter` applies to csv.
-pub fn read(place: &impl Place, delimiter: u8) -> Result<Table, String> {
-    load(place, delimiter, None)
+/// How a CSV file is read or written.
+#[derive(Debug, Clone)]
+pub struct CsvOptions {
+    /// The field delimiter.
+    pub delimiter: u8,
+    /// Whether the first row names the columns. Reading, None: it does,
+    /// unless the `.meta` says otherwise (see [`csv::Declared::header`]);
+    /// writing, None: a header row is written.
+    pub header: Option<bool>,
+    /// Reading: whether a `.meta` beside the file gives the columns' types
+    /// (when there is one). Writing: whether to write one, so that rtl,
+    /// and numpy with the original's readers, read back the same types.
+    pub meta: bool,
+    /// Reading: types the job gives, by column name.
+    pub types: Vec<(String, DType)>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> CsvOptions {
+        CsvOptions {
+            delimiter: b',',
+            header: None,
+            meta: true,
+            types: Vec::new(),
+        }
+    }
+}
+
+/// Reads the table at `place`, by extension; `csv` applies to csv files.
+pub fn read(place: &impl Place, csv: &CsvOptions) -> Result<Table, String> {
+    load(place, csv, None)
 }
 
 /// How much of a file [`sample`] reads.
@@ -72,8 +100,8 @@ pub const SAMPLE_BYTES: usize = 1 << 20;
 
 /// The first rows of the table at `path` (about its first MiB): its columns
 /// and their types without reading it all. Checks use it.
-pub fn sample(place: &impl Place, delimiter: u8) -> Result<Table, String> {
-    load(place, delimiter, Some(SAMPLE_BYTES))
+pub fn sample(place: &impl Place, csv: &CsvOptions) -> Result<Table, String> {
+    load(place, csv, Some(SAMPLE_BYTES))
 }
 
 /// The first `limit` bytes of a file (all of it when None), and whether
@@ -106,7 +134,7 @@ pub(crate) fn whole_lines(mut bytes: Vec<u8>, whole: bool) -> Vec<u8> {
     bytes
 }
 
-fn load(place: &impl Place, delimiter: u8, limit: Option<usize>) -> Result<Table, String> {
+fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Result<Table, String> {
     let path = place.path();
     let origin = path.display().to_string();
     let format = Format::of(path)?;
@@ -134,15 +162,23 @@ fn load(place: &impl Place, delimiter: u8, limit: Option<usize>) -> Result<Table
             let text = std::str::from_utf8(&raw).map_err(|e| {
                 format!("{origin}: not UTF-8 text (byte {}); is it really a CSV file?", e.valid_up_to())
             })?;
-            let declared = match meta()? {
-                Some(fields) => fields
-                    .into_iter()
-                    .map(|(name, descr)| dtype::Scalar::parse(&descr).map(|s| (name, s.column_type())))
-                    .collect::<Result<Vec<(String, DType)>, String>>()
-                    .map_err(|e| format!("{}: {e}", meta_path.display()))?,
-                None => Vec::new(),
+            let meta = match meta()? {
+                Some(fields) if options.meta => Some((
+                    meta_path.display().to_string(),
+                    fields
+                        .into_iter()
+                        .map(|(name, descr)| dtype::Scalar::parse(&descr).map(|s| (name, s.column_type())))
+                        .collect::<Result<Vec<(String, DType)>, String>>()
+                        .map_err(|e| format!("{}: {e}", meta_path.display()))?,
+                )),
+                _ => None,
             };
-            csv::read_typed(text, delimiter, &origin, &declared)
+            let declared = csv::Declared {
+                meta,
+                types: options.types.clone(),
+                header: options.header,
+            };
+            csv::read_typed(text, options.delimiter, &origin, &declared)
         }
         Format::Dat => {
             let fields = meta()?.ok_or_else(|| {
@@ -168,35 +204,39 @@ fn load(place: &impl Place, delimiter: u8, limit: Option<usize>) -> Result<Table
     }
 }
 
-/// Writes `table` to `place`, by extension; `.dat` also writes its
-/// `.meta`. Missing folders are created.
-pub fn write(table: &Table, place: &impl Place, delimiter: u8) -> Result<(), String> {
+/// Writes `table` to `place`, by extension; `.dat`, and `.csv` unless
+/// `csv.meta` is false, also write a `.meta`. Missing folders are created.
+pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), String> {
     let origin = place.path().display().to_string();
     let fail = |e: std::io::Error| format!("cannot write {origin}: {e}");
     let create = || place.create().map(std::io::BufWriter::new).map_err(fail);
+    // Both files are opened before either is written: a .meta that cannot
+    // be written leaves no file without it.
+    let with_meta = |write_data: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
+        let meta = place.sibling("meta");
+        let meta_fail = |e: std::io::Error| format!("cannot write {}: {e}", meta.path().display());
+        let mut meta_file = meta.create().map_err(meta_fail)?;
+        let mut out = create()?;
+        write_data(&mut out)
+            .and_then(|_| out.flush())
+            .map_err(fail)?;
+        meta_file
+            .write_all(dat::write_meta(&dat::fields(table)).as_bytes())
+            .map_err(meta_fail)
+    };
     match Format::of(place.path())? {
         Format::Csv => {
-            let mut out = create()?;
-            csv::write(table, delimiter, &mut out)
-                .and_then(|_| out.flush())
-                .map_err(fail)
+            let header = csv.header.unwrap_or(true);
+            let write_csv =
+                |out: &mut dyn Write| self::csv::write(table, csv.delimiter, header, out);
+            if csv.meta {
+                with_meta(&write_csv)
+            } else {
+                let mut out = create()?;
+                write_csv(&mut out).and_then(|_| out.flush()).map_err(fail)
+            }
         }
-        Format::Dat => {
-            // Both files are opened before either is written: a .meta that
-            // cannot be written leaves no .dat without it.
-            let meta = place.sibling("meta");
-            let meta_fail =
-                |e: std::io::Error| format!("cannot write {}: {e}", meta.path().display());
-            let mut meta_file = meta.create().map_err(meta_fail)?;
-            let mut out = create()?;
-            let (bytes, fields) = dat::encode(table);
-            out.write_all(&bytes)
-                .and_then(|_| out.flush())
-                .map_err(fail)?;
-            meta_file
-                .write_all(dat::write_meta(&fields).as_bytes())
-                .map_err(meta_fail)
-        }
+        Format::Dat => with_meta(&|out| out.write_all(&dat::encode(table))),
         Format::Npz => {
             let file = place.create().map_err(fail)?;
             npy::write_npz(table, file).map_err(|e| format!("cannot write {origin}: {e}"))
@@ -242,11 +282,15 @@ mod tests {
         let dir = scratch("round");
         for ext in ["csv", "dat", "npz"] {
             let path = dir.join(format!("t.{ext}"));
-            write(&table(), &path, b',').expect("write");
-            assert_eq!(read(&path, b',').expect("read"), table(), "{ext}");
+            write(&table(), &path, &CsvOptions::default()).expect("write");
+            assert_eq!(
+                read(&path, &CsvOptions::default()).expect("read"),
+                table(),
+                "{ext}"
+            );
         }
         let path = dir.join("t.json");
-        write(&table(), &path, b',').expect("write json");
+        write(&table(), &path, &CsvOptions::default()).expect("write json");
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("json")).expect("parse");
         assert_eq!(v["site"][1], "a, \"b\"");
@@ -262,7 +306,7 @@ mod tests {
             dat::write_meta(&[("a".into(), "<f8".into()), ("b".into(), "<U4".into())]),
         )
         .expect("meta");
-        let t = read(&csv, b',').expect("read");
+        let t = read(&csv, &CsvOptions::default()).expect("read");
         assert_eq!(t.column("a"), Some(&Column::Float64(array![1.0])));
         assert_eq!(t.column("b"), Some(&Column::text(&["2"])));
     }
@@ -272,16 +316,18 @@ mod tests {
         let dir = scratch("wrong");
         let dat = dir.join("lonely.dat");
         std::fs::write(&dat, [0u8; 8]).expect("dat");
-        assert!(read(&dat, b',')
+        assert!(read(&dat, &CsvOptions::default())
             .expect_err("no meta")
             .contains("needs its .meta"));
         let fake = dir.join("fake.csv");
         std::fs::write(&fake, [0x93, b'N', 0xff, 0xfe]).expect("fake");
-        assert!(read(&fake, b',').expect_err("binary").contains("not UTF-8"));
-        assert!(read(&dir.join("x.xlsx"), b',')
+        assert!(read(&fake, &CsvOptions::default())
+            .expect_err("binary")
+            .contains("not UTF-8"));
+        assert!(read(&dir.join("x.xlsx"), &CsvOptions::default())
             .expect_err("ext")
             .contains(".xlsx files"));
-        assert!(write(&table(), &dir.join("t.npy"), b',')
+        assert!(write(&table(), &dir.join("t.npy"), &CsvOptions::default())
             .expect_err("npy")
             .contains("write .npz"));
     }

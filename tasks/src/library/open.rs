@@ -1,6 +1,7 @@
-//! `open {path, file, delimiter, compression, encoding}`: reads the
+//! `open {path, file, delimiter, compression, encoding, types}`: reads the
 //! line-oriented text file `<path>/<file>` as the table. Plain: delimited
-//! rows under a header row naming the columns, types inferred as for CSV.
+//! rows under a header row naming the columns, types from `types` or
+//! inferred as for CSV.
 //! `encoding: true`: one JSON value per line; objects map keys to columns
 //! (in the order keys first appear; a missing key is null), arrays are
 //! positional (columns "0", "1", ...). A column of integers is int64, of
@@ -11,10 +12,11 @@
 use super::write::delimiter_byte;
 use crate::confine::Place;
 use crate::formats::{self, csv};
-use crate::{decodes, kwargs, without, Column, Context, Ignored, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, without, Column, Context, DType, Ignored, Role, Table, TaskSpec};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -23,7 +25,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "reads <path>/<file>: delimited text or JSON lines, optionally zlib-compressed",
     kernel: run,
-    kwargs: "file: the file name, relative to path\npath: a directory, relative to the job file (default: the job's directory)\ndelimiter: one character, default \",\" (delimited text with a header row)\ncompression: boolean, default false: the file is a zlib stream\nencoding: boolean, default false: one JSON object or list per line",
+    kwargs: "file: the file name, relative to path\npath: a directory, relative to the job file (default: the job's directory)\ndelimiter: one character, default \",\" (delimited text with a header row)\ncompression: boolean, default false: the file is a zlib stream\nencoding: boolean, default false: one JSON object or list per line\ntypes: an object of column name to int64 | float64 | bool | utf8 (delimited text): types that win over inference",
     example: r#"{"file": "events.jsonl", "encoding": true}"#,
     check: |args| decodes::<Kwargs>(&without(args, IGNORED)),
     role: Role::Source {
@@ -53,6 +55,8 @@ struct Kwargs {
     compression: bool,
     #[serde(default)]
     encoding: bool,
+    #[serde(default)]
+    types: BTreeMap<String, DType>,
 }
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
@@ -104,12 +108,20 @@ fn load(args: &Value, ctx: &Context, limit: Option<usize>) -> Result<Table, Stri
         )
     })?;
     if args.encoding {
+        if !args.types.is_empty() {
+            return Err("bad kwargs at `types`: JSON lines carry their own types; `types` is for delimited text".into());
+        }
         json_lines(&text, &origin)
     } else {
-        csv::read(
+        let declared = csv::Declared {
+            types: args.types.into_iter().collect(),
+            ..csv::Declared::default()
+        };
+        csv::read_typed(
             &text,
             delimiter_byte(args.delimiter.as_deref().unwrap_or(","))?,
             &origin,
+            &declared,
         )
     }
 }

@@ -2,8 +2,10 @@
 //! `<path>/<filename>.<extension>` (a relative `path` resolves against the
 //! job file's directory); it replaces the stage's input table.
 //!
-//! `csv`: a header row names the columns; types are inferred per column, or
-//! taken from `<path>/<filename>.meta` when it exists. `dat`: raspi-rtl's
+//! `csv`: a header row names the columns, or, in a file without one (the
+//! original's), `<path>/<filename>.meta`; a column's type is the one
+//! `types` gives it, else the `.meta`'s, else inferred from the file's
+//! first MiB (see [`crate::formats::csv`]). `dat`: raspi-rtl's
 //! raw record array with its `.meta`. `npy`: one 1-D array (a column named
 //! after the file) or a 1-D record array. `npz`: one column per array, as
 //! numpy.savez writes them. See [`crate::formats`].
@@ -18,7 +20,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["openArray"],
     about: "reads <path>/<filename>.<extension> (csv, dat, npy, npz) as the table",
     kernel: run,
-    kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\")\nextension: csv | dat | npy | npz (default csv)\ndelimiter: one character, default \",\" (csv)",
+    kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\")\nextension: csv | dat | npy | npz (default csv)\ndelimiter: one character, default \",\" (csv)\nheader: boolean (csv): whether the first row names the columns; default: it does, unless a .meta beside the file lists other names, as many as the row has fields (the original's files have no header row)\nmeta: boolean, default true (csv): take names and types from a .meta beside the file when there is one\ntypes: an object of column name to int64 | float64 | bool | utf8 (csv): types that win over the .meta's and over inference",
     example: r#"{"filename": "sensors", "path": "data", "extension": "csv"}"#,
     check: decodes::<FileKwargs>,
     role: Role::Source {
@@ -32,8 +34,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
     let args: FileKwargs = kwargs(args)?;
-    let (path, delimiter) = file_path(&args, ctx)?;
-    formats::read(&path, delimiter)
+    let (path, csv) = file_path(&args, ctx)?;
+    formats::read(&path, &csv)
 }
 
 /// The file a call reads.
@@ -44,8 +46,8 @@ fn reads(args: &Value, ctx: &Context) -> Result<std::path::PathBuf, String> {
 /// The file's first rows, for checking a job before it runs.
 fn sample(args: &Value, ctx: &Context) -> Result<Table, String> {
     let args: FileKwargs = kwargs(args)?;
-    let (path, delimiter) = file_path(&args, ctx)?;
-    formats::sample(&path, delimiter)
+    let (path, csv) = file_path(&args, ctx)?;
+    formats::sample(&path, &csv)
 }
 
 #[cfg(test)]

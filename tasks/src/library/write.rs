@@ -1,12 +1,19 @@
-//! `write {filename, path, extension, delimiter}`: writes the table to
-//! `<path>/<filename>.<extension>` (csv, dat with its .meta, npz or json)
-//! and passes it on unchanged. A relative `path` resolves against the job
-//! file's directory; missing directories are created.
+//! `write {filename, path, extension, delimiter, header, meta}`: writes
+//! the table to `<path>/<filename>.<extension>` (csv, dat with its .meta,
+//! npz or json) and passes it on unchanged. A relative `path` resolves
+//! against the job file's directory; missing directories are created.
+//!
+//! A csv file gets a header row and a `.meta` beside it giving each
+//! column's type, so that a column of digits written as text reads back
+//! as text; `"meta": false` leaves the `.meta` out, `"header": false` the
+//! header row (the original's readers take a file without one).
 
 use crate::confine::{Confined, Place};
-use crate::{decodes, formats, kwargs, Context, Role, Table, TaskSpec};
+use crate::formats::CsvOptions;
+use crate::{decodes, formats, kwargs, Context, DType, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub(crate) const SPEC: TaskSpec = TaskSpec {
@@ -15,7 +22,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     about:
         "writes the table to <path>/<filename>.<extension> (csv, dat+meta, npz, json); passes it on",
     kernel: run,
-    kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\"), created if missing\nextension: csv | dat | npz | json (default csv); dat writes its .meta too\ndelimiter: one character, default \",\" (csv)",
+    kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\"), created if missing\nextension: csv | dat | npz | json (default csv); dat writes its .meta too\ndelimiter: one character, default \",\" (csv)\nheader: boolean, default true: a first row naming the columns (csv)\nmeta: boolean, default true: a .meta beside the file giving each column's type, so it reads back with the same types (csv)",
     example: r#"{"filename": "result", "path": "out", "extension": "npz"}"#,
     check: decodes::<FileKwargs>,
     role: Role::Writes(target),
@@ -24,7 +31,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     reduce: None,
 };
 
-/// Kwargs naming a table file, shared with `open_array`.
+/// Kwargs naming a table file and how a csv one is laid out, shared with
+/// `open_array` (which alone takes `types`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileKwargs {
@@ -36,6 +44,12 @@ pub(crate) struct FileKwargs {
     /// null, as the original's jobs write it, is the default.
     #[serde(default)]
     delimiter: Option<String>,
+    #[serde(default)]
+    header: Option<bool>,
+    #[serde(default)]
+    meta: Option<bool>,
+    #[serde(default)]
+    pub(crate) types: Option<BTreeMap<String, DType>>,
 }
 
 fn here() -> PathBuf {
@@ -56,20 +70,42 @@ pub(crate) fn delimiter_byte(delimiter: &str) -> Result<u8, String> {
     }
 }
 
-/// The file the kwargs name, and the delimiter as one byte.
-pub(crate) fn file_path(args: &FileKwargs, ctx: &Context) -> Result<(Confined, u8), String> {
+/// The file the kwargs name, and how to read or write it if it is csv.
+pub(crate) fn file_path(
+    args: &FileKwargs,
+    ctx: &Context,
+) -> Result<(Confined, CsvOptions), String> {
     let delimiter = delimiter_byte(args.delimiter.as_deref().unwrap_or(","))?;
-    let name = format!(
-        "{}.{}",
-        args.filename,
-        args.extension.trim_start_matches('.')
-    );
-    Ok((ctx.file(&args.path.join(name))?, delimiter))
+    let extension = args.extension.trim_start_matches('.');
+    let name = format!("{}.{extension}", args.filename);
+    let file = ctx.file(&args.path.join(name))?;
+    if extension != "csv" {
+        let csv_only = [
+            ("header", args.header.is_some()),
+            ("meta", args.meta.is_some()),
+            ("types", args.types.is_some()),
+        ];
+        if let Some((field, _)) = csv_only.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "bad kwargs at `{field}`: applies to csv files only, and this one is .{extension}"
+            ));
+        }
+    }
+    let csv = CsvOptions {
+        delimiter,
+        header: args.header,
+        meta: args.meta.unwrap_or(true),
+        types: args.types.clone().unwrap_or_default().into_iter().collect(),
+    };
+    Ok((file, csv))
 }
 
 /// The file a call writes, checking its kwargs on the way.
 pub(crate) fn target(args: &Value, ctx: &Context) -> Result<PathBuf, String> {
     let args: FileKwargs = kwargs(args)?;
+    if args.types.is_some() {
+        return Err("bad kwargs at `types`: write keeps the table's own types; `types` is for reading a file (open_array)".into());
+    }
     let (file, _) = file_path(&args, ctx)?;
     let path = file.path().to_path_buf();
     let format = formats::Format::of(&path)?;
@@ -83,9 +119,9 @@ pub(crate) fn target(args: &Value, ctx: &Context) -> Result<PathBuf, String> {
 }
 
 fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
-    let args: FileKwargs = kwargs(args)?;
-    let (file, delimiter) = file_path(&args, ctx)?;
-    formats::write(&table, &file, delimiter)?;
+    target(args, ctx)?;
+    let (file, csv) = file_path(&kwargs(args)?, ctx)?;
+    formats::write(&table, &file, &csv)?;
     Ok(table)
 }
 
