@@ -342,7 +342,7 @@ fn split_runs(n: usize, parts: usize) -> Vec<(usize, usize)> {
 }
 
 /// 1234567 as "1,234,567".
-fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

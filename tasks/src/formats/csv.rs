@@ -9,6 +9,7 @@
 //! the shortest form that reads back to the same f64, so `write` then
 //! `read` gives the table back.
 
+use crate::chart::thousands;
 use crate::table::{Column, DType, Table};
 use ndarray::Array1;
 use std::io::{self, Write};
@@ -231,46 +232,6 @@ fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
-/// `n` with a comma between each group of three digits: 40,000.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The line, from 1, of the record the reader says starts at byte `at` of
-/// `text`: the first byte from there that does not end a line (the reader
-/// counts the blank lines it skipped as part of the next record).
-/// `\n`, `\r\n` and a lone `\r` each end a line.
-fn line_at(text: &str, at: usize) -> usize {
-    let bytes = text.as_bytes();
-    let mut at = at.min(bytes.len());
-    while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
-        at += 1;
-    }
-    let before = &bytes[..at];
-    let lone_cr = before
-        .windows(2)
-        .filter(|w| w[0] == b'\r' && w[1] != b'\n')
-        .count()
-        + usize::from(before.last() == Some(&b'\r'));
-    1 + before.iter().filter(|&&b| b == b'\n').count() + lone_cr
-}
-
-fn expected(dtype: DType) -> &'static str {
-    match dtype {
-        DType::Int64 => "an integer (int64)",
-        DType::Float64 => "a number (float64)",
-        DType::Bool => "true or false (bool)",
-        DType::Utf8 => "text",
-    }
-}
 
 /// The cells as `dtype`, or the first row (and text) that is not one.
 fn convert(values: Vec<String>, dtype: DType) -> Result<Column, (usize, String)> {
@@ -514,8 +475,6 @@ mod tests {
         let t =
             read_typed(&text, b',', "big.csv", &typed(&[("temp", DType::Utf8)])).expect("as text");
         assert_eq!(t.rows(), rows + 1);
-        assert_eq!(thousands(40000), "40,000");
-        assert_eq!(thousands(999), "999");
     }
 
     #[test]
