@@ -232,6 +232,33 @@ fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
+/// The line, from 1, of the record the reader says starts at byte `at` of
+/// `text`: the first byte from there that does not end a line (the reader
+/// counts the blank lines it skipped as part of the next record).
+/// `\n`, `\r\n` and a lone `\r` each end a line.
+fn line_at(text: &str, at: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = at.min(bytes.len());
+    while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+        at += 1;
+    }
+    let before = &bytes[..at];
+    let lone_cr = before
+        .windows(2)
+        .filter(|w| w[0] == b'\r' && w[1] != b'\n')
+        .count()
+        + usize::from(before.last() == Some(&b'\r'));
+    1 + before.iter().filter(|&&b| b == b'\n').count() + lone_cr
+}
+
+fn expected(dtype: DType) -> &'static str {
+    match dtype {
+        DType::Int64 => "an integer (int64)",
+        DType::Float64 => "a number (float64)",
+        DType::Bool => "true or false (bool)",
+        DType::Utf8 => "text",
+    }
+}
 
 /// The cells as `dtype`, or the first row (and text) that is not one.
 fn convert(values: Vec<String>, dtype: DType) -> Result<Column, (usize, String)> {
