@@ -120,7 +120,7 @@ fn run_refuses_a_broken_job_and_fills_parameters() {
     let out = home.rtl(&["run", job.to_str().unwrap(), "--set", "site=south"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("Result: 1 rows"),
+        String::from_utf8_lossy(&out.stdout).contains("Result: 1 row "),
         "{}",
         text(&out)
     );

@@ -24,6 +24,31 @@ fn config_shows_values_and_sources() {
         .find(|l| l.starts_with("task_workers"))
         .expect("task_workers line");
     assert!(line.contains("3") && line.contains("default"), "{line}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("cache_map_size"))
+        .expect("cache_map_size line");
+    assert!(line.contains("= 536870912 (512 MiB)"), "{line}");
+}
+
+#[test]
+fn the_preview_counts_the_rows_it_leaves_out() {
+    let home = Home::new("preview");
+    let dir = &home.scratch.0;
+    std::fs::write(dir.join("six.csv"), "n\n1\n2\n3\n4\n5\n6\n").expect("csv");
+    let job = common::write_job(
+        dir,
+        "six",
+        r#"{"0": {"tasks": {"open_array": {"filename": "six"}}}}"#,
+    );
+    let out = home.rtl(&["run", job.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Result: 6 rows x 1 column\n")
+            && stdout.ends_with("          5\n  ... 1 more row\n"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -133,19 +133,22 @@ settings! {
     /// Size of the LMDB map under `<home>/cache`, in bytes.
     cache_map_size: usize = |_| 512 << 20;
     read |raw| byte_size(raw).filter(|n| *n >= 1 << 20),
-    expecting "a size of at least 1 MiB, in bytes or with a unit (512MiB, 2GiB)";
+    expecting "a size of at least 1 MiB, in bytes or with a unit (512MiB, 2GiB)",
+    show |c| in_units(c.cache_map_size);
     /// Envelopes a task node accepts before it has answered any of them.
     max_in_flight: usize = |_| 2;
     read |raw| count(raw, 1), expecting "a whole number, 1 or more";
     /// Tables at least this large pass between processes of one host by
     /// reference through the cache instead of through sockets.
     by_reference_bytes: usize = |_| 1 << 20;
-    read byte_size, expecting "a size in bytes or with a unit (0 for always, 1MiB, 64KiB)";
+    read byte_size, expecting "a size in bytes or with a unit (0 for always, 1MiB, 64KiB)",
+    show |c| in_units(c.by_reference_bytes);
     /// Column bytes the relay may hold for queued work before it asks
     /// clients to send new jobs later.
     relay_memory: usize = |_| 1 << 30;
     read |raw| byte_size(raw).filter(|n| *n >= 1 << 20),
-    expecting "a size of at least 1 MiB, in bytes or with a unit (1GiB, 256MiB)";
+    expecting "a size of at least 1 MiB, in bytes or with a unit (1GiB, 256MiB)",
+    show |c| in_units(c.relay_memory);
     /// Envelopes the relay may have waiting for a node before it asks
     /// clients to send new jobs later.
     relay_queue: usize = |_| 4096;
@@ -168,7 +171,8 @@ settings! {
     /// one is disconnected (ZeroMQ's ZMQ_MAXMSGSIZE).
     max_message_bytes: usize = |_| 2 << 30;
     read |raw| byte_size(raw).filter(|n| *n >= 64 << 10 && i64::try_from(*n).is_ok()),
-    expecting "a size of at least 64 KiB (256MiB, 2GiB)";
+    expecting "a size of at least 64 KiB (256MiB, 2GiB)",
+    show |c| in_units(c.max_message_bytes);
     /// How often nodes and the relay tell each other they are alive, in ms.
     heartbeat_ms: u64 = |_| 1000;
     read |raw| millis(raw, 10), expecting "milliseconds, 10 or more";
@@ -432,6 +436,19 @@ fn millis(raw: &str, min: u64) -> Option<u64> {
         .filter(|n| *n >= min)
 }
 
+/// A size in bytes as `rtl config` shows it: the bytes, and the size in
+/// the largest binary unit it reaches (`536870912 (512 MiB)`).
+fn in_units(bytes: usize) -> String {
+    let unit = [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
+        .into_iter()
+        .find(|(_, size)| bytes >= *size);
+    match unit {
+        Some((name, size)) if bytes % size == 0 => format!("{bytes} ({} {name})", bytes / size),
+        Some((name, size)) => format!("{bytes} ({:.1} {name})", bytes as f64 / size as f64),
+        None => bytes.to_string(),
+    }
+}
+
 fn byte_size(raw: &str) -> Option<usize> {
     let raw = raw.replace('_', "");
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
@@ -475,6 +492,16 @@ mod tests {
         assert_eq!(loaded.config.relay_port, 19000);
         assert_eq!(loaded.config.cache_map_size, 512 << 20);
         assert!(loaded.sources.values().all(|s| *s == Source::Default));
+    }
+
+    #[test]
+    fn sizes_show_in_units_beside_the_bytes() {
+        let loaded = Config::load(None, env(&[("RTL_RELAY_MEMORY", "1536MiB")])).expect("load");
+        let config = loaded.config;
+        assert_eq!(config.value_of("cache_map_size"), "536870912 (512 MiB)");
+        assert_eq!(config.value_of("relay_memory"), "1610612736 (1.5 GiB)");
+        assert_eq!(config.value_of("max_message_bytes"), "2147483648 (2 GiB)");
+        assert_eq!(in_units(1000), "1000");
     }
 
     #[test]

@@ -140,7 +140,13 @@ fn connect_to_daemon(config: &Config) -> Result<Transform, Error> {
 }
 
 fn print_preview(table: &Table) {
-    println!("Result: {} rows x {} columns", table.rows(), table.width());
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    println!(
+        "Result: {} x {}",
+        plural(table.rows(), "row", "rows"),
+        plural(table.width(), "column", "columns")
+    );
     if table.width() == 0 {
         return;
     }
@@ -164,7 +170,10 @@ fn print_preview(table: &Table) {
         println!("  {}", line.join("  "));
     }
     if table.rows() > shown {
-        println!("  ... {} more rows", table.rows() - shown);
+        println!(
+            "  ... {}",
+            plural(table.rows() - shown, "more row", "more rows")
+        );
     }
 }
 

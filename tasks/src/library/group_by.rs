@@ -2,8 +2,9 @@
 //! distinct key of the `by` columns, groups ascending (lexicographic over
 //! `by`), holding the `by` columns and one column per aggregation. `op` is
 //! `sum`, `mean`, `min`, `max` or `count`. count is int64; mean is float64;
-//! sum, min and max keep int64 for an int64 column. A nan in a group makes
-//! its sum, mean, min and max nan, as numpy's reductions do.
+//! sum, min and max keep int64 for an int64 column (a sum past the int64
+//! range wraps, as numpy's does). A nan in a group makes its sum, mean, min
+//! and max nan, as numpy's reductions do; nan keys form one group, last.
 
 use super::keys::{cmp_f64, groups};
 use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
@@ -82,8 +83,10 @@ fn run(table: Table, args: &Value) -> Result<Table, String> {
 
 fn reduce(column: &Column, groups: &[Vec<usize>], op: Op) -> Result<Column, String> {
     match (column, op) {
+        // Wraps past the int64 range, as numpy's int64 sums do, in every
+        // build (a plain `sum` would panic in a debug one).
         (Column::Int64(a), Op::Sum) => Ok(Column::Int64(per_group(groups, |g| {
-            g.iter().map(|&r| a[r]).sum()
+            g.iter().fold(0i64, |sum, &r| sum.wrapping_add(a[r]))
         }))),
         (Column::Int64(a), Op::Min) => Ok(Column::Int64(per_group(groups, |g| {
             g.iter().map(|&r| a[r]).min().unwrap_or(0)
@@ -180,6 +183,18 @@ mod tests {
             panic!("xmin")
         };
         assert_eq!((xmin[0], xmin[1]), (-1.0, 0.5));
+    }
+
+    #[test]
+    fn int64_sums_wrap_as_numpys_do() {
+        let t = Table::from_columns(vec![
+            ("k".into(), Column::Int64(array![1, 1])),
+            ("n".into(), Column::Int64(array![i64::MAX, 2])),
+        ])
+        .expect("table");
+        let args = json!({"by": ["k"], "aggregations": [{"a": "n", "op": "sum", "column": "s"}]});
+        let t = (SPEC.kernel)(t, &args, &Context::new(Path::new("."))).expect("sum");
+        assert_eq!(t.column("s"), Some(&Column::Int64(array![i64::MIN + 1])));
     }
 
     #[test]
