@@ -443,7 +443,9 @@ fn in_units(bytes: usize) -> String {
         .into_iter()
         .find(|(_, size)| bytes >= *size);
     match unit {
-        Some((name, size)) if bytes % size == 0 => format!("{bytes} ({} {name})", bytes / size),
+        Some((name, size)) if bytes.is_multiple_of(size) => {
+            format!("{bytes} ({} {name})", bytes / size)
+        }
         Some((name, size)) => format!("{bytes} ({:.1} {name})", bytes as f64 / size as f64),
         None => bytes.to_string(),
     }
