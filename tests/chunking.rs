@@ -210,6 +210,8 @@ fn nodes_that_join_a_relay_take_its_chunks() {
             .all(|s| s["host"].is_string() && s["name"] == "tasknode"),
         "{joined:?}"
     );
+    // Joined with `rtl node`, but on this host.
+    assert!(joined.iter().all(|s| s["remote"] == false), "{joined:?}");
     let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let out = daemon.rtl(&["status", "--json"]);

@@ -235,7 +235,12 @@ fn a_program_can_tell_why_a_job_did_not_run_by_matching_the_error() {
     // Nothing listens: no daemon.
     let home = Home::new("errors-none");
     match Transform::connect(&home.config()) {
-        Err(Error::NoDaemon { endpoint, .. }) => {
+        Err(e @ Error::NoDaemon { .. }) => {
+            // `?` in main prints the error with `{:?}`: the same sentence.
+            assert_eq!(format!("{e:?}"), e.to_string());
+            let Error::NoDaemon { endpoint, .. } = e else {
+                unreachable!()
+            };
             assert!(endpoint.contains(&home.port("RTL_RELAY_PORT").to_string()))
         }
         other => panic!("expected no daemon, got {:?}", other.err()),

@@ -131,8 +131,9 @@ fn refuse(problems: Vec<rtl_dsl::Problem>) -> Result<(), Error> {
 /// means the client itself was not running.
 const STALL: Duration = Duration::from_millis(500);
 
-/// Why a job did not produce a table.
-#[derive(Debug)]
+/// Why a job did not produce a table. `{}` and `{:?}` print the same
+/// sentence, so a `main` that returns `Result<_, Error>` says what went
+/// wrong in words; match the variants to tell the cases apart.
 pub enum Error {
     /// The job has problems; it was not sent.
     Invalid(Problems),
@@ -182,6 +183,12 @@ fn proof_error(endpoint: &str, e: ProofError) -> Error {
         },
         ProofError::Refused(why) => Error::Refused(format!("{endpoint}: {why}")),
         ProofError::Transport(why) => Error::Transport(format!("{endpoint}: {why}")),
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

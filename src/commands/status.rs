@@ -10,6 +10,7 @@ use std::process::ExitCode;
 pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
     let current = supervisor::status(config);
     if as_json {
+        let here = rtl_wire::link::hostname();
         let services: Vec<_> = current
             .services
             .iter()
@@ -23,7 +24,10 @@ pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
                     "in_flight": s.in_flight,
                     "uptime_s": s.uptime.map(|u| u.as_secs_f64()),
                     "host": s.host,
+                    // Started by `rtl node`, not by `rtl start`; kept
+                    // under its first name for scripts that read it.
                     "joined": !s.started_here,
+                    "remote": s.host.as_ref().is_some_and(|h| *h != here),
                 })
             })
             .collect();
