@@ -2,7 +2,7 @@
 //! call.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # fn main() -> Result<(), rtl_client::Error> {
 //! use rtl_client::{Config, Plan, Transform};
 //! let config = Config::load(None, std::env::vars())?.config;
 //! let table = Transform::connect(&config)?.execute("job.json")?;
@@ -31,7 +31,7 @@
 
 #![forbid(unsafe_code)]
 
-pub use rtl_config::Config;
+pub use rtl_config::{Config, ConfigError};
 pub use rtl_dsl::Plan;
 pub use rtl_tasks::{Chart, Column, DType, Table};
 pub use rtl_wire::{Failure, ProgressEvent};
@@ -135,6 +135,8 @@ const STALL: Duration = Duration::from_millis(500);
 /// sentence, so a `main` that returns `Result<_, Error>` says what went
 /// wrong in words; match the variants to tell the cases apart.
 pub enum Error {
+    /// The settings (`rtl.toml`, `RTL_*`) could not be read.
+    Settings(ConfigError),
     /// The job has problems; it was not sent.
     Invalid(Problems),
     /// Nothing listens at the configured relay address.
@@ -207,6 +209,7 @@ impl fmt::Display for Error {
             Error::Job(failure) => write!(f, "{failure}"),
             Error::Transport(m) | Error::Refused(m) => f.write_str(m),
             Error::Cache(e) => write!(f, "{e}"),
+            Error::Settings(e) => write!(f, "{e}"),
             Error::Secret(e) => write!(f, "{e}"),
             Error::Embedded(e) => write!(f, "cannot run the job in this process: {e}"),
             Error::RelayRestarted { endpoint } => write!(
@@ -218,6 +221,12 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        Error::Settings(e)
+    }
+}
 
 /// A job sent with [`Transform::submit`]; collect it with
 /// [`JobHandle::wait`].
@@ -737,3 +746,9 @@ impl Transform {
         })
     }
 }
+
+/// The README's Rust example, compiled by `cargo test --doc` so that it
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExample;
