@@ -75,9 +75,9 @@ impl Drop for Session<'_> {
 #[test]
 fn charts_appear_in_the_browser_without_a_reload() {
     let (Some(chromium), Some(chromedriver)) = (which("chromium"), which("chromedriver")) else {
-        eprintln!(
-            "SKIPPED: the browser test needs Debian's chromium and chromium-driver \
-             (apt-get install chromium chromium-driver; .ci/run installs them)"
+        common::skip(
+            "charts_appear_in_the_browser_without_a_reload",
+            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run installs them)",
         );
         return;
     };

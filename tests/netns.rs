@@ -133,7 +133,10 @@ fn ok(out: Output, what: &str) -> Output {
 #[test]
 fn nodes_in_another_namespace_process_chunks() {
     let Some(link) = Link::new() else {
-        eprintln!("SKIPPED nodes_in_another_namespace_process_chunks: cannot create network namespaces (needs root and iproute2)");
+        common::skip(
+            "nodes_in_another_namespace_process_chunks",
+            "cannot create network namespaces (needs root and iproute2)",
+        );
         return;
     };
     let relay = Home::new("ns-relay")

@@ -23,8 +23,9 @@ fn numpy_and_rtl_read_each_other() {
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        eprintln!(
-            "SKIPPED numpy_and_rtl_read_each_other: python3 has no numpy (pip install numpy)"
+        common::skip(
+            "numpy_and_rtl_read_each_other",
+            "python3 has no numpy (pip install numpy)",
         );
         return;
     }

@@ -19,7 +19,10 @@ fn python_has_modules() -> bool {
 #[test]
 fn a_python_client_round_trips_a_table() {
     if !python_has_modules() {
-        eprintln!("SKIPPED a_python_client_round_trips_a_table: python3 lacks pyzmq, cbor2 or numpy (pip install pyzmq cbor2 numpy)");
+        common::skip(
+            "a_python_client_round_trips_a_table",
+            "python3 lacks pyzmq, cbor2 or numpy (pip install pyzmq cbor2 numpy)",
+        );
         return;
     }
     let daemon = Daemon::start("python");

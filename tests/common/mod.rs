@@ -162,6 +162,22 @@ impl Drop for Foreground {
 
 /// SIGKILL to a process this test started (a pid read from its own
 /// daemon's pid files).
+/// Records that `test` skipped itself because `why`: `.ci/run` lists every
+/// skip at the end of the suite. Under CI (`CI=true`), which installs
+/// everything the tests need, a skip is a failure instead.
+pub fn skip(test: &str, why: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped");
+    let recorded = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(dir.join(test), format!("{test}: {why}\n")));
+    if let Err(e) = recorded {
+        eprintln!("cannot record the skip in {}: {e}", dir.display());
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} skipped itself under CI=true, where nothing may: {why}");
+    }
+}
+
 pub fn kill(pid: u32) {
     signal(pid, libc::SIGKILL);
 }
