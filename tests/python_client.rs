@@ -51,27 +51,48 @@ fn a_python_client_round_trips_a_table() {
         text(&out)
     );
 
+    let client = |job: &str| {
+        let file = daemon.home.scratch.0.join("job.json");
+        std::fs::write(&file, job).expect("write job");
+        Command::new("python3")
+            .args([
+                script,
+                "--endpoint",
+                &endpoint,
+                "--job",
+                file.to_str().unwrap(),
+            ])
+            .env("RTL_HOME", daemon.home.dir())
+            .output()
+            .expect("run python3")
+    };
+
+    // A job file as people write them for `rtl run`.
+    let out = client(
+        r#"{"0": {"tasks": [{"multiply": {"operations": [{"a": "value", "b": 2, "column": "twice"}]}},
+                            {"select": {"columns": ["id", "twice"]}}]}}"#,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json result");
+    assert_eq!(result["twice"][4], 84.0, "{result}");
+
     // A failing job comes back as an error naming the stage and task.
-    let bad = daemon.home.scratch.0.join("bad.json");
-    std::fs::write(
-        &bad,
-        r#"[{"tasks": [{"name": "null", "kwargs": {"oops": 1}}]}]"#,
-    )
-    .expect("write job");
-    let out = Command::new("python3")
-        .args([
-            script,
-            "--endpoint",
-            &endpoint,
-            "--job",
-            bad.to_str().unwrap(),
-        ])
-        .env("RTL_HOME", daemon.home.dir())
-        .output()
-        .expect("run python3");
+    let out = client(r#"{"0": {"tasks": {"null": {"oops": 1}}}}"#);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("unknown field `oops`"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("error: stage 0, task null: field oops: bad kwargs: unknown field `oops`"),
+        "{}",
+        text(&out)
+    );
+
+    // The relay cannot read the message at all (a number past 64 bits):
+    // its answer carries no job id, and the client shows it at once.
+    let out = client(r#"{"0": {"tasks": {"head": {"n": 1000000000000000000000000000000}}}}"#);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("error: malformed message: bad header") && !said.contains("no answer"),
         "{}",
         text(&out)
     );

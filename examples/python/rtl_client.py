@@ -5,8 +5,12 @@ running relay and prints the result table as JSON:
 
     python3 rtl_client.py --endpoint tcp://127.0.0.1:19000
 
-The job is the null task by default; pass --job FILE to send another plan
-(a JSON list of stages, each {"tasks": [{"name": ..., "kwargs": {...}}]}).
+The job is the null task by default; pass --job FILE to send a job file as
+people write them for `rtl run`: stages "0", "1", ... (or a list of
+stages, or {"stages": [...]}), each with "tasks", an object of task name
+to kwargs or a list of such one-key objects. Relative paths in the job
+resolve against the job file's folder. Every error the relay sends is
+printed, including those about the message itself (which carry no job).
 With a cluster secret (every daemon has one unless it runs with
 insecure = true), the client proves it holds it first: --secret FILE, by
 default $RTL_HOME/secret or ~/.rtl/secret.
@@ -86,7 +90,45 @@ def prove(sock, secret, timeout_ms):
             raise RuntimeError(head["error"]["message"])
 
 
-def run(endpoint, stages, table, secret=None, timeout_ms=10_000):
+def calls_of(tasks, where):
+    """A stage's tasks as the wire's list of {"name", "kwargs"}."""
+    if isinstance(tasks, dict):
+        return [{"name": name, "kwargs": kwargs} for name, kwargs in tasks.items()]
+    if isinstance(tasks, list):
+        calls = []
+        for i, task in enumerate(tasks):
+            if isinstance(task, dict) and len(task) == 1:
+                (name, kwargs), = task.items()
+                calls.append({"name": name, "kwargs": kwargs})
+            else:
+                raise ValueError(f"{where}, task {i}: expected an object with one key, the task's name")
+        return calls
+    raise ValueError(f"{where}: `tasks` must be an object of task name to kwargs, or a list of them")
+
+
+def stages_of(job, origin):
+    """The wire's list of stages from a job as written: stages "0".."n-1",
+    a list of stages, or {"stages": [...]}."""
+    if isinstance(job, dict) and "stages" in job:
+        job = job["stages"]
+    if isinstance(job, dict):
+        if "params" in job:
+            raise ValueError(f"{origin}: this client does not fill `params`; use `rtl run --set`")
+        numbers = sorted(int(k) for k in job if k.isdigit())
+        if numbers != list(range(len(job))):
+            raise ValueError(f"{origin}: stages must be \"0\" to \"{len(job) - 1}\" with no gaps; found {sorted(job)}")
+        job = [job[str(n)] for n in numbers]
+    if not isinstance(job, list):
+        raise ValueError(f"{origin}: expected stages \"0\", \"1\", ... or a list of stages")
+    stages = []
+    for i, stage in enumerate(job):
+        if not isinstance(stage, dict) or "tasks" not in stage:
+            raise ValueError(f"{origin}: stage {i} needs `tasks`")
+        stages.append({"tasks": calls_of(stage["tasks"], f"{origin}: stage {i}")})
+    return stages
+
+
+def run(endpoint, stages, table, secret=None, timeout_ms=10_000, base_dir=None):
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -104,7 +146,7 @@ def run(endpoint, stages, table, secret=None, timeout_ms=10_000):
         "v": VERSION,
         "kind": "submit",
         "job": job.bytes,
-        "plan": {"stages": stages, "base_dir": os.getcwd()},
+        "plan": {"stages": stages, "base_dir": base_dir or os.getcwd()},
         "schema": schema,
         "rows": rows,
         "progress": True,
@@ -115,9 +157,12 @@ def run(endpoint, stages, table, secret=None, timeout_ms=10_000):
             raise TimeoutError(f"no answer from {endpoint}")
         parts = sock.recv_multipart(copy=False)
         head = cbor2.loads(parts[1].bytes)
-        if head.get("job") != job.bytes:
-            continue
         kind = head["kind"]
+        # An error about the message itself carries the nil job id.
+        if head.get("job") not in (job.bytes, uuid.UUID(int=0).bytes):
+            continue
+        if head.get("job") != job.bytes and kind != "error":
+            continue
         if kind == "progress":
             event = head["event"]
             if "message" in event:
@@ -127,7 +172,9 @@ def run(endpoint, stages, table, secret=None, timeout_ms=10_000):
             else:
                 print(f"Running: {event['task']}", file=sys.stderr)
         elif kind == "error":
-            raise RuntimeError(head["error"]["message"])
+            error = head["error"]
+            where = ", ".join(f"{k} {error[k]}" for k in ("stage", "task") if error.get(k) is not None)
+            raise RuntimeError(f"{where}: {error['message']}" if where else error["message"])
         elif kind == "result":
             out_rows = head.get("rows", 0)
             return {
@@ -139,23 +186,28 @@ def run(endpoint, stages, table, secret=None, timeout_ms=10_000):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:19000")
-    parser.add_argument("--job", help="a JSON list of stages")
+    parser.add_argument("--job", help="a JSON job file, as `rtl run` takes")
     home = os.environ.get("RTL_HOME", os.path.expanduser("~/.rtl"))
     parser.add_argument("--secret", default=os.path.join(home, "secret"),
                         help="the cluster secret file (skipped when absent)")
     args = parser.parse_args()
     secret = load_secret(args.secret) if os.path.exists(args.secret) else None
     stages = [{"tasks": [{"name": "null", "kwargs": {}}]}]
+    base_dir = None
     if args.job:
         with open(args.job) as f:
-            stages = json.load(f)
+            stages = stages_of(json.load(f), args.job)
+        base_dir = os.path.dirname(os.path.abspath(args.job))
     table = {
         "id": np.arange(5, dtype=np.int64),
         "value": np.array([0.5, -1.25, 1e300, 1e-9, 42.0]),
         "ok": np.array([True, False, True, True, False]),
         "site": ["north", "south", "east, upper", "wëst", ""],
     }
-    result = run(args.endpoint, stages, table, secret)
+    try:
+        result = run(args.endpoint, stages, table, secret, base_dir=base_dir)
+    except (RuntimeError, TimeoutError, ValueError) as e:
+        sys.exit(f"error: {e}")
     print(json.dumps({k: [v.item() if hasattr(v, "item") else v for v in col]
                       for k, col in result.items()}))
 
