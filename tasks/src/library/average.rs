@@ -15,7 +15,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = mean of a, repeated on every row",
     kernel: |t, a, _| run(t, a),
-    kwargs: "operations: list of {a, column}\n  a: a number column\n  column: the float64 column to write, mean(a) on every row",
+    kwargs: "operations: list of {a, column}\n  a: a number column\n  column: the float64 column to write: mean(a) = sum(a) / rows on every row, the sum exact (as math.fsum); nan if a holds a nan or the table has no rows",
     example: r#"{"operations": [{"a": "x", "column": "mean_x"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,

@@ -17,7 +17,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     about:
         "<column>Class: index of each row's key among the sorted distinct keys; <column>ClassCount",
     kernel: |t, a, _| run(t, a),
-    kwargs: "operations: list of {a, column}\n  a: a column, or a list of columns (keys compare in that order)\n  column: prefix of the two int64 columns written: <column>Class, <column>ClassCount",
+    kwargs: "operations: list of {a, column}\n  a: a column, or a list of columns (keys compare in that order)\n  column: prefix of the two int64 columns written:\n    <column>Class: the index, from 0, of the row's key among the distinct keys sorted ascending (numbers by value, nan last and all nan one key; false before true; text by bytes)\n    <column>ClassCount: how many rows have that key",
     example: r#"{"operations": [{"a": ["site", "n"], "column": "group"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,

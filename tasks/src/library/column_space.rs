@@ -16,7 +16,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["columnSpace"],
     about: "<column>Space: logspace(0.001, 1, n), linspace(0, max, n) or the sorted values",
     kernel: |t, a, _| run(t, a),
-    kwargs: "column: a number column\nspace: log | linear | anything else (sorted values); default sorted\nwrites <column>Space (float64)",
+    kwargs: "column: a number column\nspace: where n is the number of rows and i = 0..n-1:\n  log: 10 ** (0.001 + i * (1 - 0.001) / (n - 1)), as numpy.logspace(0.001, 1, n)\n  linear: i * max(column) / (n - 1), as numpy.linspace(0, max(column), n)\n  anything else (the default): the column's values sorted ascending, nan last\nwrites <column>Space (float64), the column itself is kept",
     example: r#"{"column": "x", "space": "linear"}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,

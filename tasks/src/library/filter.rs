@@ -18,7 +18,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["filterRows"],
     about: "keeps the rows where column <eq|ne|lt|le|gt|ge> value",
     kernel: |t, a, _| run(t, a),
-    kwargs: "operations: list of {column, method, value}, all must hold (AND)\n  column: the column to compare\n  method: eq | ne | lt | le | gt | ge (lt keeps rows less than value)\n  value: a number, string or boolean, matching the column's type",
+    kwargs: "operations: list of {column, method, value}, all must hold (AND)\n  column: the column to compare\n  method: eq | ne | lt | le | gt | ge (lt keeps rows less than value)\n  value: a number, string or boolean, matching the column's type; numbers compare by value across int64 and float64, text by bytes, false < true; a nan compares false with everything, so only ne keeps it",
     example: r#"{"operations": [{"column": "x", "method": "gt", "value": 0.5}, {"column": "site", "method": "ne", "value": "test"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,

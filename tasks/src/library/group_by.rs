@@ -17,7 +17,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &["groupBy"],
     about: "one row per distinct key of the by columns, with sum/mean/min/max/count aggregations",
     kernel: |t, a, _| run(t, a),
-    kwargs: "by: the key columns (groups ascending)\naggregations: list of {a, op, column}\n  a: the column to aggregate\n  op: sum | mean | min | max | count\n  column: the column to write",
+    kwargs: "by: the key columns; one row per distinct key, sorted ascending (lexicographic over by; nan last, all nan one key)\naggregations: list of {a, op, column}\n  a: the column to aggregate\n  op: sum | mean | min | max | count\n    sum, min, max: of the group's values, int64 for an int64 column (a sum past the int64 range wraps, as numpy's), else float64; nan if the group holds a nan\n    mean: sum / rows, float64\n    count: the group's rows, int64\n  column: the column to write",
     example: r#"{"by": ["site"], "aggregations": [{"a": "x", "op": "mean", "column": "mean_x"}, {"a": "x", "op": "count", "column": "rows"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,

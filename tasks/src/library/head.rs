@@ -9,7 +9,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "keeps the first n rows",
     kernel: |t, a, _| run(t, a),
-    kwargs: "n: how many rows to keep",
+    kwargs: "n: how many rows to keep, from the top (all of them when the table has fewer)",
     example: r#"{"n": 10}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,

@@ -19,7 +19,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "column = the first of bins+1 even edges (min..max of a) at or above each value",
     kernel: |t, a, _| run(t, a),
-    kwargs: "operations: list of {a, bins, column}\n  a: a number column\n  bins: number of bins, 1 to 10,000,000\n  column: the float64 column to write (the first edge at or above each value)",
+    kwargs: "operations: list of {a, bins, column}\n  a: a number column (inf or -inf in it is an error, as in numpy)\n  bins: number of bins, 1 to 10,000,000\n  column: the float64 column to write: for each value, the first of the edges at or above it, where the edges are numpy.histogram_bin_edges(a, bins): bins + 1 evenly spaced from min(a) to max(a) (widened by 0.5 each way when all values are equal); nan stays nan and does not count toward min and max",
     example: r#"{"operations": [{"a": "x", "bins": 10, "column": "x_bin"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,

@@ -26,7 +26,7 @@ pub(crate) const SQUARE_ROOT: TaskSpec = TaskSpec {
     aliases: &["squareRoot"],
     about: "column = square root of a, float64",
     kernel: |t, a, _| unary(t, a, f64::sqrt),
-    kwargs: "operations: list of {a, column}\n  a: a number column\n  column: the float64 column to write",
+    kwargs: "operations: list of {a, column}\n  a: a number column\n  column: the float64 column to write (the square root of a negative is nan)",
     example: r#"{"operations": [{"a": "x", "column": "root_x"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,

@@ -21,7 +21,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "<y><model>: least-squares Linear or Poly (degree d) fit of y on x, evaluated on a space of x",
     kernel: run,
-    kwargs: "operations: list of {x, y, model, d, space}\n  x, y: number columns\n  model: Linear | Poly\n  d: the degree, needed by Poly (at most 12)\n  space: where to evaluate the fit, as column_space's space (default sorted)\nwrites <y><model> (float64); coefficients and r squared go to the progress output",
+    kwargs: "operations: list of {x, y, model, d, space}\n  x, y: number columns\n  model: Linear | Poly\n  d: the degree, needed by Poly (at most 12)\n  space: where to evaluate the fit, as column_space's space (default: x sorted)\nwrites <y><model> (float64): row i holds the fitted polynomial at row i of the space; coefficients and r squared go to the progress output",
     example: r#"{"operations": [{"x": "x", "y": "y", "model": "Poly", "d": 2, "space": "linear"}]}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
