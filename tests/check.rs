@@ -222,3 +222,39 @@ fn a_job_can_come_from_stdin_and_toml() {
         text(&out)
     );
 }
+
+#[test]
+fn the_readmes_json_and_toml_jobs_are_the_same_job() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let block = |tag: &str| {
+        let start = readme
+            .find(&format!("```{tag}\n{{\n  \"params\""))
+            .or_else(|| readme.find(&format!("```{tag}\n[params]")))
+            .unwrap_or_else(|| panic!("the README's {tag} job"));
+        let body = &readme[start + tag.len() + 4..];
+        body[..body.find("```").expect("block end")].to_string()
+    };
+    let home = Home::new("readme-jobs");
+    let dir = &home.scratch.0;
+    std::fs::write(
+        dir.join("sensors.csv"),
+        "site,reading\nnorth,1.5\nsouth,2.5\nnorth,3.5\n",
+    )
+    .expect("data");
+    let mut results = Vec::new();
+    for (tag, file) in [("json", "job.json"), ("toml", "job.toml")] {
+        let job = dir.join(file);
+        std::fs::write(&job, block(tag)).expect("job");
+        let out = home.rtl(&["run", job.to_str().unwrap(), "--set", "limit=1"]);
+        assert!(out.status.success(), "{tag}: {}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let result = stdout[stdout.find("Result:").expect("result")..].to_string();
+        assert!(
+            result.starts_with("Result: 1 row x 2 columns"),
+            "{tag}: {result}"
+        );
+        results.push(result);
+    }
+    assert_eq!(results[0], results[1]);
+}
