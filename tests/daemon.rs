@@ -282,7 +282,8 @@ fn kwargs_the_original_took_and_rtl_ignores_run_with_a_warning() {
             "1": {"tasks": {"open_array": {"filename": "sensors", "path": "data", "delimiter": null}}},
             "2": {"tasks": [
                 {"sort": {"column": "reading", "axis": -1, "method": "quicksort"}},
-                {"unique": {"column": "ok"}}
+                {"unique": {"column": "ok"}},
+                {"unique": {"a": "ok", "column": "c1"}}
             ]}}"#,
     );
     let out_csv = daemon.home.scratch.0.join("kwargs.csv");
@@ -300,6 +301,7 @@ fn kwargs_the_original_took_and_rtl_ignores_run_with_a_warning() {
             format!("warning: {file}:1:66: stage 0, task open, field mixed: has no effect in rtl and is ignored: rtl gives each column its own type, so a file of mixed types needs no flag"),
             format!("warning: {file}:4:48: stage 2, task sort, field axis: has no effect in rtl and is ignored: a table's rows are what is sorted; there is no other axis"),
             format!("warning: {file}:4:60: stage 2, task sort, field method: has no effect in rtl and is ignored: rtl's sort is always stable, as numpy's kind=\"stable\" (one of the orders any kind may give)"),
+            format!("warning: {file}:6:40: stage 2, task unique, field column: has no effect in rtl and is ignored: `a` names the column to make unique; `column` does only without it"),
         ]
     );
     // `column` named the column to make unique; rows came sorted by reading.
@@ -312,8 +314,8 @@ fn kwargs_the_original_took_and_rtl_ignores_run_with_a_warning() {
     assert!(check.status.success(), "{}", text(&check));
     assert_eq!(
         String::from_utf8_lossy(&check.stdout).lines().count(),
-        4,
-        "ok and the three warnings: {}",
+        5,
+        "ok and the four warnings: {}",
         text(&check)
     );
 }

@@ -122,7 +122,8 @@ pub fn warnings(plan: &Plan) -> Vec<Problem> {
                 continue;
             };
             for ignored in spec.ignored {
-                if call.kwargs.get(ignored.field).is_some() {
+                let given = |field: &str| call.kwargs.get(field).is_some();
+                if given(ignored.field) && ignored.beside.is_none_or(given) {
                     let message = format!("has no effect in rtl and is ignored: {}", ignored.why);
                     found.push(
                         Problem::in_file(&plan.origin, message)

@@ -125,6 +125,9 @@ pub struct Ignored {
     pub field: &'static str,
     /// Why it has no effect, for the warning.
     pub why: &'static str,
+    /// When set, the kwarg is ignored only beside this one (which means
+    /// the same and wins); alone, it is taken.
+    pub beside: Option<&'static str>,
 }
 
 /// How a task is checked before a job runs (see [`check`]).

@@ -41,6 +41,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
 const IGNORED: &[Ignored] = &[Ignored {
     field: "mixed",
     why: "rtl gives each column its own type, so a file of mixed types needs no flag",
+    beside: None,
 }];
 
 #[derive(Deserialize)]

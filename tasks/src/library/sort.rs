@@ -26,10 +26,12 @@ const IGNORED: &[Ignored] = &[
     Ignored {
         field: "axis",
         why: "a table's rows are what is sorted; there is no other axis",
+        beside: None,
     },
     Ignored {
         field: "method",
         why: "rtl's sort is always stable, as numpy's kind=\"stable\" (one of the orders any kind may give)",
+        beside: None,
     },
 ];
 

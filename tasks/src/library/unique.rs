@@ -1,10 +1,10 @@
 //! `unique {a}`: one row per distinct value of column `a`, ascending by `a`,
 //! keeping the first row that had each value (all nan count as one value,
 //! as numpy.unique has it). Jobs of the original may name the column
-//! `column` instead of `a`.
+//! `column` instead of `a`; beside `a`, `column` is ignored, with a warning.
 
 use super::keys::groups;
-use crate::{decodes, kwargs, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, Ignored, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -13,12 +13,16 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     aliases: &[],
     about: "one row per distinct value of a column, ascending, first row kept",
     kernel: |t, a, _| run(t, a),
-    kwargs: "a: the column whose distinct values each keep one row (the first), ascending\ncolumn: the same, for jobs that name it so (give one of a and column)",
+    kwargs: "a: the column whose distinct values each keep one row (the first), ascending\ncolumn: the same, for jobs that name it so; beside a, it is ignored",
     example: r#"{"a": "site"}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
     row_local: false,
-    ignored: &[],
+    ignored: &[Ignored {
+        field: "column",
+        why: "`a` names the column to make unique; `column` does only without it",
+        beside: Some("a"),
+    }],
     reduce: None,
 };
 
@@ -41,11 +45,7 @@ impl TryFrom<Written> for Kwargs {
 
     fn try_from(written: Written) -> Result<Kwargs, String> {
         match (written.a, written.column) {
-            (Some(a), None) | (None, Some(a)) => Ok(Kwargs { a }),
-            (Some(a), Some(column)) if a == column => Ok(Kwargs { a }),
-            (Some(a), Some(column)) => Err(format!(
-                "`a` ({a:?}) and `column` ({column:?}) both name the column to make unique; give one"
-            )),
+            (Some(a), _) | (None, Some(a)) => Ok(Kwargs { a }),
             (None, None) => Err("missing field `a`, the column to make unique".into()),
         }
     }
