@@ -1,9 +1,9 @@
 //! `null {}`: returns its input unchanged. Useful to move a table through the
 //! transport and to measure the transport itself. `difference` is an alias:
 //! the original's `task_difference` also returns its input unchanged, so
-//! its jobs run as they did.
+//! its jobs run as they did, `operations` and all (ignored, with a warning).
 
-use crate::{decodes, kwargs, Context, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, without, Context, Ignored, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,19 +14,26 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     kernel: run,
     kwargs: "(none)",
     example: r#"{}"#,
-    check: decodes::<Kwargs>,
+    check: |args| decodes::<Kwargs>(&without(args, IGNORED)),
     role: Role::Transform,
     row_local: true,
-    ignored: &[],
+    ignored: IGNORED,
     reduce: None,
 };
+
+/// The original's `difference` took operations, and did nothing with them.
+const IGNORED: &[Ignored] = &[Ignored {
+    field: "operations",
+    why: "null (and difference, as in the original) returns its input unchanged",
+    beside: None,
+}];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Kwargs {}
 
 fn run(table: Table, args: &Value, _: &Context) -> Result<Table, String> {
-    let Kwargs {} = kwargs(args)?;
+    let Kwargs {} = kwargs(&without(args, IGNORED))?;
     Ok(table)
 }
 
