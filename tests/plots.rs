@@ -134,8 +134,8 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
     );
 
     // A second run replaces the charts: still two, newer.
-    let out = daemon.rtl(&["run", "--connect", pipeline()]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out_second = daemon.rtl(&["run", "--connect", pipeline()]);
+    assert!(out_second.status.success(), "{}", text(&out_second));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let list = charts(port, 2);
@@ -164,6 +164,35 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
     );
     assert!(
         listing.contains("io_per_cpu") && listing.contains("cpu.svg"),
+        "{listing}"
+    );
+    // `rtl run` printed the id the listing ties each chart to.
+    let job = text(&out_second)
+        .lines()
+        .find_map(|l| l.strip_prefix("Job: ").map(str::to_string))
+        .expect("rtl run prints the job id");
+    assert!(listing.contains(&format!("job {job}")), "{job}: {listing}");
+
+    // The plot node counts the charts it drew: two runs of two charts.
+    let status = daemon.rtl(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status");
+    let drawn: Vec<u64> = status["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter(|s| s["name"] == "plotnode")
+        .filter_map(|s| s["envelopes"].as_u64())
+        .collect();
+    assert_eq!(drawn, [4], "{status}");
+
+    // Stopped, the listing says the page is down and keeps the charts.
+    let stop = daemon.rtl(&["stop"]);
+    assert!(stop.status.success(), "{}", text(&stop));
+    let listing = String::from_utf8_lossy(&daemon.rtl(&["plots"]).stdout).into_owned();
+    assert!(
+        listing.starts_with(&format!(
+            "the plot node is down: nothing serves http://127.0.0.1:{port}/"
+        )) && listing.contains("cpu.svg"),
         "{listing}"
     );
 }

@@ -492,8 +492,29 @@ impl Transform {
         input: Option<Table>,
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
+        let handle = self.submit_following(job, input)?;
+        self.wait_following(handle, on_progress)
+    }
+
+    /// Sends a job, asking for its progress, and returns at once (so that
+    /// its id can be shown before it ends); [`Transform::wait_following`]
+    /// collects its progress and result.
+    pub fn submit_following<'a>(
+        &mut self,
+        job: impl Into<Job<'a>>,
+        input: Option<Table>,
+    ) -> Result<JobHandle, Error> {
         let plan = job.into().checked()?;
-        let handle = self.send_job(&plan, input, true)?;
+        self.send_job(&plan, input, true)
+    }
+
+    /// Waits for a job sent with [`Transform::submit_following`], calling
+    /// `on_progress` as each task starts, leaves a note, and finishes.
+    pub fn wait_following(
+        &mut self,
+        handle: JobHandle,
+        on_progress: &mut dyn FnMut(&ProgressEvent),
+    ) -> Result<Table, Error> {
         self.collect(handle.id, Some(on_progress))
     }
 

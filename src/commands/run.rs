@@ -86,13 +86,17 @@ pub fn run(
             println!("== {}", file.display());
         }
         let started = Instant::now();
+        let failed = |e: Error| format!("job {} failed: {e}", file.display());
+        let handle = transform.submit_following(plan, None).map_err(failed)?;
+        // The id the relay's log and the plot page know the job by.
+        println!("Job: {}", handle.id());
         let table = transform
-            .execute_with(plan, None, &mut |event| match (&event.message, event.ms) {
+            .wait_following(handle, &mut |event| match (&event.message, event.ms) {
                 (Some(message), _) => println!("{}: {message}", event.task),
                 (None, None) => println!("Running: {}", event.task),
                 (None, Some(ms)) => println!("Completed: {ms:.3} ms {}", event.task),
             })
-            .map_err(|e| format!("job {} failed: {e}", file.display()))?;
+            .map_err(failed)?;
         println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
         if let Some(out) = out {
             formats::write(&table, &out.to_path_buf(), &CsvOptions::default())?;
