@@ -10,7 +10,9 @@ writes, beside this script:
   of the numpy dtype; and data/raw_data/*.dat record files with their .meta
   for the jobs of the relay's README and dsdsl/dev.py (that job's own data
   file was never published: a seeded stand-in with its columns is made).
-- NAME.json: each job or task test, its DSDSL dict converted mechanically to
+- NAME.json: each job or task test (the task bundle's tests, the relay's
+  own test of null and, from its history, of task_average_cross,
+  task_max_cross and task_filter), its DSDSL dict converted mechanically to
   JSON (stage keys become strings). A task test calls one task on an array;
   its job opens the array's file in stage "0" and calls the task, by the
   name the task bundle registered it under, in stage "1".
@@ -260,6 +262,24 @@ def task_tests():
               [("bPoly", i, v) for i, v in enumerate([2.000000000000078, 23.000000000000068, 13.000000000000064, 7.000000000000071])])
 
 
+def relay_task_tests():
+    """The relay's own task tests: rtl/tests/test_null.py (null on the
+    array [1, 2, 3], here a one-column file) and, from its history, the
+    tests of the older names task_average_cross and task_max_cross and the
+    first filter test."""
+    ones = {"values": np.array([1, 2, 3], dtype=np.int64)}
+    write_original_csv("array", ones)
+    task_test("null_array", "null", {}, "array", ones, [("values", i, v) for i, v in enumerate([1, 2, 3])])
+    a, b = NDATA3["a"], NDATA3["b"]
+    task_test("average_cross", "task_average_cross", {"operations": [{"column": "c", "columns": ["a", "b"]}]},
+              "ndata3", plus(NDATA3, c=(f64(a) + f64(b)) / 2), [("c", 2, 7.5)])
+    task_test("max_cross", "task_max_cross", {"operations": [{"columns": ["a", "b"], "column": "c1"}]},
+              "ndata", plus(NDATA, c1=f64(np.maximum(NDATA["a"], NDATA["b"]))), [("c1", 2, 4.0)])
+    a, b = NDATA2["a"], NDATA2["b"]
+    task_test("filter_eq", "task_filter", {"operations": [{"column": "a", "value": 2, "method": "eq"}]},
+              "ndata2", {"a": a[a == 2], "b": b[a == 2]}, [("a", 0, 2)])
+
+
 def read_write():
     """test_read_write: write the array to raw_data/test.csv, read it back."""
     kwargs = {"filename": "test", "path": "out/raw_data", "extension": "csv", "delimiter": ","}
@@ -277,8 +297,8 @@ def read_write():
 def relay_jobs():
     """The jobs of the relay's README and dsdsl/ folder."""
     empty = {"asserted": [], "differs": DIFFERENCES["empty"]}
-    for name in ["readme_null", "demo_task"]:
-        write_job(name, {0: {"tasks": {"task_null": {}}}})
+    for name, task in [("readme_null", "task_null"), ("demo_task", "task_null"), ("platform_test", "null")]:
+        write_job(name, {0: {"tasks": {task: {}}}})
         write_expected(name, {})
         with open(os.path.join(HERE, name + ".original.json"), "w") as f:
             json.dump(empty, f, indent=2)
@@ -370,5 +390,6 @@ if __name__ == "__main__":
     for name, table in INPUTS.items():
         write_original_csv(name, table)
     task_tests()
+    relay_task_tests()
     read_write()
     relay_jobs()
