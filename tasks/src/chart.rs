@@ -27,6 +27,17 @@ pub enum Mark {
     Bar,
 }
 
+/// As jobs write it: `circle`, `line`, `bar`.
+impl std::fmt::Display for Mark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mark::Circle => "circle",
+            Mark::Line => "line",
+            Mark::Bar => "bar",
+        })
+    }
+}
+
 /// The y axis.
 #[derive(Serialize, Deserialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -36,6 +47,16 @@ pub enum Scale {
     Linear,
     /// Powers of ten equally spaced; only positive values are drawn.
     Log,
+}
+
+/// As jobs write it: `linear`, `log`.
+impl std::fmt::Display for Scale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scale::Linear => "linear",
+            Scale::Log => "log",
+        })
+    }
 }
 
 /// One chart, ready to draw.
@@ -149,8 +170,7 @@ impl Chart {
         let labels: Vec<String> = layers.iter().map(|l| l.label.clone()).collect();
         for layer in &mut layers {
             if labels.iter().filter(|l| **l == layer.label).count() > 1 {
-                let mark = format!("{:?}", layer.mark).to_lowercase();
-                layer.label = format!("{} ({mark})", layer.label);
+                layer.label = format!("{} ({})", layer.label, layer.mark);
             }
         }
         let mut how = Vec::new();

@@ -102,13 +102,7 @@ fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
         }
         let drawn: Vec<String> = entries
             .iter()
-            .map(|s| {
-                format!(
-                    "{} against {} ({:?}, {:?} scale)",
-                    s.y, s.x, s.kind, s.scale
-                )
-                .to_lowercase()
-            })
+            .map(|s| format!("{} against {} ({}, {} scale)", s.y, s.x, s.kind, s.scale))
             .collect();
         ctx.note(format!(
             "chart {name} \"{}\": {}; {}",
@@ -161,6 +155,24 @@ mod tests {
         assert_eq!(charts[0].layers[0].y, [0.5, 0.7]);
         let err = plot(json!({"plots": {"p": [{"x": "t", "y": "v", "scale": "log"}]}})).map(|_| ());
         assert!(err.is_ok());
+    }
+
+    #[test]
+    fn notes_keep_the_columns_case() {
+        let ctx = Context::new(Path::new("."));
+        let t = Table::from_columns(vec![
+            ("timeStamp".into(), Column::Int64(array![1, 2])),
+            ("heatNormal".into(), Column::Float64(array![0.5, 0.7])),
+        ])
+        .expect("table");
+        let args =
+            json!({"plots": {"Heat": [{"x": "timeStamp", "y": "heatNormal", "scale": "log"}]}});
+        run(t, &args, &ctx).expect("plot");
+        let notes = ctx.notes.take();
+        assert!(
+            notes[0].contains("heatNormal against timeStamp (circle, log scale)"),
+            "{notes:?}"
+        );
     }
 
     #[test]
