@@ -9,9 +9,9 @@
 
 use crate::chart::{Chart, Entry, Mark, Scale};
 use crate::{decodes, kwargs, Context, Role, Table, TaskSpec};
+use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 pub(crate) const SPEC: TaskSpec = TaskSpec {
     name: "simple_plot",
@@ -32,7 +32,8 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Kwargs {
-    pub(crate) plots: BTreeMap<String, Vec<Series>>,
+    /// Charts in the order the job writes them.
+    pub(crate) plots: IndexMap<String, Vec<Series>>,
     #[serde(default)]
     pub(crate) title: Option<String>,
     #[serde(default)]
@@ -173,6 +174,16 @@ mod tests {
             notes[0].contains("heatNormal against timeStamp (circle, log scale)"),
             "{notes:?}"
         );
+    }
+
+    #[test]
+    fn charts_come_in_the_order_the_job_writes_them() {
+        let ctx = Context::new(Path::new("."));
+        let args =
+            json!({"plots": {"zeta": [{"x": "t", "y": "v"}], "alpha": [{"x": "t", "y": "v"}]}});
+        run(table(), &args, &ctx).expect("plot");
+        let names: Vec<String> = ctx.charts.take().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["zeta", "alpha"]);
     }
 
     #[test]
