@@ -97,6 +97,13 @@ pub fn read_typed(
                 "{origin}: the file is empty; expected a header row naming the columns"
             ));
         }
+        if let Some(blank) = first.iter().position(String::is_empty) {
+            return Err(format!(
+                "{origin}:{}: column {} of the header row has no name",
+                line_at(text, 0),
+                blank + 1
+            ));
+        }
         first
     } else {
         match (&declared.meta, &meta_names) {
@@ -310,7 +317,9 @@ pub fn write(table: &Table, delimiter: u8, header: bool, out: &mut dyn Write) ->
         .delimiter(delimiter)
         .terminator(::csv::Terminator::Any(b'\n'))
         .from_writer(out);
-    if header {
+    // A table without columns is an empty file (a header of one empty
+    // name would read back as a column).
+    if header && table.width() > 0 {
         writer.write_record(table.names())?;
     }
     let columns: Vec<&Column> = table.iter().map(|(_, c)| c).collect();
@@ -406,6 +415,15 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_header_name_may_not_be_blank_and_no_columns_is_an_empty_file() {
+        let err = read("a,,c\n1,2,3\n", b',', "h.csv").expect_err("blank name");
+        assert_eq!(err, "h.csv:1: column 2 of the header row has no name");
+        let mut out = Vec::new();
+        write(&Table::new(), b',', true, &mut out).expect("write");
+        assert!(out.is_empty());
     }
 
     #[test]
