@@ -195,8 +195,11 @@ def main():
     stages = [{"tasks": [{"name": "null", "kwargs": {}}]}]
     base_dir = None
     if args.job:
-        with open(args.job) as f:
-            stages = stages_of(json.load(f), args.job)
+        try:
+            with open(args.job) as f:
+                stages = stages_of(json.load(f), args.job)
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: {e}")
         base_dir = os.path.dirname(os.path.abspath(args.job))
     table = {
         "id": np.arange(5, dtype=np.int64),
