@@ -49,8 +49,7 @@ pub fn store(dir: &Path, chart: &Chart, job: Uuid) -> Result<Entry, String> {
             .map_or(0, |d| d.as_millis() as u64),
         file: stem(&chart.name),
     };
-    let svg = render::svg(chart)?;
-    let png = render::png(chart)?;
+    let (svg, png) = render::pictures(chart)?;
     let meta = serde_json::to_vec_pretty(&entry).map_err(|e| e.to_string())?;
     put(&dir.join(format!("{}.svg", entry.file)), svg.as_bytes())?;
     put(&dir.join(format!("{}.png", entry.file)), &png)?;

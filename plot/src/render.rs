@@ -1,14 +1,17 @@
 //! Draws a [`Chart`] as SVG and PNG with plotters.
 //!
-//! The font is DejaVu Sans, compiled into the binary and handed to plotters'
-//! ab_glyph text backend, so charts have readable text on a machine with no
-//! fonts installed and nothing links fontconfig. The SVG keeps its text as
-//! `<text>` elements (titles and axis labels stay searchable); the PNG has
-//! it rasterized.
+//! The picture is drawn once, as SVG; the PNG is that SVG rasterised by
+//! resvg, so both show the same chart. The font is DejaVu Sans, compiled
+//! into the binary: plotters measures text with it (its ab_glyph backend)
+//! and resvg draws text with it (as its only font), so charts read the same
+//! on a machine with no fonts installed and nothing links fontconfig. The
+//! SVG keeps its text as `<text>` elements (titles and axis labels stay
+//! searchable).
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use resvg::{tiny_skia, usvg};
 use rtl_tasks::chart::{Chart, Mark, Scale};
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -34,7 +37,7 @@ const PALETTE: [RGBColor; 10] = [
 ];
 
 /// The chart as an SVG document.
-pub fn svg(chart: &Chart) -> Result<String, String> {
+fn svg(chart: &Chart) -> Result<String, String> {
     fonts()?;
     let mut out = String::new();
     {
@@ -46,26 +49,46 @@ pub fn svg(chart: &Chart) -> Result<String, String> {
     Ok(out)
 }
 
-/// The chart as a PNG file's bytes.
-pub fn png(chart: &Chart) -> Result<Vec<u8>, String> {
-    fonts()?;
+/// The chart as SVG and as PNG: drawn once, as SVG, and rasterised, so
+/// the two are the same picture (text, line widths and clipping included).
+pub fn pictures(chart: &Chart) -> Result<(String, Vec<u8>), String> {
+    let svg = svg(chart)?;
+    let png = rasterise(&svg, &chart.name)?;
+    Ok((svg, png))
+}
+
+/// An SVG of [`SIZE`] as PNG bytes, drawn by resvg with the built-in fonts
+/// only: nothing on the machine changes how a chart looks.
+fn rasterise(svg: &str, name: &str) -> Result<Vec<u8>, String> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("cannot {what} chart {name}: {e}");
+    let tree = usvg::Tree::from_str(svg, svg_options()).map_err(|e| fail("read the SVG of", &e))?;
     let (w, h) = SIZE;
-    let mut pixels = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
-        draw(&root, chart)?;
-        root.present()
-            .map_err(|e| format!("cannot draw chart {}: {e}", chart.name))?;
-    }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder
-        .write_header()
-        .and_then(|mut writer| writer.write_image_data(&pixels))
-        .map_err(|e| format!("cannot encode chart {} as PNG: {e}", chart.name))?;
-    Ok(out)
+    let mut pixmap = tiny_skia::Pixmap::new(w, h).ok_or_else(|| fail("allocate", &"no memory"))?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::identity(),
+        &mut pixmap.as_mut(),
+    );
+    pixmap.encode_png().map_err(|e| fail("encode as PNG", &e))
+}
+
+/// usvg's options: the DejaVu fonts plotters measured the text with, as the
+/// only fonts and the `sans-serif` family.
+fn svg_options() -> &'static usvg::Options<'static> {
+    static OPTIONS: OnceLock<usvg::Options<'static>> = OnceLock::new();
+    OPTIONS.get_or_init(|| {
+        let mut fonts = usvg::fontdb::Database::new();
+        fonts.load_font_data(dejavu::sans::regular().to_vec());
+        fonts.load_font_data(dejavu::sans::bold().to_vec());
+        fonts.set_sans_serif_family("DejaVu Sans");
+        let mut options = usvg::Options {
+            font_family: "DejaVu Sans".into(),
+            ..usvg::Options::default()
+        };
+        options.fontdb = std::sync::Arc::new(fonts);
+        options
+    })
 }
 
 fn fonts() -> Result<(), String> {
@@ -370,8 +393,7 @@ mod tests {
                     let mut c = chart(mark, scale, Vec::new());
                     c.layers[0].x = x.clone();
                     c.layers[0].y = y.clone();
-                    svg(&c).expect("svg");
-                    png(&c).expect("png");
+                    pictures(&c).expect("pictures");
                 }
             }
         }
@@ -392,17 +414,15 @@ mod tests {
 
     #[test]
     fn png_is_a_png_with_text_drawn() {
-        let bytes = png(&chart(Mark::Line, Scale::Linear, Vec::new())).expect("png");
+        let (_, bytes) = pictures(&chart(Mark::Line, Scale::Linear, Vec::new())).expect("png");
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        let decoder = ::png::Decoder::new(bytes.as_slice());
-        let mut reader = decoder.read_info().expect("header");
-        assert_eq!((reader.info().width, reader.info().height), SIZE);
-        let mut pixels = vec![0; reader.output_buffer_size()];
-        reader.next_frame(&mut pixels).expect("pixels");
+        let pixmap = tiny_skia::Pixmap::decode_png(&bytes).expect("decodes");
+        assert_eq!((pixmap.width(), pixmap.height()), SIZE);
         // Text and lines leave dark pixels on the white page.
-        let dark = pixels
-            .chunks(3)
-            .filter(|p| p.iter().all(|c| *c < 80))
+        let dark = pixmap
+            .pixels()
+            .iter()
+            .filter(|p| p.red() < 80 && p.green() < 80 && p.blue() < 80)
             .count();
         assert!(dark > 500, "{dark} dark pixels");
     }
@@ -425,7 +445,6 @@ mod tests {
             l.x.clear();
             l.y.clear()
         });
-        svg(&c).expect("svg");
-        png(&c).expect("png");
+        pictures(&c).expect("pictures");
     }
 }
