@@ -122,13 +122,12 @@ mod tests {
     use rtl_tasks::chart::{Layer, Mark, Scale};
 
     fn chart(name: &str) -> Chart {
-        Chart {
+        let mut chart = Chart {
             name: name.into(),
             title: format!("{name} title"),
             x_label: "x".into(),
             y_label: "y".into(),
             scale: Scale::Linear,
-            categories: Vec::new(),
             layers: vec![Layer {
                 mark: Mark::Circle,
                 label: "y".into(),
@@ -136,7 +135,10 @@ mod tests {
                 y: vec![3.0, 4.0],
             }],
             caption: "2 points".into(),
-        }
+            ..Chart::default()
+        };
+        chart.fit_axes();
+        chart
     }
 
     #[test]
