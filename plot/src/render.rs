@@ -29,6 +29,12 @@ use rtl_tasks::chart::{Chart, Columns, Mark, Scale, TimeUnit, MARGIN, SIZE, Y_LA
 use std::fmt::Write;
 use std::sync::OnceLock;
 
+/// The font family of every text: plotters measures text under this name
+/// (the built-in DejaVu Sans is registered as it), and the SVG's
+/// `font-family` says it, so resvg, and a browser that has DejaVu Sans,
+/// draw the text in the font it was measured in; others fall back to
+/// their sans-serif.
+const FONT: &str = "DejaVu Sans, sans-serif";
 const FOOTER: u32 = 30;
 /// Height of the x axis's tick labels and description, when level.
 const X_LABELS: u32 = 48;
@@ -99,7 +105,7 @@ pub fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
 }
 
 /// usvg's options: the DejaVu fonts plotters measured the text with, as the
-/// only fonts and the `sans-serif` family.
+/// only fonts, and as the `sans-serif` family too.
 fn svg_options() -> &'static usvg::Options<'static> {
     static OPTIONS: OnceLock<usvg::Options<'static>> = OnceLock::new();
     OPTIONS.get_or_init(|| {
@@ -121,13 +127,9 @@ fn fonts() -> Result<(), String> {
     REGISTERED
         .get_or_init(|| {
             let fail = |_| "the built-in DejaVu font could not be loaded".to_string();
-            plotters::style::register_font(
-                "sans-serif",
-                FontStyle::Normal,
-                dejavu::sans::regular(),
-            )
-            .map_err(fail)?;
-            plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
+            plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+                .map_err(fail)?;
+            plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold())
                 .map_err(fail)
         })
         .clone()
@@ -135,7 +137,7 @@ fn fonts() -> Result<(), String> {
 
 /// How wide `text` is in tick labels, in pixels.
 fn text_width(text: &str) -> i32 {
-    ("sans-serif", LABEL_FONT)
+    (FONT, LABEL_FONT)
         .into_font()
         .box_size(text)
         .map_or(text.chars().count() as i32 * 8, |(w, _)| w as i32)
@@ -499,7 +501,7 @@ fn draw<DB: DrawingBackend>(
         .draw(&Text::new(
             chart.caption.clone(),
             (14, 6),
-            ("sans-serif", 14).into_font().color(&RGBColor(90, 90, 90)),
+            (FONT, 14).into_font().color(&RGBColor(90, 90, 90)),
         ))
         .map_err(fail)?;
     // The legend gets a strip of its own, so it never hides a point.
@@ -516,7 +518,7 @@ fn draw<DB: DrawingBackend>(
                 label = label.chars().take(17).chain(['…']).collect();
             }
             legend
-                .draw(&Text::new(label, (30, y), ("sans-serif", 14).into_font()))
+                .draw(&Text::new(label, (30, y), (FONT, 14).into_font()))
                 .map_err(fail)?;
         }
         area
@@ -538,10 +540,7 @@ fn draw<DB: DrawingBackend>(
     );
     let mut builder = ChartBuilder::on(&area);
     builder
-        .caption(
-            &chart.title,
-            ("sans-serif", 24).into_font().style(FontStyle::Bold),
-        )
+        .caption(&chart.title, (FONT, 24).into_font().style(FontStyle::Bold))
         .margin(MARGIN)
         .x_label_area_size(x_area)
         .y_label_area_size(Y_LABELS);
@@ -563,8 +562,8 @@ fn draw<DB: DrawingBackend>(
             let mut mesh = cc.configure_mesh();
             mesh.x_desc(&x.description)
                 .y_desc(&y.description)
-                .axis_desc_style(("sans-serif", 16))
-                .label_style(("sans-serif", LABEL_FONT))
+                .axis_desc_style((FONT, 16))
+                .label_style((FONT, LABEL_FONT))
                 .x_label_formatter(&x_label)
                 .y_label_formatter(&y_label)
                 .bold_line_style(RGBColor(225, 225, 225))
@@ -575,7 +574,7 @@ fn draw<DB: DrawingBackend>(
             mesh.draw().map_err(fail)?;
             let (px, py) = cc.plotting_area().get_pixel_range();
             if x.upright {
-                let font = ("sans-serif", LABEL_FONT)
+                let font = (FONT, LABEL_FONT)
                     .into_font()
                     .transform(FontTransform::Rotate270)
                     .color(&BLACK)
