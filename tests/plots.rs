@@ -1,7 +1,10 @@
 //! The plot node through a real daemon: a job's charts are drawn, listed
-//! on the page, served as SVG and PNG, replaced by newer versions, written
-//! by `rtl run --plots`, listed by `rtl plots`; a chart of a million
-//! points is thinned and says so.
+//! on the page, served as SVG and PNG, kept beside a later run's for as
+//! many runs as `plot_history` says, written by `rtl run --plots`, listed
+//! by `rtl plots` (which says when the plot node is down) and counted by
+//! `rtl status`; a chart of a million points is thinned and says so; a line
+//! of random rows stays inside its plot area; a thinned line draws the
+//! same pixels as all its points.
 
 mod common;
 
@@ -133,27 +136,35 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
         "--plots cpu.png",
     );
 
-    // A second run replaces the charts: still two, newer.
+    // A second run's charts come first; the first run's are kept beside
+    // them (plot_history), under names of their own.
     let out = daemon.rtl(&["run", "--connect", pipeline()]);
     assert!(out.status.success(), "{}", text(&out));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let list = charts(port, 2);
-        let newest = list
-            .iter()
-            .map(|c| c["stamp"].as_u64().expect("stamp"))
-            .min();
-        if newest > first_stamp {
-            assert_eq!(list.len(), 2, "replaced, not added");
-            break;
-        }
-        assert!(Instant::now() < deadline, "charts not replaced");
-        std::thread::sleep(Duration::from_millis(100));
+    let list = charts(port, 4);
+    let newest = list[..2]
+        .iter()
+        .map(|c| c["stamp"].as_u64().expect("stamp"))
+        .min();
+    assert!(newest > first_stamp, "the new run first: {list:?}");
+    let files: Vec<&str> = list.iter().filter_map(|c| c["file"].as_str()).collect();
+    assert_eq!(
+        &files[..2],
+        ["io_per_cpu", "cpu"],
+        "the latest under the plain names"
+    );
+    assert!(
+        files[2].starts_with("io_per_cpu~") && files[3].starts_with("cpu~"),
+        "{files:?}"
+    );
+    assert_ne!(list[0]["job"], list[2]["job"]);
+    for file in &files {
+        let (status, _, _) = http("GET", port, &format!("/charts/{file}.png"), None).expect("png");
+        assert_eq!(status, 200, "{file}.png");
     }
     let files = std::fs::read_dir(daemon.home.dir().join("plots"))
         .expect("plots dir")
         .count();
-    assert_eq!(files, 6, "svg, png and json per chart");
+    assert_eq!(files, 12, "svg, png and json per chart and run");
 
     let out = daemon.rtl(&["plots"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -166,6 +177,64 @@ fn the_pipelines_charts_are_drawn_served_and_replaced() {
         listing.contains("io_per_cpu") && listing.contains("cpu.svg"),
         "{listing}"
     );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = text(&daemon.rtl(&["status"]));
+        if status.contains("charts drawn by the plot node since it started: 4") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // With the daemon stopped, `rtl plots` says nothing serves the page.
+    let out = daemon.rtl(&["stop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = text(&daemon.rtl(&["plots"]));
+    assert!(
+        listing.contains("\nthe plot node is not running, so nothing serves the page"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("io_per_cpu"),
+        "the charts are still listed: {listing}"
+    );
+}
+
+#[test]
+fn plot_history_says_how_many_runs_of_a_chart_are_kept() {
+    let daemon = Daemon::start_in(Home::new("plots-history").with("RTL_PLOT_HISTORY", "2"));
+    let port = daemon.home.port("RTL_PLOT_PORT");
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let out = daemon.rtl(&["run", "--connect", pipeline()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let printed = text(&out);
+        let job = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("Job: "))
+            .unwrap_or_else(|| panic!("no job id printed: {printed}"));
+        jobs.push(job.to_string());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let list = loop {
+        let list = charts(port, 4);
+        if list[0]["job"] == jobs[2].as_str() {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "the last run never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let runs: Vec<&str> = list.iter().filter_map(|c| c["job"].as_str()).collect();
+    assert_eq!(
+        runs,
+        [&jobs[2], &jobs[2], &jobs[1], &jobs[1]],
+        "two runs of each chart"
+    );
+    let files = std::fs::read_dir(daemon.home.dir().join("plots"))
+        .expect("plots dir")
+        .count();
+    assert_eq!(files, 12);
 }
 
 #[test]

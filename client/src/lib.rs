@@ -476,8 +476,29 @@ impl Transform {
         input: Option<Table>,
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
+        let handle = self.start_with(job, input)?;
+        self.follow(handle, on_progress)
+    }
+
+    /// Sends a job on `input` with its progress asked for and returns at
+    /// once, so the caller knows the job's id before it runs;
+    /// [`Transform::follow`] then collects its progress and result.
+    pub fn start_with<'a>(
+        &mut self,
+        job: impl Into<Job<'a>>,
+        input: Option<Table>,
+    ) -> Result<JobHandle, Error> {
         let plan = job.into().checked()?;
-        let handle = self.send_job(&plan, input, true)?;
+        self.send_job(&plan, input, true)
+    }
+
+    /// Waits for a job sent with [`Transform::start_with`], calling
+    /// `on_progress` as each task starts, leaves a note, and finishes.
+    pub fn follow(
+        &mut self,
+        handle: JobHandle,
+        on_progress: &mut dyn FnMut(&ProgressEvent),
+    ) -> Result<Table, Error> {
         self.collect(handle.id, Some(on_progress))
     }
 
