@@ -47,7 +47,7 @@ const LABEL_GAP: i32 = 14;
 /// Least distance between two x ticks, in pixels: more would crowd the axis.
 const X_TICK_GAP: i32 = 70;
 /// Least distance between two y ticks, in pixels.
-const Y_TICK_GAP: i32 = 28;
+const Y_TICK_GAP: i32 = 36;
 
 /// Ten colors that stay apart for most eyes, in legend order.
 const PALETTE: [RGBColor; 10] = [
