@@ -91,7 +91,7 @@ fn svg(chart: &Chart) -> Result<String, String> {
 
 /// An SVG of [`SIZE`] as PNG bytes, drawn by resvg with the built-in fonts
 /// only: nothing on the machine changes how a chart looks.
-pub fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
+fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
     let tree = usvg::Tree::from_str(svg, svg_options()).map_err(|e| e.to_string())?;
     let (w, h) = SIZE;
     let mut pixmap = tiny_skia::Pixmap::new(w, h).ok_or("no memory for the picture")?;
