@@ -87,11 +87,11 @@ pub fn is_alive(pid: u32) -> bool {
         .unwrap_or(true) // no procfs: trust kill(0)
 }
 
-/// The pid of this home's relay, when one runs.
-pub fn live_relay(config: &Config) -> Option<u32> {
+/// The pid of a live `service` process of this home, when one runs.
+pub fn live(config: &Config, service: Service) -> Option<u32> {
     pid_files(config)
         .into_iter()
-        .find(|f| f.service == Service::Relay && is_alive(f.pid))
+        .find(|f| f.service == service && is_alive(f.pid))
         .map(|f| f.pid)
 }
 
@@ -180,7 +180,10 @@ pub fn status(config: &Config) -> Status {
                     .as_ref()
                     .filter(|r| r.pid == f.pid)
                     .map(|r| r.envelopes),
-                _ => node.map(|n| n.envelopes),
+                // A plot node's envelopes are charts, which the relay does
+                // not count as answered work: the node counts those it drew.
+                Service::PlotNode => node.map(|n| n.info.envelopes),
+                Service::TaskNode => node.map(|n| n.envelopes),
             };
             ServiceStatus {
                 service: f.service,
@@ -756,6 +759,7 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
                 secret: Secret::load(&config.secret_path())?,
                 listen: format!("{}:{}", config.plot_listen, config.plot_port),
                 plots_dir: config.home.join("plots"),
+                history: config.plot_history,
             };
             plotnode::run(&ctx, settings, log.clone(), &TERMINATE)
         }

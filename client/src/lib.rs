@@ -492,14 +492,14 @@ impl Transform {
         input: Option<Table>,
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
-        let handle = self.submit_following(job, input)?;
-        self.wait_following(handle, on_progress)
+        let handle = self.start_with(job, input)?;
+        self.follow(handle, on_progress)
     }
 
-    /// Sends a job, asking for its progress, and returns at once (so that
-    /// its id can be shown before it ends); [`Transform::wait_following`]
-    /// collects its progress and result.
-    pub fn submit_following<'a>(
+    /// Sends a job on `input` with its progress asked for and returns at
+    /// once, so the caller knows the job's id before it runs;
+    /// [`Transform::follow`] then collects its progress and result.
+    pub fn start_with<'a>(
         &mut self,
         job: impl Into<Job<'a>>,
         input: Option<Table>,
@@ -508,9 +508,9 @@ impl Transform {
         self.send_job(&plan, input, true)
     }
 
-    /// Waits for a job sent with [`Transform::submit_following`], calling
+    /// Waits for a job sent with [`Transform::start_with`], calling
     /// `on_progress` as each task starts, leaves a note, and finishes.
-    pub fn wait_following(
+    pub fn follow(
         &mut self,
         handle: JobHandle,
         on_progress: &mut dyn FnMut(&ProgressEvent),

@@ -124,6 +124,10 @@ settings! {
     /// Number of plot-node processes `rtl start` launches.
     plot_workers: usize = |_| 1;
     read |raw| count(raw, 0), expecting "a whole number, 0 or more";
+    /// Runs of each chart the plot node (and `rtl run --plots`) keeps: the
+    /// latest and the ones before it, each shown on the page with its job.
+    plot_history: usize = |_| 5;
+    read |raw| count(raw, 1), expecting "a whole number, 1 or more";
     /// Whether the relay splits large tables into chunks.
     chunking: bool = |_| true;
     read boolean, expecting "true or false";

@@ -190,13 +190,8 @@ mod tests {
             stage: k,
             chart: Box::new(rtl_tasks::chart::Chart {
                 name: format!("c{k}"),
-                title: String::new(),
-                x_label: String::new(),
-                y_label: String::new(),
-                scale: Default::default(),
-                categories: Vec::new(),
                 layers: vec![layer],
-                caption: String::new(),
+                ..Default::default()
             }),
         }
     }

@@ -942,9 +942,8 @@ impl Relay {
             }
             Message::Chart { stage, chart } => self.chart(JobChart { job, stage, chart }),
             // A plot node confirms the charts it drew (or ones an earlier
-            // relay sent it); those this relay sent count as its envelopes.
-            Message::Done(_) if self.charts.confirmed(&id) => self.routing.drew_chart(&route),
-            Message::Done(_) if self.is_plot_node(&route) => {}
+            // relay sent it).
+            Message::Done(_) if self.charts.confirmed(&id) || self.is_plot_node(&route) => {}
             Message::Done(done) => {
                 let env = Envelope::with_id(id, job, Message::Done(Done::default()), body);
                 if let Some((job, stage)) = self.answered(&id) {

@@ -186,13 +186,6 @@ impl Routing {
         Some((id, envelope))
     }
 
-    /// Plot node `node` drew a chart it was sent: `rtl status` counts it.
-    pub fn drew_chart(&mut self, node: &[u8]) {
-        if let Some(node) = self.nodes.get_mut(node) {
-            node.answered += 1;
-        }
-    }
-
     /// A node answered envelope `id`; frees its credit. None when the
     /// envelope is unknown (a late answer after the node was dropped).
     pub fn answered(&mut self, id: &Uuid) -> Option<Assignment> {

@@ -12,7 +12,7 @@ use rtl_log::Log;
 use rtl_wire::link::{hostname, RelayLink};
 use rtl_wire::{Body, Done, Envelope, Message, NodeInfo};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -31,6 +31,8 @@ pub struct PlotNodeConfig {
     pub listen: String,
     /// Where charts are written and served from.
     pub plots_dir: PathBuf,
+    /// Runs of each chart kept (`plot_history`).
+    pub history: usize,
 }
 
 /// Runs the plot node until `stop` is set.
@@ -103,7 +105,7 @@ pub fn run(
             }
             while let Some(env) = link.next_message(&log) {
                 let (id, chart) = (env.id, matches!(env.message, Message::Chart { .. }));
-                if draw(env, &settings.plots_dir, &log) {
+                if draw(env, &settings, &log) {
                     info.envelopes += 1;
                 }
                 // The relay keeps each chart until it hears it was dealt
@@ -125,7 +127,7 @@ pub fn run(
 }
 
 /// Draws a `chart` message into the gallery; true when it did.
-fn draw(env: Envelope, dir: &Path, log: &Log) -> bool {
+fn draw(env: Envelope, settings: &PlotNodeConfig, log: &Log) -> bool {
     let job = env.job;
     let Message::Chart { chart, .. } = env.message else {
         log.warn(format!(
@@ -134,7 +136,7 @@ fn draw(env: Envelope, dir: &Path, log: &Log) -> bool {
         ));
         return false;
     };
-    match gallery::store(dir, &chart, job) {
+    match gallery::store(&settings.plots_dir, &chart, job, settings.history) {
         Ok(entry) => {
             log.info(format!(
                 "job {job}: chart {:?} drawn ({})",

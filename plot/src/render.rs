@@ -1,23 +1,53 @@
-//! Draws a [`Chart`] as SVG and PNG with plotters.
+//! Draws a [`Chart`] as SVG and PNG.
 //!
-//! The font is DejaVu Sans, compiled into the binary and handed to plotters'
-//! ab_glyph text backend, so charts have readable text on a machine with no
-//! fonts installed and nothing links fontconfig. The SVG keeps its text as
-//! `<text>` elements (titles and axis labels stay searchable); the PNG has
-//! it rasterized.
+//! The picture is drawn once, as SVG; the PNG is that SVG rasterised by
+//! resvg, so both show the same chart. The font is DejaVu Sans, compiled
+//! into the binary: plotters measures text with it (its ab_glyph backend)
+//! and resvg draws text with it (as its only font), so charts read the same
+//! on a machine with no fonts installed and nothing links fontconfig. The
+//! SVG keeps its text as `<text>` elements (titles and axis labels stay
+//! searchable).
+//!
+//! Plotters draws the frame: title, axes, grid, tick labels, legend and
+//! caption, at ticks chosen here so labels never overlap (times as dates,
+//! categories turned upright or thinned out when they would collide, a log
+//! axis labelled at its powers of ten). The series are written here, as SVG
+//! inside a clip path of the plot area, and cut to it point by point as
+//! well, so nothing a series holds reaches the title, labels or caption.
+//! Their x pixel is the chart's own [`Columns`] mapping, the one its line
+//! thinning used, so a thinned line covers the pixels the whole one would.
 
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
-use rtl_tasks::chart::{Chart, Mark, Scale};
-use std::ops::Range;
+use plotters::style::FontTransform;
+use resvg::{tiny_skia, usvg};
+use rtl_tasks::chart::{Chart, Columns, Mark, Scale, TimeUnit, MARGIN, SIZE, Y_LABELS};
+use std::fmt::Write;
 use std::sync::OnceLock;
 
-/// Picture size in pixels.
-pub const SIZE: (u32, u32) = (960, 540);
+/// The font family of every text: plotters measures text under this name
+/// (the built-in DejaVu Sans is registered as it), and the SVG's
+/// `font-family` says it, so resvg, and a browser that has DejaVu Sans,
+/// draw the text in the font it was measured in; others fall back to
+/// their sans-serif.
+const FONT: &str = "DejaVu Sans, sans-serif";
 const FOOTER: u32 = 30;
-/// Width of the legend strip right of the plot, when there is a legend.
-const LEGEND: u32 = 170;
+/// Height of the x axis's tick labels and description, when level.
+const X_LABELS: u32 = 48;
+/// Tick label size, in plotters' font units.
+const LABEL_FONT: f64 = 13.0;
+/// Longest category label, in characters; longer ones end in `…`.
+const CATEGORY_CHARS: usize = 20;
+/// Least room between two tick labels, in pixels.
+const LABEL_GAP: i32 = 14;
+/// Least distance between two x ticks, in pixels: more would crowd the axis.
+const X_TICK_GAP: i32 = 70;
+/// Least distance between two y ticks, in pixels.
+const Y_TICK_GAP: i32 = 36;
 
 /// Ten colors that stay apart for most eyes, in legend order.
 const PALETTE: [RGBColor; 10] = [
@@ -33,39 +63,63 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// The chart as SVG and as PNG: drawn once, as SVG, and rasterised, so
+/// the two are the same picture (text, line widths and clipping included).
+pub fn pictures(chart: &Chart) -> Result<(String, Vec<u8>), String> {
+    let svg = svg(chart)?;
+    let png = rasterise(&svg).map_err(|e| format!("cannot draw chart {}: {e}", chart.name))?;
+    Ok((svg, png))
+}
+
 /// The chart as an SVG document.
-pub fn svg(chart: &Chart) -> Result<String, String> {
+fn svg(chart: &Chart) -> Result<String, String> {
     fonts()?;
     let mut out = String::new();
-    {
+    let series = {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
-        draw(&root, chart)?;
+        let series = draw(&root, chart)?;
         root.present()
             .map_err(|e| format!("cannot draw chart {}: {e}", chart.name))?;
-    }
+        series
+    };
+    // The series go last, over the grid: plotters has no clip paths, so
+    // they are written into its document before it closes.
+    let end = out.rfind("</svg>").unwrap_or(out.len());
+    out.insert_str(end, &series);
     Ok(out)
 }
 
-/// The chart as a PNG file's bytes.
-pub fn png(chart: &Chart) -> Result<Vec<u8>, String> {
-    fonts()?;
+/// An SVG of [`SIZE`] as PNG bytes, drawn by resvg with the built-in fonts
+/// only: nothing on the machine changes how a chart looks.
+fn rasterise(svg: &str) -> Result<Vec<u8>, String> {
+    let tree = usvg::Tree::from_str(svg, svg_options()).map_err(|e| e.to_string())?;
     let (w, h) = SIZE;
-    let mut pixels = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
-        draw(&root, chart)?;
-        root.present()
-            .map_err(|e| format!("cannot draw chart {}: {e}", chart.name))?;
-    }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder
-        .write_header()
-        .and_then(|mut writer| writer.write_image_data(&pixels))
-        .map_err(|e| format!("cannot encode chart {} as PNG: {e}", chart.name))?;
-    Ok(out)
+    let mut pixmap = tiny_skia::Pixmap::new(w, h).ok_or("no memory for the picture")?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::identity(),
+        &mut pixmap.as_mut(),
+    );
+    pixmap.encode_png().map_err(|e| e.to_string())
+}
+
+/// usvg's options: the DejaVu fonts plotters measured the text with, as the
+/// only fonts, and as the `sans-serif` family too.
+fn svg_options() -> &'static usvg::Options<'static> {
+    static OPTIONS: OnceLock<usvg::Options<'static>> = OnceLock::new();
+    OPTIONS.get_or_init(|| {
+        let mut fonts = usvg::fontdb::Database::new();
+        fonts.load_font_data(dejavu::sans::regular().to_vec());
+        fonts.load_font_data(dejavu::sans::bold().to_vec());
+        fonts.set_sans_serif_family("DejaVu Sans");
+        let mut options = usvg::Options {
+            font_family: "DejaVu Sans".into(),
+            ..usvg::Options::default()
+        };
+        options.fontdb = std::sync::Arc::new(fonts);
+        options
+    })
 }
 
 fn fonts() -> Result<(), String> {
@@ -73,108 +127,20 @@ fn fonts() -> Result<(), String> {
     REGISTERED
         .get_or_init(|| {
             let fail = |_| "the built-in DejaVu font could not be loaded".to_string();
-            plotters::style::register_font(
-                "sans-serif",
-                FontStyle::Normal,
-                dejavu::sans::regular(),
-            )
-            .map_err(fail)?;
-            plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold())
+            plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+                .map_err(fail)?;
+            plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold())
                 .map_err(fail)
         })
         .clone()
 }
 
-/// The x and y ranges that hold every finite point, with a margin; bars
-/// also reach down to zero on a linear scale. Ranges are always finite and
-/// no wider than f64 can measure: points near the ends of f64 are drawn
-/// at the edge rather than make the axes infinite (which would never
-/// finish drawing).
-fn ranges(chart: &Chart) -> (Range<f64>, Range<f64>) {
-    let bounds = |values: &mut dyn Iterator<Item = f64>| {
-        values
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            })
-    };
-    let (mut x0, mut x1) = bounds(&mut chart.layers.iter().flat_map(|l| l.x.iter().copied()));
-    let (mut y0, mut y1) = bounds(&mut chart.layers.iter().flat_map(|l| l.y.iter().copied()));
-    if x0 > x1 {
-        (x0, x1) = (0.0, 1.0);
-    }
-    if y0 > y1 {
-        (y0, y1) = if chart.scale == Scale::Log {
-            (1.0, 10.0)
-        } else {
-            (0.0, 1.0)
-        };
-    }
-    let bars = chart.layers.iter().any(|l| l.mark == Mark::Bar);
-    let x = if !chart.categories.is_empty() {
-        -0.5..chart.categories.len() as f64 - 0.5
-    } else {
-        let half_bar = if bars { bar_width(chart) / 2.0 } else { 0.0 };
-        padded(x0, x1, 0.03, half_bar)
-    };
-    let y = match chart.scale {
-        Scale::Log => measurable(y0 / 1.5, y1 * 1.5),
-        Scale::Linear => {
-            if bars {
-                (y0, y1) = (y0.min(0.0), y1.max(0.0));
-            }
-            let y = padded(y0, y1, 0.05, 0.0);
-            let low = if bars && y0 == 0.0 { 0.0 } else { y.start };
-            low..y.end
-        }
-    };
-    (x, y)
-}
-
-/// `lo..hi` widened by `share` of its width (at least `least` each side),
-/// or around a single value by half its size.
-fn padded(lo: f64, hi: f64, share: f64, least: f64) -> Range<f64> {
-    // Halves first: the width of two huge values can overflow.
-    let pad = if hi > lo {
-        (hi / 2.0 - lo / 2.0) * 2.0 * share
-    } else {
-        lo.abs().max(1.0) * 0.5
-    };
-    let pad = pad.max(least);
-    measurable(lo - pad, hi + pad)
-}
-
-/// A range with a finite width: the ends are pulled in as far as needed.
-fn measurable(lo: f64, hi: f64) -> Range<f64> {
-    let (mut lo, mut hi) = (lo.max(-f64::MAX), hi.min(f64::MAX));
-    if !(hi - lo).is_finite() {
-        (lo, hi) = (lo.max(-f64::MAX / 2.0), hi.min(f64::MAX / 2.0));
-    }
-    lo..hi
-}
-
-/// Bar width in x units: most of the smallest gap between bars.
-fn bar_width(chart: &Chart) -> f64 {
-    if !chart.categories.is_empty() {
-        return 0.8;
-    }
-    let mut xs: Vec<f64> = chart
-        .layers
-        .iter()
-        .filter(|l| l.mark == Mark::Bar)
-        .flat_map(|l| l.x.iter().copied())
-        .collect();
-    xs.sort_by(f64::total_cmp);
-    xs.dedup();
-    let gap = xs
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .fold(f64::INFINITY, f64::min);
-    if gap.is_finite() {
-        gap * 0.8
-    } else {
-        1.0
-    }
+/// How wide `text` is in tick labels, in pixels.
+fn text_width(text: &str) -> i32 {
+    (FONT, LABEL_FONT)
+        .into_font()
+        .box_size(text)
+        .map_or(text.chars().count() as i32 * 8, |(w, _)| w as i32)
 }
 
 /// A tick label: short, and in exponent form only when it must be.
@@ -195,7 +161,338 @@ fn number(v: f64) -> String {
     text.to_string()
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Result<(), String> {
+/// One axis's ticks: where, what each says, where faint lines go between
+/// them, and the axis's description.
+#[derive(Debug, Default, PartialEq)]
+struct Axis {
+    ticks: Vec<f64>,
+    labels: Vec<String>,
+    light: Vec<f64>,
+    /// Category labels stand upright, reading upwards.
+    upright: bool,
+    description: String,
+}
+
+impl Axis {
+    fn label(&self, v: f64) -> String {
+        self.ticks
+            .iter()
+            .position(|t| *t == v)
+            .map_or_else(String::new, |i| self.labels[i].clone())
+    }
+}
+
+/// The first ticks at multiples of 1, 2 or 5 times a power of ten in
+/// `lo..=hi`, from the densest, that `fits` takes.
+fn number_ticks(lo: f64, hi: f64, fits: impl Fn(&[f64], f64) -> bool) -> Vec<f64> {
+    let span = hi - lo;
+    if !(span > 0.0 && span.is_finite()) {
+        return vec![lo];
+    }
+    let first = span.log10().floor() as i32 - 2;
+    let mut ticks = Vec::new();
+    for exponent in first..first + 6 {
+        for m in [1.0, 2.0, 5.0] {
+            let step = m * 10f64.powi(exponent);
+            let (a, b) = ((lo / step).ceil(), (hi / step).floor());
+            // Also false for nan, from ranges too wide to count in steps.
+            let countable = b - a < 60.0;
+            if !countable {
+                continue;
+            }
+            ticks = (a as i64..=b as i64).map(|k| k as f64 * step).collect();
+            if fits(&ticks, step) {
+                return ticks;
+            }
+        }
+    }
+    ticks
+}
+
+fn x_axis(chart: &Chart, width: i32) -> Axis {
+    let [lo, hi] = chart.x_range;
+    let px = |step: f64| step / (hi - lo) * f64::from(width);
+    if !chart.categories.is_empty() {
+        return category_axis(chart, width);
+    }
+    if let Some(unit) = chart.x_time {
+        if let Some(axis) = time_axis(chart, unit, width) {
+            return axis;
+        }
+    }
+    let ticks = number_ticks(lo, hi, |ticks, step| {
+        let widest = ticks.iter().map(|t| text_width(&number(*t))).max();
+        px(step) >= f64::from((widest.unwrap_or(0) + LABEL_GAP).max(X_TICK_GAP))
+    });
+    Axis {
+        labels: ticks.iter().map(|t| number(*t)).collect(),
+        ticks,
+        description: chart.x_label.clone(),
+        ..Axis::default()
+    }
+}
+
+/// Categories side by side when their labels fit; upright when they would
+/// collide; upright and only every k-th when even that is too tight.
+fn category_axis(chart: &Chart, width: i32) -> Axis {
+    let n = chart.categories.len();
+    let labels: Vec<String> = chart
+        .categories
+        .iter()
+        .map(|c| {
+            if c.chars().count() > CATEGORY_CHARS {
+                c.chars().take(CATEGORY_CHARS - 1).chain(['…']).collect()
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    let slot = f64::from(width) / n as f64;
+    let widest = labels.iter().map(|l| text_width(l)).max().unwrap_or(0);
+    let upright = slot < f64::from(widest + LABEL_GAP / 2);
+    // Upright labels need a line's height each.
+    let every = if upright {
+        (18.0 / slot).ceil().max(1.0) as usize
+    } else {
+        1
+    };
+    let (ticks, labels) = labels
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % every == 0)
+        .map(|(i, l)| (i as f64, l))
+        .unzip();
+    Axis {
+        ticks,
+        labels,
+        upright,
+        description: chart.x_label.clone(),
+        ..Axis::default()
+    }
+}
+
+/// How a time tick reads, by the step between ticks.
+#[derive(Clone, Copy, PartialEq)]
+enum Clock {
+    Millis,
+    Seconds,
+    Minutes,
+    Days,
+}
+
+/// Steps between time ticks, in milliseconds, with how their ticks read.
+const TIME_STEPS: [(f64, Clock); 35] = {
+    const S: f64 = 1000.0;
+    const M: f64 = 60.0 * S;
+    const H: f64 = 60.0 * M;
+    const D: f64 = 24.0 * H;
+    [
+        (1.0, Clock::Millis),
+        (2.0, Clock::Millis),
+        (5.0, Clock::Millis),
+        (10.0, Clock::Millis),
+        (20.0, Clock::Millis),
+        (50.0, Clock::Millis),
+        (100.0, Clock::Millis),
+        (200.0, Clock::Millis),
+        (500.0, Clock::Millis),
+        (S, Clock::Seconds),
+        (2.0 * S, Clock::Seconds),
+        (5.0 * S, Clock::Seconds),
+        (10.0 * S, Clock::Seconds),
+        (15.0 * S, Clock::Seconds),
+        (30.0 * S, Clock::Seconds),
+        (M, Clock::Minutes),
+        (2.0 * M, Clock::Minutes),
+        (5.0 * M, Clock::Minutes),
+        (10.0 * M, Clock::Minutes),
+        (15.0 * M, Clock::Minutes),
+        (30.0 * M, Clock::Minutes),
+        (H, Clock::Minutes),
+        (2.0 * H, Clock::Minutes),
+        (3.0 * H, Clock::Minutes),
+        (6.0 * H, Clock::Minutes),
+        (12.0 * H, Clock::Minutes),
+        (D, Clock::Days),
+        (2.0 * D, Clock::Days),
+        (7.0 * D, Clock::Days),
+        (14.0 * D, Clock::Days),
+        (30.0 * D, Clock::Days),
+        (91.0 * D, Clock::Days),
+        (365.0 * D, Clock::Days),
+        (3652.0 * D, Clock::Days),
+        (36524.0 * D, Clock::Days),
+    ]
+};
+
+/// `ms` after 1970-01-01 UTC as `2026-12-02` and `15:30:05.250`.
+fn clock(ms: f64) -> (String, String) {
+    let ms = ms.round() as i64;
+    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (y, m, d) = rtl_log::civil_date(days);
+    let date = format!("{y:04}-{m:02}-{d:02}");
+    let (h, min, s, milli) = (
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000,
+    );
+    (date, format!("{h:02}:{min:02}:{s:02}.{milli:03}"))
+}
+
+/// Ticks at round times (UTC) that do not overlap, labelled
+/// `2026-12-02 15:30` (the date alone for steps of days; the time alone
+/// when the axis stays within one day, whose date its description names).
+/// None when the range is beyond what dates can say.
+fn time_axis(chart: &Chart, unit: TimeUnit, width: i32) -> Option<Axis> {
+    let [lo, hi] = chart.x_range.map(|v| v * unit.millis());
+    if !(lo.abs() < 1e17 && hi.abs() < 1e17) {
+        return None;
+    }
+    let one_day = clock(lo).0 == clock(hi).0;
+    let label = |ms: f64, how: Clock| {
+        let (date, time) = clock(ms);
+        let time = match how {
+            Clock::Millis => &time[..],
+            Clock::Seconds => &time[..8],
+            Clock::Minutes => &time[..5],
+            Clock::Days => return date,
+        };
+        if one_day {
+            time.to_string()
+        } else {
+            format!("{date} {time}")
+        }
+    };
+    let chosen = TIME_STEPS.iter().find_map(|&(step, how)| {
+        let (a, b) = ((lo / step).ceil(), (hi / step).floor());
+        let countable = b - a < 60.0;
+        if !countable {
+            return None;
+        }
+        let ticks: Vec<f64> = (a as i64..=b as i64).map(|k| k as f64 * step).collect();
+        let labels: Vec<String> = ticks.iter().map(|t| label(*t, how)).collect();
+        let widest = labels.iter().map(|l| text_width(l)).max().unwrap_or(0);
+        let room = step / (hi - lo) * f64::from(width);
+        (room >= f64::from((widest + LABEL_GAP).max(X_TICK_GAP))).then_some((ticks, labels))
+    })?;
+    let (ticks, labels) = chosen;
+    let within = if one_day {
+        format!("UTC, {}", clock(lo).0)
+    } else {
+        "UTC".into()
+    };
+    Some(Axis {
+        ticks: ticks.iter().map(|t| t / unit.millis()).collect(),
+        labels,
+        description: format!("{} ({within}; {})", chart.x_label, unit.name()),
+        ..Axis::default()
+    })
+}
+
+fn y_axis(chart: &Chart, height: i32) -> Axis {
+    let [lo, hi] = chart.y_range;
+    let ticks = match chart.scale {
+        Scale::Linear => number_ticks(lo, hi, |_, step| {
+            step / (hi - lo) * f64::from(height) >= f64::from(Y_TICK_GAP)
+        }),
+        Scale::Log => return log_axis(chart, height),
+    };
+    Axis {
+        labels: ticks.iter().map(|t| number(*t)).collect(),
+        ticks,
+        description: chart.y_label.clone(),
+        ..Axis::default()
+    }
+}
+
+/// A log axis: each power of ten once (1, 2 and 5 times them when the axis
+/// holds fewer than two), faint lines at the multiples between, and the
+/// axis's top, when it is clear of the others.
+fn log_axis(chart: &Chart, height: i32) -> Axis {
+    let [lo, hi] = chart.y_range;
+    let (a, b) = (lo.log10(), hi.log10());
+    let at = |v: f64| (v.log10() - a) / (b - a) * f64::from(height);
+    let mut ticks: Vec<f64> = (a.ceil() as i32..=b.floor() as i32)
+        .map(|k| 10f64.powi(k))
+        .collect();
+    let light: Vec<f64> = (a.floor() as i32..=b.floor() as i32)
+        .flat_map(|k| (2..10).map(move |m| f64::from(m) * 10f64.powi(k)))
+        .filter(|v| (lo..=hi).contains(v))
+        .collect();
+    if ticks.len() < 2 {
+        ticks = (a.floor() as i32..=b.floor() as i32)
+            .flat_map(|k| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(k)))
+            .filter(|v| (lo..=hi).contains(v))
+            .collect();
+    }
+    // The top, to two significant digits, rounded down into the axis.
+    let power = 10f64.powi(hi.log10().floor() as i32 - 1);
+    let top = (hi / power).floor() * power;
+    if top > lo
+        && ticks
+            .iter()
+            .all(|t| (at(top) - at(*t)).abs() >= f64::from(Y_TICK_GAP))
+    {
+        ticks.push(top);
+    }
+    Axis {
+        labels: ticks.iter().map(|t| number(*t)).collect(),
+        ticks,
+        light,
+        description: chart.y_label.clone(),
+        ..Axis::default()
+    }
+}
+
+/// An axis of plotters' with the ticks chosen here, its bold key points
+/// (plotters' own `with_key_points` leaves the mesh without a label
+/// formatter).
+struct Ticked<R> {
+    inner: R,
+    ticks: Vec<f64>,
+    light: Vec<f64>,
+}
+
+impl<R: Ranged<ValueType = f64>> Ticked<R> {
+    fn new(inner: impl Into<R>, axis: &Axis) -> Self {
+        Ticked {
+            inner: inner.into(),
+            ticks: axis.ticks.clone(),
+            light: axis.light.clone(),
+        }
+    }
+}
+
+impl<R: Ranged<ValueType = f64>> Ranged for Ticked<R> {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            self.light.clone()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// Room the title takes above the plot, in pixels (plotters' caption).
+const TITLE: u32 = 40;
+
+/// Draws the frame onto `root` and returns the series as SVG markup.
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+) -> Result<String, String> {
     let fail =
         |e: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw chart {}: {e}", chart.name);
     root.fill(&WHITE).map_err(fail)?;
@@ -204,12 +501,12 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         .draw(&Text::new(
             chart.caption.clone(),
             (14, 6),
-            ("sans-serif", 14).into_font().color(&RGBColor(90, 90, 90)),
+            (FONT, 14).into_font().color(&RGBColor(90, 90, 90)),
         ))
         .map_err(fail)?;
     // The legend gets a strip of its own, so it never hides a point.
-    let area = if chart.layers.len() > 1 {
-        let (area, legend) = upper.split_horizontally(SIZE.0 - LEGEND);
+    let area = if chart.legend() {
+        let (area, legend) = upper.split_horizontally(chart.columns().pixels.1 + 1 + MARGIN as i32);
         for (i, layer) in chart.layers.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let y = 70 + 24 * i as i32;
@@ -221,84 +518,247 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
                 label = label.chars().take(17).chain(['…']).collect();
             }
             legend
-                .draw(&Text::new(label, (30, y), ("sans-serif", 14).into_font()))
+                .draw(&Text::new(label, (30, y), (FONT, 14).into_font()))
                 .map_err(fail)?;
         }
         area
     } else {
         upper
     };
-    let (xs, ys) = ranges(chart);
-    let width = bar_width(chart);
-    let categories = &chart.categories;
-    let x_label = |x: &f64| {
-        if categories.is_empty() {
-            return number(*x);
-        }
-        let i = x.round();
-        if (x - i).abs() < 1e-6 && i >= 0.0 {
-            categories.get(i as usize).cloned().unwrap_or_default()
-        } else {
-            String::new()
-        }
+    let columns = chart.columns();
+    let x = x_axis(chart, columns.pixels.1 - columns.pixels.0);
+    // Upright labels take their length below the axis, and the
+    // description its line under them.
+    let x_area = if x.upright {
+        x.labels.iter().map(|l| text_width(l)).max().unwrap_or(0) as u32 + 40
+    } else {
+        X_LABELS
     };
-    let y_label = |y: &f64| number(*y);
+    let y = y_axis(
+        chart,
+        (SIZE.1 - FOOTER - TITLE - 2 * MARGIN - x_area) as i32,
+    );
     let mut builder = ChartBuilder::on(&area);
     builder
-        .caption(
-            &chart.title,
-            ("sans-serif", 24).into_font().style(FontStyle::Bold),
-        )
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72);
+        .caption(&chart.title, (FONT, 24).into_font().style(FontStyle::Bold))
+        .margin(MARGIN)
+        .x_label_area_size(x_area)
+        .y_label_area_size(Y_LABELS);
+    let [x0, x1] = chart.x_range;
+    let [y0, y1] = chart.y_range;
+    let xs = Ticked::<RangedCoordf64>::new(x0..x1, &x);
+    let x_label = |v: &f64| {
+        if x.upright {
+            String::new()
+        } else {
+            x.label(*v)
+        }
+    };
+    let y_label = |v: &f64| y.label(*v);
     // The same drawing on two kinds of y axis, whose types differ.
     macro_rules! plot {
-        ($y:expr, $base:expr) => {{
-            let mut cc = builder.build_cartesian_2d(xs.clone(), $y).map_err(fail)?;
+        ($ys:expr) => {{
+            let mut cc = builder.build_cartesian_2d(xs, $ys).map_err(fail)?;
             let mut mesh = cc.configure_mesh();
-            mesh.x_desc(&chart.x_label)
-                .y_desc(&chart.y_label)
-                .axis_desc_style(("sans-serif", 16))
-                .label_style(("sans-serif", 13))
+            mesh.x_desc(&x.description)
+                .y_desc(&y.description)
+                .axis_desc_style((FONT, 16))
+                .label_style((FONT, LABEL_FONT))
                 .x_label_formatter(&x_label)
                 .y_label_formatter(&y_label)
                 .bold_line_style(RGBColor(225, 225, 225))
-                .light_line_style(TRANSPARENT);
-            if !categories.is_empty() {
-                mesh.x_labels(categories.len() + 1);
+                .light_line_style(RGBColor(242, 242, 242));
+            if !chart.categories.is_empty() {
+                mesh.disable_x_mesh();
             }
             mesh.draw().map_err(fail)?;
-            for (i, layer) in chart.layers.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
-                let points = layer.x.iter().copied().zip(layer.y.iter().copied());
-                match layer.mark {
-                    Mark::Line => {
-                        cc.draw_series(LineSeries::new(points, color.stroke_width(2)))
-                            .map_err(fail)?;
-                    }
-                    Mark::Circle => {
-                        cc.draw_series(points.map(|p| Circle::new(p, 3, color.mix(0.75).filled())))
-                            .map_err(fail)?;
-                    }
-                    Mark::Bar => {
-                        cc.draw_series(points.map(|(x, y)| {
-                            Rectangle::new(
-                                [(x - width / 2.0, $base), (x + width / 2.0, y)],
-                                color.mix(0.85).filled(),
-                            )
-                        }))
+            let (px, py) = cc.plotting_area().get_pixel_range();
+            if x.upright {
+                let font = (FONT, LABEL_FONT)
+                    .into_font()
+                    .transform(FontTransform::Rotate270)
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Right, VPos::Center));
+                for (tick, label) in x.ticks.iter().zip(&x.labels) {
+                    let at = (columns.of(*tick), py.end + 8);
+                    root.draw(&Text::new(label.clone(), at, font.clone()))
                         .map_err(fail)?;
+                }
+            }
+            let rect = [px.start, py.start, px.end, py.end].map(f64::from);
+            series(chart, &columns, rect, |v| {
+                f64::from(cc.backend_coord(&(x0, v)).1)
+            })
+        }};
+    }
+    Ok(match chart.scale {
+        Scale::Linear => plot!(Ticked::<RangedCoordf64>::new(y0..y1, &y)),
+        Scale::Log => plot!(Ticked::<LogCoord<f64>>::new((y0..y1).log_scale(), &y)),
+    })
+}
+
+/// The series as SVG: a clip path of the plot area `[left, top, right,
+/// bottom]` and, inside it, each layer's points, x placed by `columns`
+/// and y by `y_of`. Lines are cut where they leave the area, circles
+/// outside it left out, bars cut to it.
+fn series(chart: &Chart, columns: &Columns, rect: [f64; 4], y_of: impl Fn(f64) -> f64) -> String {
+    let [left, top, right, bottom] = rect;
+    let mut out = format!(
+        "<defs><clipPath id=\"plot-area\"><rect x=\"{left}\" y=\"{top}\" width=\"{}\" height=\"{}\"/></clipPath></defs>\n<g clip-path=\"url(#plot-area)\">\n",
+        right - left,
+        bottom - top
+    );
+    let inside = |(x, y): (f64, f64)| (left..=right).contains(&x) && (top..=bottom).contains(&y);
+    let bar_half = chart.bar_width() / 2.0;
+    let base = match chart.scale {
+        Scale::Linear => 0f64.clamp(chart.y_range[0], chart.y_range[1]),
+        Scale::Log => chart.y_range[0],
+    };
+    for (i, layer) in chart.layers.iter().enumerate() {
+        let RGBColor(r, g, b) = PALETTE[i % PALETTE.len()];
+        let color = format!("#{r:02x}{g:02x}{b:02x}");
+        let points = layer
+            .x
+            .iter()
+            .zip(&layer.y)
+            .map(|(x, y)| (f64::from(columns.of(*x)), y_of(*y)));
+        match layer.mark {
+            // A line of one point has nothing to join: it gets a marker.
+            Mark::Line if layer.x.len() > 1 => {
+                for piece in clip_line(points, rect) {
+                    let mut text = String::new();
+                    for (x, y) in piece {
+                        let _ = write!(text, "{},{} ", short(x), short(y));
+                    }
+                    let _ = writeln!(
+                        out,
+                        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\" points=\"{}\"/>",
+                        text.trim_end()
+                    );
+                }
+            }
+            Mark::Line | Mark::Circle => {
+                let (radius, opacity) = if layer.mark == Mark::Line {
+                    (4, 1.0)
+                } else {
+                    (3, 0.75)
+                };
+                for (x, y) in points.filter(|p| inside(*p)) {
+                    let _ = writeln!(
+                        out,
+                        "<circle cx=\"{}\" cy=\"{}\" r=\"{radius}\" fill=\"{color}\" fill-opacity=\"{opacity}\"/>",
+                        short(x),
+                        short(y)
+                    );
+                }
+            }
+            Mark::Bar => {
+                for (x, y) in layer.x.iter().zip(&layer.y) {
+                    let xs = [x - bar_half, x + bar_half].map(|v| f64::from(columns.of(v)));
+                    let ys = [y_of(*y), y_of(base)];
+                    let (x0, x1) = (xs[0].max(left), xs[1].min(right));
+                    let (y0, y1) = (ys[0].min(ys[1]).max(top), ys[0].max(ys[1]).min(bottom));
+                    if x1 > x0 && y1 > y0 {
+                        let _ = writeln!(
+                            out,
+                            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{color}\" fill-opacity=\"0.85\"/>",
+                            short(x0),
+                            short(y0),
+                            short(x1 - x0),
+                            short(y1 - y0)
+                        );
                     }
                 }
             }
-        }};
+        }
     }
-    match chart.scale {
-        Scale::Linear => plot!(ys.clone(), ys.start.max(0.0).min(ys.end)),
-        Scale::Log => plot!(ys.clone().log_scale(), ys.start),
+    out.push_str("</g>\n");
+    out
+}
+
+/// A pixel coordinate as short text: whole pixels without decimals.
+fn short(v: f64) -> String {
+    if v == v.round() {
+        format!("{v}")
+    } else {
+        format!("{v:.2}")
     }
-    Ok(())
+}
+
+/// A polyline cut to `[left, top, right, bottom]`: the pieces of it inside,
+/// each a list of points; a point repeating the one before is dropped.
+fn clip_line(points: impl Iterator<Item = (f64, f64)>, rect: [f64; 4]) -> Vec<Vec<(f64, f64)>> {
+    let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut last: Option<(f64, f64)> = None;
+    let mut open = false;
+    for p in points {
+        let Some(from) = last.replace(p) else {
+            if clip_segment(p, p, rect).is_some() {
+                pieces.push(vec![p]);
+                open = true;
+            }
+            continue;
+        };
+        if from == p {
+            continue;
+        }
+        match clip_segment(from, p, rect) {
+            Some((a, b)) => {
+                if !(open && a == from) {
+                    pieces.push(vec![a]);
+                }
+                if let Some(piece) = pieces.last_mut() {
+                    piece.push(b);
+                }
+                open = b == p;
+            }
+            None => open = false,
+        }
+    }
+    pieces
+}
+
+/// The part of the segment `a`-`b` inside `[left, top, right, bottom]`
+/// (Liang-Barsky), if any.
+fn clip_segment(
+    a: (f64, f64),
+    b: (f64, f64),
+    [left, top, right, bottom]: [f64; 4],
+) -> Option<((f64, f64), (f64, f64))> {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [
+        (-dx, a.0 - left),
+        (dx, right - a.0),
+        (-dy, a.1 - top),
+        (dy, bottom - a.1),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let t = q / p;
+            if p < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+        }
+    }
+    if t0 > t1 || !t0.is_finite() || !t1.is_finite() {
+        return None;
+    }
+    let at = |t: f64| {
+        if t == 0.0 {
+            a
+        } else if t == 1.0 {
+            b
+        } else {
+            (a.0 + t * dx, a.1 + t * dy)
+        }
+    };
+    Some((at(t0), at(t1)))
 }
 
 #[cfg(test)]
@@ -307,7 +767,7 @@ mod tests {
     use rtl_tasks::chart::Layer;
 
     fn chart(mark: Mark, scale: Scale, categories: Vec<String>) -> Chart {
-        Chart {
+        let mut chart = Chart {
             name: "temps".into(),
             title: "Temperature by hour".into(),
             x_label: "hour".into(),
@@ -329,7 +789,10 @@ mod tests {
                 },
             ],
             caption: "6 points".into(),
-        }
+            ..Chart::default()
+        };
+        chart.fit_axes();
+        chart
     }
 
     #[test]
@@ -370,8 +833,8 @@ mod tests {
                     let mut c = chart(mark, scale, Vec::new());
                     c.layers[0].x = x.clone();
                     c.layers[0].y = y.clone();
-                    svg(&c).expect("svg");
-                    png(&c).expect("png");
+                    c.fit_axes();
+                    pictures(&c).expect("pictures");
                 }
             }
         }
@@ -392,17 +855,15 @@ mod tests {
 
     #[test]
     fn png_is_a_png_with_text_drawn() {
-        let bytes = png(&chart(Mark::Line, Scale::Linear, Vec::new())).expect("png");
+        let (_, bytes) = pictures(&chart(Mark::Line, Scale::Linear, Vec::new())).expect("png");
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        let decoder = ::png::Decoder::new(bytes.as_slice());
-        let mut reader = decoder.read_info().expect("header");
-        assert_eq!((reader.info().width, reader.info().height), SIZE);
-        let mut pixels = vec![0; reader.output_buffer_size()];
-        reader.next_frame(&mut pixels).expect("pixels");
+        let pixmap = tiny_skia::Pixmap::decode_png(&bytes).expect("decodes");
+        assert_eq!((pixmap.width(), pixmap.height()), SIZE);
         // Text and lines leave dark pixels on the white page.
-        let dark = pixels
-            .chunks(3)
-            .filter(|p| p.iter().all(|c| *c < 80))
+        let dark = pixmap
+            .pixels()
+            .iter()
+            .filter(|p| p.red() < 80 && p.green() < 80 && p.blue() < 80)
             .count();
         assert!(dark > 500, "{dark} dark pixels");
     }
@@ -425,7 +886,182 @@ mod tests {
             l.x.clear();
             l.y.clear()
         });
-        svg(&c).expect("svg");
-        png(&c).expect("png");
+        pictures(&c).expect("pictures");
+    }
+
+    /// The x of every vertical grid line of an SVG, in order.
+    fn grid_columns(svg: &str) -> Vec<i32> {
+        svg.split("<line ")
+            .skip(1)
+            .filter(|l| l.contains("stroke=\"#E1E1E1\""))
+            .filter_map(|l| {
+                let attr = |n: &str| {
+                    l.split_once(&format!("{n}=\""))
+                        .and_then(|(_, r)| r.split_once('"'))
+                        .and_then(|(v, _)| v.parse::<i32>().ok())
+                };
+                (attr("x1")? == attr("x2")?).then(|| attr("x1")).flatten()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn series_and_grid_put_a_value_in_the_same_pixel_column() {
+        for layers in [1, 2] {
+            let mut c = chart(Mark::Line, Scale::Linear, Vec::new());
+            c.layers.truncate(layers);
+            c.layers[0].x = vec![-3.7, 0.25, 17.9];
+            c.fit_axes();
+            let columns = c.columns();
+            let (left, right) = columns.pixels;
+            let axis = x_axis(&c, right - left);
+            assert!(axis.ticks.len() >= 3, "{axis:?}");
+            let svg = svg(&c).expect("svg");
+            let want: Vec<i32> = axis.ticks.iter().map(|t| columns.of(*t)).collect();
+            assert_eq!(grid_columns(&svg), want, "{layers} layer(s)");
+            let clip = format!("<rect x=\"{left}\" y=");
+            assert!(svg.contains(&clip), "plot area from {left}: {svg}");
+            assert!(svg.contains(&format!("width=\"{}\"", right + 1 - left)));
+        }
+    }
+
+    #[test]
+    fn a_log_axis_labels_each_power_of_ten_once_and_its_top() {
+        let mut c = chart(Mark::Bar, Scale::Log, Vec::new());
+        c.layers[0].y = vec![3.0, 40.0, 300.0];
+        c.fit_axes();
+        let axis = log_axis(&c, 400);
+        assert_eq!(axis.labels, ["10", "100", "450"]);
+        assert!(axis.light.contains(&20.0) && axis.light.contains(&300.0));
+        // Within one decade: 1, 2 and 5 times its power, and the top.
+        c.layers.iter_mut().for_each(|l| l.y = vec![21.0, 40.0]);
+        c.fit_axes();
+        assert_eq!(log_axis(&c, 400).labels, ["20", "50", "60"]);
+        // Many decades: each power once.
+        c.layers[0].y = vec![1e-3, 1e9];
+        c.fit_axes();
+        let axis = log_axis(&c, 400);
+        let mut once = axis.labels.clone();
+        once.dedup();
+        assert_eq!(once, axis.labels);
+        assert_eq!(axis.labels.first().map(String::as_str), Some("0.001"));
+        assert!(
+            axis.labels.contains(&"1e9".to_string()),
+            "{:?}",
+            axis.labels
+        );
+    }
+
+    #[test]
+    fn crowded_categories_stand_upright_then_thin_out() {
+        fonts().expect("fonts");
+        let names = |n: usize, long: &str| (0..n).map(|i| format!("{long} {i}")).collect();
+        let level = category_axis(&chart(Mark::Bar, Scale::Linear, names(3, "r")), 850);
+        assert!(!level.upright);
+        assert_eq!(level.ticks, [0.0, 1.0, 2.0]);
+        let regions = category_axis(
+            &chart(Mark::Bar, Scale::Linear, names(20, "Sub-Saharan Africa")),
+            850,
+        );
+        assert!(regions.upright);
+        assert_eq!(regions.ticks.len(), 20, "every one labelled");
+        let many = category_axis(&chart(Mark::Bar, Scale::Linear, names(200, "host")), 850);
+        assert!(
+            many.upright && many.ticks.len() < 60,
+            "{}",
+            many.ticks.len()
+        );
+        assert_eq!(many.ticks[1] - many.ticks[0], many.ticks[2] - many.ticks[1]);
+        let long = category_axis(&chart(Mark::Bar, Scale::Linear, vec!["x".repeat(50)]), 850);
+        assert_eq!(long.labels[0].chars().count(), CATEGORY_CHARS);
+    }
+
+    #[test]
+    fn times_read_as_dates_and_their_labels_never_overlap() {
+        fonts().expect("fonts");
+        let day = 1_796_169_600.0; // 2026-12-02 00:00 UTC
+        for (span, unit, first, within) in [
+            (
+                5.0 * 3600.0,
+                TimeUnit::Seconds,
+                "15:30",
+                "(UTC, 2026-12-02; epoch seconds)",
+            ),
+            (
+                3.0 * 86400.0,
+                TimeUnit::Seconds,
+                "2026-12-03 00:00",
+                "(UTC; epoch seconds)",
+            ),
+            (
+                90.0 * 86400.0,
+                TimeUnit::Milliseconds,
+                "2026-12-",
+                "(UTC; epoch milliseconds)",
+            ),
+        ] {
+            let start = day + 15.5 * 3600.0;
+            let k = unit.millis();
+            let mut c = chart(Mark::Line, Scale::Linear, Vec::new());
+            c.x_time = Some(unit);
+            c.x_range = [start * 1000.0 / k, (start + span) * 1000.0 / k];
+            let axis = x_axis(&c, 850);
+            assert!(axis.ticks.len() >= 3, "{axis:?}");
+            assert!(
+                axis.labels.iter().any(|l| l.starts_with(first)),
+                "{:?}",
+                axis.labels
+            );
+            assert!(axis.description.ends_with(within), "{}", axis.description);
+            let widest = axis.labels.iter().map(|l| text_width(l)).max().unwrap_or(0);
+            let at: Vec<f64> = axis
+                .ticks
+                .iter()
+                .map(|t| (t - c.x_range[0]) / (c.x_range[1] - c.x_range[0]) * 850.0)
+                .collect();
+            assert!(
+                at.windows(2).all(|w| w[1] - w[0] >= f64::from(widest)),
+                "{:?}",
+                axis.labels
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_of_one_point_gets_a_marker() {
+        let mut c = chart(Mark::Line, Scale::Linear, Vec::new());
+        c.layers.truncate(1);
+        c.layers[0].x = vec![2.0];
+        c.layers[0].y = vec![5.0];
+        c.fit_axes();
+        let svg = svg(&c).expect("svg");
+        let (_, series) = svg.split_once("url(#plot-area)").expect("series");
+        assert_eq!(series.matches("<circle").count(), 1, "{series}");
+        assert!(!series.contains("<polyline"));
+    }
+
+    #[test]
+    fn lines_are_cut_where_they_leave_the_plot_area() {
+        let rect = [0.0, 0.0, 10.0, 10.0];
+        let pieces = clip_line(
+            [
+                (5.0, 5.0),
+                (5.0, 5.0),
+                (15.0, 5.0),
+                (15.0, 8.0),
+                (5.0, 8.0),
+                (6.0, 9.0),
+            ]
+            .into_iter(),
+            rect,
+        );
+        assert_eq!(
+            pieces,
+            [
+                vec![(5.0, 5.0), (10.0, 5.0)],
+                vec![(10.0, 8.0), (5.0, 8.0), (6.0, 9.0)]
+            ]
+        );
+        assert!(clip_line([(-5.0, -5.0), (-1.0, 20.0)].into_iter(), rect).is_empty());
     }
 }

@@ -1,20 +1,20 @@
-//! `rtl plots`: the charts the plot node has drawn, newest first, and the
-//! address of the page that shows them.
+//! `rtl plots`: the charts the plot node has drawn, newest first, with the
+//! job that drew each, and the address of the page that shows them, or
+//! that the page is not served when no plot node runs.
 
+use crate::supervisor::{live, Service};
 use rtl_config::Config;
 use rtl_plot::gallery;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
-use std::time::Duration;
 
 pub fn run(config: &Config) -> Result<ExitCode, String> {
     let dir = config.home.join("plots");
     let page = format!("http://{}:{}/", config.plot_listen, config.plot_port);
-    if page_answers(config) {
+    if live(config, Service::PlotNode).is_some() {
         println!("page: {page} (charts in {})", dir.display());
     } else {
         println!(
-            "the plot node is down: nothing serves {page} (`rtl start` starts it); the charts it drew are in {}",
+            "the plot node is not running, so nothing serves the page {page} and no new chart is drawn (`rtl start` starts it); charts drawn before are in {}",
             dir.display()
         );
     }
@@ -35,17 +35,4 @@ pub fn run(config: &Config) -> Result<ExitCode, String> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether something accepts connections at the plot page's address.
-fn page_answers(config: &Config) -> bool {
-    let host = match config.plot_listen.as_str() {
-        "0.0.0.0" | "::" | "" => "127.0.0.1",
-        other => other,
-    };
-    (host, config.plot_port)
-        .to_socket_addrs()
-        .into_iter()
-        .flatten()
-        .any(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok())
 }

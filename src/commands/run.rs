@@ -2,7 +2,7 @@
 //! (`Running: <task>`, `Completed: <ms> <task>`), write the result and,
 //! with `--plots`, the charts.
 
-use crate::supervisor::live_relay;
+use crate::supervisor::{live, Service};
 use rtl_client::{Error, Transform};
 use rtl_config::Config;
 use rtl_dsl::Plan;
@@ -61,7 +61,7 @@ pub fn run(
     }
     let mut transform = match connect_to_daemon(config) {
         Ok(t) => t,
-        Err(Error::NoDaemon { endpoint, reason }) => match live_relay(config) {
+        Err(Error::NoDaemon { endpoint, reason }) => match live(config, Service::Relay) {
             Some(pid) => {
                 return Err(format!(
                     "the relay of {} (pid {pid}) runs but nothing listens at {endpoint} ({reason}) after {} ms (job_timeout_ms); its log is {}",
@@ -87,11 +87,12 @@ pub fn run(
         }
         let started = Instant::now();
         let failed = |e: Error| format!("job {} failed: {e}", file.display());
-        let handle = transform.submit_following(plan, None).map_err(failed)?;
-        // The id the relay's log and the plot page know the job by.
+        let handle = transform.start_with(plan, None).map_err(failed)?;
+        // The id ties the run to its log lines and to its charts on the
+        // plot page, which shows its first 8 digits as "run 1a2b3c4d".
         println!("Job: {}", handle.id());
         let table = transform
-            .wait_following(handle, &mut |event| match (&event.message, event.ms) {
+            .follow(handle, &mut |event| match (&event.message, event.ms) {
                 (Some(message), _) => println!("{}: {message}", event.task),
                 (None, None) => println!("Running: {}", event.task),
                 (None, Some(ms)) => println!("Completed: {ms:.3} ms {}", event.task),
@@ -112,7 +113,7 @@ pub fn run(
         }
         if let Some(dir) = plots {
             for (job, chart) in transform.take_charts() {
-                let entry = rtl_plot::gallery::store(dir, &chart, job)?;
+                let entry = rtl_plot::gallery::store(dir, &chart, job, config.plot_history)?;
                 println!(
                     "Drew chart {} to {}",
                     entry.name,
@@ -134,7 +135,7 @@ fn connect_to_daemon(config: &Config) -> Result<Transform, Error> {
     loop {
         match Transform::connect(config) {
             Err(Error::NoDaemon { .. })
-                if Instant::now() < deadline && live_relay(config).is_some() =>
+                if Instant::now() < deadline && live(config, Service::Relay).is_some() =>
             {
                 std::thread::sleep(Duration::from_millis(100));
             }

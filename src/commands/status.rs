@@ -35,7 +35,7 @@ pub fn run(config: &Config, as_json: bool) -> Result<ExitCode, String> {
             |r| json!({"jobs_running": r.jobs_running, "queued": r.queued, "nodes": r.nodes.len(),
                        "cache": {"tables": r.cache.tables, "plans": r.cache.plans, "readers": r.cache.readers, "max_readers": r.cache.max_readers}}),
         );
-        let out = json!({"running": current.running(), "home": config.home, "services": services, "relay": relay, "relay_silent": current.relay_silent});
+        let out = json!({"running": current.running(), "home": config.home, "services": services, "relay": relay, "relay_silent": current.relay_silent, "charts_drawn": charts_drawn(&current)});
         println!("{out}");
     } else if current.services.is_empty() {
         println!("rtl is not running (home {})", config.home.display());
@@ -81,6 +81,9 @@ pub fn print_table(current: &Status) {
             "the relay's process is alive but it did not answer: {why}; if it stays so, `rtl restart`"
         );
     }
+    if let Some(drawn) = charts_drawn(current) {
+        println!("charts drawn by the plot node since it started: {drawn}");
+    }
     if let Some(relay) = &current.relay {
         let cache = &relay.cache;
         println!(
@@ -88,6 +91,17 @@ pub fn print_table(current: &Status) {
             relay.jobs_running, relay.queued, cache.tables, cache.plans, cache.readers, cache.max_readers
         );
     }
+}
+
+/// The charts the plot nodes have drawn (their envelopes are charts, one
+/// each, counted only once drawn), when the relay knows any plot node.
+fn charts_drawn(current: &Status) -> Option<u64> {
+    current
+        .services
+        .iter()
+        .filter(|s| s.service == Service::PlotNode)
+        .filter_map(|s| s.envelopes)
+        .reduce(|a, b| a + b)
 }
 
 fn format_uptime(secs: u64) -> String {

@@ -2,23 +2,29 @@
 //! chart per NAME; each entry draws column `y` against column `x` as
 //! `circle` (scatter), `line` or `bar`, on a `linear` (default) or `log` y
 //! scale, with `series` (a column, or null) splitting the points into
-//! colored groups. The task builds each chart's data from the whole table
+//! colored groups. Each chart has its own title: `title` as text titles a
+//! task's only chart, or each of several as "TITLE: NAME"; an object gives
+//! each chart's title by name; the default is the chart's name. `x_type`
+//! says whether x holds times (`auto`, `time`, `number`; see
+//! `crate::chart::XType`). The task builds each chart's data from the whole table
 //! (thinned for display, see `crate::chart`), hands it on through the
 //! context (the task node sends it to the plot node and to a client that
 //! asked for charts), and passes the table on unchanged.
 
-use crate::chart::{Chart, Entry, Mark, Scale};
+use crate::chart::{Chart, Entry, Mark, Scale, XType};
 use crate::{decodes, kwargs, Context, Role, Table, TaskSpec};
 use indexmap::IndexMap;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 pub(crate) const SPEC: TaskSpec = TaskSpec {
     name: "simple_plot",
     aliases: &["simplePlot"],
     about: "charts: y against x as circle, line or bar, per NAME, drawn by the plot node",
     kernel: run,
-    kwargs: "plots: an object of chart name -> list of {x, y, type, scale, series}\n  x: a column (text columns become categories)\n  y: a number column\n  type: circle | line | bar (default circle)\n  scale: linear | log (default linear; log if any entry of the chart says so)\n  series: a column splitting the points into colored groups, or null\ntitle: the charts' title (default: the chart's name)\nx_label, y_label: axis labels (default: the column names)",
+    kwargs: "plots: an object of chart name -> list of {x, y, type, scale, series}\n  x: a column (text columns become categories)\n  y: a number column\n  type: circle | line (points joined in x order) | bar (default circle)\n  scale: linear | log (default linear; log if any entry of the chart says so)\n  series: a column splitting the points into colored groups, or null\ntitle: each chart's title: text (one chart: that title; several: \"TITLE: NAME\"), or an object of chart name -> title (default: the chart's name)\nx_label, y_label: axis labels (default: the column names)\nx_type: auto | time | number (default auto: a number column named like a time (time, timestamp, ts, date, *_time, *_at, ...) holding epoch seconds or milliseconds gets date and time labels; time: always, as epoch seconds, or milliseconds when the values are too large for seconds)",
     example: r#"{"title": "Readings", "plots": {"readings": [{"x": "n", "y": "x", "type": "line", "series": "site"}]}}"#,
     check: decodes::<Kwargs>,
     role: Role::Transform,
@@ -35,11 +41,53 @@ pub(crate) struct Kwargs {
     /// Charts in the order the job writes them.
     pub(crate) plots: IndexMap<String, Vec<Series>>,
     #[serde(default)]
-    pub(crate) title: Option<String>,
+    pub(crate) title: Option<Title>,
     #[serde(default)]
     pub(crate) x_label: Option<String>,
     #[serde(default)]
     pub(crate) y_label: Option<String>,
+    #[serde(default)]
+    pub(crate) x_type: XType,
+}
+
+/// `title`: one text for every chart, or each chart's by name.
+pub(crate) enum Title {
+    One(String),
+    Each(BTreeMap<String, String>),
+}
+
+impl Title {
+    /// The title of chart `name`, one of `charts` charts.
+    fn of(&self, name: &str, charts: usize) -> String {
+        match self {
+            Title::One(title) if charts == 1 => title.clone(),
+            Title::One(title) => format!("{title}: {name}"),
+            Title::Each(titles) => titles.get(name).cloned().unwrap_or_else(|| name.into()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Title {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Title, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = Title;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a title, or an object of chart name -> title")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Title, E> {
+                Ok(Title::One(text.to_string()))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Title, M::Error> {
+                let mut titles = BTreeMap::new();
+                while let Some((name, title)) = map.next_entry::<String, String>()? {
+                    titles.insert(name, title);
+                }
+                Ok(Title::Each(titles))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 #[derive(Deserialize)]
@@ -61,9 +109,19 @@ fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
         title,
         x_label,
         y_label,
+        x_type,
     } = kwargs(args)?;
     if plots.is_empty() {
         return Err("`plots` names no chart".into());
+    }
+    if let Some(Title::Each(titles)) = &title {
+        if let Some(name) = titles.keys().find(|name| !plots.contains_key(*name)) {
+            let known: Vec<&str> = plots.keys().map(String::as_str).collect();
+            return Err(format!(
+                "title.{name}: `plots` has no chart `{name}` (it has {})",
+                known.join(", ")
+            ));
+        }
     }
     for (name, entries) in &plots {
         if entries.is_empty() {
@@ -93,7 +151,10 @@ fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
                 series: s.series.as_deref(),
             })
             .collect();
-        let mut chart = Chart::from_table(name, title.as_deref(), &wanted, &table)
+        let titled = title
+            .as_ref()
+            .map_or_else(|| name.clone(), |t| t.of(name, plots.len()));
+        let mut chart = Chart::from_table(name, &titled, &wanted, &table, x_type)
             .map_err(|e| format!("plots.{name}: {e}"))?;
         if let Some(label) = &x_label {
             chart.x_label.clone_from(label);
@@ -243,5 +304,64 @@ mod tests {
         )
         .expect_err("log of negatives");
         assert!(err.contains("no positive value"), "{err}");
+    }
+
+    #[test]
+    fn every_chart_has_its_own_title_and_notes_keep_the_columns_case() {
+        let t = Table::from_columns(vec![
+            ("t".into(), Column::Int64(array![1, 2])),
+            ("heatNormal".into(), Column::Float64(array![0.5, 0.7])),
+        ])
+        .expect("table");
+        let titles = |args: Value| {
+            let ctx = Context::new(Path::new("."));
+            run(t.clone(), &args, &ctx).expect("plot");
+            let notes = ctx.notes.take();
+            let titles: Vec<String> = ctx.charts.take().into_iter().map(|c| c.title).collect();
+            (titles, notes)
+        };
+        let two = json!([{"x": "t", "y": "heatNormal", "type": "line"}]);
+        let (got, notes) = titles(json!({"title": "Heat", "plots": {"a": two, "b": two}}));
+        assert_eq!(got, ["Heat: a", "Heat: b"]);
+        assert!(
+            notes[0].contains("heatNormal against t (line, linear scale)"),
+            "{notes:?}"
+        );
+        let (got, _) = titles(json!({"title": {"b": "Bee"}, "plots": {"a": two, "b": two}}));
+        assert_eq!(got, ["a", "Bee"]);
+        let (got, _) = titles(json!({"plots": {"a": two, "b": two}}));
+        assert_eq!(got, ["a", "b"]);
+        let err = run(
+            t.clone(),
+            &json!({"title": {"c": "Sea"}, "plots": {"a": two, "b": two}}),
+            &Context::new(Path::new(".")),
+        )
+        .expect_err("unknown chart");
+        assert_eq!(err, "title.c: `plots` has no chart `c` (it has a, b)");
+    }
+
+    #[test]
+    fn a_bad_x_type_or_title_is_named() {
+        let err = plot(json!({"x_type": "date", "plots": {"p": [{"x": "t", "y": "v"}]}}))
+            .expect_err("x_type");
+        assert_eq!(
+            err,
+            "bad kwargs at `x_type`: unknown variant `date`, expected one of `auto`, `number`, `time`"
+        );
+        let err =
+            plot(json!({"title": 3, "plots": {"p": [{"x": "t", "y": "v"}]}})).expect_err("title");
+        assert!(
+            err.contains("bad kwargs at `title`: expected a title, or an object of chart name -> title, found the number 3"),
+            "{err}"
+        );
+        let chart = |args: Value| {
+            let ctx = Context::new(Path::new("."));
+            run(table(), &args, &ctx).expect("plot");
+            ctx.charts.take().remove(0)
+        };
+        let forced = chart(json!({"x_type": "time", "plots": {"p": [{"x": "t", "y": "v"}]}}));
+        assert_eq!(forced.x_time, Some(crate::chart::TimeUnit::Seconds));
+        let plain = chart(json!({"plots": {"p": [{"x": "t", "y": "v"}]}}));
+        assert_eq!(plain.x_time, None);
     }
 }
