@@ -49,6 +49,25 @@ fn the_preview_counts_the_rows_it_leaves_out() {
             && stdout.ends_with("          5\n  ... 1 more row\n"),
         "{stdout}"
     );
+    // A cell of 70,000 characters with a line break is cut to one short line.
+    let long = format!(
+        "id,text\n1,\"{}\n{}\"\n",
+        "y".repeat(35_000),
+        "z".repeat(35_000)
+    );
+    std::fs::write(dir.join("long.csv"), long).expect("csv");
+    let job = common::write_job(
+        dir,
+        "long",
+        r#"{"0": {"tasks": {"open_array": {"filename": "long"}}}}"#,
+    );
+    let out = home.rtl(&["run", job.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.ends_with(&format!("   1  {}…\n", "y".repeat(39))),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -161,6 +161,7 @@ fn print_preview(table: &Table) {
         .map(|(name, column)| {
             std::iter::once(format!("{name} ({})", column.dtype()))
                 .chain((0..shown).map(|row| cell(column, row)))
+                .map(|text| shortened(&text))
                 .collect()
         })
         .collect();
@@ -180,6 +181,23 @@ fn print_preview(table: &Table) {
             plural(table.rows() - shown, "more row", "more rows")
         );
     }
+}
+
+/// Characters of a cell or name the preview shows at most: a preview is
+/// for a glance, and a long text (or a line break) would wreck its columns.
+const PREVIEW_CHARS: usize = 40;
+
+/// `text` on one line, cut to [`PREVIEW_CHARS`] with an ellipsis.
+fn shortened(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= PREVIEW_CHARS {
+        return one_line;
+    }
+    let kept: String = one_line.chars().take(PREVIEW_CHARS - 1).collect();
+    format!("{kept}…")
 }
 
 fn cell(column: &Column, row: usize) -> String {
