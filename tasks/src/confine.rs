@@ -48,7 +48,12 @@ impl Place for PathBuf {
     }
 
     fn open(&self) -> io::Result<File> {
-        File::open(self)
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(self)?;
+        regular(file)
     }
 
     fn create(&self) -> io::Result<File> {
@@ -70,7 +75,7 @@ impl Place for Confined {
 
     fn open(&self) -> io::Result<File> {
         let (dir, name) = self.folder(false)?;
-        openat(&dir, name, libc::O_RDONLY, 0)
+        regular(openat(&dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?)
     }
 
     fn create(&self) -> io::Result<File> {
@@ -137,6 +142,20 @@ fn c_name(name: &OsStr) -> io::Result<CString> {
 }
 
 /// `openat(2)` of `name` in `dir`, never following a symbolic link.
+/// `file` if it is a regular file. Opened without blocking (a named pipe
+/// would wait for a writer forever), a pipe, device or socket is refused:
+/// reading one might never end.
+fn regular(file: File) -> io::Result<File> {
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a pipe, device or socket might never end); give a file",
+        ))
+    }
+}
+
 fn openat(dir: &OwnedFd, name: &OsStr, flags: libc::c_int, mode: libc::c_uint) -> io::Result<File> {
     let c = c_name(name)?;
     // SAFETY: a valid directory descriptor, a C string, and flags that
@@ -271,6 +290,20 @@ mod tests {
         std::fs::create_dir_all(dir.join("elsewhere")).expect("dirs");
         std::fs::write(dir.join("elsewhere/secret.csv"), "x\n1\n").expect("file");
         dir.canonicalize().expect("canonical")
+    }
+
+    #[test]
+    fn a_named_pipe_is_refused_at_once_not_waited_on() {
+        let dir = scratch();
+        let pipe = dir.join("job/data/pipe.csv");
+        let c = std::ffi::CString::new(pipe.as_os_str().as_encoded_bytes()).expect("c path");
+        // SAFETY: a C string naming a path in our own scratch folder.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = pipe.open().expect_err("a pipe");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let confined = confine(&dir.join("job"), None, Path::new("data/pipe.csv")).expect("inside");
+        let err = confined.open().expect_err("a pipe, confined");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]
