@@ -35,15 +35,19 @@ fn config_shows_values_and_sources() {
 fn the_preview_counts_the_rows_it_leaves_out() {
     let home = Home::new("preview");
     let dir = &home.scratch.0;
-    std::fs::write(dir.join("six.csv"), "n\n1\n2\n3\n4\n5\n6\n").expect("csv");
-    let job = common::write_job(
-        dir,
-        "six",
-        r#"{"0": {"tasks": {"open_array": {"filename": "six"}}}}"#,
-    );
-    let out = home.rtl(&["run", job.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The run's output for a job that opens `csv`.
+    let run = |name: &str, csv: &str| {
+        std::fs::write(dir.join(format!("{name}.csv")), csv).expect("csv");
+        let job = common::write_job(
+            dir,
+            name,
+            &format!(r#"{{"0": {{"tasks": {{"open_array": {{"filename": "{name}"}}}}}}}}"#),
+        );
+        let out = home.rtl(&["run", job.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = run("six", "n\n1\n2\n3\n4\n5\n6\n");
     assert!(
         stdout.contains("Result: 6 rows x 1 column\n")
             && stdout.ends_with("          5\n  ... 1 more row\n"),
@@ -55,15 +59,7 @@ fn the_preview_counts_the_rows_it_leaves_out() {
         "y".repeat(35_000),
         "z".repeat(35_000)
     );
-    std::fs::write(dir.join("long.csv"), long).expect("csv");
-    let job = common::write_job(
-        dir,
-        "long",
-        r#"{"0": {"tasks": {"open_array": {"filename": "long"}}}}"#,
-    );
-    let out = home.rtl(&["run", job.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = run("long", &long);
     assert!(
         stdout.ends_with(&format!("   1  {}…\n", "y".repeat(39))),
         "{stdout}"
