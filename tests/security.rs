@@ -250,3 +250,32 @@ fn insecure_is_the_explicit_way_out() {
     assert!(said.contains("security: INSECURE"), "{said}");
     assert!(!said.contains("made the cluster secret"), "{said}");
 }
+
+#[test]
+fn job_text_cannot_forge_a_log_line() {
+    let daemon = Daemon::start("forge");
+    let forged = "2026-01-01T00:00:00.000Z ERROR relay[1] forged";
+    let plan = rtl_dsl::Plan::parse(
+        &format!(r#"{{"0": {{"tasks": {{"select": {{"columns": ["x\n{forged}\r"]}}}}}}}}"#),
+        "<test>",
+        std::env::temp_dir(),
+    )
+    .expect("plan");
+    let err = Transform::connect(&daemon.home.config())
+        .expect("connect")
+        .execute(&plan)
+        .expect_err("no such column");
+    assert!(err.to_string().contains("no column"), "{err}");
+    let mut logged = String::new();
+    for entry in std::fs::read_dir(daemon.home.dir().join("log")).expect("logs") {
+        logged += &std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default();
+    }
+    assert!(
+        logged.contains(&format!("x\\n{forged}\\r")),
+        "the name is logged, escaped:\n{logged}"
+    );
+    assert!(
+        logged.lines().all(|line| !line.starts_with(forged)),
+        "{logged}"
+    );
+}

@@ -101,10 +101,11 @@ impl Log {
 
     fn write(&self, level: &str, message: impl Display) {
         let line = format!(
-            "{} {level} {}[{}] {message}\n",
+            "{} {level} {}[{}] {}\n",
             timestamp(SystemTime::now()),
             self.service,
-            std::process::id()
+            std::process::id(),
+            one_line(&message.to_string())
         );
         // A log line that cannot be written is not worth failing a job over.
         match &self.sink {
@@ -119,6 +120,24 @@ impl Log {
             Sink::Off => {}
         }
     }
+}
+
+/// `message` with its control characters escaped (`\n`, `\u{1b}`): a
+/// message often quotes what a client sent, and a newline in a job's
+/// name must not start a line that looks like the log's own.
+fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.chars().any(char::is_control) {
+        return message.into();
+    }
+    message
+        .chars()
+        .map(|c| match c {
+            '\t' => "\t".to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// `2026-11-22T02:13:34.123Z`.
@@ -155,6 +174,15 @@ pub fn civil_date(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_message_stays_on_its_line() {
+        assert_eq!(
+            one_line("job x\n2026-11-22T02:13:34.123Z INFO relay[1] forged\r\0\u{1b}[31m"),
+            "job x\\n2026-11-22T02:13:34.123Z INFO relay[1] forged\\r\\u{0}\\u{1b}[31m"
+        );
+        assert_eq!(one_line("plain, tab\tand é"), "plain, tab\tand é");
+    }
 
     #[test]
     fn timestamps_are_utc_iso8601() {
