@@ -417,6 +417,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn numbers_are_the_nearest_double() {
+        // Each is the double nearest the decimal, as Python and numpy read it.
+        for (text, want) in [
+            ("9007199254740993.0", 9007199254740992.0),
+            ("2.2250738585072011e-308", 2.225073858507201e-308),
+            ("4.9e-324", 5e-324),
+            ("0.1", 0.1),
+        ] {
+            let node = parse_json(text).expect("parse");
+            assert_eq!(node.to_value().as_f64(), Some(want), "{text}");
+        }
+    }
+
+    #[test]
     fn values_and_positions() {
         let node = parse_json("{\n  \"a\": [1, -2.5e3, true, null],\n  \"b\": \"x\\u00e9\\n\"\n}")
             .expect("parse");
