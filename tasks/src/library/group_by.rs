@@ -69,14 +69,29 @@ fn run(table: Table, args: &Value) -> Result<Table, String> {
             .map(|(name, column)| (name.clone(), column.take(&firsts)))
             .collect(),
     )?;
-    for (i, agg) in aggregations.into_iter().enumerate() {
+    for (i, agg) in aggregations.iter().enumerate() {
         let fail = |e: String| format!("aggregations[{i}]: {e}");
+        if by.contains(&agg.column) {
+            return Err(fail(format!(
+                "column `{}` is a `by` column already; give the aggregation another name",
+                agg.column
+            )));
+        }
+        if let Some(j) = aggregations[..i]
+            .iter()
+            .position(|a| a.column == agg.column)
+        {
+            return Err(fail(format!(
+                "column `{}` is written by aggregations[{j}] already; give each aggregation its own name",
+                agg.column
+            )));
+        }
         let column = match agg.op {
             Op::Count => Column::Int64(groups.iter().map(|g| g.len() as i64).collect()),
             op => reduce(table.require(&agg.a).map_err(fail)?, &groups, op)
                 .map_err(|e| fail(format!("column `{}`: {e}", agg.a)))?,
         };
-        out.set_column(agg.column, column).map_err(fail)?;
+        out.set_column(agg.column.clone(), column).map_err(fail)?;
     }
     Ok(out)
 }
@@ -195,6 +210,27 @@ mod tests {
         let args = json!({"by": ["k"], "aggregations": [{"a": "n", "op": "sum", "column": "s"}]});
         let t = (SPEC.kernel)(t, &args, &Context::new(Path::new("."))).expect("sum");
         assert_eq!(t.column("s"), Some(&Column::Int64(array![i64::MIN + 1])));
+    }
+
+    #[test]
+    fn aggregations_never_overwrite_a_key_or_each_other() {
+        let err = group(
+            json!({"by": ["site"], "aggregations": [{"a": "n", "op": "sum", "column": "site"}]}),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("aggregations[0]: column `site` is a `by` column already"),
+            "{err}"
+        );
+        let err = group(json!({"by": ["site"], "aggregations": [
+            {"a": "n", "op": "sum", "column": "t"},
+            {"a": "n", "op": "max", "column": "t"}
+        ]}))
+        .unwrap_err();
+        assert!(
+            err.contains("aggregations[1]: column `t` is written by aggregations[0] already"),
+            "{err}"
+        );
     }
 
     #[test]
