@@ -283,7 +283,8 @@ fn kwargs_the_original_took_and_rtl_ignores_run_with_a_warning() {
             "2": {"tasks": [
                 {"sort": {"column": "reading", "axis": -1, "method": "quicksort"}},
                 {"unique": {"column": "ok"}},
-                {"unique": {"a": "ok", "column": "c1"}}
+                {"unique": {"a": "ok", "column": 5}},
+                {"write": {"filename": "copy", "extension": "json", "delimiter": ";"}}
             ]}}"#,
     );
     let out_csv = daemon.home.scratch.0.join("kwargs.csv");
@@ -302,6 +303,7 @@ fn kwargs_the_original_took_and_rtl_ignores_run_with_a_warning() {
             format!("warning: {file}:4:48: stage 2, task sort, field axis: has no effect in rtl and is ignored: a table's rows are what is sorted; there is no other axis"),
             format!("warning: {file}:4:60: stage 2, task sort, field method: has no effect in rtl and is ignored: rtl's sort is always stable, as numpy's kind=\"stable\" (one of the orders any kind may give)"),
             format!("warning: {file}:6:40: stage 2, task unique, field column: has no effect in rtl and is ignored: `a` names the column to make unique; `column` does only without it"),
+            format!("warning: {file}:7:69: stage 2, task write, field delimiter: has no effect in rtl and is ignored: only csv files have a delimiter"),
         ]
     );
     // `column` named the column to make unique; rows came sorted by reading.
@@ -314,8 +316,18 @@ fn kwargs_the_original_took_and_rtl_ignores_run_with_a_warning() {
     assert!(check.status.success(), "{}", text(&check));
     assert_eq!(
         String::from_utf8_lossy(&check.stdout).lines().count(),
-        5,
-        "ok and the four warnings: {}",
+        6,
+        "ok and the five warnings: {}",
         text(&check)
     );
+    let check = daemon.rtl(&["check", "--json", path(&job)]);
+    assert!(check.status.success(), "{}", text(&check));
+    let listed: serde_json::Value = serde_json::from_slice(&check.stdout).expect("json");
+    let severities: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|w| w["severity"].as_str())
+        .collect();
+    assert_eq!(severities, ["warning"; 5], "{listed}");
 }

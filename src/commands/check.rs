@@ -12,9 +12,13 @@ pub fn run(
     as_json: bool,
 ) -> Result<ExitCode, String> {
     let mut all = Vec::new();
+    let mut listed = Vec::new();
     for file in files {
         let (problems, warnings) = check_file(file, params);
-        if !as_json {
+        if as_json {
+            listed.extend(problems.iter().map(|p| entry(p, "error")));
+            listed.extend(warnings.iter().map(|w| entry(w, "warning")));
+        } else {
             if problems.is_empty() {
                 println!("{}: ok", file.display());
             }
@@ -30,7 +34,7 @@ pub fn run(
     if as_json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&listed).map_err(|e| e.to_string())?
         );
     } else if !all.is_empty() {
         println!("{} problem(s)", all.len());
@@ -40,6 +44,13 @@ pub fn run(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A problem or warning for `--json`: its fields and its severity.
+fn entry(problem: &Problem, severity: &str) -> serde_json::Value {
+    let mut value = serde_json::to_value(problem).unwrap_or_default();
+    value["severity"] = severity.into();
+    value
 }
 
 /// Every problem in one job file (its syntax, then its tasks and columns),

@@ -122,8 +122,7 @@ pub fn warnings(plan: &Plan) -> Vec<Problem> {
                 continue;
             };
             for ignored in spec.ignored {
-                let given = |field: &str| call.kwargs.get(field).is_some();
-                if given(ignored.field) && ignored.beside.is_none_or(given) {
+                if ignored.applies(&call.kwargs) {
                     let message = format!("has no effect in rtl and is ignored: {}", ignored.why);
                     found.push(
                         Problem::in_file(&plan.origin, message)

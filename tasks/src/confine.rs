@@ -40,6 +40,16 @@ pub trait Place: Sized {
     fn create(&self) -> io::Result<File>;
     /// The file beside this one with another extension.
     fn sibling(&self, extension: &str) -> Self;
+    /// Removes the file if it is there.
+    fn remove(&self) -> io::Result<()>;
+}
+
+/// Ok when the file was removed or was not there.
+fn removed(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 impl Place for PathBuf {
@@ -65,6 +75,10 @@ impl Place for PathBuf {
 
     fn sibling(&self, extension: &str) -> PathBuf {
         self.with_extension(extension)
+    }
+
+    fn remove(&self) -> io::Result<()> {
+        removed(std::fs::remove_file(self))
     }
 }
 
@@ -94,6 +108,22 @@ impl Place for Confined {
             rel: self.rel.with_extension(extension),
             shown: self.shown.with_extension(extension),
         }
+    }
+
+    fn remove(&self) -> io::Result<()> {
+        let (dir, name) = match self.folder(false) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        };
+        let c = c_name(name)?;
+        // SAFETY: a valid directory descriptor and a C string; unlinkat
+        // removes a link itself, never what it points to.
+        let done = unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) };
+        removed(if done == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        })
     }
 }
 

@@ -232,6 +232,11 @@ pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), 
             if csv.meta {
                 with_meta(&write_csv)
             } else {
+                // A .meta left from an earlier write would be read with
+                // this file and give it the old names and types.
+                let meta = place.sibling("meta");
+                meta.remove()
+                    .map_err(|e| format!("cannot remove the old {}: {e}", meta.path().display()))?;
                 let mut out = create()?;
                 write_csv(&mut out).and_then(|_| out.flush()).map_err(fail)
             }

@@ -3,7 +3,7 @@
 //! the original's `task_difference` also returns its input unchanged, so
 //! its jobs run as they did, `operations` and all (ignored, with a warning).
 
-use crate::{decodes, kwargs, without, Context, Ignored, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, without, Context, Ignored, Role, Table, TaskSpec, When};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -25,7 +25,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
 const IGNORED: &[Ignored] = &[Ignored {
     field: "operations",
     why: "null (and difference, as in the original) returns its input unchanged",
-    beside: None,
+    when: When::Always,
 }];
 
 #[derive(Deserialize)]

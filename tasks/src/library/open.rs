@@ -12,7 +12,9 @@
 use super::write::delimiter_byte;
 use crate::confine::Place;
 use crate::formats::{self, csv};
-use crate::{decodes, kwargs, without, Column, Context, DType, Ignored, Role, Table, TaskSpec};
+use crate::{
+    decodes, kwargs, without, Column, Context, DType, Ignored, Role, Table, TaskSpec, When,
+};
 use ndarray::Array1;
 use serde::Deserialize;
 use serde_json::Value;
@@ -41,7 +43,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
 const IGNORED: &[Ignored] = &[Ignored {
     field: "mixed",
     why: "rtl gives each column its own type, so a file of mixed types needs no flag",
-    beside: None,
+    when: When::Always,
 }];
 
 #[derive(Deserialize)]

@@ -10,9 +10,9 @@
 //! after the file) or a 1-D record array. `npz`: one column per array, as
 //! numpy.savez writes them. See [`crate::formats`].
 
-use super::write::{file_path, FileKwargs};
+use super::write::{file_kwargs, file_path, FILE_IGNORED};
 use crate::confine::Place;
-use crate::{decodes, formats, kwargs, Context, Role, Table, TaskSpec};
+use crate::{formats, Context, Role, Table, TaskSpec};
 use serde_json::Value;
 
 pub(crate) const SPEC: TaskSpec = TaskSpec {
@@ -22,30 +22,30 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     kernel: run,
     kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\")\nextension: csv | dat | npy | npz (default csv)\ndelimiter: one character, default \",\" (csv)\nheader: boolean (csv): whether the first row names the columns; default: it does, unless a .meta beside the file lists other names, as many as the row has fields (the original's files have no header row)\nmeta: boolean, default true (csv): take names and types from a .meta beside the file when there is one\ntypes: an object of column name to int64 | float64 | bool | utf8 (csv): types that win over the .meta's and over inference",
     example: r#"{"filename": "sensors", "path": "data", "extension": "csv"}"#,
-    check: decodes::<FileKwargs>,
+    check: |args| file_kwargs(args).map(|_| ()),
     role: Role::Source {
         sample,
         reads: Some(reads),
     },
     row_local: false,
-    ignored: &[],
+    ignored: FILE_IGNORED,
     reduce: None,
 };
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
-    let args: FileKwargs = kwargs(args)?;
+    let args = file_kwargs(args)?;
     let (path, csv) = file_path(&args, ctx)?;
     formats::read(&path, &csv)
 }
 
 /// The file a call reads.
 fn reads(args: &Value, ctx: &Context) -> Result<std::path::PathBuf, String> {
-    file_path(&kwargs::<FileKwargs>(args)?, ctx).map(|(file, _)| file.path().to_path_buf())
+    file_path(&file_kwargs(args)?, ctx).map(|(file, _)| file.path().to_path_buf())
 }
 
 /// The file's first rows, for checking a job before it runs.
 fn sample(args: &Value, ctx: &Context) -> Result<Table, String> {
-    let args: FileKwargs = kwargs(args)?;
+    let args = file_kwargs(args)?;
     let (path, csv) = file_path(&args, ctx)?;
     formats::sample(&path, &csv)
 }

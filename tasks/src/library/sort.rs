@@ -3,7 +3,7 @@
 //! keep their order) and nan comes last either way.
 
 use super::keys::{cmp_rows, radix_keys, radix_order};
-use crate::{decodes, kwargs, without, Ignored, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, without, Ignored, Role, Table, TaskSpec, When};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -26,12 +26,12 @@ const IGNORED: &[Ignored] = &[
     Ignored {
         field: "axis",
         why: "a table's rows are what is sorted; there is no other axis",
-        beside: None,
+        when: When::Always,
     },
     Ignored {
         field: "method",
         why: "rtl's sort is always stable, as numpy's kind=\"stable\" (one of the orders any kind may give)",
-        beside: None,
+        when: When::Always,
     },
 ];
 

@@ -4,7 +4,7 @@
 //! `column` instead of `a`; beside `a`, `column` is ignored, with a warning.
 
 use super::keys::groups;
-use crate::{decodes, kwargs, Ignored, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, without, Ignored, Role, Table, TaskSpec, When};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,14 +15,10 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     kernel: |t, a, _| run(t, a),
     kwargs: "a: the column whose distinct values each keep one row (the first), ascending\ncolumn: the same, for jobs that name it so; beside a, it is ignored",
     example: r#"{"a": "site"}"#,
-    check: decodes::<Kwargs>,
+    check: |args| decodes::<Kwargs>(&without(args, IGNORED)),
     role: Role::Transform,
     row_local: false,
-    ignored: &[Ignored {
-        field: "column",
-        why: "`a` names the column to make unique; `column` does only without it",
-        beside: Some("a"),
-    }],
+    ignored: IGNORED,
     reduce: None,
 };
 
@@ -31,6 +27,12 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
 struct Kwargs {
     a: String,
 }
+
+const IGNORED: &[Ignored] = &[Ignored {
+    field: "column",
+    why: "`a` names the column to make unique; `column` does only without it",
+    when: When::Beside("a"),
+}];
 
 /// The kwargs as a job writes them: the column as `a`, or as `column`.
 #[derive(Deserialize)]
@@ -52,7 +54,7 @@ impl TryFrom<Written> for Kwargs {
 }
 
 fn run(table: Table, args: &Value) -> Result<Table, String> {
-    let Kwargs { a } = kwargs(args)?;
+    let Kwargs { a } = kwargs(&without(args, IGNORED))?;
     let key = table.require(&a)?;
     let firsts: Vec<usize> = groups(&[key], table.rows())
         .into_iter()

@@ -10,7 +10,7 @@
 
 use crate::confine::{Confined, Place};
 use crate::formats::CsvOptions;
-use crate::{decodes, formats, kwargs, Context, DType, Role, Table, TaskSpec};
+use crate::{formats, kwargs, without, Context, DType, Ignored, Role, Table, TaskSpec, When};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -24,10 +24,10 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     kernel: run,
     kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\"), created if missing\nextension: csv | dat | npz | json (default csv); dat writes its .meta too\ndelimiter: one character, default \",\" (csv)\nheader: boolean, default true: a first row naming the columns (csv)\nmeta: boolean, default true: a .meta beside the file giving each column's type, so it reads back with the same types (csv)",
     example: r#"{"filename": "result", "path": "out", "extension": "npz"}"#,
-    check: decodes::<FileKwargs>,
+    check: |args| file_kwargs(args).map(|_| ()),
     role: Role::Writes(target),
     row_local: false,
-    ignored: &[],
+    ignored: FILE_IGNORED,
     reduce: None,
 };
 
@@ -50,6 +50,23 @@ pub(crate) struct FileKwargs {
     meta: Option<bool>,
     #[serde(default)]
     pub(crate) types: Option<BTreeMap<String, DType>>,
+}
+
+/// Kwargs of [`FileKwargs`] that mean nothing for the file's format: the
+/// original's jobs give a delimiter for .dat files.
+pub(crate) const FILE_IGNORED: &[Ignored] = &[Ignored {
+    field: "delimiter",
+    why: "only csv files have a delimiter",
+    when: When::If(|args| {
+        args.get("extension")
+            .and_then(Value::as_str)
+            .is_some_and(|e| e.trim_start_matches('.') != "csv")
+    }),
+}];
+
+/// The kwargs of a call naming a table file.
+pub(crate) fn file_kwargs(args: &Value) -> Result<FileKwargs, String> {
+    kwargs(&without(args, FILE_IGNORED))
 }
 
 fn here() -> PathBuf {
@@ -100,27 +117,29 @@ pub(crate) fn file_path(
     Ok((file, csv))
 }
 
-/// The file a call writes, checking its kwargs on the way.
-pub(crate) fn target(args: &Value, ctx: &Context) -> Result<PathBuf, String> {
-    let args: FileKwargs = kwargs(args)?;
+/// The file a call writes and how, checking its kwargs on the way.
+fn destination(args: &Value, ctx: &Context) -> Result<(Confined, CsvOptions), String> {
+    let args = file_kwargs(args)?;
     if args.types.is_some() {
         return Err("bad kwargs at `types`: write keeps the table's own types; `types` is for reading a file (open_array)".into());
     }
-    let (file, _) = file_path(&args, ctx)?;
-    let path = file.path().to_path_buf();
-    let format = formats::Format::of(&path)?;
-    if !format.writable() {
+    let (file, csv) = file_path(&args, ctx)?;
+    if !formats::Format::of(file.path())?.writable() {
         return Err(format!(
             "{}: a .npy file holds one array; write .npz for a table",
-            path.display()
+            file.path().display()
         ));
     }
-    Ok(path)
+    Ok((file, csv))
+}
+
+/// The file a call writes.
+fn target(args: &Value, ctx: &Context) -> Result<PathBuf, String> {
+    destination(args, ctx).map(|(file, _)| file.path().to_path_buf())
 }
 
 fn run(table: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
-    target(args, ctx)?;
-    let (file, csv) = file_path(&kwargs(args)?, ctx)?;
+    let (file, csv) = destination(args, ctx)?;
     formats::write(&table, &file, &csv)?;
     Ok(table)
 }
@@ -150,8 +169,28 @@ mod tests {
             assert!(dir.join(format!("sub/out.{ext}")).is_file(), "{ext}");
         }
         assert!(dir.join("sub/out.meta").is_file());
-        let err =
-            run(t, &json!({"filename": "out", "delimiter": "::"}), &ctx).expect_err("delimiter");
+        let err = run(
+            t.clone(),
+            &json!({"filename": "out", "delimiter": "::"}),
+            &ctx,
+        )
+        .expect_err("delimiter");
         assert!(err.contains("delimiter"), "{err}");
+        // Only csv has a delimiter: elsewhere it is ignored, whatever it is.
+        run(
+            t.clone(),
+            &json!({"filename": "out", "extension": "npz", "delimiter": "::"}),
+            &ctx,
+        )
+        .expect("npz ignores the delimiter");
+
+        // A .meta from an earlier write would give the new file old types.
+        run(t.clone(), &json!({"filename": "again"}), &ctx).expect("write");
+        assert!(dir.join("again.meta").is_file());
+        let text = Table::from_columns(vec![("a".into(), Column::text(&["007"]))]).expect("t");
+        run(text, &json!({"filename": "again", "meta": false}), &ctx).expect("write");
+        assert!(!dir.join("again.meta").exists());
+        let back = formats::read(&dir.join("again.csv"), &CsvOptions::default()).expect("read");
+        assert_eq!(back.column("a"), Some(&Column::Int64(array![7])));
     }
 }
