@@ -116,7 +116,7 @@ fn bad_files_get_errors_that_name_them() {
         &open(&dir, "late", "csv"),
         &[
             "task open_array",
-            &format!("{late}:400002: column `x`: \"n/a\" is not a number (float64), the type of the column's first 128,853 rows"),
+            &format!("{late}:400002: column `x`: \"n/a\" is not a number (float64), the type of the column's first 128,852 rows"),
             "\"types\": {\"x\": \"utf8\"}",
         ],
     );

@@ -140,14 +140,23 @@ impl Table {
 
     /// Builds a table, checking that names are unique and lengths agree.
     pub fn from_columns(columns: Vec<(String, Column)>) -> Result<Table, String> {
-        let mut table = Table::new();
-        for (name, column) in columns {
-            if table.column(&name).is_some() {
+        // A set, not a search of the table per column: tables may have
+        // tens of thousands of columns.
+        let mut seen = std::collections::HashSet::with_capacity(columns.len());
+        let rows = columns.first().map(|(_, c)| c.len());
+        for (name, column) in &columns {
+            if !seen.insert(name.as_str()) {
                 return Err(format!("column {name:?} appears twice"));
             }
-            table.set_column(name, column)?;
+            if Some(column.len()) != rows {
+                return Err(format!(
+                    "column {name:?} has {} rows but the table has {}",
+                    column.len(),
+                    rows.unwrap_or(0)
+                ));
+            }
         }
-        Ok(table)
+        Ok(Table { columns })
     }
 
     /// Number of rows (0 for a table without columns).

@@ -12,6 +12,7 @@
 use crate::chart::thousands;
 use crate::table::{Column, DType, Table};
 use ndarray::Array1;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 /// Parses CSV text with a header row, inferring each column's type.
@@ -34,28 +35,40 @@ pub struct Declared {
     pub header: Option<bool>,
 }
 
-/// Parses CSV text; the columns' names come from its header row or, for a
-/// file without one, from the `.meta`. A column's type is the one
-/// `declared` gives it, else the one inferred from the rows in the text's
-/// first [`super::SAMPLE_BYTES`] (the part `rtl check` reads), so that a
-/// job runs on the columns it was checked with: a later cell that is not
-/// of that type is an error naming its line and value.
+/// Parses a whole CSV text; the columns' names come from its header row
+/// or, for a file without one, from the `.meta`. A column's type is the
+/// one `declared` gives it, else the one inferred from the rows in the part
+/// of the text `rtl check` reads (see [`super::sample_cut`]), so that a job
+/// runs on the columns it was checked with: a later cell that is not of
+/// that type is an error naming its line and value.
 pub fn read_typed(
     text: &str,
     delimiter: u8,
     origin: &str,
     declared: &Declared,
 ) -> Result<Table, String> {
-    // Rows that start before this byte decide the inferred types: the
-    // sample's whole lines, as `formats::sample` cuts them.
-    let sampled = if text.len() <= super::SAMPLE_BYTES {
-        text.len()
+    read_text(text, delimiter, origin, declared, true)
+}
+
+/// [`read_typed`] of a whole text, or (`whole` false) of the part of one
+/// that [`super::text_head`] reads for a check: its last row may be cut
+/// short, so it is left out, and the full read leaves it out of what
+/// decides the types too.
+pub fn read_text(
+    text: &str,
+    delimiter: u8,
+    origin: &str,
+    declared: &Declared,
+    whole: bool,
+) -> Result<Table, String> {
+    // Rows that start before this byte decide the inferred types, but the
+    // last of them, which a sample may hold only in part.
+    let sampled = if whole {
+        super::sample_cut(text.as_bytes())
     } else {
-        text.as_bytes()[..super::SAMPLE_BYTES]
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |p| p + 1)
+        text.len()
     };
+    let cut_short = !whole || sampled < text.len();
     // The text is already UTF-8 (the caller says where it is not), so a
     // record cannot fail to decode.
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
@@ -86,8 +99,11 @@ pub fn read_typed(
         .as_ref()
         .map(|(_, columns)| columns.iter().map(|(n, _)| n.as_str()).collect());
     let header = declared.header.unwrap_or_else(|| match &meta_names {
+        // An empty file beside a .meta: its columns, with no rows.
+        Some(_) if first.is_empty() => false,
         Some(names) if names.len() == first.len() => {
-            names.iter().all(|n| first.iter().any(|f| f == n))
+            let first: HashSet<&str> = first.iter().map(String::as_str).collect();
+            names.iter().all(|n| first.contains(n))
         }
         _ => true,
     });
@@ -121,26 +137,30 @@ pub fn read_typed(
             _ => (0..first.len()).map(|i| i.to_string()).collect(),
         }
     };
-    if let Some(problem) = unknown_names(origin, declared, &names, header) {
+    if let Some(problem) = unknown_names(origin, declared, &names) {
         return Err(problem);
     }
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
     let mut starts = Vec::new();
     let line = |byte: usize| line_at(text, byte);
-    for record in records {
+    while let Some(record) = records.next() {
         let (start, fields) = record?;
+        let last = records.peek().is_none();
+        if last && !whole {
+            break; // perhaps cut short
+        }
+        // The reader takes a quote that is never closed to run to the end
+        // of the file, as one last field: say so.
+        if last && quote_left_open(&text[start.min(text.len())..], delimiter) {
+            return Err(format!(
+                "{origin}:{}: a quoted field opened on this line is never closed",
+                line(start)
+            ));
+        }
         if fields.len() == 1 && fields[0].is_empty() {
             continue; // `""` alone on its line: no row
         }
         if fields.len() != names.len() {
-            // The reader takes a quote that is never closed to run to the
-            // end of the file: say so rather than count its fields.
-            if text[start.min(text.len())..].matches('"').count() % 2 == 1 {
-                return Err(format!(
-                    "{origin}:{}: a quoted field opened on this line is never closed",
-                    line(start)
-                ));
-            }
             let against = if header {
                 "the header"
             } else {
@@ -159,14 +179,20 @@ pub fn read_typed(
         starts.push(start);
     }
     let decided = starts.iter().take_while(|&&s| s < sampled).count();
-    let declared_type = |name: &str| {
-        declared
-            .types
-            .iter()
-            .chain(declared.meta.iter().flat_map(|(_, columns)| columns))
-            .find(|(n, _)| n == name)
-            .map(|(_, dtype)| *dtype)
+    let decided = if cut_short && whole {
+        decided.saturating_sub(1)
+    } else {
+        decided
     };
+    // The job's types win: they are inserted last.
+    let declared_types: HashMap<&str, DType> = declared
+        .meta
+        .iter()
+        .flat_map(|(_, columns)| columns)
+        .chain(&declared.types)
+        .map(|(n, dtype)| (n.as_str(), *dtype))
+        .collect();
+    let declared_type = |name: &str| declared_types.get(name).copied();
     let columns = names
         .into_iter()
         .zip(cells)
@@ -182,8 +208,14 @@ pub fn read_typed(
                     expected(dtype)
                 );
                 if let Some(rows) = why {
+                    // A fraction in a column of integers wants float64;
+                    // anything else, text.
+                    let (wider, as_what) = match dtype {
+                        DType::Int64 if parse_float(value.trim()).is_some() => ("float64", "as numbers"),
+                        _ => ("utf8", "as text"),
+                    };
                     message.push_str(&format!(
-                        ", the type of the column's first {} rows (rtl types a column by the file's first MiB, as `rtl check` reads it); to read the column as text, give the task \"types\": {{\"{name}\": \"utf8\"}}",
+                        ", the type of the column's first {} rows (rtl types a column by the file's first MiB, as `rtl check` reads it); to read the column {as_what}, give the task \"types\": {{\"{name}\": \"{wider}\"}}",
                         thousands(rows)
                     ));
                 }
@@ -200,23 +232,29 @@ pub fn read_typed(
 
 /// The problem with a column the `.meta` or the job names that the file
 /// does not have, if there is one.
-fn unknown_names(
-    origin: &str,
-    declared: &Declared,
-    names: &[String],
-    header: bool,
-) -> Option<String> {
-    let has = |n: &str| names.iter().any(|name| name == n);
+fn unknown_names(origin: &str, declared: &Declared, names: &[String]) -> Option<String> {
+    let names_set: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let has = |n: &str| names_set.contains(n);
     let columns = listed(names.iter().map(String::as_str));
     if let Some((meta_origin, meta)) = &declared.meta {
         if let Some((name, _)) = meta.iter().find(|(n, _)| !has(n)) {
-            let hint = if header {
-                "; if the file has no header row, give open_array \"header\": false"
+            let count = if meta.len() == names.len() {
+                String::new()
             } else {
-                ""
+                format!(
+                    "; the .meta lists {} columns and the row has {}",
+                    meta.len(),
+                    names.len()
+                )
+            };
+            let hint = match declared.header {
+                None => "if the file has no header row, give open_array \"header\": false",
+                Some(_) => {
+                    "if the file has no header row, give open_array \"header\": false, not true"
+                }
             };
             return Some(format!(
-                "{meta_origin} names column `{name}`, which the header row of {origin} does not have (it has {columns}){hint}"
+                "{meta_origin} names column `{name}`, which the header row of {origin} does not have (it has {columns}){count}; {hint}; to read it without the .meta, \"meta\": false"
             ));
         }
     }
@@ -229,6 +267,33 @@ fn unknown_names(
                 "`types` names column `{name}`, which {origin} does not have (it has {columns})"
             )
         })
+}
+
+/// Whether a quote opened in `text` (from the start of a record) is still
+/// open at its end, as RFC 4180 reads it: a quote opens only at a field's
+/// start, and `""` inside one is a quote, not its end.
+fn quote_left_open(text: &str, delimiter: u8) -> bool {
+    let bytes = text.as_bytes();
+    let (mut quoted, mut field_start) = (false, true);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                quoted = false;
+            }
+            field_start = false;
+        } else {
+            quoted = b == b'"' && field_start;
+            field_start = matches!(b, b'\n' | b'\r') || b == delimiter;
+        }
+        i += 1;
+    }
+    quoted
 }
 
 /// Names in backticks, comma separated.
@@ -303,15 +368,18 @@ fn parse_float(v: &str) -> Option<f64> {
     }
 }
 
+/// true/false in any case, or 1/0 as numpy's `savetxt` writes a bool.
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
-        "true" => Some(true),
-        "false" => Some(false),
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
         _ => None,
     }
 }
 
-/// Writes `table` as CSV, with a header row when `header` is true.
+/// Writes `table` as CSV, with a header row when `header` is true. Without
+/// one (the original's layout, which numpy's `loadtxt` reads) a bool is
+/// written 1 or 0.
 pub fn write(table: &Table, delimiter: u8, header: bool, out: &mut dyn Write) -> io::Result<()> {
     let mut writer = ::csv::WriterBuilder::new()
         .delimiter(delimiter)
@@ -329,6 +397,13 @@ pub fn write(table: &Table, delimiter: u8, header: bool, out: &mut dyn Write) ->
             number.clear();
             let field: &str = match column {
                 Column::Utf8(a) => &a[row],
+                Column::Bool(a) if !header => {
+                    if a[row] {
+                        "1"
+                    } else {
+                        "0"
+                    }
+                }
                 other => {
                     push_number(&mut number, other, row);
                     &number
@@ -477,7 +552,10 @@ mod tests {
         let mut told = meta(&columns);
         told.header = Some(true);
         let err = read_typed("x,y\n1,2\n", b',', "m.csv", &told).expect_err("told");
-        assert_eq!(err, "m.meta names column `a`, which the header row of m.csv does not have (it has `x`, `y`); if the file has no header row, give open_array \"header\": false");
+        assert_eq!(err, "m.meta names column `a`, which the header row of m.csv does not have (it has `x`, `y`); if the file has no header row, give open_array \"header\": false, not true; to read it without the .meta, \"meta\": false");
+        // Not told, with a first row of another width: both ways out.
+        let err = read_typed("x,y,z\n1,2,3\n", b',', "m.csv", &meta(&columns)).expect_err("width");
+        assert_eq!(err, "m.meta names column `a`, which the header row of m.csv does not have (it has `x`, `y`, `z`); the .meta lists 2 columns and the row has 3; if the file has no header row, give open_array \"header\": false; to read it without the .meta, \"meta\": false");
         // Header-less, a row of names where numbers belong is named.
         let mut told = meta(&columns);
         told.header = Some(false);
@@ -512,7 +590,8 @@ mod tests {
         }
         text.push_str("n/a\n");
         let err = read(&text, b',', "big.csv").expect_err("text after numbers");
-        let sampled = text[..super::super::SAMPLE_BYTES].matches('\n').count() - 1;
+        // The header and the last row the sample may hold only in part are out.
+        let sampled = text[..super::super::SAMPLE_BYTES].matches('\n').count() - 2;
         assert_eq!(
             err,
             format!("big.csv:{}: column `temp`: \"n/a\" is not a number (float64), the type of the column's first {} rows (rtl types a column by the file's first MiB, as `rtl check` reads it); to read the column as text, give the task \"types\": {{\"temp\": \"utf8\"}}", rows + 2, thousands(sampled))
@@ -520,6 +599,99 @@ mod tests {
         let t =
             read_typed(&text, b',', "big.csv", &typed(&[("temp", DType::Utf8)])).expect("as text");
         assert_eq!(t.rows(), rows + 1);
+    }
+
+    /// What a check reads of `text`, and the table it makes of it.
+    fn sampled(text: &str, declared: &Declared) -> Result<Table, String> {
+        let (head, whole) = super::super::text_head(text.as_bytes(), true).expect("head");
+        let head = std::str::from_utf8(&head).expect("utf8");
+        read_text(head, b',', "s.csv", declared, whole)
+    }
+
+    #[test]
+    fn a_check_and_a_run_type_a_column_alike_wherever_the_sample_ends() {
+        let big = super::super::SAMPLE_BYTES;
+        // A quoted field with line breaks across the sample's end.
+        let mut text = String::from("n,note\n");
+        while text.len() < big - 10 {
+            text.push_str("1,plain\n");
+        }
+        text.push_str("2,\"one\ntwo\nthree\nfour\"\n3,x\n");
+        let sample = sampled(&text, &Declared::default()).expect("sample");
+        let full = read(&text, b',', "s.csv").expect("full");
+        assert_eq!(full.rows(), (big - 10) / 8 + 2);
+        assert_eq!(sample.column("n").map(Column::dtype), Some(DType::Int64));
+        assert_eq!(full.column("n").map(Column::dtype), Some(DType::Int64));
+
+        // A header row longer than the first MiB: the sample reads on to a row.
+        let names: Vec<String> = (0..big / 5).map(|i| format!("c{i:04}")).collect();
+        let row = vec!["7"; names.len()].join(",");
+        let text = format!("{}\n{row}\n{row}\n{row}\n", names.join(","));
+        let sample = sampled(&text, &Declared::default()).expect("wide sample");
+        assert_eq!(sample.width(), names.len());
+        assert_eq!(
+            sample.column("c0000").map(Column::dtype),
+            Some(DType::Int64)
+        );
+        let full = read(&text, b',', "s.csv").expect("wide");
+        assert_eq!(
+            (full.rows(), full.column("c0009").map(Column::dtype)),
+            (3, Some(DType::Int64))
+        );
+    }
+
+    #[test]
+    fn a_quote_never_closed_is_an_error_not_the_rest_of_the_file() {
+        let err = read("a,b\n1,\"x\n2,y\n3,z\n", b',', "q.csv").expect_err("open quote");
+        assert_eq!(
+            err,
+            "q.csv:2: a quoted field opened on this line is never closed"
+        );
+        let err = read("a,b\n\"1,x\n2,y\n", b',', "q.csv").expect_err("open quote");
+        assert_eq!(
+            err,
+            "q.csv:2: a quoted field opened on this line is never closed"
+        );
+        // A quote inside a field, and an escaped one, open nothing.
+        let t = read("a,b\n1,5\"\n2,\"say \"\"hi\"\"\"\n", b',', "q.csv").expect("inch");
+        assert_eq!(t.column("b"), Some(&Column::text(&["5\"", "say \"hi\""])));
+    }
+
+    #[test]
+    fn the_originals_layout_round_trips_bools_and_empty_tables() {
+        let columns = [("k", DType::Int64), ("ok", DType::Bool)];
+        let table = Table::from_columns(vec![
+            ("k".into(), Column::Int64(ndarray::array![1, 2])),
+            ("ok".into(), Column::Bool(ndarray::array![true, false])),
+        ])
+        .expect("table");
+        let mut out = Vec::new();
+        write(&table, b',', false, &mut out).expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(text, "1,1\n2,0\n", "as numpy's savetxt writes a bool");
+        assert_eq!(
+            read_typed(&text, b',', "m.csv", &meta(&columns)),
+            Ok(table.clone())
+        );
+        // No rows: the .meta's columns.
+        let empty = read_typed("", b',', "m.csv", &meta(&columns)).expect("empty");
+        assert_eq!(empty, table.take(&[]));
+    }
+
+    #[test]
+    fn a_fraction_late_in_an_integer_column_asks_for_float64() {
+        let mut text = String::from("n\n");
+        while text.len() < super::super::SAMPLE_BYTES + 10 {
+            text.push_str("12\n");
+        }
+        text.push_str("2.5\n");
+        let err = read(&text, b',', "f.csv").expect_err("fraction");
+        assert!(
+            err.ends_with(
+                "to read the column as numbers, give the task \"types\": {\"n\": \"float64\"}"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

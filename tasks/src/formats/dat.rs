@@ -13,7 +13,15 @@ pub(crate) fn read_meta(text: &str, origin: &str) -> Result<Vec<(String, String)
     let literal = String::from_utf8(bytes)
         .map_err(|_| format!("{origin}: the decoded dtype list is not UTF-8"))?;
     let literal = literal.replace("<@", "(").replace("@>", ")");
-    parse_fields(&literal).map_err(|e| format!("{origin}: {e}"))
+    let fields = parse_fields(&literal).map_err(|e| format!("{origin}: {e}"))?;
+    if fields.is_empty() {
+        return Err(format!("{origin}: lists no columns"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some((name, _)) = fields.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        return Err(format!("{origin}: lists column `{name}` twice"));
+    }
+    Ok(fields)
 }
 
 /// The `.meta` text for `fields`.
@@ -145,6 +153,15 @@ mod tests {
     use super::*;
     use crate::Column;
     use ndarray::array;
+
+    #[test]
+    fn a_meta_lists_each_column_once() {
+        let twice = [("a", "<i8"), ("a", "<f8")].map(|(n, d)| (n.to_string(), d.to_string()));
+        let err = read_meta(&write_meta(&twice), "t.meta").expect_err("twice");
+        assert_eq!(err, "t.meta: lists column `a` twice");
+        let err = read_meta(&write_meta(&[]), "e.meta").expect_err("none");
+        assert_eq!(err, "e.meta: lists no columns");
+    }
 
     #[test]
     fn base64_matches_python() {

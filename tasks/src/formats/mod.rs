@@ -125,13 +125,49 @@ fn head(place: &impl Place, limit: Option<usize>) -> Result<(Vec<u8>, bool), Str
     Ok((bytes, whole))
 }
 
-/// Cuts a partial text read back to its last whole line.
-pub(crate) fn whole_lines(mut bytes: Vec<u8>, whole: bool) -> Vec<u8> {
-    if !whole {
-        let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-        bytes.truncate(end);
+/// Where the part of a text table that `rtl check` reads ends: the first
+/// [`SAMPLE_BYTES`], or twice, four times as many... until they hold
+/// three line ends (the header, a whole row, and the start of one more),
+/// cut back to the last line end; or the whole text when it is shorter.
+/// Both a check and a full read take the types from the rows in it.
+pub(crate) fn sample_cut(text: &[u8]) -> usize {
+    let mut n = SAMPLE_BYTES;
+    while n < text.len() {
+        let part = &text[..n];
+        if part.iter().filter(|b| **b == b'\n').count() >= 3 {
+            return part.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        }
+        n = n.saturating_mul(2);
     }
-    bytes
+    text.len()
+}
+
+/// A text table's bytes: all of them, or (`sample`) the part
+/// [`sample_cut`] says a check reads; and whether that is all of them.
+pub(crate) fn text_head(
+    mut reader: impl std::io::Read,
+    sample: bool,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    if !sample {
+        reader.read_to_end(&mut bytes)?;
+        return Ok((bytes, true));
+    }
+    let mut want = SAMPLE_BYTES;
+    loop {
+        let more = (want + 1).saturating_sub(bytes.len()) as u64;
+        (&mut reader).take(more).read_to_end(&mut bytes)?;
+        if bytes.len() <= want {
+            return Ok((bytes, true));
+        }
+        let cut = sample_cut(&bytes);
+        if cut < bytes.len() {
+            bytes.truncate(cut);
+            return Ok((bytes, false));
+        }
+        want = want.saturating_mul(2);
+    }
 }
 
 fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Result<Table, String> {
@@ -157,8 +193,9 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
     };
     match format {
         Format::Csv => {
-            let (raw, whole) = head(place, limit)?;
-            let raw = whole_lines(raw, whole);
+            let file = place.open().map_err(|e| format!("cannot read {origin}: {e}"))?;
+            let (raw, whole) = text_head(std::io::BufReader::new(file), limit.is_some())
+                .map_err(|e| format!("cannot read {origin}: {e}"))?;
             let text = std::str::from_utf8(&raw).map_err(|e| {
                 format!("{origin}: not UTF-8 text (byte {}); is it really a CSV file?", e.valid_up_to())
             })?;
@@ -178,7 +215,7 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
                 types: options.types.clone(),
                 header: options.header,
             };
-            csv::read_typed(text, options.delimiter, &origin, &declared)
+            csv::read_text(text, options.delimiter, &origin, &declared, whole)
         }
         Format::Dat => {
             let fields = meta()?.ok_or_else(|| {

@@ -63,42 +63,36 @@ struct Kwargs {
 }
 
 fn run(_: Table, args: &Value, ctx: &Context) -> Result<Table, String> {
-    load(args, ctx, None)
+    load(args, ctx, false)
 }
 
 /// The file's first lines, for checking a job before it runs.
 fn sample(args: &Value, ctx: &Context) -> Result<Table, String> {
-    load(args, ctx, Some(formats::SAMPLE_BYTES))
+    load(args, ctx, true)
 }
 
-/// The table in the file, or in its first `limit` bytes of text.
-fn load(args: &Value, ctx: &Context, limit: Option<usize>) -> Result<Table, String> {
+/// The table in the file, or (`sample`) in the part of it a check reads.
+fn load(args: &Value, ctx: &Context, sample: bool) -> Result<Table, String> {
     let args: Kwargs = kwargs(&without(args, IGNORED))?;
     let place = ctx.file(&args.path.unwrap_or_default().join(&args.file))?;
     let origin = place.path().display().to_string();
     let file = place
         .open()
         .map_err(|e| format!("cannot read {origin}: {e}"))?;
-    let mut reader: Box<dyn Read> = if args.compression {
+    let reader: Box<dyn Read> = if args.compression {
         Box::new(flate2::read::ZlibDecoder::new(std::io::BufReader::new(
             file,
         )))
     } else {
         Box::new(std::io::BufReader::new(file))
     };
-    if let Some(n) = limit {
-        reader = Box::new(reader.take(n as u64 + 1));
-    }
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).map_err(|e| {
+    let (bytes, whole) = formats::text_head(reader, sample).map_err(|e| {
         if args.compression {
             format!("{origin}: not a zlib stream ({e}); is `compression` right?")
         } else {
             format!("cannot read {origin}: {e}")
         }
     })?;
-    let whole = limit.is_none_or(|n| bytes.len() <= n);
-    let bytes = formats::whole_lines(bytes, whole);
     let text = String::from_utf8(bytes).map_err(|e| {
         format!(
             "{origin}: not UTF-8 text (byte {}){}",
@@ -120,11 +114,12 @@ fn load(args: &Value, ctx: &Context, limit: Option<usize>) -> Result<Table, Stri
             types: args.types.into_iter().collect(),
             ..csv::Declared::default()
         };
-        csv::read_typed(
+        csv::read_text(
             &text,
             delimiter_byte(args.delimiter.as_deref().unwrap_or(","))?,
             &origin,
             &declared,
+            whole,
         )
     }
 }

@@ -22,7 +22,7 @@ pub(crate) const SPEC: TaskSpec = TaskSpec {
     about:
         "writes the table to <path>/<filename>.<extension> (csv, dat+meta, npz, json); passes it on",
     kernel: run,
-    kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\"), created if missing\nextension: csv | dat | npz | json (default csv); dat writes its .meta too\ndelimiter: one character, default \",\" (csv)\nheader: boolean, default true: a first row naming the columns (csv)\nmeta: boolean, default true: a .meta beside the file giving each column's type, so it reads back with the same types (csv)",
+    kwargs: "filename: the file name without extension\npath: a directory, relative to the job file (default \".\"), created if missing\nextension: csv | dat | npz | json (default csv); dat writes its .meta too\ndelimiter: one character, default \",\" (csv)\nheader: boolean, default true: a first row naming the columns (csv); false writes the original's layout, bools as 1 and 0 as numpy's savetxt does\nmeta: boolean, default true: a .meta beside the file giving each column's type, so it reads back with the same types (csv)",
     example: r#"{"filename": "result", "path": "out", "extension": "npz"}"#,
     check: |args| file_kwargs(args).map(|_| ()),
     role: Role::Writes(target),
