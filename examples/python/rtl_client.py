@@ -6,11 +6,11 @@ running relay and prints the result table as JSON:
     python3 rtl_client.py --endpoint tcp://127.0.0.1:19000
 
 The job is the null task by default; pass --job FILE to send a job file as
-people write them for `rtl run`: stages "0", "1", ... (or a list of
-stages, or {"stages": [...]}), each with "tasks", an object of task name
-to kwargs or a list of such one-key objects. Relative paths in the job
-resolve against the job file's folder. Every error the relay sends is
-printed, including those about the message itself (which carry no job).
+people write them for `rtl run` (JSON, TOML when the name ends in .toml,
+`-` for JSON on stdin; --set NAME=VALUE fills its parameters). rtl_job.py,
+beside this file, reads it as rtl does; everything else here is the wire
+protocol. Every error the relay sends is printed, including those about
+the message itself (which carry no job).
 With a cluster secret (every daemon has one unless it runs with
 insecure = true), the client proves it holds it first: --secret FILE, by
 default $RTL_HOME/secret or ~/.rtl/secret.
@@ -27,6 +27,8 @@ import uuid
 import cbor2
 import numpy as np
 import zmq
+
+import rtl_job
 
 VERSION = 1
 DTYPES = {"int64": "<i8", "float64": "<f8"}
@@ -90,44 +92,6 @@ def prove(sock, secret, timeout_ms):
             raise RuntimeError(head["error"]["message"])
 
 
-def calls_of(tasks, where):
-    """A stage's tasks as the wire's list of {"name", "kwargs"}."""
-    if isinstance(tasks, dict):
-        return [{"name": name, "kwargs": kwargs} for name, kwargs in tasks.items()]
-    if isinstance(tasks, list):
-        calls = []
-        for i, task in enumerate(tasks):
-            if isinstance(task, dict) and len(task) == 1:
-                (name, kwargs), = task.items()
-                calls.append({"name": name, "kwargs": kwargs})
-            else:
-                raise ValueError(f"{where}, task {i}: expected an object with one key, the task's name")
-        return calls
-    raise ValueError(f"{where}: `tasks` must be an object of task name to kwargs, or a list of them")
-
-
-def stages_of(job, origin):
-    """The wire's list of stages from a job as written: stages "0".."n-1",
-    a list of stages, or {"stages": [...]}."""
-    if isinstance(job, dict) and "stages" in job:
-        job = job["stages"]
-    if isinstance(job, dict):
-        if "params" in job:
-            raise ValueError(f"{origin}: this client does not fill `params`; use `rtl run --set`")
-        numbers = sorted(int(k) for k in job if k.isdigit())
-        if numbers != list(range(len(job))):
-            raise ValueError(f"{origin}: stages must be \"0\" to \"{len(job) - 1}\" with no gaps; found {sorted(job)}")
-        job = [job[str(n)] for n in numbers]
-    if not isinstance(job, list):
-        raise ValueError(f"{origin}: expected stages \"0\", \"1\", ... or a list of stages")
-    stages = []
-    for i, stage in enumerate(job):
-        if not isinstance(stage, dict) or "tasks" not in stage:
-            raise ValueError(f"{origin}: stage {i} needs `tasks`")
-        stages.append({"tasks": calls_of(stage["tasks"], f"{origin}: stage {i}")})
-    return stages
-
-
 def run(endpoint, stages, table, secret=None, timeout_ms=10_000, base_dir=None):
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
@@ -183,24 +147,32 @@ def run(endpoint, stages, table, secret=None, timeout_ms=10_000, base_dir=None):
             }
 
 
+def param(text):
+    name, eq, value = text.partition("=")
+    if not name or not eq:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:19000")
-    parser.add_argument("--job", help="a JSON job file, as `rtl run` takes")
+    parser.add_argument("--job", help="a job file as `rtl run` takes (JSON, .toml, or - for JSON on stdin)")
+    parser.add_argument("--set", type=param, action="append", default=[], metavar="NAME=VALUE",
+                        help="give a job parameter a value, as `rtl run --set` does")
     home = os.environ.get("RTL_HOME", os.path.expanduser("~/.rtl"))
     parser.add_argument("--secret", default=os.path.join(home, "secret"),
                         help="the cluster secret file (skipped when absent)")
     args = parser.parse_args()
     secret = load_secret(args.secret) if os.path.exists(args.secret) else None
-    stages = [{"tasks": [{"name": "null", "kwargs": {}}]}]
-    base_dir = None
-    if args.job:
-        try:
-            with open(args.job) as f:
-                stages = stages_of(json.load(f), args.job)
-        except (OSError, ValueError) as e:
-            sys.exit(f"error: {e}")
-        base_dir = os.path.dirname(os.path.abspath(args.job))
+    try:
+        if args.job:
+            stages, base_dir = rtl_job.load(args.job, args.set)
+        else:
+            stages = rtl_job.stages_of({"0": {"tasks": {"null": {}}}}, "the default job", args.set)
+            base_dir = os.getcwd()
+    except rtl_job.Problem as e:
+        sys.exit(f"error: {e}")
     table = {
         "id": np.arange(5, dtype=np.int64),
         "value": np.array([0.5, -1.25, 1e300, 1e-9, 42.0]),
