@@ -1,11 +1,13 @@
 //! docs/PROTOCOL.md is enough to write a client: the Python client in
 //! examples/python, written from it alone, runs jobs on a real daemon, and
-//! reads job files as `rtl run` does. Skipped, saying so, when python3 is older than 3.11 or
+//! behaves as rtl's own client does when the relay wants the secret, is
+//! busy, takes long, stops answering or is replaced, and reads job files
+//! as `rtl run` does. Skipped, saying so, when python3 is older than 3.11 or
 //! lacks pyzmq, cbor2 or numpy (.ci/run installs them).
 
 mod common;
 
-use common::{text, Daemon, Home};
+use common::{text, Daemon, Foreground, Home, Scratch};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -93,6 +95,48 @@ fn one_line_error(out: &Output, words: &str) -> String {
     line.to_string()
 }
 
+/// A daemon whose jobs wait for a task node until the test starts one
+/// (`node`): a job takes as long as the test wants.
+fn without_nodes(tag: &str, relay_queue: &str) -> Daemon {
+    Daemon::start_in(
+        Home::new(tag)
+            .with("RTL_TASK_WORKERS", "0")
+            .with("RTL_PLOT_WORKERS", "0")
+            .with("RTL_RELAY_QUEUE", relay_queue)
+            // Work waits this long for a node before its job fails.
+            .with("RTL_NODE_TIMEOUT_MS", "60000"),
+    )
+}
+
+/// A task node joining `daemon`'s relay, stopped on drop.
+fn node(daemon: &Daemon) -> Foreground {
+    let relay = format!("tcp://127.0.0.1:{}", daemon.home.port("RTL_NODE_PORT"));
+    Foreground(
+        daemon
+            .home
+            .command(&["node", "--relay", &relay, "--workers", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rtl node"),
+    )
+}
+
+/// The relay's view: jobs running and envelopes waiting for a node.
+fn relay_holds(daemon: &Daemon) -> (u64, u64) {
+    let status = rtl_client::Transform::status(&daemon.home.config(), Duration::from_secs(5))
+        .expect("rtl status");
+    (status.jobs_running, status.queued)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_python_client_round_trips_a_table() {
     if !ready("a_python_client_round_trips_a_table") {
@@ -139,6 +183,152 @@ fn a_python_client_round_trips_a_table() {
     // its answer carries no job id, and the client shows it at once.
     let out = with_job(r#"{"0": {"tasks": {"head": {"n": 1000000000000000000000000000000}}}}"#);
     one_line_error(&out, "error: malformed message: bad header");
+}
+
+#[test]
+fn a_relay_that_wants_the_secret_says_so_at_once() {
+    if !ready("a_relay_that_wants_the_secret_says_so_at_once") {
+        return;
+    }
+    let daemon = Daemon::start_in(Home::new("python-secret").with("RTL_PLOT_WORKERS", "0"));
+    let endpoint = endpoint(&daemon.home);
+    // A machine without the secret: the relay answers with a challenge,
+    // which the client reports, naming where it looked, long before its
+    // 5 s of patience with a silent relay are up.
+    let elsewhere = Scratch::new("python-no-secret");
+    let (out, took) = run(&mut client(&elsewhere.0, &["--endpoint", &endpoint]));
+    let wanted = format!(
+        "needs the cluster secret, and there is none at {}",
+        elsewhere.0.join("secret").display()
+    );
+    let line = one_line_error(&out, &wanted);
+    assert!(line.contains("--secret FILE") && line.contains("$RTL_HOME/secret"));
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+
+    // Another cluster's secret: the relay refuses the proof, and says so.
+    let other = elsewhere.0.join("other-secret");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).expect("write secret");
+    let args = ["--endpoint", &endpoint, "--secret", other.to_str().unwrap()];
+    let (out, took) = run(&mut client(&elsewhere.0, &args));
+    one_line_error(&out, "refused this machine's cluster secret");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn a_busy_relay_gets_the_job_again() {
+    if !ready("a_busy_relay_gets_the_job_again") {
+        return;
+    }
+    // One envelope may wait for a node: while a job waits, the relay
+    // answers every other submit `busy`.
+    let daemon = without_nodes("python-busy", "1");
+    let mut waiting = rtl_client::Transform::connect(&daemon.home.config()).expect("connect");
+    let first = waiting
+        .submit(r#"{"0": {"tasks": {"null": {}}}}"#)
+        .expect("submit");
+    wait_until("the first job to wait for a node", || {
+        relay_holds(&daemon) == (1, 1)
+    });
+    let python = client(&daemon.home.dir(), &["--endpoint", &endpoint(&daemon.home)])
+        .spawn()
+        .expect("run python3");
+    let log = daemon.home.dir().join("log/relay.log");
+    wait_until("the relay to answer busy", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("busy: asked clients to resend"))
+    });
+    // A node comes: the first job runs, and then the client's, sent again.
+    let _node = node(&daemon);
+    let out = finish(python, Duration::from_secs(20));
+    assert_eq!(
+        result(&out)["id"],
+        serde_json::json!([0, 1, 2, 3, 4]),
+        "{}",
+        text(&out)
+    );
+    first.wait(&mut waiting).expect("the first job");
+}
+
+#[test]
+fn a_job_may_outlast_the_timeout_but_a_silent_relay_may_not() {
+    if !ready("a_job_may_outlast_the_timeout_but_a_silent_relay_may_not") {
+        return;
+    }
+    let daemon = without_nodes("python-long", "4096");
+    let endpoint = endpoint(&daemon.home);
+    let args = ["--endpoint", &endpoint, "--timeout", "0.5"];
+
+    // The relay is stopped while the job waits: the client gives up once
+    // it has heard nothing for --timeout.
+    let python = client(&daemon.home.dir(), &args)
+        .spawn()
+        .expect("run python3");
+    wait_until("the job to wait for a node", || relay_holds(&daemon).0 == 1);
+    let relay = daemon.home.pids_of("relay")[0];
+    common::signal(relay, libc::SIGSTOP);
+    let stopped = Instant::now();
+    let out = finish(python, Duration::from_secs(10));
+    common::signal(relay, libc::SIGCONT);
+    one_line_error(&out, "said nothing for 0.5 s (--timeout)");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "gave up after {:?}",
+        stopped.elapsed()
+    );
+
+    // A job of three stages that waits 2 s (four timeouts) for a node,
+    // then runs: the client waits for it, pinging the quiet relay.
+    let file = daemon.home.scratch.0.join("three.json");
+    std::fs::write(
+        &file,
+        r#"{"0": {"tasks": {"null": {}}}, "1": {"tasks": {"head": {"n": 3}}}, "2": {"tasks": {"null": {}}}}"#,
+    )
+    .expect("write job");
+    let args = [&args[..], &["--job", file.to_str().unwrap()]].concat();
+    let started = Instant::now();
+    let mut python = client(&daemon.home.dir(), &args)
+        .spawn()
+        .expect("run python3");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        python.try_wait().expect("wait").is_none(),
+        "the client gave up on a job that was waiting"
+    );
+    let _node = node(&daemon);
+    let out = finish(python, Duration::from_secs(20));
+    assert_eq!(result(&out)["id"], serde_json::json!([0, 1, 2]));
+    assert!(started.elapsed() > Duration::from_secs(2));
+    assert_eq!(
+        stderr(&out).matches("Completed:").count(),
+        3,
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_replaced_relay_is_reported_not_waited_on() {
+    if !ready("a_replaced_relay_is_reported_not_waited_on") {
+        return;
+    }
+    // Without a secret the client tells relays apart by the run id in
+    // their pongs (with one, a new relay challenges the client).
+    let daemon = Daemon::start_in(
+        Home::new("python-replaced")
+            .with("RTL_INSECURE", "true")
+            .with("RTL_TASK_WORKERS", "0")
+            .with("RTL_PLOT_WORKERS", "0")
+            .with("RTL_NODE_TIMEOUT_MS", "60000"),
+    );
+    let args = ["--endpoint", &endpoint(&daemon.home), "--timeout", "5"];
+    let python = client(&daemon.home.dir(), &args)
+        .spawn()
+        .expect("run python3");
+    wait_until("the job to wait for a node", || relay_holds(&daemon).0 == 1);
+    common::kill(daemon.home.pids_of("relay")[0]);
+    let again = daemon.rtl(&["start"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let out = finish(python, Duration::from_secs(10));
+    one_line_error(&out, "was restarted while the job ran");
 }
 
 #[test]
