@@ -1,8 +1,8 @@
 //! docs/PROTOCOL.md is enough to write a client: the Python client in
 //! examples/python, written from it alone, runs jobs on a real daemon, and
 //! behaves as rtl's own client does when the relay wants the secret, is
-//! busy, takes long, stops answering or is replaced, and reads job files
-//! as `rtl run` does. Skipped, saying so, when python3 is older than 3.11 or
+//! busy, takes long, stops answering or is replaced, and when the user
+//! makes a mistake. Skipped, saying so, when python3 is older than 3.11 or
 //! lacks pyzmq, cbor2 or numpy (.ci/run installs them).
 
 mod common;
@@ -329,6 +329,72 @@ fn a_replaced_relay_is_reported_not_waited_on() {
     assert!(again.status.success(), "{}", text(&again));
     let out = finish(python, Duration::from_secs(10));
     one_line_error(&out, "was restarted while the job ran");
+}
+
+#[test]
+fn mistakes_are_one_line_errors() {
+    if !ready("mistakes_are_one_line_errors") {
+        return;
+    }
+    let home = Home::new("python-mistakes");
+    let dir = &home.scratch.0;
+    // Nothing listens here: a client that got past the mistake would say so.
+    let closed = format!("tcp://127.0.0.1:{}", common::free_ports(1)[0]);
+    let mistake = |args: &[&str], words: &str| {
+        let args = [&["--endpoint", &closed][..], args].concat();
+        let out = run(&mut client(dir, &args)).0;
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", text(&out));
+        one_line_error(&out, words)
+    };
+
+    // Stage keys rtl does not take: refused in rtl's words.
+    for (key, job) in [
+        ("00", r#"{"00": {"tasks": {"null": {}}}}"#),
+        ("a", r#"{"a": {"tasks": {"null": {}}}}"#),
+    ] {
+        let file = dir.join(format!("{key}.json"));
+        std::fs::write(&file, job).expect("write job");
+        let path = file.to_str().unwrap();
+        let line = mistake(
+            &["--job", path],
+            &format!("\"{key}\" is not a stage number"),
+        );
+        let check = home.rtl(&["check", path]);
+        let said = line.strip_prefix(&format!("error: {path}: ")).unwrap();
+        assert!(text(&check).contains(said), "{line}\n{}", text(&check));
+    }
+
+    // A secret file that is not 64 hex digits.
+    let short = "a".repeat(63);
+    for (name, content) in [("words", "not a secret\n"), ("short", short.as_str())] {
+        let file = dir.join(name);
+        std::fs::write(&file, content).expect("write secret");
+        let path = file.to_str().unwrap();
+        mistake(
+            &["--secret", path],
+            &format!("{path} is not a cluster secret (64 hex digits)"),
+        );
+    }
+
+    // Endpoints: malformed, closed, and one that never answers.
+    mistake(
+        &["--endpoint", "nonsense"],
+        "--endpoint nonsense: expected tcp://HOST:PORT",
+    );
+    mistake(&[], &format!("no rtl daemon answers at {closed}"));
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let quiet = format!("tcp://{}", silent.local_addr().expect("address"));
+    let started = Instant::now();
+    mistake(
+        &["--endpoint", &quiet, "--timeout", "0.5"],
+        &format!("the relay at {quiet} said nothing for 0.5 s (--timeout)"),
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    mistake(
+        &["--timeout", "soon"],
+        "--timeout: expected a number of seconds above 0, found 'soon'",
+    );
+    mistake(&["--set", "factor"], "--set: expected NAME=VALUE");
 }
 
 #[test]

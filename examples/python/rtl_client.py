@@ -19,15 +19,19 @@ Like rtl's own client, it pings a relay that is quiet while a job runs and
 gives up only when the relay has said nothing at all for --timeout seconds
 (default 5, rtl's job_timeout_ms); a job may take as long as it needs. A
 `busy` relay gets the same submit again after 10 ms, doubling up to
-500 ms. Every error the relay sends is printed, including those about the
-message itself (which carry no job).
+500 ms. Every error, the relay's included (also those about the message
+itself, which carry no job), and every mistake is one line,
+`error: ...`, with exit status 1.
 """
 
 import argparse
 import hashlib
 import hmac
 import json
+import math
 import os
+import re
+import socket
 import sys
 import time
 import uuid
@@ -77,18 +81,38 @@ def load_secret(path):
     when there is no such file."""
     try:
         with open(path) as f:
-            return bytes.fromhex(f.read().strip())
+            text = f.read().strip()
     except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise Failed(f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise Failed(f"{path} is not a cluster secret (64 hex digits); make one with `rtl keygen`")
+    return bytes.fromhex(text)
 
 
 # --- Talking to the relay ---
 
 def connect(endpoint):
-    """A DEALER socket connected to the relay at tcp://HOST:PORT."""
+    """A DEALER socket connected to the relay at tcp://HOST:PORT. As rtl
+    does, a plain TCP connection is tried first: a closed port or an
+    unknown host is an error at once, not after --timeout."""
+    m = re.fullmatch(r"tcp://(\[[0-9a-fA-F:.]+\]|[^\[\]:/]+):([0-9]{1,5})", endpoint)
+    if not m or not 1 <= int(m[2]) <= 65535:
+        raise Failed(f"--endpoint {endpoint}: expected tcp://HOST:PORT, such as tcp://127.0.0.1:19000")
+    try:
+        socket.create_connection((m[1].strip("[]"), int(m[2])), timeout=0.5).close()
+    except (ConnectionRefusedError, socket.gaierror) as e:
+        raise Failed(f"no rtl daemon answers at {endpoint} ({e.strerror or e})")
+    except OSError:
+        pass  # slow or filtered: the relay gets all of --timeout to answer
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    sock.setsockopt(zmq.IPV6, 1)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as e:
+        raise Failed(f"cannot connect to {endpoint}: {e}")
     return sock
 
 
@@ -103,7 +127,13 @@ def receive(sock, seconds):
     if not sock.poll(max(0, int(seconds * 1000))):
         return None
     frames = sock.recv_multipart(copy=False)
-    return cbor2.loads(frames[1].bytes), frames[2:]
+    try:
+        head = cbor2.loads(frames[1].bytes)
+    except (IndexError, ValueError) as e:
+        raise Failed(f"bad message from the relay: {e}")
+    if not isinstance(head, dict):
+        raise Failed("bad message from the relay: its header is not a map")
+    return head, frames[2:]
 
 
 def silent(endpoint, timeout):
@@ -112,7 +142,7 @@ def silent(endpoint, timeout):
 
 
 def relay_error(head, endpoint):
-    error = head.get("error") or {}
+    error = head.get("error") if isinstance(head.get("error"), dict) else {}
     where = ", ".join(f"{k} {error[k]}" for k in ("stage", "task") if error.get(k) is not None)
     message = error.get("message", f"the relay at {endpoint} sent an error without a message")
     return Failed(f"{where}: {message}" if where else message)
@@ -223,11 +253,32 @@ def run(sock, endpoint, relay, stages, table, base_dir, timeout):
             raise relay_error(head, endpoint)
         elif kind == "result":
             rows = head.get("rows", 0)
-            return {spec["name"]: decode_column(spec["dtype"], rows, part.buffer)
-                    for spec, part in zip(head.get("schema", []), frames)}
+            schema = head.get("schema", [])
+            try:
+                if len(schema) != len(frames):
+                    raise ValueError(f"{len(schema)} columns in the schema, {len(frames)} frames")
+                return {spec["name"]: decode_column(spec["dtype"], rows, part.buffer)
+                        for spec, part in zip(schema, frames)}
+            except (KeyError, TypeError, ValueError) as e:
+                raise Failed(f"bad result table from the relay: {e}")
 
 
 # --- The command line ---
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.exit(f"error: {message} (see --help)")
+
+
+def seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, found {text!r}")
+    return value
+
 
 def param(text):
     name, eq, value = text.partition("=")
@@ -237,7 +288,7 @@ def param(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", default="tcp://127.0.0.1:19000", help="the relay, tcp://HOST:PORT")
     parser.add_argument("--job", help="a job file as `rtl run` takes (JSON, .toml, or - for JSON on stdin)")
     parser.add_argument("--set", type=param, action="append", default=[], metavar="NAME=VALUE",
@@ -245,7 +296,7 @@ def main():
     home = os.environ.get("RTL_HOME") or os.path.expanduser("~/.rtl")
     parser.add_argument("--secret", default=os.environ.get("RTL_SECRET_FILE") or os.path.join(home, "secret"),
                         help="the cluster secret file (none when absent)")
-    parser.add_argument("--timeout", type=float, default=5.0,
+    parser.add_argument("--timeout", type=seconds, default=5.0,
                         help="give up on a relay that says nothing for this many seconds (default 5)")
     args = parser.parse_args()
     table = {
