@@ -1,99 +1,490 @@
 //! docs/PROTOCOL.md is enough to write a client: the Python client in
-//! examples/python, written from it alone, runs a job on a real daemon.
-//! Skipped, saying so, when python3 lacks pyzmq, cbor2 or numpy (.ci/run
-//! installs them).
+//! examples/python, written from it alone, runs jobs on a real daemon, and
+//! behaves as rtl's own client does when the relay wants the secret, is
+//! busy, takes long, stops answering or is replaced, and when the user
+//! makes a mistake. Skipped, saying so, when python3 is older than 3.11 or
+//! lacks pyzmq, cbor2 or numpy (.ci/run installs them).
 
 mod common;
 
-use common::{text, Daemon};
-use std::process::Command;
+use common::{text, Daemon, Foreground, Home, Scratch};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-fn python_has_modules() -> bool {
-    Command::new("python3")
-        .args(["-c", "import zmq, cbor2, numpy"])
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/rtl_client.py");
+
+/// Whether python3 has what the client needs; records the skip if not.
+fn ready(test: &str) -> bool {
+    let has = Command::new("python3")
+        .args(["-c", "import zmq, cbor2, numpy, tomllib"])
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if !has {
+        common::skip(
+            test,
+            "python3 is older than 3.11 (no tomllib) or lacks pyzmq, cbor2 or numpy (pip install pyzmq cbor2 numpy)",
+        );
+    }
+    has
+}
+
+/// The client with `args`, finding its secret under `home` (as
+/// $RTL_HOME) and nowhere else.
+fn client(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(SCRIPT)
+        .args(args)
+        .env("RTL_HOME", home)
+        .env_remove("RTL_SECRET_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for a client this test started; kills it (by its pid) and fails
+/// when it runs past `limit`.
+fn finish(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait for python3").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("python3 output");
+            panic!("the client ran past {limit:?}: {}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("python3 output")
+}
+
+/// Runs `cmd` to its end (at most 30 s); returns its output and how long
+/// it took.
+fn run(cmd: &mut Command) -> (Output, Duration) {
+    let started = Instant::now();
+    let out = finish(cmd.spawn().expect("run python3"), Duration::from_secs(30));
+    (out, started.elapsed())
+}
+
+fn endpoint(home: &Home) -> String {
+    format!("tcp://127.0.0.1:{}", home.port("RTL_RELAY_PORT"))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The result table the client printed.
+fn result(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", text(out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+/// Asserts the client stopped with exit status 1, its last words one line
+/// `error: ...` containing `words`, and no traceback; returns that line.
+fn one_line_error(out: &Output, words: &str) -> String {
+    let said = stderr(out);
+    let line = said.lines().last().unwrap_or_default();
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    assert!(
+        line.starts_with("error: ") && line.contains(words) && !said.contains("Traceback"),
+        "expected a last line `error: ...{words}...`; {}",
+        text(out)
+    );
+    line.to_string()
+}
+
+/// A daemon whose jobs wait for a task node until the test starts one
+/// (`node`): a job takes as long as the test wants.
+fn without_nodes(tag: &str, relay_queue: &str) -> Daemon {
+    Daemon::start_in(
+        Home::new(tag)
+            .with("RTL_TASK_WORKERS", "0")
+            .with("RTL_PLOT_WORKERS", "0")
+            .with("RTL_RELAY_QUEUE", relay_queue)
+            // Work waits this long for a node before its job fails.
+            .with("RTL_NODE_TIMEOUT_MS", "60000"),
+    )
+}
+
+/// A task node joining `daemon`'s relay, stopped on drop.
+fn node(daemon: &Daemon) -> Foreground {
+    let relay = format!("tcp://127.0.0.1:{}", daemon.home.port("RTL_NODE_PORT"));
+    Foreground(
+        daemon
+            .home
+            .command(&["node", "--relay", &relay, "--workers", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rtl node"),
+    )
+}
+
+/// The relay's view: jobs running and envelopes waiting for a node.
+fn relay_holds(daemon: &Daemon) -> (u64, u64) {
+    let status = rtl_client::Transform::status(&daemon.home.config(), Duration::from_secs(5))
+        .expect("rtl status");
+    (status.jobs_running, status.queued)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
 fn a_python_client_round_trips_a_table() {
-    if !python_has_modules() {
-        common::skip(
-            "a_python_client_round_trips_a_table",
-            "python3 lacks pyzmq, cbor2 or numpy (pip install pyzmq cbor2 numpy)",
-        );
+    if !ready("a_python_client_round_trips_a_table") {
         return;
     }
     let daemon = Daemon::start("python");
-    let endpoint = format!("tcp://127.0.0.1:{}", daemon.home.port("RTL_RELAY_PORT"));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/rtl_client.py");
-    let out = Command::new("python3")
-        .args([script, "--endpoint", &endpoint])
-        .env("RTL_HOME", daemon.home.dir())
-        .output()
-        .expect("run python3");
-    assert!(out.status.success(), "{}", text(&out));
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json result");
-    assert_eq!(result["id"], serde_json::json!([0, 1, 2, 3, 4]));
-    assert_eq!(result["value"][1], -1.25);
+    let endpoint = endpoint(&daemon.home);
+    let (out, _) = run(&mut client(&daemon.home.dir(), &["--endpoint", &endpoint]));
+    let table = result(&out);
+    assert_eq!(table["id"], serde_json::json!([0, 1, 2, 3, 4]));
+    assert_eq!(table["value"][1], -1.25);
     assert_eq!(
-        result["ok"],
+        table["ok"],
         serde_json::json!([true, false, true, true, false])
     );
     assert_eq!(
-        result["site"],
+        table["site"],
         serde_json::json!(["north", "south", "east, upper", "wëst", ""])
     );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Completed:"),
-        "{}",
-        text(&out)
-    );
+    assert!(stderr(&out).contains("Completed:"), "{}", text(&out));
 
-    let client = |job: &str| {
+    let with_job = |job: &str| {
         let file = daemon.home.scratch.0.join("job.json");
         std::fs::write(&file, job).expect("write job");
-        Command::new("python3")
-            .args([
-                script,
-                "--endpoint",
-                &endpoint,
-                "--job",
-                file.to_str().unwrap(),
-            ])
-            .env("RTL_HOME", daemon.home.dir())
-            .output()
-            .expect("run python3")
+        let args = ["--endpoint", &endpoint, "--job", file.to_str().unwrap()];
+        run(&mut client(&daemon.home.dir(), &args)).0
     };
 
     // A job file as people write them for `rtl run`.
-    let out = client(
+    let out = with_job(
         r#"{"0": {"tasks": [{"multiply": {"operations": [{"a": "value", "b": 2, "column": "twice"}]}},
                             {"select": {"columns": ["id", "twice"]}}]}}"#,
     );
-    assert!(out.status.success(), "{}", text(&out));
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json result");
-    assert_eq!(result["twice"][4], 84.0, "{result}");
+    assert_eq!(result(&out)["twice"][4], 84.0, "{}", text(&out));
 
     // A failing job comes back as an error naming the stage and task.
-    let out = client(r#"{"0": {"tasks": {"null": {"oops": 1}}}}"#);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("error: stage 0, task null: field oops: bad kwargs: unknown field `oops`"),
-        "{}",
-        text(&out)
+    let out = with_job(r#"{"0": {"tasks": {"null": {"oops": 1}}}}"#);
+    one_line_error(
+        &out,
+        "error: stage 0, task null: field oops: bad kwargs: unknown field `oops`",
     );
 
     // The relay cannot read the message at all (a number past 64 bits):
     // its answer carries no job id, and the client shows it at once.
-    let out = client(r#"{"0": {"tasks": {"head": {"n": 1000000000000000000000000000000}}}}"#);
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("error: malformed message: bad header") && !said.contains("no answer"),
+    let out = with_job(r#"{"0": {"tasks": {"head": {"n": 1000000000000000000000000000000}}}}"#);
+    one_line_error(&out, "error: malformed message: bad header");
+}
+
+#[test]
+fn a_relay_that_wants_the_secret_says_so_at_once() {
+    if !ready("a_relay_that_wants_the_secret_says_so_at_once") {
+        return;
+    }
+    let daemon = Daemon::start_in(Home::new("python-secret").with("RTL_PLOT_WORKERS", "0"));
+    let endpoint = endpoint(&daemon.home);
+    // A machine without the secret: the relay answers with a challenge,
+    // which the client reports, naming where it looked, long before its
+    // 5 s of patience with a silent relay are up.
+    let elsewhere = Scratch::new("python-no-secret");
+    let (out, took) = run(&mut client(&elsewhere.0, &["--endpoint", &endpoint]));
+    let wanted = format!(
+        "needs the cluster secret, and there is none at {}",
+        elsewhere.0.join("secret").display()
+    );
+    let line = one_line_error(&out, &wanted);
+    assert!(line.contains("--secret FILE") && line.contains("$RTL_HOME/secret"));
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+
+    // Another cluster's secret: the relay refuses the proof, and says so.
+    let other = elsewhere.0.join("other-secret");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).expect("write secret");
+    let args = ["--endpoint", &endpoint, "--secret", other.to_str().unwrap()];
+    let (out, took) = run(&mut client(&elsewhere.0, &args));
+    one_line_error(&out, "refused this machine's cluster secret");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn a_busy_relay_gets_the_job_again() {
+    if !ready("a_busy_relay_gets_the_job_again") {
+        return;
+    }
+    // One envelope may wait for a node: while a job waits, the relay
+    // answers every other submit `busy`.
+    let daemon = without_nodes("python-busy", "1");
+    let mut waiting = rtl_client::Transform::connect(&daemon.home.config()).expect("connect");
+    let first = waiting
+        .submit(r#"{"0": {"tasks": {"null": {}}}}"#)
+        .expect("submit");
+    wait_until("the first job to wait for a node", || {
+        relay_holds(&daemon) == (1, 1)
+    });
+    let python = client(&daemon.home.dir(), &["--endpoint", &endpoint(&daemon.home)])
+        .spawn()
+        .expect("run python3");
+    let log = daemon.home.dir().join("log/relay.log");
+    wait_until("the relay to answer busy", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("busy: asked clients to resend"))
+    });
+    // A node comes: the first job runs, and then the client's, sent again.
+    let _node = node(&daemon);
+    let out = finish(python, Duration::from_secs(20));
+    assert_eq!(
+        result(&out)["id"],
+        serde_json::json!([0, 1, 2, 3, 4]),
         "{}",
         text(&out)
     );
+    first.wait(&mut waiting).expect("the first job");
+}
+
+#[test]
+fn a_job_may_outlast_the_timeout_but_a_silent_relay_may_not() {
+    if !ready("a_job_may_outlast_the_timeout_but_a_silent_relay_may_not") {
+        return;
+    }
+    let daemon = without_nodes("python-long", "4096");
+    let endpoint = endpoint(&daemon.home);
+    let args = ["--endpoint", &endpoint, "--timeout", "0.5"];
+
+    // The relay is stopped while the job waits: the client gives up once
+    // it has heard nothing for --timeout.
+    let python = client(&daemon.home.dir(), &args)
+        .spawn()
+        .expect("run python3");
+    wait_until("the job to wait for a node", || relay_holds(&daemon).0 == 1);
+    let relay = daemon.home.pids_of("relay")[0];
+    common::signal(relay, libc::SIGSTOP);
+    let stopped = Instant::now();
+    let out = finish(python, Duration::from_secs(10));
+    common::signal(relay, libc::SIGCONT);
+    one_line_error(&out, "said nothing for 0.5 s (--timeout)");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "gave up after {:?}",
+        stopped.elapsed()
+    );
+
+    // A job of three stages that waits 2 s (four timeouts) for a node,
+    // then runs: the client waits for it, pinging the quiet relay.
+    let file = daemon.home.scratch.0.join("three.json");
+    std::fs::write(
+        &file,
+        r#"{"0": {"tasks": {"null": {}}}, "1": {"tasks": {"head": {"n": 3}}}, "2": {"tasks": {"null": {}}}}"#,
+    )
+    .expect("write job");
+    let args = [&args[..], &["--job", file.to_str().unwrap()]].concat();
+    let started = Instant::now();
+    let mut python = client(&daemon.home.dir(), &args)
+        .spawn()
+        .expect("run python3");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        python.try_wait().expect("wait").is_none(),
+        "the client gave up on a job that was waiting"
+    );
+    let _node = node(&daemon);
+    let out = finish(python, Duration::from_secs(20));
+    assert_eq!(result(&out)["id"], serde_json::json!([0, 1, 2]));
+    assert!(started.elapsed() > Duration::from_secs(2));
+    assert_eq!(
+        stderr(&out).matches("Completed:").count(),
+        3,
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_replaced_relay_is_reported_not_waited_on() {
+    if !ready("a_replaced_relay_is_reported_not_waited_on") {
+        return;
+    }
+    // Without a secret the client tells relays apart by the run id in
+    // their pongs (with one, a new relay challenges the client).
+    let daemon = Daemon::start_in(
+        Home::new("python-replaced")
+            .with("RTL_INSECURE", "true")
+            .with("RTL_TASK_WORKERS", "0")
+            .with("RTL_PLOT_WORKERS", "0")
+            .with("RTL_NODE_TIMEOUT_MS", "60000"),
+    );
+    let args = ["--endpoint", &endpoint(&daemon.home), "--timeout", "5"];
+    let python = client(&daemon.home.dir(), &args)
+        .spawn()
+        .expect("run python3");
+    wait_until("the job to wait for a node", || relay_holds(&daemon).0 == 1);
+    common::kill(daemon.home.pids_of("relay")[0]);
+    let again = daemon.rtl(&["start"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let out = finish(python, Duration::from_secs(10));
+    one_line_error(&out, "was restarted while the job ran");
+}
+
+#[test]
+fn mistakes_are_one_line_errors() {
+    if !ready("mistakes_are_one_line_errors") {
+        return;
+    }
+    let home = Home::new("python-mistakes");
+    let dir = &home.scratch.0;
+    // Nothing listens here: a client that got past the mistake would say so.
+    let closed = format!("tcp://127.0.0.1:{}", common::free_ports(1)[0]);
+    let mistake = |args: &[&str], words: &str| {
+        let args = [&["--endpoint", &closed][..], args].concat();
+        let out = run(&mut client(dir, &args)).0;
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", text(&out));
+        one_line_error(&out, words)
+    };
+
+    // Stage keys rtl does not take: refused in rtl's words.
+    for (key, job) in [
+        ("00", r#"{"00": {"tasks": {"null": {}}}}"#),
+        ("a", r#"{"a": {"tasks": {"null": {}}}}"#),
+    ] {
+        let file = dir.join(format!("{key}.json"));
+        std::fs::write(&file, job).expect("write job");
+        let path = file.to_str().unwrap();
+        let line = mistake(
+            &["--job", path],
+            &format!("\"{key}\" is not a stage number"),
+        );
+        let check = home.rtl(&["check", path]);
+        let said = line.strip_prefix(&format!("error: {path}: ")).unwrap();
+        assert!(text(&check).contains(said), "{line}\n{}", text(&check));
+    }
+
+    // A secret file that is not 64 hex digits.
+    let short = "a".repeat(63);
+    for (name, content) in [("words", "not a secret\n"), ("short", short.as_str())] {
+        let file = dir.join(name);
+        std::fs::write(&file, content).expect("write secret");
+        let path = file.to_str().unwrap();
+        mistake(
+            &["--secret", path],
+            &format!("{path} is not a cluster secret (64 hex digits)"),
+        );
+    }
+
+    // Endpoints: malformed, closed, and one that never answers.
+    mistake(
+        &["--endpoint", "nonsense"],
+        "--endpoint nonsense: expected tcp://HOST:PORT",
+    );
+    mistake(&[], &format!("no rtl daemon answers at {closed}"));
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let quiet = format!("tcp://{}", silent.local_addr().expect("address"));
+    let started = Instant::now();
+    mistake(
+        &["--endpoint", &quiet, "--timeout", "0.5"],
+        &format!("the relay at {quiet} said nothing for 0.5 s (--timeout)"),
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    mistake(
+        &["--timeout", "soon"],
+        "--timeout: expected a number of seconds above 0, found 'soon'",
+    );
+    mistake(&["--set", "factor"], "--set: expected NAME=VALUE");
+}
+
+#[test]
+fn job_files_are_read_as_rtl_reads_them() {
+    if !ready("job_files_are_read_as_rtl_reads_them") {
+        return;
+    }
+    let daemon = Daemon::start_in(Home::new("python-jobs").with("RTL_PLOT_WORKERS", "0"));
+    let endpoint = endpoint(&daemon.home);
+    let dir = &daemon.home.scratch.0;
+    let with_job = |file: &Path, more: &[&str]| {
+        let args = [
+            &["--endpoint", &endpoint, "--job", file.to_str().unwrap()][..],
+            more,
+        ]
+        .concat();
+        run(&mut client(&daemon.home.dir(), &args)).0
+    };
+
+    // TOML, by the file's extension, with a parameter, as given by --set.
+    let toml = dir.join("twice.toml");
+    std::fs::write(
+        &toml,
+        "# rtl run reads .toml job files as TOML\n[params]\nfactor = 2\n\n[0.tasks.multiply]\noperations = [{ a = \"value\", b = \"${factor}\", column = \"twice\" }]\n\n[1.tasks.select]\ncolumns = [\"id\", \"twice\"]\n",
+    )
+    .expect("write job");
+    assert_eq!(result(&with_job(&toml, &[]))["twice"][4], 84.0);
+    assert_eq!(
+        result(&with_job(&toml, &["--set", "factor=3"]))["twice"][4],
+        126.0
+    );
+
+    // `-`: a JSON job on stdin.
+    let mut python = client(&daemon.home.dir(), &["--endpoint", &endpoint, "--job", "-"]);
+    let mut python = python.stdin(Stdio::piped()).spawn().expect("run python3");
+    std::io::Write::write_all(
+        &mut python.stdin.take().expect("stdin"),
+        br#"{"0": {"tasks": {"head": {"n": 2}}}}"#,
+    )
+    .expect("write the job to stdin");
+    let out = finish(python, Duration::from_secs(30));
+    assert_eq!(result(&out)["id"], serde_json::json!([0, 1]));
+
+    // A task written twice runs twice, as in rtl.
+    let twice = dir.join("twice.json");
+    std::fs::write(&twice, r#"{"0": {"tasks": {"null": {}, "null": {}}}}"#).expect("write");
+    let out = with_job(&twice, &[]);
+    assert_eq!(result(&out)["id"][4], 4);
+    assert_eq!(
+        stderr(&out).matches("Completed:").count(),
+        2,
+        "{}",
+        text(&out)
+    );
+
+    // Keys rtl does not take (a comment beside the stages or in one, a
+    // stage written twice, a parameter without a value) are refused as
+    // `rtl check` refuses them.
+    for (name, job, words) in [
+        (
+            "comment",
+            r#"{"comment": "made by hand", "0": {"tasks": {"null": {}}}}"#,
+            r#""comment" is not a stage number"#,
+        ),
+        (
+            "stage-comment",
+            r#"{"0": {"tasks": {"null": {}}, "comment": "x"}}"#,
+            r#"stage 0: unknown stage key "comment"; a stage has only "tasks""#,
+        ),
+        (
+            "again",
+            r#"{"0": {"tasks": {"null": {}}}, "0": {"tasks": {"null": {}}}}"#,
+            r#"stage "0" is written twice"#,
+        ),
+        (
+            "unset",
+            r#"{"params": {"n": null}, "0": {"tasks": {"head": {"n": "${n}"}}}}"#,
+            "stage 0, task head: parameter `n` has no default; give it with --set n=VALUE",
+        ),
+    ] {
+        let file = dir.join(format!("{name}.json"));
+        std::fs::write(&file, job).expect("write job");
+        let path = file.to_str().unwrap();
+        let line = one_line_error(&with_job(&file, &[]), words);
+        let check = daemon.rtl(&["check", path]);
+        let said = line.strip_prefix(&format!("error: {path}: ")).unwrap();
+        assert!(
+            !check.status.success() && text(&check).contains(said),
+            "{line}\n{}",
+            text(&check)
+        );
+    }
 }

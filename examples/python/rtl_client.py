@@ -6,30 +6,49 @@ running relay and prints the result table as JSON:
     python3 rtl_client.py --endpoint tcp://127.0.0.1:19000
 
 The job is the null task by default; pass --job FILE to send a job file as
-people write them for `rtl run`: stages "0", "1", ... (or a list of
-stages, or {"stages": [...]}), each with "tasks", an object of task name
-to kwargs or a list of such one-key objects. Relative paths in the job
-resolve against the job file's folder. Every error the relay sends is
-printed, including those about the message itself (which carry no job).
+people write them for `rtl run` (JSON, TOML when the name ends in .toml,
+`-` for JSON on stdin; --set NAME=VALUE fills its parameters). rtl_job.py,
+beside this file, reads it as rtl does; everything else here is the wire
+protocol.
+
 With a cluster secret (every daemon has one unless it runs with
 insecure = true), the client proves it holds it first: --secret FILE, by
-default $RTL_HOME/secret or ~/.rtl/secret.
+default $RTL_SECRET_FILE, else $RTL_HOME/secret, else ~/.rtl/secret.
+
+Like rtl's own client, it pings a relay that is quiet while a job runs and
+gives up only when the relay has said nothing at all for --timeout seconds
+(default 5, rtl's job_timeout_ms); a job may take as long as it needs. A
+`busy` relay gets the same submit again after 10 ms, doubling up to
+500 ms. Every error, the relay's included (also those about the message
+itself, which carry no job), and every mistake is one line,
+`error: ...`, with exit status 1.
 """
 
 import argparse
 import hashlib
 import hmac
 import json
+import math
 import os
+import re
+import socket
 import sys
+import time
 import uuid
 
 import cbor2
 import numpy as np
 import zmq
 
+import rtl_job
+
 VERSION = 1
+NIL = bytes(16)  # the job id of messages outside a job
 DTYPES = {"int64": "<i8", "float64": "<f8"}
+
+
+class Failed(Exception):
+    """What went wrong, in one sentence for the user."""
 
 
 def encode_column(values):
@@ -58,149 +77,228 @@ def decode_column(dtype, rows, frame):
 
 
 def load_secret(path):
-    """The cluster secret's 32 bytes, from its file of 64 hex digits."""
-    with open(path) as f:
-        return bytes.fromhex(f.read().strip())
+    """The cluster secret's 32 bytes, from its file of 64 hex digits; None
+    when there is no such file."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise Failed(f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise Failed(f"{path} is not a cluster secret (64 hex digits); make one with `rtl keygen`")
+    return bytes.fromhex(text)
 
 
-def prove(sock, secret, timeout_ms):
-    """The handshake of docs/PROTOCOL.md, Authentication."""
-    def send(nonce=b"", proof=b""):
-        header = {"v": VERSION, "kind": "proof", "job": uuid.UUID(int=0).bytes,
-                  "auth": {"nonce": list(nonce), "proof": list(proof)}}
-        sock.send_multipart([uuid.uuid4().bytes, cbor2.dumps(header)])
+# --- Talking to the relay ---
 
-    send()
-    own = os.urandom(16)
-    while True:
-        if not sock.poll(timeout_ms):
-            raise TimeoutError("the relay did not finish the handshake")
-        head = cbor2.loads(sock.recv_multipart()[1])
-        auth = head.get("auth", {})
-        if head["kind"] == "challenge":
-            relay_nonce = bytes(auth["nonce"])
-            proof = hmac.new(secret, b"rtl peer" + relay_nonce + own, hashlib.sha256).digest()
-            send(own, proof)
-        elif head["kind"] == "welcome":
-            expected = hmac.new(secret, b"rtl relay" + own + relay_nonce, hashlib.sha256).digest()
-            if not hmac.compare_digest(bytes(auth["proof"]), expected):
-                raise RuntimeError("the relay does not hold this cluster's secret")
-            return
-        elif head["kind"] == "error":
-            raise RuntimeError(head["error"]["message"])
-
-
-def calls_of(tasks, where):
-    """A stage's tasks as the wire's list of {"name", "kwargs"}."""
-    if isinstance(tasks, dict):
-        return [{"name": name, "kwargs": kwargs} for name, kwargs in tasks.items()]
-    if isinstance(tasks, list):
-        calls = []
-        for i, task in enumerate(tasks):
-            if isinstance(task, dict) and len(task) == 1:
-                (name, kwargs), = task.items()
-                calls.append({"name": name, "kwargs": kwargs})
-            else:
-                raise ValueError(f"{where}, task {i}: expected an object with one key, the task's name")
-        return calls
-    raise ValueError(f"{where}: `tasks` must be an object of task name to kwargs, or a list of them")
-
-
-def stages_of(job, origin):
-    """The wire's list of stages from a job as written: stages "0".."n-1",
-    a list of stages, or {"stages": [...]}."""
-    if isinstance(job, dict) and "stages" in job:
-        job = job["stages"]
-    if isinstance(job, dict):
-        if "params" in job:
-            raise ValueError(f"{origin}: this client does not fill `params`; use `rtl run --set`")
-        numbers = sorted(int(k) for k in job if k.isdigit())
-        if numbers != list(range(len(job))):
-            raise ValueError(f"{origin}: stages must be \"0\" to \"{len(job) - 1}\" with no gaps; found {sorted(job)}")
-        job = [job[str(n)] for n in numbers]
-    if not isinstance(job, list):
-        raise ValueError(f"{origin}: expected stages \"0\", \"1\", ... or a list of stages")
-    stages = []
-    for i, stage in enumerate(job):
-        if not isinstance(stage, dict) or "tasks" not in stage:
-            raise ValueError(f"{origin}: stage {i} needs `tasks`")
-        stages.append({"tasks": calls_of(stage["tasks"], f"{origin}: stage {i}")})
-    return stages
-
-
-def run(endpoint, stages, table, secret=None, timeout_ms=10_000, base_dir=None):
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
+def connect(endpoint):
+    """A DEALER socket connected to the relay at tcp://HOST:PORT. As rtl
+    does, a plain TCP connection is tried first: a closed port or an
+    unknown host is an error at once, not after --timeout."""
+    m = re.fullmatch(r"tcp://(\[[0-9a-fA-F:.]+\]|[^\[\]:/]+):([0-9]{1,5})", endpoint)
+    if not m or not 1 <= int(m[2]) <= 65535:
+        raise Failed(f"--endpoint {endpoint}: expected tcp://HOST:PORT, such as tcp://127.0.0.1:19000")
+    try:
+        socket.create_connection((m[1].strip("[]"), int(m[2])), timeout=0.5).close()
+    except (ConnectionRefusedError, socket.gaierror) as e:
+        raise Failed(f"no rtl daemon answers at {endpoint} ({e.strerror or e})")
+    except OSError:
+        pass  # slow or filtered: the relay gets all of --timeout to answer
+    sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    if secret is not None:
-        prove(sock, secret, timeout_ms)
-    job = uuid.uuid4()
-    schema, frames = [], []
+    sock.setsockopt(zmq.IPV6, 1)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as e:
+        raise Failed(f"cannot connect to {endpoint}: {e}")
+    return sock
+
+
+def send(sock, kind, **fields):
+    """A message outside any job (ping, proof): a fresh id, the nil job."""
+    sock.send_multipart([uuid.uuid4().bytes, cbor2.dumps({"v": VERSION, "kind": kind, "job": NIL, **fields})])
+
+
+def receive(sock, seconds):
+    """The next message's header and column frames, or None when nothing
+    came within `seconds`."""
+    if not sock.poll(max(0, int(seconds * 1000))):
+        return None
+    frames = sock.recv_multipart(copy=False)
+    try:
+        head = cbor2.loads(frames[1].bytes)
+    except (IndexError, ValueError) as e:
+        raise Failed(f"bad message from the relay: {e}")
+    if not isinstance(head, dict):
+        raise Failed("bad message from the relay: its header is not a map")
+    return head, frames[2:]
+
+
+def silent(endpoint, timeout):
+    return Failed(f"the relay at {endpoint} said nothing for {timeout:g} s (--timeout): it may be stopped, "
+                  "overloaded or not an rtl relay; `rtl status` tells")
+
+
+def relay_error(head, endpoint):
+    error = head.get("error") if isinstance(head.get("error"), dict) else {}
+    where = ", ".join(f"{k} {error[k]}" for k in ("stage", "task") if error.get(k) is not None)
+    message = error.get("message", f"the relay at {endpoint} sent an error without a message")
+    return Failed(f"{where}: {message}" if where else message)
+
+
+def prove(sock, secret, endpoint, timeout):
+    """The handshake of docs/PROTOCOL.md, Authentication."""
+    own, relay_nonce = os.urandom(16), b""
+    send(sock, "proof", auth={"nonce": [], "proof": []})
+    while True:
+        got = receive(sock, timeout)
+        if got is None:
+            raise silent(endpoint, timeout)
+        head, _ = got
+        auth = head.get("auth") or {}
+        if head.get("kind") == "challenge":
+            relay_nonce = bytes(auth.get("nonce", []))
+            proof = hmac.new(secret, b"rtl peer" + relay_nonce + own, hashlib.sha256).digest()
+            send(sock, "proof", auth={"nonce": list(own), "proof": list(proof)})
+        elif head.get("kind") == "welcome":
+            expected = hmac.new(secret, b"rtl relay" + own + relay_nonce, hashlib.sha256).digest()
+            if not hmac.compare_digest(bytes(auth.get("proof", [])), expected):
+                raise Failed(f"the answer of the relay at {endpoint} does not match this machine's cluster "
+                             "secret: is it another cluster's relay?")
+            return
+        elif head.get("kind") == "error":
+            raise Failed(f"the relay at {endpoint} refused this machine's cluster secret: "
+                         f"{relay_error(head, endpoint)}")
+
+
+def ping(sock, endpoint, timeout, secret_path):
+    """Checks that the relay answers; returns its run (from `pong`), which
+    is new each time a relay starts."""
+    send(sock, "ping")
+    deadline = time.monotonic() + timeout
+    while (got := receive(sock, deadline - time.monotonic())) is not None:
+        head, _ = got
+        if head.get("kind") == "pong":
+            return head.get("relay")
+        if head.get("kind") == "challenge":
+            raise Failed(f"the relay at {endpoint} needs the cluster secret, and there is none at "
+                         f"{secret_path} (--secret FILE, by default $RTL_HOME/secret): copy the relay's "
+                         "secret file there")
+        if head.get("kind") == "error":
+            raise Failed(f"{endpoint}: {relay_error(head, endpoint)}")
+    raise silent(endpoint, timeout)
+
+
+def run(sock, endpoint, relay, stages, table, base_dir, timeout):
+    """Submits the job and waits for its result, as rtl's client does: a
+    relay quiet for a quarter of `timeout` (at most 1 s) is pinged, any
+    message shows it is alive, and `busy` means send the submit again."""
+    job = uuid.uuid4().bytes
+    schema, columns = [], []
     for name, values in table.items():
         dtype, frame = encode_column(values)
         schema.append({"name": name, "dtype": dtype})
-        frames.append(frame)
-    rows = len(next(iter(table.values()))) if table else 0
+        columns.append(frame)
     header = {
         "v": VERSION,
         "kind": "submit",
-        "job": job.bytes,
-        "plan": {"stages": stages, "base_dir": base_dir or os.getcwd()},
+        "job": job,
+        "plan": {"stages": stages, "base_dir": base_dir},
         "schema": schema,
-        "rows": rows,
+        "rows": len(next(iter(table.values()))) if table else 0,
         "progress": True,
     }
-    sock.send_multipart([job.bytes, cbor2.dumps(header)] + frames)
+    submit = [job, cbor2.dumps(header)] + columns
+    sock.send_multipart(submit)
+    ping_every = min(timeout / 4, 1.0)
+    heard = pinged = time.monotonic()
+    backoff, resend_at = 0.01, None
     while True:
-        if not sock.poll(timeout_ms):
-            raise TimeoutError(f"no answer from {endpoint}")
-        parts = sock.recv_multipart(copy=False)
-        head = cbor2.loads(parts[1].bytes)
-        kind = head["kind"]
+        if resend_at is not None and time.monotonic() >= resend_at:
+            sock.send_multipart(submit)
+            resend_at = None
+        wait = ping_every if resend_at is None else min(ping_every, resend_at - time.monotonic())
+        got = receive(sock, wait)
+        now = time.monotonic()
+        if got is None:
+            if now - heard > timeout:
+                raise silent(endpoint, timeout)
+            if now - pinged >= ping_every:
+                send(sock, "ping")
+                pinged = now
+            continue
+        heard = now
+        head, frames = got
+        kind = head.get("kind")
+        # Only a relay that does not know this connection challenges it.
+        if kind == "challenge" or (kind == "pong" and head.get("relay", relay) != relay):
+            raise Failed(f"the relay at {endpoint} was restarted while the job ran, and the new one "
+                         "does not know it: the job was lost; run it again")
         # An error about the message itself carries the nil job id.
-        if head.get("job") not in (job.bytes, uuid.UUID(int=0).bytes):
+        if head.get("job") != job and not (kind == "error" and head.get("job") == NIL):
             continue
-        if head.get("job") != job.bytes and kind != "error":
-            continue
-        if kind == "progress":
-            event = head["event"]
+        if kind == "busy":
+            resend_at, backoff = now + backoff, min(backoff * 2, 0.5)
+        elif kind == "progress":
+            event = head.get("event") or {}
             if "message" in event:
-                print(f"{event['task']}: {event['message']}", file=sys.stderr)
+                print(f"{event.get('task')}: {event['message']}", file=sys.stderr)
             elif "ms" in event:
-                print(f"Completed: {event['ms']:.3f} ms {event['task']}", file=sys.stderr)
+                print(f"Completed: {event['ms']:.3f} ms {event.get('task')}", file=sys.stderr)
             else:
-                print(f"Running: {event['task']}", file=sys.stderr)
+                print(f"Running: {event.get('task')}", file=sys.stderr)
         elif kind == "error":
-            error = head["error"]
-            where = ", ".join(f"{k} {error[k]}" for k in ("stage", "task") if error.get(k) is not None)
-            raise RuntimeError(f"{where}: {error['message']}" if where else error["message"])
+            raise relay_error(head, endpoint)
         elif kind == "result":
-            out_rows = head.get("rows", 0)
-            return {
-                spec["name"]: decode_column(spec["dtype"], out_rows, part.buffer)
-                for spec, part in zip(head.get("schema", []), parts[2:])
-            }
+            rows = head.get("rows", 0)
+            schema = head.get("schema", [])
+            try:
+                if len(schema) != len(frames):
+                    raise ValueError(f"{len(schema)} columns in the schema, {len(frames)} frames")
+                return {spec["name"]: decode_column(spec["dtype"], rows, part.buffer)
+                        for spec, part in zip(schema, frames)}
+            except (KeyError, TypeError, ValueError) as e:
+                raise Failed(f"bad result table from the relay: {e}")
+
+
+# --- The command line ---
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.exit(f"error: {message} (see --help)")
+
+
+def seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, found {text!r}")
+    return value
+
+
+def param(text):
+    name, eq, value = text.partition("=")
+    if not name or not eq:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", default="tcp://127.0.0.1:19000")
-    parser.add_argument("--job", help="a JSON job file, as `rtl run` takes")
-    home = os.environ.get("RTL_HOME", os.path.expanduser("~/.rtl"))
-    parser.add_argument("--secret", default=os.path.join(home, "secret"),
-                        help="the cluster secret file (skipped when absent)")
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", default="tcp://127.0.0.1:19000", help="the relay, tcp://HOST:PORT")
+    parser.add_argument("--job", help="a job file as `rtl run` takes (JSON, .toml, or - for JSON on stdin)")
+    parser.add_argument("--set", type=param, action="append", default=[], metavar="NAME=VALUE",
+                        help="give a job parameter a value, as `rtl run --set` does")
+    home = os.environ.get("RTL_HOME") or os.path.expanduser("~/.rtl")
+    parser.add_argument("--secret", default=os.environ.get("RTL_SECRET_FILE") or os.path.join(home, "secret"),
+                        help="the cluster secret file (none when absent)")
+    parser.add_argument("--timeout", type=seconds, default=5.0,
+                        help="give up on a relay that says nothing for this many seconds (default 5)")
     args = parser.parse_args()
-    secret = load_secret(args.secret) if os.path.exists(args.secret) else None
-    stages = [{"tasks": [{"name": "null", "kwargs": {}}]}]
-    base_dir = None
-    if args.job:
-        try:
-            with open(args.job) as f:
-                stages = stages_of(json.load(f), args.job)
-        except (OSError, ValueError) as e:
-            sys.exit(f"error: {e}")
-        base_dir = os.path.dirname(os.path.abspath(args.job))
     table = {
         "id": np.arange(5, dtype=np.int64),
         "value": np.array([0.5, -1.25, 1e300, 1e-9, 42.0]),
@@ -208,8 +306,18 @@ def main():
         "site": ["north", "south", "east, upper", "wëst", ""],
     }
     try:
-        result = run(args.endpoint, stages, table, secret, base_dir=base_dir)
-    except (RuntimeError, TimeoutError, ValueError) as e:
+        if args.job:
+            stages, base_dir = rtl_job.load(args.job, args.set)
+        else:
+            stages = rtl_job.stages_of({"0": {"tasks": {"null": {}}}}, "the default job", args.set)
+            base_dir = os.getcwd()
+        secret = load_secret(args.secret)
+        sock = connect(args.endpoint)
+        if secret is not None:
+            prove(sock, secret, args.endpoint, args.timeout)
+        relay = ping(sock, args.endpoint, args.timeout, args.secret)
+        result = run(sock, args.endpoint, relay, stages, table, base_dir, args.timeout)
+    except (Failed, rtl_job.Problem) as e:
         sys.exit(f"error: {e}")
     print(json.dumps({k: [v.item() if hasattr(v, "item") else v for v in col]
                       for k, col in result.items()}))
