@@ -25,6 +25,25 @@ fn runs_embedded_when_no_daemon_answers() {
         std::fs::read_to_string(&out_csv).expect("output"),
         SENSORS_CSV
     );
+    // The cache holds the job's tables and the log quotes the job: as
+    // under `rtl start`, they are the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    let home_dir = home.dir();
+    let mut private = vec![home_dir.clone()];
+    for sub in ["cache", "log"] {
+        private.push(home_dir.join(sub));
+        for entry in std::fs::read_dir(home_dir.join(sub)).expect(sub).flatten() {
+            private.push(entry.path());
+        }
+    }
+    assert!(private.len() >= 5, "{private:?}");
+    for path in private {
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+    }
 }
 
 #[test]

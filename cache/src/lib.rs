@@ -71,10 +71,17 @@ fn open_caches() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
 impl Cache {
     /// Opens (creating if needed) the cache in `dir` with a map of `map_size` bytes.
     pub fn open(dir: &Path, map_size: usize) -> Result<Cache, CacheError> {
-        std::fs::create_dir_all(dir).map_err(|e| CacheError::Open {
-            path: dir.to_path_buf(),
-            reason: format!("cannot create the folder: {e}"),
-        })?;
+        // The cache holds the users' tables: its owner's only, whether a
+        // daemon or an embedded cluster makes it.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CacheError::Open {
+                path: dir.to_path_buf(),
+                reason: format!("cannot create the folder: {e}"),
+            })?;
         let path = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let mut open = open_caches().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
@@ -90,7 +97,7 @@ impl Cache {
                     | EnvironmentFlags::NO_META_SYNC
                     | EnvironmentFlags::WRITE_MAP,
             )
-            .open(&path)
+            .open_with_permissions(&path, 0o600)
             .map_err(|e| CacheError::Open {
                 path: path.clone(),
                 reason: e.to_string(),

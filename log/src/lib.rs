@@ -40,16 +40,24 @@ impl Log {
         }
     }
 
-    /// Appends to `file`; logs nothing when it cannot be opened.
+    /// Appends to `file`, made its owner's only (a log quotes what jobs
+    /// send); logs nothing when it cannot be opened.
     pub fn file(service: &str, file: &std::path::Path, debug: bool, profile: bool) -> Log {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let sink = file
             .parent()
-            .map(std::fs::create_dir_all)
+            .map(|dir| {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+            })
             .and_then(Result::ok)
             .and_then(|_| {
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(0o600)
                     .open(file)
                     .ok()
             })
