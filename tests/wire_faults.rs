@@ -159,6 +159,32 @@ fn malformed_messages_get_errors_and_the_relay_keeps_serving() {
             "bad header: field `plan.stages`: expected a list, found an object",
         ),
     ];
+    // Plans that decode but that no job file could be: what `rtl check`
+    // refuses, the relay refuses too.
+    let mut cases = cases;
+    for (what, stages, expected) in [
+        ("no stages", serde_json::json!([]), "the job has no stages"),
+        (
+            "a stage without tasks",
+            serde_json::json!([{"tasks": []}]),
+            "the stage has no tasks",
+        ),
+        (
+            "kwargs as a list",
+            serde_json::json!([{"tasks": [{"name": "head", "kwargs": [3]}]}]),
+            "bad kwargs: expected an object of names to values, found a list",
+        ),
+    ] {
+        let plan = cbor(&serde_json::json!({"stages": stages, "base_dir": "."}));
+        cases.push((
+            what,
+            vec![
+                id.as_bytes().to_vec(),
+                raw_header(1, "submit", id, vec![("plan", plan)]),
+            ],
+            expected,
+        ));
+    }
     for (what, frames, expected) in &cases {
         let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
         send_raw(&client, &frames);

@@ -97,7 +97,15 @@ pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
 /// decode.
 pub fn check_calls(plan: &Plan) -> Vec<Problem> {
     let mut problems = Vec::new();
+    // A job read from a file cannot be empty; one built in code or sent by
+    // another client can.
+    if plan.stages.is_empty() {
+        problems.push(Problem::in_file(&plan.origin, "the job has no stages"));
+    }
     for (index, stage) in plan.stages.iter().enumerate() {
+        if stage.tasks.is_empty() {
+            problems.push(Problem::in_file(&plan.origin, "the stage has no tasks").stage(index));
+        }
         for call in &stage.tasks {
             let outcome = match lookup(&call.name) {
                 None => Err(unknown_task_message(&call.name)),

@@ -405,6 +405,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Decodes a call's kwargs into the task's kwargs struct. The error names
 /// the field: `bad kwargs at `operations[0].method`: unknown variant ...`.
 pub(crate) fn kwargs<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
+    // serde would take a list as the struct's fields in order; a job
+    // names its kwargs.
+    if !value.is_object() {
+        let found = rtl_dsl::Node::from_value(value).describe();
+        return Err(format!(
+            "bad kwargs: expected an object of names to values, found {found}"
+        ));
+    }
     let first = match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(kwargs) => return Ok(kwargs),
         Err(e) => e,
