@@ -271,10 +271,12 @@ impl Plan {
                 Problem::in_file(origin, format!("not valid JSON: {}", e.message)).at(Some(e.at))
             })?,
             Syntax::Toml => {
-                let value: Value = toml::from_str(text).map_err(|e| {
+                let value: toml::Value = toml::from_str(text).map_err(|e| {
                     let at = e.span().map(|span| position_of(text, span.start));
                     Problem::in_file(origin, format!("not valid TOML: {}", e.message())).at(at)
                 })?;
+                let value =
+                    json_of_toml(value, "").map_err(|message| Problem::in_file(origin, message))?;
                 Node::from_value(&value)
             }
         };
@@ -415,6 +417,44 @@ impl PlanBuilder {
     pub fn build(self) -> Plan {
         self.plan
     }
+}
+
+/// A TOML value as the JSON a job is: a date is its text; nan and inf,
+/// which JSON cannot hold (serde would make them null), are refused with
+/// the key they were given at.
+fn json_of_toml(value: toml::Value, at: &str) -> Result<Value, String> {
+    let here = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    Ok(match value {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+            format!("`{at}` is {f}, and a job's numbers must be finite (JSON has no nan or inf); give the value another way, such as a string the task takes")
+        })?,
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| json_of_toml(v, &format!("{at}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        toml::Value::Table(table) => Value::Object(
+            table
+                .into_iter()
+                .map(|(k, v)| {
+                    let value = json_of_toml(v, &here(&k))?;
+                    Ok((k, value))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+    })
 }
 
 /// Line and column of byte `offset` in `text`.
@@ -867,6 +907,18 @@ mod tests {
                 "p.json: --set hour: unknown parameter; the job declares day",
                 "p.json:1:58: stage 0, task null: unknown parameter `dya`; the job declares day"
             ]
+        );
+    }
+
+    #[test]
+    fn toml_nan_and_inf_are_refused_not_made_null() {
+        let text =
+            "[0.tasks.filter]\noperations = [{column = \"x\", method = \"gt\", value = nan}]\n";
+        let found =
+            Plan::parse_with(text, Syntax::Toml, "bad.toml", PathBuf::new(), &[]).expect_err("nan");
+        assert_eq!(
+            found.to_string(),
+            "bad.toml: `0.tasks.filter.operations[0].value` is NaN, and a job's numbers must be finite (JSON has no nan or inf); give the value another way, such as a string the task takes"
         );
     }
 

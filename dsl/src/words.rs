@@ -6,6 +6,18 @@
 //! it through [`plain`] instead, in the terms of JSON: a whole number, a
 //! list, an object, null.
 
+/// An I/O error as the system says it, without Rust's `(os error 2)`.
+pub fn io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .unwrap_or(&text)
+            .to_string(),
+        None => text,
+    }
+}
+
 /// serde's message `message`, in plain words: `invalid type: string "10",
 /// expected usize` becomes `expected a whole number (0 or more), found the
 /// text "10"`. Messages it does not recognise come back unchanged.
@@ -21,6 +33,10 @@ pub fn plain(message: &str) -> String {
                 found_value(found)
             );
         }
+    }
+    // An enum's cases are values to a job's author, not variants.
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        return format!("unknown value {rest}");
     }
     if let Some(rest) = message.strip_prefix("invalid length ") {
         if let Some((length, wanted)) = rest.split_once(", expected ") {

@@ -156,11 +156,18 @@ fn problem(plan: &Plan, stage: usize, call: &TaskCall, message: String) -> Probl
 }
 
 /// The field a task's message names in its prefix, and the rest: tasks say
-/// `bad kwargs at `operations[0].method`: ...` or `operations[0]: ...`.
+/// `bad kwargs at `operations[0].method`: ...`, `operations[0]: ...` or
+/// `field `column`: ...`.
 fn split_field(message: &str) -> (Option<String>, String) {
     if let Some(rest) = message.strip_prefix("bad kwargs at `") {
         if let Some((path, tail)) = rest.split_once("`: ") {
             return (Some(path.to_string()), format!("bad kwargs: {tail}"));
+        }
+    }
+    // Data that does not suit a kwarg: `field `column`: column `s` is utf8`.
+    if let Some(rest) = message.strip_prefix("field `") {
+        if let Some((path, tail)) = rest.split_once("`: ") {
+            return (Some(path.to_string()), tail.to_string());
         }
     }
     if let Some((head, tail)) = message.split_once(": ") {
@@ -227,7 +234,7 @@ mod tests {
             found,
             [
                 "job.json:3:25: stage 1, task add, field operations[0]: no column `totalRuntime`; did you mean totalRunTime? available columns: run (int64), totalRunTime (float64), site (utf8)",
-                "job.json:4:46: stage 1, task filter, field operations[0].method: bad kwargs: unknown variant `approx`, expected one of `eq`, `ne`, `lt`, `le`, `gt`, `ge`",
+                "job.json:4:46: stage 1, task filter, field operations[0].method: bad kwargs: unknown value `approx`, expected one of `eq`, `ne`, `lt`, `le`, `gt`, `ge`",
                 "job.json:5:29: stage 1, task sort, field descending: bad kwargs: expected a boolean, found the text \"yes\"",
                 "job.json:6:2: stage 1, task fliter: unknown task `fliter`; did you mean filter? (`rtl tasks` lists them all)",
             ]

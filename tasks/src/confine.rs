@@ -221,16 +221,21 @@ fn openat(dir: &OwnedFd, name: &OsStr, flags: libc::c_int, mode: libc::c_uint) -
 pub fn confine(base_dir: &Path, data_root: Option<&Path>, path: &Path) -> Result<Confined, String> {
     let base = base_dir.canonicalize().map_err(|e| {
         format!(
-            "the job's folder {} cannot be used on this host: {e}",
-            base_dir.display()
+            "the job's folder {} cannot be used on this host: {}",
+            base_dir.display(),
+            rtl_dsl::words::io(&e)
         )
     })?;
     let root = match data_root {
         None => base.clone(),
         Some(limit) => {
-            let limit = limit
-                .canonicalize()
-                .map_err(|e| format!("data_root {} cannot be used: {e}", limit.display()))?;
+            let limit = limit.canonicalize().map_err(|e| {
+                format!(
+                    "data_root {} cannot be used: {}",
+                    limit.display(),
+                    rtl_dsl::words::io(&e)
+                )
+            })?;
             if base.starts_with(&limit) {
                 base.clone()
             } else if limit.starts_with(&base) {

@@ -403,7 +403,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Decodes a call's kwargs into the task's kwargs struct. The error names
-/// the field: `bad kwargs at `operations[0].method`: unknown variant ...`.
+/// the field: `bad kwargs at `operations[0].method`: unknown value ...`.
 pub(crate) fn kwargs<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
     // serde would take a list as the struct's fields in order; a job
     // names its kwargs.

@@ -264,7 +264,7 @@ fn unknown_names(origin: &str, declared: &Declared, names: &[String]) -> Option<
         .find(|(n, _)| !has(n))
         .map(|(name, _)| {
             format!(
-                "`types` names column `{name}`, which {origin} does not have (it has {columns})"
+                "field `types`: names column `{name}`, which {origin} does not have (it has {columns})"
             )
         })
 }

@@ -37,16 +37,17 @@ pub enum Format {
 impl Format {
     /// The format of `path`'s extension.
     pub fn of(path: &Path) -> Result<Format, String> {
-        match path.extension().and_then(|e| e.to_str()) {
+        let extension = path.extension().and_then(|e| e.to_str());
+        match extension.map(str::to_ascii_lowercase).as_deref() {
             Some("csv") => Ok(Format::Csv),
             Some("dat") => Ok(Format::Dat),
             Some("npy") => Ok(Format::Npy),
             Some("npz") => Ok(Format::Npz),
             Some("json") => Ok(Format::Json),
-            other => Err(format!(
-                "{}: {} files are not a table format rtl knows; use .csv, .dat, .npy, .npz or .json",
+            _ => Err(format!(
+                "{}: {} files are not a table format rtl knows; use .csv, .dat, .npz, .npy (read only) or .json (written only)",
                 path.display(),
-                other.map_or("extension-less".to_string(), |e| format!(".{e}"))
+                extension.map_or("extension-less".to_string(), |e| format!(".{e}"))
             )),
         }
     }
@@ -107,7 +108,13 @@ pub fn sample(place: &impl Place, csv: &CsvOptions) -> Result<Table, String> {
 /// The first `limit` bytes of a file (all of it when None), and whether
 /// that is all of it.
 fn head(place: &impl Place, limit: Option<usize>) -> Result<(Vec<u8>, bool), String> {
-    let fail = |e: std::io::Error| format!("cannot read {}: {e}", place.path().display());
+    let fail = |e: std::io::Error| {
+        format!(
+            "cannot read {}: {}",
+            place.path().display(),
+            rtl_dsl::words::io(&e)
+        )
+    };
     let file = place.open().map_err(fail)?;
     let mut bytes = Vec::new();
     match limit {
@@ -178,7 +185,13 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
     let meta_place = place.sibling("meta");
     let meta_path = meta_place.path().to_path_buf();
     let meta = || -> Result<Option<Vec<(String, String)>>, String> {
-        let fail = |e: std::io::Error| format!("cannot read {}: {e}", meta_path.display());
+        let fail = |e: std::io::Error| {
+            format!(
+                "cannot read {}: {}",
+                meta_path.display(),
+                rtl_dsl::words::io(&e)
+            )
+        };
         let mut text = String::new();
         match meta_place.open() {
             Ok(file) => {
@@ -193,9 +206,9 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
     };
     match format {
         Format::Csv => {
-            let file = place.open().map_err(|e| format!("cannot read {origin}: {e}"))?;
+            let file = place.open().map_err(|e| format!("cannot read {origin}: {}", rtl_dsl::words::io(&e)))?;
             let (raw, whole) = text_head(std::io::BufReader::new(file), limit.is_some())
-                .map_err(|e| format!("cannot read {origin}: {e}"))?;
+                .map_err(|e| format!("cannot read {origin}: {}", rtl_dsl::words::io(&e)))?;
             let text = std::str::from_utf8(&raw).map_err(|e| {
                 format!("{origin}: not UTF-8 text (byte {}); is it really a CSV file?", e.valid_up_to())
             })?;
@@ -234,7 +247,7 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
             npy::read_npy(&bytes, &name, &origin, !whole)
         }
         Format::Npz => {
-            let file = place.open().map_err(|e| format!("cannot read {origin}: {e}"))?;
+            let file = place.open().map_err(|e| format!("cannot read {origin}: {}", rtl_dsl::words::io(&e)))?;
             npy::read_npz(std::io::BufReader::new(file), &origin, limit)
         }
         Format::Json => Err(format!("{origin}: rtl writes .json tables but does not read them; use open with encoding for JSON lines")),
@@ -245,13 +258,19 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
 /// `csv.meta` is false, also write a `.meta`. Missing folders are created.
 pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), String> {
     let origin = place.path().display().to_string();
-    let fail = |e: std::io::Error| format!("cannot write {origin}: {e}");
+    let fail = |e: std::io::Error| format!("cannot write {origin}: {}", rtl_dsl::words::io(&e));
     let create = || place.create().map(std::io::BufWriter::new).map_err(fail);
     // Both files are opened before either is written: a .meta that cannot
     // be written leaves no file without it.
     let with_meta = |write_data: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
         let meta = place.sibling("meta");
-        let meta_fail = |e: std::io::Error| format!("cannot write {}: {e}", meta.path().display());
+        let meta_fail = |e: std::io::Error| {
+            format!(
+                "cannot write {}: {}",
+                meta.path().display(),
+                rtl_dsl::words::io(&e)
+            )
+        };
         let mut meta_file = meta.create().map_err(meta_fail)?;
         let mut out = create()?;
         write_data(&mut out)
@@ -272,8 +291,13 @@ pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), 
                 // A .meta left from an earlier write would be read with
                 // this file and give it the old names and types.
                 let meta = place.sibling("meta");
-                meta.remove()
-                    .map_err(|e| format!("cannot remove the old {}: {e}", meta.path().display()))?;
+                meta.remove().map_err(|e| {
+                    format!(
+                        "cannot remove the old {}: {}",
+                        meta.path().display(),
+                        rtl_dsl::words::io(&e)
+                    )
+                })?;
                 let mut out = create()?;
                 write_csv(&mut out).and_then(|_| out.flush()).map_err(fail)
             }

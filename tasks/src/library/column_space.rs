@@ -35,7 +35,9 @@ struct Kwargs {
 
 fn run(mut table: Table, args: &Value) -> Result<Table, String> {
     let Kwargs { column, space } = kwargs(args)?;
-    let values = table.numeric(&column)?;
+    let values = table
+        .numeric(&column)
+        .map_err(|e| format!("field `column`: {e}"))?;
     let out = space_of(values.as_ref(), space.as_deref().unwrap_or("sorted"));
     table.set_column(format!("{column}Space"), Column::Float64(out))?;
     Ok(table)

@@ -238,7 +238,7 @@ mod tests {
         );
         let err =
             kept(json!([{"column": "i", "method": "approx", "value": 2}])).expect_err("method");
-        assert!(err.contains("unknown variant `approx`"), "{err}");
+        assert!(err.contains("unknown value `approx`"), "{err}");
         let err = kept(json!([{"column": "q", "method": "eq", "value": 2}])).expect_err("missing");
         assert!(err.contains("no column `q`"), "{err}");
     }

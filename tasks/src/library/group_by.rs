@@ -249,6 +249,6 @@ mod tests {
             json!({"by": ["site"], "aggregations": [{"a": "n", "op": "median", "column": "t"}]}),
         )
         .expect_err("op");
-        assert!(err.contains("unknown variant `median`"), "{err}");
+        assert!(err.contains("unknown value `median`"), "{err}");
     }
 }

@@ -64,13 +64,15 @@ fn run(mut table: Table, args: &Value) -> Result<Table, String> {
     let model = model.unwrap_or(Model::Null);
     let weight = match (model, weight) {
         (Model::DistanceFromMean, None) => {
-            return Err("bad kwargs: model DistanceFromMean needs `weight`".into())
+            return Err("bad kwargs at `model`: DistanceFromMean needs `weight`, the fraction of the local mean a value may stray from it (e.g. 0.1)".into())
         }
         (_, w) => w.unwrap_or(0.0),
     };
-    for name in &columns {
+    for (i, name) in columns.iter().enumerate() {
         // Each column sees the <c>Normal columns written before it.
-        let values = table.numeric(name)?;
+        let values = table
+            .numeric(name)
+            .map_err(|e| format!("columns[{i}]: {e}"))?;
         let out = match model {
             Model::DistanceFromMean => distance_from_mean(values.as_ref(), weight),
             model => normal(model, values.as_ref(), &figures(values.as_ref())),
@@ -260,6 +262,6 @@ mod tests {
             [1.0]
         );
         let err = normal(json!("Zscore"), array![1.0], None).expect_err("unknown");
-        assert!(err.contains("unknown variant `Zscore`"), "{err}");
+        assert!(err.contains("unknown value `Zscore`"), "{err}");
     }
 }

@@ -78,7 +78,7 @@ fn load(args: &Value, ctx: &Context, sample: bool) -> Result<Table, String> {
     let origin = place.path().display().to_string();
     let file = place
         .open()
-        .map_err(|e| format!("cannot read {origin}: {e}"))?;
+        .map_err(|e| format!("cannot read {origin}: {}", rtl_dsl::words::io(&e)))?;
     let reader: Box<dyn Read> = if args.compression {
         Box::new(flate2::read::ZlibDecoder::new(std::io::BufReader::new(
             file,
@@ -90,7 +90,7 @@ fn load(args: &Value, ctx: &Context, sample: bool) -> Result<Table, String> {
         if args.compression {
             format!("{origin}: not a zlib stream ({e}); is `compression` right?")
         } else {
-            format!("cannot read {origin}: {e}")
+            format!("cannot read {origin}: {}", rtl_dsl::words::io(&e))
         }
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {

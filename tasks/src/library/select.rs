@@ -26,9 +26,20 @@ struct Kwargs {
 
 fn run(table: Table, args: &Value) -> Result<Table, String> {
     let Kwargs { columns } = kwargs(args)?;
+    let mut seen = std::collections::HashSet::new();
     let picked = columns
         .iter()
-        .map(|name| table.require(name).map(|c| (name.clone(), c.clone())))
+        .enumerate()
+        .map(|(i, name)| {
+            let at = |e: String| format!("bad kwargs at `columns[{i}]`: {e}");
+            if !seen.insert(name) {
+                return Err(at(format!("`{name}` is listed twice")));
+            }
+            table
+                .require(name)
+                .map(|c| (name.clone(), c.clone()))
+                .map_err(at)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Table::from_columns(picked)
 }
@@ -56,6 +67,6 @@ mod tests {
             (SPEC.kernel)(t.clone(), &json!({"columns": ["a", "d"]}), &ctx).expect_err("missing");
         assert!(err.contains("no column `d`"), "{err}");
         let err = (SPEC.kernel)(t, &json!({"columns": ["a", "a"]}), &ctx).expect_err("twice");
-        assert!(err.contains("twice"), "{err}");
+        assert_eq!(err, "bad kwargs at `columns[1]`: `a` is listed twice");
     }
 }

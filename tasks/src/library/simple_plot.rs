@@ -285,7 +285,7 @@ mod tests {
         assert!(err.contains("plots.p[0]: column `site` is utf8"), "{err}");
         let err =
             plot(json!({"plots": {"p": [{"x": "t", "y": "v", "type": "pie"}]}})).expect_err("pie");
-        assert!(err.contains("unknown variant `pie`"), "{err}");
+        assert!(err.contains("unknown value `pie`"), "{err}");
         let err = plot(json!({"plots": {"p": [{"x": "t", "y": "v", "series": "zone"}]}}))
             .expect_err("series");
         assert!(err.contains("no column `zone`"), "{err}");
@@ -346,7 +346,7 @@ mod tests {
             .expect_err("x_type");
         assert_eq!(
             err,
-            "bad kwargs at `x_type`: unknown variant `date`, expected one of `auto`, `number`, `time`"
+            "bad kwargs at `x_type`: unknown value `date`, expected one of `auto`, `number`, `time`"
         );
         let err =
             plot(json!({"title": 3, "plots": {"p": [{"x": "t", "y": "v"}]}})).expect_err("title");

@@ -60,7 +60,7 @@ pub(crate) const FILE_IGNORED: &[Ignored] = &[Ignored {
     when: When::If(|args| {
         args.get("extension")
             .and_then(Value::as_str)
-            .is_some_and(|e| e.trim_start_matches('.') != "csv")
+            .is_some_and(|e| !e.trim_start_matches('.').eq_ignore_ascii_case("csv"))
     }),
 }];
 
@@ -96,7 +96,7 @@ pub(crate) fn file_path(
     let extension = args.extension.trim_start_matches('.');
     let name = format!("{}.{extension}", args.filename);
     let file = ctx.file(&args.path.join(name))?;
-    if extension != "csv" {
+    if !extension.eq_ignore_ascii_case("csv") {
         let csv_only = [
             ("header", args.header.is_some()),
             ("meta", args.meta.is_some()),
