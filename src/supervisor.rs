@@ -207,7 +207,8 @@ pub fn status(config: &Config) -> Status {
             service: Service::from_name(&n.info.service).unwrap_or(Service::TaskNode),
             pid: n.info.pid,
             alive: true,
-            uptime: None,
+            // Since it joined: the relay cannot know when it started.
+            uptime: Some(Duration::from_millis(n.joined_ms)),
             envelopes: Some(n.envelopes),
             in_flight: Some(n.in_flight),
             host: Some(n.info.host.clone()),

@@ -210,8 +210,12 @@ fn nodes_that_join_a_relay_take_its_chunks() {
             .all(|s| s["host"].is_string() && s["name"] == "tasknode"),
         "{joined:?}"
     );
-    // Joined with `rtl node`, but on this host.
+    // Joined with `rtl node`, but on this host; up since they joined.
     assert!(joined.iter().all(|s| s["remote"] == false), "{joined:?}");
+    assert!(
+        joined.iter().all(|s| s["uptime_s"].as_f64().is_some()),
+        "{joined:?}"
+    );
     let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let out = daemon.rtl(&["status", "--json"]);

@@ -146,13 +146,15 @@ pub enum Error {
         /// What the connection attempt said.
         reason: String,
     },
-    /// Something listens at the relay address but did not answer within
-    /// `job_timeout_ms`: a relay that is stopped, overloaded or swapping.
+    /// Something listens at the relay address but did not answer in time:
+    /// a relay that is stopped, overloaded or swapping.
     NotAnswering {
         /// The relay address.
         endpoint: String,
         /// How long the client waited.
         waited: Duration,
+        /// The setting that says how long, when one does.
+        setting: Option<&'static str>,
     },
     /// The job ran and failed; the failure names the stage and task.
     Job(Failure),
@@ -182,6 +184,7 @@ fn proof_error(endpoint: &str, e: ProofError) -> Error {
         ProofError::Silent(waited) => Error::NotAnswering {
             endpoint: endpoint.to_string(),
             waited,
+            setting: Some("job_timeout_ms"),
         },
         ProofError::Refused(why) => Error::Refused(format!("{endpoint}: {why}")),
         ProofError::Transport(why) => Error::Transport(format!("{endpoint}: {why}")),
@@ -200,10 +203,15 @@ impl fmt::Display for Error {
             Error::NoDaemon { endpoint, reason } => {
                 write!(f, "no rtl daemon answers at {endpoint} ({reason})")
             }
-            Error::NotAnswering { endpoint, waited } => write!(
+            Error::NotAnswering {
+                endpoint,
+                waited,
+                setting,
+            } => write!(
                 f,
-                "the rtl daemon at {endpoint} accepts connections but did not answer within {} ms (job_timeout_ms): it may be stopped, overloaded or short of memory; `rtl status` tells",
-                waited.as_millis()
+                "the rtl daemon at {endpoint} accepts connections but did not answer within {} ms{}: it may be stopped, overloaded or short of memory; `rtl status` tells",
+                waited.as_millis(),
+                setting.map_or(String::new(), |s| format!(" ({s})"))
             ),
             Error::Invalid(problems) => write!(f, "the job was not run:\n{problems}"),
             Error::Job(failure) => write!(f, "{failure}"),
@@ -326,6 +334,7 @@ impl Transform {
         Err(Error::NotAnswering {
             endpoint: transform.endpoint,
             waited: timeout,
+            setting: None,
         })
     }
 
@@ -372,6 +381,7 @@ impl Transform {
             Error::NotAnswering { waited, .. } => Error::NotAnswering {
                 endpoint: endpoint.clone(),
                 waited,
+                setting: Some("job_timeout_ms"),
             },
             e => e,
         })?;
@@ -748,6 +758,7 @@ impl Transform {
         Err(Error::NotAnswering {
             endpoint: self.endpoint.clone(),
             waited: timeout,
+            setting: None,
         })
     }
 

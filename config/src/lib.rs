@@ -432,7 +432,7 @@ fn boolean(raw: &str) -> Option<bool> {
     }
 }
 
-/// `536870912`, `512MiB`, `512M`, `2GiB`, `64KiB`.
+/// Milliseconds, at least `min`.
 fn millis(raw: &str, min: u64) -> Option<u64> {
     raw.replace('_', "")
         .parse::<u64>()
@@ -455,20 +455,26 @@ fn in_units(bytes: usize) -> String {
     }
 }
 
+/// `536870912`, `512MiB`, `512M`, `2GiB`, `64KiB`: binary units; `1GB`,
+/// `500MB`: decimal ones, as disks and most tools count them.
 fn byte_size(raw: &str) -> Option<usize> {
     let raw = raw.replace('_', "");
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (digits, unit) = raw.split_at(split);
     let n: usize = digits.parse().ok()?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
+    let unit: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
         _ => return None,
     };
-    n.checked_mul(1usize.checked_shl(shift)?)
+    n.checked_mul(unit)
 }
 
 #[cfg(test)]
@@ -498,6 +504,16 @@ mod tests {
         assert_eq!(loaded.config.relay_port, 19000);
         assert_eq!(loaded.config.cache_map_size, 512 << 20);
         assert!(loaded.sources.values().all(|s| *s == Source::Default));
+    }
+
+    #[test]
+    fn decimal_and_binary_units_mean_what_they_say() {
+        assert_eq!(byte_size("1GB"), Some(1_000_000_000));
+        assert_eq!(byte_size("1GiB"), Some(1 << 30));
+        assert_eq!(byte_size("1g"), Some(1 << 30));
+        assert_eq!(byte_size("500 MB"), Some(500_000_000));
+        assert_eq!(byte_size("64KiB"), Some(65_536));
+        assert_eq!(byte_size("2 furlongs"), None);
     }
 
     #[test]

@@ -23,6 +23,8 @@ struct Node {
     info: NodeInfo,
     in_flight: u32,
     last_seen: Instant,
+    /// When it joined this relay.
+    joined: Instant,
     leaving: bool,
     /// Envelopes it answered, counted by the relay.
     answered: u64,
@@ -97,6 +99,7 @@ impl Routing {
                         info,
                         in_flight: 0,
                         last_seen: now,
+                        joined: now,
                         leaving: false,
                         answered: 0,
                         last_work: 0,
@@ -342,6 +345,7 @@ impl Routing {
                 in_flight: n.in_flight,
                 envelopes: n.answered,
                 last_seen_ms: now.duration_since(n.last_seen).as_millis() as u64,
+                joined_ms: now.duration_since(n.joined).as_millis() as u64,
             })
             .collect()
     }

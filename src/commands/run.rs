@@ -101,14 +101,17 @@ pub fn run(
         println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
         if let Some(out) = out {
             formats::write(&table, &out.to_path_buf(), &CsvOptions::default())?;
+            let rows = match table.rows() {
+                1 => "1 row".to_string(),
+                n => format!("{n} rows"),
+            };
             match Format::of(out) {
                 Ok(Format::Csv) => println!(
-                    "Wrote {} rows to {} (column types in {})",
-                    table.rows(),
+                    "Wrote {rows} to {} (column types in {})",
                     out.display(),
                     out.with_extension("meta").display()
                 ),
-                _ => println!("Wrote {} rows to {}", table.rows(), out.display()),
+                _ => println!("Wrote {rows} to {}", out.display()),
             }
         }
         if let Some(dir) = plots {

@@ -242,6 +242,9 @@ pub struct NodeStatus {
     pub envelopes: u64,
     /// Milliseconds since the relay last heard from it.
     pub last_seen_ms: u64,
+    /// Milliseconds since it joined the relay.
+    #[serde(default)]
+    pub joined_ms: u64,
 }
 
 /// A job sent to the relay. The input table is the envelope's body.
