@@ -7,6 +7,7 @@
 //! comes through the toml crate (its values carry no positions).
 
 use serde_json::{Map, Number, Value};
+use std::cell::Cell;
 
 /// Line and column, both from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,6 +144,7 @@ pub fn parse_json(text: &str) -> Result<Node, SyntaxError> {
         line: 1,
         line_start: 0,
         depth: 0,
+        counted: Cell::new((0, 0)),
     };
     p.skip_ws();
     let node = p.value()?;
@@ -162,17 +164,27 @@ struct Parser<'a> {
     line: usize,
     line_start: usize,
     depth: usize,
+    /// A byte offset on the current line and the characters before it on
+    /// the line: positions are asked for in order, so counting goes on from
+    /// the last one instead of from the line's start (a job written on one
+    /// long line would take quadratic time).
+    counted: Cell<(usize, usize)>,
 }
 
 impl Parser<'_> {
     fn pos(&self) -> Pos {
-        let column = String::from_utf8_lossy(&self.s[self.line_start..self.i])
-            .chars()
-            .count()
-            + 1;
+        let (from, before) = match self.counted.get() {
+            (at, chars) if (self.line_start..=self.i).contains(&at) => (at, chars),
+            _ => (self.line_start, 0),
+        };
+        let chars = before
+            + String::from_utf8_lossy(&self.s[from..self.i])
+                .chars()
+                .count();
+        self.counted.set((self.i, chars));
         Pos {
             line: self.line,
-            column,
+            column: chars + 1,
         }
     }
 

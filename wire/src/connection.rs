@@ -283,6 +283,11 @@ impl Connection {
             .unwrap_or_default()
     }
 
+    /// Whether anything waits in an outbox.
+    pub fn has_waiting(&self) -> bool {
+        self.peers.as_ref().is_some_and(|p| !p.outbox.is_empty())
+    }
+
     /// Column bytes waiting in the outboxes.
     pub fn outbox_bytes(&self) -> usize {
         self.peers.as_ref().map_or(0, |p| {

@@ -1,8 +1,9 @@
 //! `select {columns: [..]}`: only the listed columns, in the listed order.
 
-use crate::{decodes, kwargs, Role, Table, TaskSpec};
+use crate::{decodes, kwargs, Column, Role, Table, TaskSpec};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 
 pub(crate) const SPEC: TaskSpec = TaskSpec {
     name: "select",
@@ -26,7 +27,10 @@ struct Kwargs {
 
 fn run(table: Table, args: &Value) -> Result<Table, String> {
     let Kwargs { columns } = kwargs(args)?;
-    let mut seen = std::collections::HashSet::new();
+    // By name, once: a wide table's select would otherwise search it once
+    // per column.
+    let by_name: HashMap<&str, &Column> = table.iter().collect();
+    let mut seen = HashSet::new();
     let picked = columns
         .iter()
         .enumerate()
@@ -35,10 +39,10 @@ fn run(table: Table, args: &Value) -> Result<Table, String> {
             if !seen.insert(name) {
                 return Err(at(format!("`{name}` is listed twice")));
             }
-            table
-                .require(name)
-                .map(|c| (name.clone(), c.clone()))
-                .map_err(at)
+            match by_name.get(name.as_str()) {
+                Some(column) => Ok((name.clone(), (*column).clone())),
+                None => Err(at(table.require(name).err().unwrap_or_default())),
+            }
         })
         .collect::<Result<Vec<_>, _>>()?;
     Table::from_columns(picked)
@@ -47,7 +51,7 @@ fn run(table: Table, args: &Value) -> Result<Table, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Column, Context};
+    use crate::Context;
     use ndarray::array;
     use serde_json::json;
     use std::path::Path;
