@@ -305,3 +305,28 @@ fn a_task_that_never_finishes_fails_its_job_after_task_timeout_ms_and_the_node_g
     assert!(out.status.success(), "{}", text(&out));
     assert!(node.iter().all(|pid| !common::alive(*pid)));
 }
+
+/// A stage of thousands of quick tasks sends progress faster than the
+/// relay reads it: every message must still arrive, the answer behind them
+/// above all (a node that dropped it left the job waiting for
+/// `task_timeout_ms`).
+#[test]
+fn a_burst_of_progress_loses_no_message() {
+    let daemon = Daemon::start_in(home("burst").with("RTL_TASK_TIMEOUT_MS", "30000"));
+    let tasks = 3000;
+    let calls = vec![r#"{"null": {}}"#; tasks].join(", ");
+    let plan = rtl_dsl::Plan::parse(
+        &format!(r#"{{"0": {{"tasks": [{calls}]}}}}"#),
+        "<burst>",
+        std::env::temp_dir(),
+    )
+    .expect("plan");
+    let mut transform = rtl_client::Transform::connect(&daemon.home.config()).expect("connect");
+    for _ in 0..2 {
+        let mut events = 0;
+        transform
+            .execute_with(&plan, None, &mut |_| events += 1)
+            .expect("the job finishes");
+        assert_eq!(events, 2 * tasks, "a Running and a Completed per task");
+    }
+}

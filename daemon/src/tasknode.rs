@@ -157,7 +157,7 @@ pub fn run(
         let wait = link.until_heartbeat().min(Duration::from_millis(200));
         let (from_relay, from_worker) = {
             let mut items = [
-                link.connection.socket().as_poll_item(zmq::POLLIN),
+                link.connection.socket().as_poll_item(link.poll_events()),
                 zmq::PollItem::from_fd(worker.bell.as_raw_fd(), zmq::POLLIN),
             ];
             match zmq::poll(&mut items, wait.as_millis() as i64) {
@@ -166,6 +166,7 @@ pub fn run(
                 Err(e) => return Err(WireError::socket("poll the relay's socket")(e).into()),
             }
         };
+        link.flush(&log, &mut |refs| discard(tools.cache.as_ref(), refs));
         if from_worker {
             for env in worker.answers() {
                 if is_answer(&env) {

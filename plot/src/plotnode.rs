@@ -94,10 +94,10 @@ pub fn run(
             match link
                 .connection
                 .socket()
-                .poll(zmq::POLLIN, wait.as_millis() as i64)
+                .poll(link.poll_events(), wait.as_millis() as i64)
             {
                 Ok(0) | Err(zmq::Error::EINTR) => continue,
-                Ok(_) => {}
+                Ok(_) => link.flush(&log, &mut |_| {}),
                 Err(e) => {
                     log.error(format!("poll failed: {e}"));
                     break;

@@ -137,6 +137,34 @@ fn measure(
         row("jobs/s, 4 clients x 16 in flight", pipelined, f64::NAN),
     );
 
+    // Many quick tasks with their progress: each task's two messages
+    // should cost about what a null job's round trip does, or less.
+    let tasks = 500;
+    let many = Plan::parse(
+        &format!(
+            r#"{{"0": {{"tasks": [{}]}}}}"#,
+            vec![r#"{"null": {}}"#; tasks].join(", ")
+        ),
+        "<bench>",
+        root.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut events = 0;
+    let start = Instant::now();
+    transform
+        .execute_with(&many, None, &mut |_| events += 1)
+        .map_err(|e| e.to_string())?;
+    let per_task = start.elapsed().as_secs_f64() * 1e6 / tasks as f64;
+    note(
+        "us_per_quick_task",
+        json!(per_task),
+        row(
+            &format!("{tasks} quick tasks with progress ({events} events), per task vs a null job p50 (us)"),
+            per_task,
+            p50,
+        ),
+    );
+
     // A 16 MB table through the null task and back.
     let rows16 = 16 * 1024 * 1024 / 8;
     let sixteen = number_table(&[("x", rows16)], |i| i as f64);

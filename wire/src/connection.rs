@@ -317,6 +317,15 @@ impl Connection {
         env.send_now(&mut self.socket, None)
     }
 
+    /// Sends without waiting; when there is no room now, the envelope
+    /// comes back to send later (see [`Envelope::send_or_keep`]).
+    pub fn send_or_keep(
+        &mut self,
+        env: Envelope,
+    ) -> Result<(), (zmq::Error, Option<Box<Envelope>>)> {
+        env.send_or_keep(&mut self.socket, None)
+    }
+
     /// The next envelope, waiting at most `wait` for one: None when none
     /// came (or a signal cut the wait short).
     pub fn recv(&mut self, wait: Duration) -> Result<Option<Envelope>, WireError> {

@@ -9,6 +9,7 @@ use crate::auth::{Prover, Secret};
 use crate::connection::{Connection, Options};
 use crate::{Envelope, Message, NodeInfo, WireError};
 use rtl_log::Log;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -28,7 +29,20 @@ pub struct RelayLink {
     prover: Option<Prover>,
     /// Whether the relay has welcomed this node (always, without a secret).
     trusted: bool,
+    /// What the socket could not take yet, in order: a burst of progress
+    /// (a stage of many quick tasks) outruns the relay's reading, and an
+    /// answer behind it must wait, not be lost.
+    waiting: VecDeque<Envelope>,
+    /// Progress messages among `waiting`.
+    progress_waiting: usize,
+    /// Progress messages left out since the last warning about them.
+    left_out: u64,
 }
+
+/// Progress messages kept waiting at most; more are left out (the answers
+/// and charts behind them are always kept, and are few: a node holds at
+/// most `max_in_flight` envelopes).
+const PROGRESS_KEPT: usize = 4096;
 
 impl RelayLink {
     /// Connects a DEALER named after `service` to the relay's node endpoint.
@@ -62,28 +76,96 @@ impl RelayLink {
             silent: false,
             trusted: secret.is_none(),
             prover: secret.map(Prover::new),
+            waiting: VecDeque::new(),
+            progress_waiting: 0,
+            left_out: 0,
         })
     }
 
     /// Sends without blocking: a relay that is away must not stall the node.
-    /// While it is away (restarting, say) libzmq keeps what is sent for it,
-    /// up to its high-water mark; past that the message is dropped.
+    /// What the socket cannot take now waits, in order, and goes with
+    /// [`RelayLink::flush`]; past [`PROGRESS_KEPT`] waiting, progress
+    /// messages are left out (and the log says how many).
     pub fn send(&mut self, env: Envelope, log: &Log) {
-        if let Err(e) = self.connection.send_now(env) {
-            log.warn(format!("could not send to the relay: {e}"));
+        self.answer(env, log, |_| {});
+    }
+
+    /// Sends an answer, after what waits; when it cannot go at all,
+    /// `undelivered` gets the cache entries its table was written to, to
+    /// delete them, since no one else will read them.
+    pub fn answer(&mut self, env: Envelope, log: &Log, undelivered: impl FnOnce(&[String])) {
+        self.flush(log, &mut |_| {});
+        if self.waiting.is_empty() {
+            match self.connection.send_or_keep(env) {
+                Ok(()) => return,
+                Err((zmq::Error::EAGAIN, Some(env))) => return self.keep(*env, log),
+                Err((e, unsent)) => {
+                    log.warn(format!(
+                        "could not send to the relay ({e}); a message is dropped"
+                    ));
+                    if let Some(env) = unsent {
+                        undelivered(env.body.keys());
+                    }
+                    return;
+                }
+            }
+        }
+        self.keep(env, log);
+    }
+
+    fn keep(&mut self, env: Envelope, log: &Log) {
+        if is_progress(&env) {
+            if self.progress_waiting >= PROGRESS_KEPT {
+                if self.left_out == 0 {
+                    log.warn("the relay does not keep up with this node's progress messages; some are left out");
+                }
+                self.left_out += 1;
+                return;
+            }
+            self.progress_waiting += 1;
+        }
+        self.waiting.push_back(env);
+    }
+
+    /// Sends what waits, as far as the socket takes it; `undelivered` gets
+    /// the cache entries of answers that cannot go at all.
+    pub fn flush(&mut self, log: &Log, undelivered: &mut dyn FnMut(&[String])) {
+        while let Some(env) = self.waiting.pop_front() {
+            if is_progress(&env) {
+                self.progress_waiting -= 1;
+            }
+            match self.connection.send_or_keep(env) {
+                Ok(()) => {}
+                Err((zmq::Error::EAGAIN, Some(env))) => {
+                    self.progress_waiting += usize::from(is_progress(&env));
+                    self.waiting.push_front(*env);
+                    return;
+                }
+                Err((e, unsent)) => {
+                    log.warn(format!(
+                        "could not send to the relay ({e}); a message is dropped"
+                    ));
+                    if let Some(env) = unsent {
+                        undelivered(env.body.keys());
+                    }
+                }
+            }
+        }
+        if self.left_out > 0 {
+            log.warn(format!(
+                "{} progress message(s) were left out while the relay caught up",
+                self.left_out
+            ));
+            self.left_out = 0;
         }
     }
 
-    /// Sends an answer; when it cannot go, `undelivered` gets the cache
-    /// entries its table was written to, to delete them, since no one else
-    /// will read them.
-    pub fn answer(&mut self, env: Envelope, log: &Log, undelivered: impl FnOnce(&[String])) {
-        let refs = env.body.keys().to_vec();
-        if let Err(e) = self.connection.send_now(env) {
-            log.warn(format!(
-                "could not send an answer to the relay ({e}); it is dropped"
-            ));
-            undelivered(&refs);
+    /// What to poll the socket for: messages, and room when some wait.
+    pub fn poll_events(&self) -> zmq::PollEvents {
+        if self.waiting.is_empty() {
+            zmq::POLLIN
+        } else {
+            zmq::POLLIN | zmq::POLLOUT
         }
     }
 
@@ -180,6 +262,10 @@ impl RelayLink {
         self.next_heartbeat
             .saturating_duration_since(Instant::now())
     }
+}
+
+fn is_progress(env: &Envelope) -> bool {
+    matches!(env.message, Message::Progress(_))
 }
 
 /// This machine's host name.
