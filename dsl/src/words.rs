@@ -90,10 +90,18 @@ fn found_value(found: &str) -> String {
     if let Some(b) = value_in_backticks("boolean ") {
         return b;
     }
-    if let Some(n) =
-        value_in_backticks("integer ").or_else(|| value_in_backticks("floating point "))
-    {
+    if let Some(n) = value_in_backticks("integer ") {
         return format!("the number {n}");
+    }
+    if let Some(n) = value_in_backticks("floating point ") {
+        // A whole number past 64 bits is read as a float: say so rather
+        // than show it as 1.8446744073709552e19.
+        return match n.parse::<f64>() {
+            Ok(x) if x.fract() == 0.0 && x.abs() >= 9.2e18 => {
+                format!("a whole number too large to count with (about {x:.1e})")
+            }
+            _ => format!("the number {n}"),
+        };
     }
     if let Some(text) = found.strip_prefix("string ") {
         return format!("the text {text}");
@@ -150,6 +158,14 @@ mod tests {
                 "expected a list of 2 values, found 3 values",
             ),
             ("missing field `column`", "missing field `column`"),
+            (
+                "invalid type: floating point `1.8446744073709552e19`, expected usize",
+                "expected a whole number (0 or more), found a whole number too large to count with (about 1.8e19)",
+            ),
+            (
+                "unknown variant `gtt`, expected one of `eq`, `ne`",
+                "unknown value `gtt`, expected one of `eq`, `ne`",
+            ),
         ] {
             assert_eq!(plain(serde), words, "{serde}");
         }
