@@ -21,6 +21,13 @@ pub enum CacheError {
         /// The map's size in bytes.
         map_size: usize,
     },
+    /// The disk holding the cache has no room for what was to be stored.
+    NoSpace {
+        /// The folder.
+        path: PathBuf,
+        /// Bytes that were to be stored.
+        needed: usize,
+    },
     /// Every reader slot is taken by a live reader.
     ReadersFull {
         /// The folder.
@@ -77,6 +84,11 @@ impl fmt::Display for CacheError {
             CacheError::Full { path, map_size } => write!(
                 f,
                 "the LMDB cache at {} is full ({map_size} bytes); raise cache_map_size",
+                path.display()
+            ),
+            CacheError::NoSpace { path, needed } => write!(
+                f,
+                "the disk holding the cache at {} has no room for {needed} more bytes; free some space there",
                 path.display()
             ),
             CacheError::ReadersFull { path, slots } => write!(

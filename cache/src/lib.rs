@@ -193,7 +193,7 @@ impl Cache {
     /// never silently swapped for another.
     pub fn put_plan(&self, digest: &str, cbor: &[u8]) -> Result<String, CacheError> {
         let key = format!("{PLAN_PREFIX}{digest}");
-        let mut txn = self.rw()?;
+        let mut txn = self.rw(cbor.len())?;
         match txn.put(self.inner.db, &key, &cbor, WriteFlags::NO_OVERWRITE) {
             Ok(()) => {}
             Err(lmdb::Error::KeyExist) => {
@@ -283,7 +283,7 @@ impl Cache {
             .map(|(_, c)| wire_size_of_rows(c, start, end))
             .collect();
         let total = 4 + head.len() + 8 + sizes.iter().sum::<usize>();
-        let mut txn = self.rw()?;
+        let mut txn = self.rw(total)?;
         {
             let out = txn
                 .reserve(self.inner.db, &key, total, WriteFlags::empty())
@@ -316,7 +316,8 @@ impl Cache {
         let mut head = Vec::new();
         ciborium::into_writer(&entry.specs, &mut head)
             .map_err(|e| CacheError::Encode(format!("cannot encode a schema: {e}")))?;
-        let mut txn = self.rw()?;
+        // The pieces take about what the entry does, beside it until it goes.
+        let mut txn = self.rw(bytes.len())?;
         let mut keys = Vec::new();
         for start in (0..entry.rows).step_by(rows) {
             let end = (start + rows).min(entry.rows);
@@ -376,7 +377,7 @@ impl Cache {
             let txn = self.ro()?;
             return self.join(&txn, keys);
         }
-        let mut txn = self.rw()?;
+        let mut txn = self.rw(0)?;
         let table = self.join(&txn, keys);
         for key in keys {
             match txn.del(self.inner.db, &key, None) {
@@ -409,7 +410,7 @@ impl Cache {
         if keys.is_empty() {
             return;
         }
-        if let Ok(mut txn) = self.rw() {
+        if let Ok(mut txn) = self.rw(0) {
             for key in keys {
                 let _ = txn.del(self.inner.db, key, None);
             }
@@ -441,7 +442,7 @@ impl Cache {
         if left.is_empty() {
             return;
         }
-        if let Ok(mut txn) = self.rw() {
+        if let Ok(mut txn) = self.rw(0) {
             for key in &left {
                 let _ = txn.del(self.inner.db, key, None);
             }
@@ -453,7 +454,7 @@ impl Cache {
     /// For a relay starting up: no job of an earlier one can finish, so
     /// what they left is garbage.
     pub fn discard_leftovers(&self) -> Result<usize, CacheError> {
-        let mut txn = self.rw()?;
+        let mut txn = self.rw(0)?;
         let mut keys: Vec<Vec<u8>> = Vec::new();
         for prefix in [TABLE_PREFIX, PLAN_PREFIX] {
             let mut cursor = txn
@@ -511,8 +512,52 @@ impl Cache {
         .map_err(|e| self.error(e))
     }
 
-    fn rw(&self) -> Result<lmdb::RwTransaction<'_>, CacheError> {
+    /// A write transaction that may add about `bytes` to the cache.
+    fn rw(&self, bytes: usize) -> Result<lmdb::RwTransaction<'_>, CacheError> {
+        self.make_room(bytes)?;
         self.inner.env.begin_rw_txn().map_err(|e| self.error(e))
+    }
+
+    /// Gives the cache's file disk blocks for `bytes` more than it uses,
+    /// and a margin, before a write. The map is writable (WRITE_MAP, for
+    /// speed) and its file sparse: a store into a hole the disk has no
+    /// block for kills the process with SIGBUS. Allocating first turns a
+    /// full disk into an error here instead.
+    fn make_room(&self, bytes: usize) -> Result<(), CacheError> {
+        const MARGIN: usize = 4 << 20;
+        let env = &self.inner.env;
+        let (Ok(info), Ok(stat)) = (env.info(), env.stat()) else {
+            return Ok(());
+        };
+        let used = (info.last_pgno() + 1).saturating_mul(stat.page_size() as usize);
+        let want = used
+            .saturating_add(bytes)
+            .saturating_add(MARGIN)
+            .min(self.inner.map_size);
+        let mut fd: lmdb_sys::mdb_filehandle_t = -1;
+        // SAFETY: a live environment and a valid place for its descriptor.
+        if unsafe { lmdb_sys::mdb_env_get_fd(env.env(), &mut fd) } != 0 || fd < 0 {
+            return Ok(());
+        }
+        // SAFETY: LMDB's own open descriptor of its data file; fallocate
+        // only gives the range blocks, never changes what is in it.
+        let rc = unsafe { libc::posix_fallocate(fd, 0, want as libc::off_t) };
+        match rc {
+            0 => Ok(()),
+            // A file system that cannot allocate ahead: nothing to do.
+            libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+            // Deleting needs a few pages, which earlier writes' margins
+            // hold: a full disk must not keep results from being taken.
+            libc::ENOSPC if bytes == 0 => Ok(()),
+            libc::ENOSPC => Err(CacheError::NoSpace {
+                path: self.inner.path.clone(),
+                needed: bytes,
+            }),
+            other => Err(CacheError::Lmdb {
+                path: self.inner.path.clone(),
+                reason: std::io::Error::from_raw_os_error(other).to_string(),
+            }),
+        }
     }
 
     fn error(&self, e: lmdb::Error) -> CacheError {

@@ -575,8 +575,15 @@ impl Transform {
         let input = match (input, &self.cache) {
             (Some(table), Some(cache)) if table.wire_size() >= self.by_reference_bytes => {
                 let rows = self.chunk_rows.unwrap_or(usize::MAX);
-                let keys = cache.put_pieces(job, &table, rows).map_err(Error::Cache)?;
-                Body::refs(&table, keys)
+                match cache.put_pieces(job, &table, rows) {
+                    Ok(keys) => Body::refs(&table, keys),
+                    // No room in the cache or on its disk: the table goes
+                    // inside the message, as to a relay on another host.
+                    Err(CacheError::Full { .. } | CacheError::NoSpace { .. }) => {
+                        Body::Shared(Arc::new(table))
+                    }
+                    Err(e) => return Err(Error::Cache(e)),
+                }
             }
             (Some(table), _) => Body::Shared(Arc::new(table)),
             (None, _) => Body::Empty,
