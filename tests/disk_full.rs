@@ -71,7 +71,42 @@ fn a_full_disk_under_the_cache_fails_nothing_and_kills_nothing() {
         r#"{"0": {"tasks": [{"open_array": {"filename": "big"}},
                             {"add": {"operations": [{"a": "x", "b": "y", "column": "z"}]}}]}}"#,
     );
+    // A job that writes onto the full disk, over an earlier result.
+    let full = daemon.home.dir().join("jobs");
+    std::fs::create_dir_all(&full).expect("jobs on the full disk");
+    std::fs::copy(jobs.join("big.csv"), full.join("big.csv")).expect("copy");
+    std::fs::write(full.join("out.csv"), "x\n1\n").expect("an earlier result");
+    let writes = write_job(
+        &full,
+        "write",
+        r#"{"0": {"tasks": [{"open_array": {"filename": "big"}},
+                            {"write": {"filename": "out"}}]}}"#,
+    );
     let filler = fill(&daemon.home.dir());
+    let out = daemon.rtl(&["run", "--connect", writes.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot write")
+            && String::from_utf8_lossy(&out.stderr).contains("No space left on device"),
+        "{}",
+        text(&out)
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&full)
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["big.csv", "out.csv", "write.json"],
+        "no half-written file"
+    );
+    assert_eq!(
+        std::fs::read_to_string(full.join("out.csv")).expect("read"),
+        "x\n1\n",
+        "the earlier result is kept"
+    );
 
     let out = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));

@@ -36,12 +36,28 @@ pub trait Place: Sized {
     fn path(&self) -> &Path;
     /// Opens the file to read.
     fn open(&self) -> io::Result<File>;
-    /// Creates (or truncates) the file to write, and any missing folders.
-    fn create(&self) -> io::Result<File>;
+    /// Creates the file to write, which must not exist yet, and any
+    /// missing folders.
+    fn create_new(&self) -> io::Result<File>;
     /// The file beside this one with another extension.
     fn sibling(&self, extension: &str) -> Self;
+    /// A file beside this one, hidden, with a name no other writer uses:
+    /// where a new version of it is written before it replaces it.
+    fn temporary(&self) -> Self;
+    /// Renames this file over `target`, which is in the same folder.
+    fn rename_over(&self, target: &Self) -> io::Result<()>;
     /// Removes the file if it is there.
     fn remove(&self) -> io::Result<()>;
+}
+
+/// `.<name>.<pid>-<n>.part`: hidden, and unique in this process.
+fn temporary_name(path: &Path) -> std::ffi::OsString {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}-{n}.part", std::process::id()));
+    name
 }
 
 /// Ok when the file was removed or was not there.
@@ -66,15 +82,23 @@ impl Place for PathBuf {
         regular(file)
     }
 
-    fn create(&self) -> io::Result<File> {
+    fn create_new(&self) -> io::Result<File> {
         if let Some(dir) = self.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        File::create(self)
+        File::create_new(self)
     }
 
     fn sibling(&self, extension: &str) -> PathBuf {
         self.with_extension(extension)
+    }
+
+    fn temporary(&self) -> PathBuf {
+        self.with_file_name(temporary_name(self))
+    }
+
+    fn rename_over(&self, target: &PathBuf) -> io::Result<()> {
+        std::fs::rename(self, target)
     }
 
     fn remove(&self) -> io::Result<()> {
@@ -92,14 +116,46 @@ impl Place for Confined {
         regular(openat(&dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?)
     }
 
-    fn create(&self) -> io::Result<File> {
+    fn create_new(&self) -> io::Result<File> {
         let (dir, name) = self.folder(true)?;
         openat(
             &dir,
             name,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
             0o666,
         )
+    }
+
+    fn temporary(&self) -> Confined {
+        let name = temporary_name(&self.rel);
+        Confined {
+            root: self.root.clone(),
+            rel: self.rel.with_file_name(&name),
+            shown: self.shown.with_file_name(&name),
+        }
+    }
+
+    fn rename_over(&self, target: &Confined) -> io::Result<()> {
+        if self.rel.parent() != target.rel.parent() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not in the same folder",
+            ));
+        }
+        let (dir, from) = self.folder(false)?;
+        let (from, to) = (
+            c_name(from)?,
+            c_name(target.rel.file_name().unwrap_or_default())?,
+        );
+        // SAFETY: a valid directory descriptor and two C strings; renameat
+        // replaces a link at `to` itself, never what it points to.
+        let done =
+            unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+        if done == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     fn sibling(&self, extension: &str) -> Confined {
@@ -410,13 +466,13 @@ mod tests {
             .expect("link");
         let err = file.open().expect_err("a link");
         assert!(err.to_string().contains("symbolic link"), "{err}");
-        assert!(file.create().is_err(), "writes through a link");
+        assert!(file.create_new().is_err(), "writes through a link");
         std::os::unix::fs::symlink(dir.join("elsewhere/secret.csv"), job.join("data/a.meta"))
             .expect("link");
-        assert!(meta.open().is_err() && meta.create().is_err());
+        assert!(meta.open().is_err() && meta.create_new().is_err());
         std::fs::rename(job.join("data"), job.join("moved")).expect("mv");
         std::os::unix::fs::symlink(dir.join("elsewhere"), job.join("data")).expect("link");
-        assert!(file.open().is_err() && file.create().is_err());
+        assert!(file.open().is_err() && file.create_new().is_err());
         assert_eq!(
             std::fs::read_to_string(dir.join("elsewhere/secret.csv")).expect("read"),
             "x\n1\n",
@@ -424,7 +480,7 @@ mod tests {
         );
         // Missing folders are made on the way, under the folder only.
         let deep = confine(&job, None, Path::new("out/a/b.csv")).expect("inside");
-        std::io::Write::write_all(&mut deep.create().expect("create"), b"y\n").expect("write");
+        std::io::Write::write_all(&mut deep.create_new().expect("create"), b"y\n").expect("write");
         assert_eq!(
             std::fs::read_to_string(job.join("out/a/b.csv")).expect("read"),
             "y\n"

@@ -257,66 +257,138 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
 /// Writes `table` to `place`, by extension; `.dat`, and `.csv` unless
 /// `csv.meta` is false, also write a `.meta`. Missing folders are created.
 pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), String> {
-    let origin = place.path().display().to_string();
-    let fail = |e: std::io::Error| format!("cannot write {origin}: {}", rtl_dsl::words::io(&e));
-    let create = || place.create().map(std::io::BufWriter::new).map_err(fail);
-    // Both files are opened before either is written: a .meta that cannot
-    // be written leaves no file without it.
-    let with_meta = |write_data: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
-        let meta = place.sibling("meta");
-        let meta_fail = |e: std::io::Error| {
-            format!(
-                "cannot write {}: {}",
+    let meta = place.sibling("meta");
+    let fail = |at: &Path, e: std::io::Error| {
+        format!("cannot write {}: {}", at.display(), rtl_dsl::words::io(&e))
+    };
+    fn buffered<'w>(
+        write: &'w dyn Fn(&mut dyn Write) -> std::io::Result<()>,
+    ) -> impl FnOnce(std::fs::File) -> std::io::Result<()> + 'w {
+        move |file| {
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)?;
+            out.flush()
+        }
+    }
+    let header = csv.header.unwrap_or(true);
+    let write_csv = |out: &mut dyn Write| self::csv::write(table, csv.delimiter, header, out);
+    let write_meta =
+        |out: &mut dyn Write| out.write_all(dat::write_meta(&dat::fields(table)).as_bytes());
+    // The table's file, and its .meta when it has one: each written whole
+    // beside its place, then both renamed into place, so a failed write
+    // (a full disk) leaves no half-written file and no empty .meta.
+    let (data, with_meta) = match Format::of(place.path())? {
+        Format::Csv => (stage(place, buffered(&write_csv)), csv.meta),
+        Format::Dat => (
+            stage(place, buffered(&|out| out.write_all(&dat::encode(table)))),
+            true,
+        ),
+        Format::Npz => (
+            stage(place, |file| {
+                npy::write_npz(table, file).map_err(std::io::Error::other)
+            }),
+            false,
+        ),
+        Format::Json => (
+            stage(
+                place,
+                buffered(&|out| {
+                    serde_json::to_writer(&mut *out, &json::to_value(table))
+                        .map_err(std::io::Error::from)
+                }),
+            ),
+            false,
+        ),
+        Format::Npy => {
+            return Err(format!(
+                "{}: a .npy file holds one array; write .npz for a table",
+                place.path().display()
+            ))
+        }
+    };
+    let data = data.map_err(|e| fail(place.path(), e))?;
+    if with_meta {
+        let staged_meta = match stage(&meta, buffered(&write_meta)) {
+            Ok(staged) => staged,
+            Err(e) => {
+                data.abandon();
+                return Err(fail(meta.path(), e));
+            }
+        };
+        staged_meta.commit().map_err(|e| fail(meta.path(), e))?;
+    } else if matches!(Format::of(place.path()), Ok(Format::Csv)) {
+        // A .meta left from an earlier write would be read with this file
+        // and give it the old names and types.
+        if let Err(e) = meta.remove() {
+            data.abandon();
+            return Err(format!(
+                "cannot remove the old {}: {}",
                 meta.path().display(),
                 rtl_dsl::words::io(&e)
-            )
-        };
-        let mut meta_file = meta.create().map_err(meta_fail)?;
-        let mut out = create()?;
-        write_data(&mut out)
-            .and_then(|_| out.flush())
-            .map_err(fail)?;
-        meta_file
-            .write_all(dat::write_meta(&dat::fields(table)).as_bytes())
-            .map_err(meta_fail)
+            ));
+        }
+    }
+    data.commit().map_err(|e| fail(place.path(), e))
+}
+
+/// A file written whole beside its place, not yet in it.
+struct Staged<'a, P: Place> {
+    temp: P,
+    target: &'a P,
+}
+
+impl<P: Place> Staged<'_, P> {
+    /// Puts the file in its place, replacing what was there.
+    fn commit(self) -> std::io::Result<()> {
+        let done = self.temp.rename_over(self.target);
+        if done.is_err() {
+            let _ = self.temp.remove();
+        }
+        done
+    }
+
+    /// Drops the file, leaving its place as it was.
+    fn abandon(self) {
+        let _ = self.temp.remove();
+    }
+}
+
+/// Writes `target`'s new content into a temporary file beside it.
+fn stage<'a, P: Place>(
+    target: &'a P,
+    write: impl FnOnce(std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<Staged<'a, P>> {
+    refuse_special(target.path())?;
+    let temp = target.temporary();
+    match temp.create_new().and_then(write) {
+        Ok(()) => Ok(Staged { temp, target }),
+        Err(e) => {
+            let _ = temp.remove();
+            Err(e)
+        }
+    }
+}
+
+/// An error when `path` is there and is not a plain file: a named pipe or
+/// device (writing one might never end), a folder, or a symbolic link
+/// (file tasks never write through one).
+pub(crate) fn refuse_special(path: &Path) -> std::io::Result<()> {
+    let refuse = |what: &str| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a file; write to another name"),
+        ))
     };
-    match Format::of(place.path())? {
-        Format::Csv => {
-            let header = csv.header.unwrap_or(true);
-            let write_csv =
-                |out: &mut dyn Write| self::csv::write(table, csv.delimiter, header, out);
-            if csv.meta {
-                with_meta(&write_csv)
-            } else {
-                // A .meta left from an earlier write would be read with
-                // this file and give it the old names and types.
-                let meta = place.sibling("meta");
-                meta.remove().map_err(|e| {
-                    format!(
-                        "cannot remove the old {}: {}",
-                        meta.path().display(),
-                        rtl_dsl::words::io(&e)
-                    )
-                })?;
-                let mut out = create()?;
-                write_csv(&mut out).and_then(|_| out.flush()).map_err(fail)
-            }
-        }
-        Format::Dat => with_meta(&|out| out.write_all(&dat::encode(table))),
-        Format::Npz => {
-            let file = place.create().map_err(fail)?;
-            npy::write_npz(table, file).map_err(|e| format!("cannot write {origin}: {e}"))
-        }
-        Format::Json => {
-            let mut out = create()?;
-            serde_json::to_writer(&mut out, &json::to_value(table))
-                .map_err(std::io::Error::from)
-                .and_then(|_| out.flush())
-                .map_err(fail)
-        }
-        Format::Npy => Err(format!(
-            "{origin}: a .npy file holds one array; write .npz for a table"
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "it is a symbolic link, which file tasks do not follow",
         )),
+        Ok(m) if m.is_dir() => refuse("a folder"),
+        Ok(m) if !m.is_file() => {
+            refuse("a named pipe, device or socket (writing to it might never end)")
+        }
+        _ => Ok(()),
     }
 }
 

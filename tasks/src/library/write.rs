@@ -124,6 +124,13 @@ fn destination(args: &Value, ctx: &Context) -> Result<(Confined, CsvOptions), St
         return Err("bad kwargs at `types`: write keeps the table's own types; `types` is for reading a file (open_array)".into());
     }
     let (file, csv) = file_path(&args, ctx)?;
+    formats::refuse_special(file.path()).map_err(|e| {
+        format!(
+            "cannot write {}: {}",
+            file.path().display(),
+            rtl_dsl::words::io(&e)
+        )
+    })?;
     if !formats::Format::of(file.path())?.writable() {
         return Err(format!(
             "{}: a .npy file holds one array; write .npz for a table",
@@ -183,6 +190,26 @@ mod tests {
             &ctx,
         )
         .expect("npz ignores the delimiter");
+
+        // A named pipe is refused at once (opening it would wait for a
+        // reader forever), and a failed write leaves no file behind.
+        let fifo = dir.join("pipe.csv");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let err = run(t.clone(), &json!({"filename": "pipe"}), &ctx).expect_err("a pipe");
+            assert!(err.contains("named pipe"), "{err}");
+            assert!(!dir.join("pipe.meta").exists());
+        }
+        std::fs::create_dir_all(dir.join("folder.csv")).expect("a folder");
+        let err = run(t.clone(), &json!({"filename": "folder"}), &ctx).expect_err("a folder");
+        assert!(err.contains("it is a folder, not a file"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.') || n == "folder.meta")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
 
         // A .meta from an earlier write would give the new file old types.
         run(t.clone(), &json!({"filename": "again"}), &ctx).expect("write");
