@@ -641,6 +641,19 @@ mod tests {
     }
 
     #[test]
+    fn a_check_reads_at_most_64_mib_whatever_the_stream_holds() {
+        use std::io::Read;
+        // A stream with no line end (a compressed one may inflate to any
+        // size): the check stops, it does not read it all.
+        let endless = std::io::repeat(b'a').take(1 << 40);
+        let err = super::super::text_head(endless, true).expect_err("no line end");
+        assert!(
+            err.to_string().contains("no line ends in its first 64 MiB"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_quote_never_closed_is_an_error_not_the_rest_of_the_file() {
         let err = read("a,b\n1,\"x\n2,y\n3,z\n", b',', "q.csv").expect_err("open quote");
         assert_eq!(

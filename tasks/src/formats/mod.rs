@@ -132,16 +132,20 @@ fn head(place: &impl Place, limit: Option<usize>) -> Result<(Vec<u8>, bool), Str
     Ok((bytes, whole))
 }
 
+/// The most a check reads of a text table, however long its first rows.
+const SAMPLE_MOST: usize = 64 << 20;
+
 /// Where the part of a text table that `rtl check` reads ends: the first
-/// [`SAMPLE_BYTES`], or twice, four times as many... until they hold
-/// three line ends (the header, a whole row, and the start of one more),
-/// cut back to the last line end; or the whole text when it is shorter.
-/// Both a check and a full read take the types from the rows in it.
+/// [`SAMPLE_BYTES`], or twice, four times as many... (up to 64 MiB) until
+/// they hold three line ends (the header, a whole row, and the start of
+/// one more), cut back to the last line end; or the whole text when it is
+/// shorter. Both a check and a full read take the types from the rows in
+/// it.
 pub(crate) fn sample_cut(text: &[u8]) -> usize {
     let mut n = SAMPLE_BYTES;
     while n < text.len() {
         let part = &text[..n];
-        if part.iter().filter(|b| **b == b'\n').count() >= 3 {
+        if n >= SAMPLE_MOST || part.iter().filter(|b| **b == b'\n').count() >= 3 {
             return part.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
         }
         n = n.saturating_mul(2);
@@ -169,6 +173,12 @@ pub(crate) fn text_head(
             return Ok((bytes, true));
         }
         let cut = sample_cut(&bytes);
+        if cut == 0 && want >= SAMPLE_MOST {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no line ends in its first 64 MiB: a text table has one row per line",
+            ));
+        }
         if cut < bytes.len() {
             bytes.truncate(cut);
             return Ok((bytes, false));
