@@ -176,7 +176,7 @@ fn main() -> ExitCode {
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", rtl_log::printable(&message));
             ExitCode::FAILURE
         }
     }

@@ -229,3 +229,44 @@ fn bench_quick_reports_every_figure_as_json() {
         }
     }
 }
+
+#[test]
+fn a_closed_stdout_does_not_keep_run_from_writing_its_result() {
+    let home = Home::new("closed-stdout");
+    let job = common::null_job(&home.scratch);
+    let out_csv = home.scratch.0.join("out.csv");
+    // `rtl run ... | head -1`: the reader is gone before the report ends.
+    let mut child = home
+        .command(&[
+            "run",
+            job.to_str().unwrap(),
+            "--out",
+            out_csv.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("rtl run");
+    drop(child.stdout.take());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        std::fs::read_to_string(&out_csv).expect("the result is written"),
+        common::SENSORS_CSV
+    );
+}
+
+#[test]
+fn text_from_a_job_cannot_drive_the_terminal() {
+    let home = Home::new("escapes");
+    let job = common::write_job(
+        &home.scratch.0,
+        "escape",
+        r#"{"0": {"tasks": {"select": {"columns": ["a\u001b[2J\u001b[31mred"]}}}}"#,
+    );
+    let out = home.rtl(&["run", job.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains('\u{1b}'), "{said:?}");
+    assert!(said.contains("a\\u{1b}[2J\\u{1b}[31mred"), "{said:?}");
+}

@@ -351,12 +351,12 @@ impl Transform {
         // that is slow to answer, and gets the full patience.
         let addr = format!("{}:{}", config.relay_addr, config.relay_port)
             .to_socket_addrs()
-            .map_err(|e| no_daemon(e.to_string()))?
+            .map_err(|e| no_daemon(rtl_dsl::words::io(&e)))?
             .next()
             .ok_or_else(|| no_daemon("the address resolves to nothing".into()))?;
         if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
             if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                return Err(no_daemon(e.to_string()));
+                return Err(no_daemon(rtl_dsl::words::io(&e)));
             }
         }
         // Results may come back by reference when this host shares the

@@ -134,14 +134,24 @@ impl Log {
 /// message often quotes what a client sent, and a newline in a job's
 /// name must not start a line that looks like the log's own.
 fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
-    if !message.chars().any(char::is_control) {
+    escaped(message, |c| c == '\t')
+}
+
+/// `message` for a terminal: control characters escaped but line ends and
+/// tabs, so text from a job or a node (a column name, a task's error)
+/// cannot move the cursor, clear the screen or recolour what follows.
+pub fn printable(message: &str) -> std::borrow::Cow<'_, str> {
+    escaped(message, |c| c == '\t' || c == '\n')
+}
+
+fn escaped(message: &str, keep: fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    if !message.chars().any(|c| c.is_control() && !keep(c)) {
         return message.into();
     }
     message
         .chars()
         .map(|c| match c {
-            '\t' => "\t".to_string(),
-            c if c.is_control() => c.escape_default().to_string(),
+            c if c.is_control() && !keep(c) => c.escape_default().to_string(),
             c => c.to_string(),
         })
         .collect::<String>()
@@ -190,6 +200,10 @@ mod tests {
             "job x\\n2026-11-22T02:13:34.123Z INFO relay[1] forged\\r\\u{0}\\u{1b}[31m"
         );
         assert_eq!(one_line("plain, tab\tand é"), "plain, tab\tand é");
+        assert_eq!(
+            printable("two\nlines, \u{1b}[2Jno clear"),
+            "two\nlines, \\u{1b}[2Jno clear"
+        );
     }
 
     #[test]

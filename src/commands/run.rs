@@ -15,6 +15,17 @@ use std::time::{Duration, Instant};
 /// Rows shown in the preview.
 const PREVIEW_ROWS: usize = 5;
 
+/// Prints a line of the run's report: text from the job and its nodes
+/// made printable (no terminal escapes), and a stdout that has closed
+/// (`rtl run ... | head`) ignored, so the run goes on to write its result.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stdout(), "{}", rtl_log::printable(&line));
+    }};
+}
+
 pub fn run(
     config: &Config,
     files: &[PathBuf],
@@ -23,6 +34,12 @@ pub fn run(
     plots: Option<&Path>,
     connect: bool,
 ) -> Result<ExitCode, String> {
+    // A reader of the report that goes away must not end the run before
+    // it writes --out and --plots: writes to a closed pipe fail instead.
+    // SAFETY: signal(2) only sets this process's action for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     if let Some(out) = out {
         if files.len() > 1 {
             return Err("--out takes one job file; give each job a `write` task instead".into());
@@ -44,7 +61,7 @@ pub fn run(
             Ok(plan) => {
                 problems.extend(rtl_tasks::check(&plan));
                 for warning in rtl_tasks::warnings(&plan) {
-                    println!("warning: {warning}");
+                    say!("warning: {warning}");
                 }
                 plans.push(plan);
             }
@@ -83,22 +100,22 @@ pub fn run(
     }
     for (file, plan) in files.iter().zip(&plans) {
         if files.len() > 1 {
-            println!("== {}", file.display());
+            say!("== {}", file.display());
         }
         let started = Instant::now();
         let failed = |e: Error| format!("job {} failed: {e}", file.display());
         let handle = transform.start_with(plan, None).map_err(failed)?;
         // The id ties the run to its log lines and to its charts on the
         // plot page, which shows its first 8 digits as "run 1a2b3c4d".
-        println!("Job: {}", handle.id());
+        say!("Job: {}", handle.id());
         let table = transform
             .follow(handle, &mut |event| match (&event.message, event.ms) {
-                (Some(message), _) => println!("{}: {message}", event.task),
-                (None, None) => println!("Running: {}", event.task),
-                (None, Some(ms)) => println!("Completed: {ms:.3} ms {}", event.task),
+                (Some(message), _) => say!("{}: {message}", event.task),
+                (None, None) => say!("Running: {}", event.task),
+                (None, Some(ms)) => say!("Completed: {ms:.3} ms {}", event.task),
             })
             .map_err(failed)?;
-        println!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
+        say!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
         if let Some(out) = out {
             formats::write(&table, &out.to_path_buf(), &CsvOptions::default())?;
             let rows = match table.rows() {
@@ -106,18 +123,18 @@ pub fn run(
                 n => format!("{n} rows"),
             };
             match Format::of(out) {
-                Ok(Format::Csv) => println!(
+                Ok(Format::Csv) => say!(
                     "Wrote {rows} to {} (column types in {})",
                     out.display(),
                     out.with_extension("meta").display()
                 ),
-                _ => println!("Wrote {rows} to {}", out.display()),
+                _ => say!("Wrote {rows} to {}", out.display()),
             }
         }
         if let Some(dir) = plots {
             for (job, chart) in transform.take_charts() {
                 let entry = rtl_plot::gallery::store(dir, &chart, job, config.plot_history)?;
-                println!(
+                say!(
                     "Drew chart {} to {}",
                     entry.name,
                     dir.join(format!("{}.svg", entry.file)).display()
@@ -150,7 +167,7 @@ fn connect_to_daemon(config: &Config) -> Result<Transform, Error> {
 fn print_preview(table: &Table) {
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    println!(
+    say!(
         "Result: {} x {}",
         plural(table.rows(), "row", "rows"),
         plural(table.width(), "column", "columns")
@@ -176,10 +193,10 @@ fn print_preview(table: &Table) {
                 format!("{:>width$}", c[row])
             })
             .collect();
-        println!("  {}", line.join("  "));
+        say!("  {}", line.join("  "));
     }
     if table.rows() > shown {
-        println!(
+        say!(
             "  ... {}",
             plural(table.rows() - shown, "more row", "more rows")
         );

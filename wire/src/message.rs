@@ -21,12 +21,12 @@ pub const VERSION: u32 = 1;
 
 /// What was wrong with CBOR bytes, in words for whoever wrote the sender
 /// (serde's own text, without the decoder's wrapping).
-fn plain<T: fmt::Debug>(e: ciborium::de::Error<T>) -> String {
+fn plain<T>(e: ciborium::de::Error<T>) -> String {
     match e {
         ciborium::de::Error::Semantic(_, what) => rtl_dsl::words::plain(&what),
         ciborium::de::Error::Syntax(at) => format!("not valid CBOR (at byte {at})"),
         ciborium::de::Error::RecursionLimitExceeded => "nested too deeply".into(),
-        ciborium::de::Error::Io(e) => format!("cut short ({e:?})"),
+        ciborium::de::Error::Io(_) => "cut short: the header ends before its last value".into(),
     }
 }
 
