@@ -110,6 +110,13 @@ fn execute_is_a_function_call() {
         }
         other => panic!("expected a job error, got {:?}", other.map(|t| t.rows())),
     }
+    // A relative folder is the client's working directory (the crate
+    // root, for a test), not the node's.
+    let relative = Plan::builder("tests/broken")
+        .task("open_array", serde_json::json!({"filename": "runs"}))
+        .build();
+    let runs = transform.execute(&relative).expect("a relative folder");
+    assert_eq!(runs.names().next(), Some("run"));
     for _ in 0..20 {
         assert_eq!(transform.execute(&plan).expect("execute").rows(), 4);
     }

@@ -100,8 +100,17 @@ impl<'a> Job<'a> {
     fn checked(self) -> Result<std::borrow::Cow<'a, Plan>, Error> {
         let (plan, problems) = match self {
             Job::Plan(plan) => {
-                return refuse(rtl_tasks::check_calls(plan))
-                    .map(|_| std::borrow::Cow::Borrowed(plan))
+                refuse(rtl_tasks::check_calls(plan))?;
+                // The folder is the client's: a relative one (as
+                // `Plan::builder(".")` gives) would mean the node's.
+                if plan.base_dir.is_absolute() {
+                    return Ok(std::borrow::Cow::Borrowed(plan));
+                }
+                let mut owned = plan.clone();
+                owned.base_dir = std::env::current_dir()
+                    .map(|here| here.join(&plan.base_dir))
+                    .unwrap_or_else(|_| plan.base_dir.clone());
+                return Ok(std::borrow::Cow::Owned(owned));
             }
             Job::File(path) => {
                 let plan = Plan::from_file(path).map_err(Error::Invalid)?;
