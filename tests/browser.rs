@@ -345,6 +345,31 @@ fn charts_arrive_by_job_without_a_reload_or_moving_the_reader() {
         "the name shows as written: {seen}"
     );
 
+    // The plot node is paused (SIGSTOP): it neither answers nor dies, and
+    // the page must not wait on it forever.
+    let status = daemon.rtl(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status");
+    let plot_pid = status["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["name"] == "plotnode")
+        .and_then(|s| s["pid"].as_u64())
+        .expect("a plot node") as u32;
+    common::signal(plot_pid, libc::SIGSTOP);
+    let paused = session.until(
+        "the page never noticed the paused plot node",
+        "return {offline: document.body.classList.contains('offline')}",
+        |s| s["offline"] == json!(true),
+    );
+    common::signal(plot_pid, libc::SIGCONT);
+    assert_eq!(paused["offline"], json!(true));
+    session.until(
+        "the page never came back with the plot node",
+        "return {offline: document.body.classList.contains('offline')}",
+        |s| s["offline"] == json!(false),
+    );
+
     // The plot node stops: the page says so, plainly.
     let out = daemon.rtl(&["stop"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -352,9 +352,14 @@ function show(charts) {
   }
 }
 let shown = "";
+let asking = false;
 async function refresh() {
+  // One question at a time, and none waits long: a plot node that is
+  // paused neither answers nor closes the connection.
+  if (asking) return;
+  asking = true;
   try {
-    const response = await fetch("charts.json", { cache: "no-store" });
+    const response = await fetch("charts.json", { cache: "no-store", signal: AbortSignal.timeout(3000) });
     if (!response.ok) throw new Error("status " + response.status);
     const charts = await response.json();
     const key = charts.map(c => c.file + "@" + c.stamp).join(",");
@@ -371,6 +376,8 @@ async function refresh() {
     status.textContent = "plot node not answering" +
       (lastAnswer ? " since " + lastAnswer.toLocaleTimeString() : "") +
       ": the charts below may be out of date; trying again every second";
+  } finally {
+    asking = false;
   }
 }
 zoom.addEventListener("click", () => { zoom.hidden = true; });
