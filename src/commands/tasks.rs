@@ -18,7 +18,7 @@ pub fn run(doc: Option<&str>) -> Result<ExitCode, String> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let task = lookup(name).ok_or_else(|| format!("no task `{name}`; `rtl tasks` lists them"))?;
+    let task = lookup(name).ok_or_else(|| rtl_tasks::unknown_task_message(name))?;
     println!("{}", task.name);
     if !task.aliases.is_empty() {
         println!("  also written: {}", task.aliases.join(", "));

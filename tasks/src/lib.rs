@@ -353,7 +353,8 @@ fn run_call(
     Ok(table)
 }
 
-fn unknown_task_message(name: &str) -> String {
+/// `unknown task `name``, with the closest name `rtl tasks` lists.
+pub fn unknown_task_message(name: &str) -> String {
     // Near any of a task's names, but suggested by the name `rtl tasks`
     // lists it under.
     let mut candidates: Vec<(usize, &str)> = registry()

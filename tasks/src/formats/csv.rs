@@ -167,9 +167,9 @@ pub fn read_text(
                 "the first row"
             };
             return Err(format!(
-                "{origin}:{}: row has {} fields but {against} has {}",
+                "{origin}:{}: row has {} but {against} has {}",
                 line(start),
-                fields.len(),
+                count(fields.len(), "field"),
                 names.len()
             ));
         }
@@ -294,6 +294,15 @@ fn quote_left_open(text: &str, delimiter: u8) -> bool {
         i += 1;
     }
     quoted
+}
+
+/// `1 field`, `2 fields`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// Names in backticks, comma separated.
@@ -504,7 +513,7 @@ mod tests {
     #[test]
     fn ragged_rows_name_file_and_line() {
         let err = read("a,b\n1,2\n3\n", b',', "data.csv").expect_err("ragged");
-        assert_eq!(err, "data.csv:3: row has 1 fields but the header has 2");
+        assert_eq!(err, "data.csv:3: row has 1 field but the header has 2");
         let err = read("", b',', "empty.csv").expect_err("empty");
         assert!(err.contains("empty.csv") && err.contains("empty"), "{err}");
     }
@@ -743,7 +752,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let err = read("a,b\n1,2\n\n3\n", b',', "r.csv").expect_err("ragged");
-        assert_eq!(err, "r.csv:4: row has 1 fields but the header has 2");
+        assert_eq!(err, "r.csv:4: row has 1 field but the header has 2");
         let err = read("a,b\n1,2\n\"3,4\n5,6\n", b',', "u.csv").expect_err("unclosed");
         assert_eq!(
             err,

@@ -317,6 +317,23 @@ pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), 
         }
     };
     let data = data.map_err(|e| fail(place.path(), e))?;
+    // The .meta's format writes `(` and `)` as `<@` and `@>`, so a name
+    // holding either would read back changed.
+    if let Some(name) = table
+        .names()
+        .find(|n| with_meta && (n.contains("<@") || n.contains("@>")))
+    {
+        data.abandon();
+        let way_out = if matches!(Format::of(place.path()), Ok(Format::Csv)) {
+            ", or give write \"meta\": false"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{}: column `{name}` cannot be named in a .meta, whose format reads `<@` and `@>` as parentheses; rename the column{way_out}",
+            meta.path().display()
+        ));
+    }
     if with_meta {
         let staged_meta = match stage(&meta, buffered(&write_meta)) {
             Ok(staged) => staged,

@@ -211,6 +211,16 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "{left:?}");
 
+        // A name the .meta's format cannot hold is refused, not changed.
+        let odd = Table::from_columns(vec![("x@>y".into(), Column::Int64(array![1]))]).expect("t");
+        let err = run(odd.clone(), &json!({"filename": "odd"}), &ctx).expect_err("@>");
+        assert!(
+            err.contains("column `x@>y` cannot be named in a .meta"),
+            "{err}"
+        );
+        assert!(!dir.join("odd.csv").exists());
+        run(odd, &json!({"filename": "odd", "meta": false}), &ctx).expect("without a .meta");
+
         // A .meta from an earlier write would give the new file old types.
         run(t.clone(), &json!({"filename": "again"}), &ctx).expect("write");
         assert!(dir.join("again.meta").is_file());
