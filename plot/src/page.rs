@@ -182,9 +182,9 @@ const PAGE: &str = r##"<!doctype html>
   section.job > h2 { font-size: 15px; font-weight: normal; color: #444; margin: 18px 0 8px; }
   section.job > h2 b { color: #1f3b57; }
   .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 520px), 1fr)); gap: 16px; }
-  figure.chart { background: #fff; margin: 0; padding: 10px; border: 1px solid #ddd; }
+  figure.chart { background: #fff; margin: 0; padding: 10px; border: 1px solid #ddd; min-width: 0; }
   figure.chart img { width: 100%; height: auto; display: block; cursor: zoom-in; aspect-ratio: 16 / 9; }
-  figcaption { font-size: 13px; color: #555; margin-top: 6px; }
+  figcaption { font-size: 13px; color: #555; margin-top: 6px; overflow-wrap: anywhere; }
   figcaption a { color: #1f3b57; margin-left: 8px; }
   figcaption .earlier { display: block; margin-top: 3px; }
   figcaption .earlier a { margin-left: 6px; }

@@ -137,10 +137,35 @@ fn fonts() -> Result<(), String> {
 
 /// How wide `text` is in tick labels, in pixels.
 fn text_width(text: &str) -> i32 {
-    (FONT, LABEL_FONT)
+    width_at(text, LABEL_FONT)
+}
+
+fn width_at(text: &str, size: f64) -> i32 {
+    (FONT, size)
         .into_font()
         .box_size(text)
-        .map_or(text.chars().count() as i32 * 8, |(w, _)| w as i32)
+        .map_or(text.chars().count() as i32 * size as i32, |(w, _)| w as i32)
+}
+
+/// `text` cut (with an ellipsis) to fit `width` pixels at `size`: a long
+/// chart name or caption would run off the picture.
+fn fitted(text: &str, size: f64, width: i32) -> String {
+    if width_at(text, size) <= width {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    // The longest start that fits, found by halving.
+    let (mut fits, mut too_long) = (0, chars.len());
+    while too_long - fits > 1 {
+        let mid = (fits + too_long) / 2;
+        let candidate: String = chars[..mid].iter().chain(['…'].iter()).collect();
+        if width_at(&candidate, size) <= width {
+            fits = mid;
+        } else {
+            too_long = mid;
+        }
+    }
+    chars[..fits].iter().chain(['…'].iter()).collect()
 }
 
 /// A tick label: short, and in exponent form only when it must be.
@@ -159,6 +184,33 @@ fn number(v: f64) -> String {
     let text = format!("{v:.4}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     text.to_string()
+}
+
+/// The labels of `ticks` and the axis's description: short numbers, or,
+/// where those would read alike (a range of 1 to 1.000000000009, epoch
+/// seconds a minute apart), each tick's offset from the first, which the
+/// description names.
+fn labelled(ticks: &[f64], description: &str) -> (Vec<String>, String) {
+    let plain: Vec<String> = ticks.iter().map(|t| number(*t)).collect();
+    let distinct = plain.windows(2).all(|w| w[0] != w[1]);
+    if distinct || ticks.len() < 2 {
+        return (plain, description.to_string());
+    }
+    let base = ticks[0];
+    let labels = ticks
+        .iter()
+        .map(|t| match t - base {
+            d if d == 0.0 => "0".to_string(),
+            d => format!("+{}", number(d)),
+        })
+        .collect();
+    let offset = format!("offset from {base}");
+    let description = if description.is_empty() {
+        offset
+    } else {
+        format!("{description} ({offset})")
+    };
+    (labels, description)
 }
 
 /// One axis's ticks: where, what each says, where faint lines go between
@@ -221,13 +273,14 @@ fn x_axis(chart: &Chart, width: i32) -> Axis {
         }
     }
     let ticks = number_ticks(lo, hi, |ticks, step| {
-        let widest = ticks.iter().map(|t| text_width(&number(*t))).max();
+        let widest = labelled(ticks, "").0.iter().map(|l| text_width(l)).max();
         px(step) >= f64::from((widest.unwrap_or(0) + LABEL_GAP).max(X_TICK_GAP))
     });
+    let (labels, description) = labelled(&ticks, &chart.x_label);
     Axis {
-        labels: ticks.iter().map(|t| number(*t)).collect(),
+        labels,
         ticks,
-        description: chart.x_label.clone(),
+        description,
         ..Axis::default()
     }
 }
@@ -398,10 +451,11 @@ fn y_axis(chart: &Chart, height: i32) -> Axis {
         }),
         Scale::Log => return log_axis(chart, height),
     };
+    let (labels, description) = labelled(&ticks, &chart.y_label);
     Axis {
-        labels: ticks.iter().map(|t| number(*t)).collect(),
+        labels,
         ticks,
-        description: chart.y_label.clone(),
+        description,
         ..Axis::default()
     }
 }
@@ -413,13 +467,33 @@ fn log_axis(chart: &Chart, height: i32) -> Axis {
     let [lo, hi] = chart.y_range;
     let (a, b) = (lo.log10(), hi.log10());
     let at = |v: f64| (v.log10() - a) / (b - a) * f64::from(height);
-    let mut ticks: Vec<f64> = (a.ceil() as i32..=b.floor() as i32)
+    // Over many decades, every n-th power of ten (n of 1, 2, 5, 10, 20,
+    // ...), so labels keep their distance; the faint lines then mark the
+    // powers between, and the multiples only where a decade has room.
+    let decade = f64::from(height) / (b - a);
+    let stride = [1, 2, 5, 10, 20, 50, 100, 200, 500]
+        .into_iter()
+        .find(|n| f64::from(*n) * decade >= f64::from(Y_TICK_GAP))
+        .unwrap_or(1000);
+    let powers = a.ceil() as i32..=b.floor() as i32;
+    let mut ticks: Vec<f64> = powers
+        .clone()
+        .filter(|k| k % stride == 0)
         .map(|k| 10f64.powi(k))
         .collect();
-    let light: Vec<f64> = (a.floor() as i32..=b.floor() as i32)
-        .flat_map(|k| (2..10).map(move |m| f64::from(m) * 10f64.powi(k)))
-        .filter(|v| (lo..=hi).contains(v))
-        .collect();
+    let light: Vec<f64> = if decade >= 40.0 {
+        (a.floor() as i32..=b.floor() as i32)
+            .flat_map(|k| (2..10).map(move |m| f64::from(m) * 10f64.powi(k)))
+            .filter(|v| (lo..=hi).contains(v))
+            .collect()
+    } else if decade >= 4.0 {
+        powers
+            .filter(|k| k % stride != 0)
+            .map(|k| 10f64.powi(k))
+            .collect()
+    } else {
+        Vec::new()
+    };
     if ticks.len() < 2 {
         ticks = (a.floor() as i32..=b.floor() as i32)
             .flat_map(|k| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(k)))
@@ -499,7 +573,7 @@ fn draw<DB: DrawingBackend>(
     let (upper, footer) = root.split_vertically(SIZE.1 - FOOTER);
     footer
         .draw(&Text::new(
-            chart.caption.clone(),
+            fitted(&chart.caption, 14.0, SIZE.0 as i32 - 28),
             (14, 6),
             (FONT, 14).into_font().color(&RGBColor(90, 90, 90)),
         ))
@@ -540,7 +614,14 @@ fn draw<DB: DrawingBackend>(
     );
     let mut builder = ChartBuilder::on(&area);
     builder
-        .caption(&chart.title, (FONT, 24).into_font().style(FontStyle::Bold))
+        .caption(
+            fitted(
+                &chart.title,
+                26.0,
+                area.dim_in_pixel().0 as i32 - 2 * MARGIN as i32,
+            ),
+            (FONT, 24).into_font().style(FontStyle::Bold),
+        )
         .margin(MARGIN)
         .x_label_area_size(x_area)
         .y_label_area_size(Y_LABELS);
@@ -937,19 +1018,36 @@ mod tests {
         c.layers.iter_mut().for_each(|l| l.y = vec![21.0, 40.0]);
         c.fit_axes();
         assert_eq!(log_axis(&c, 400).labels, ["20", "50", "60"]);
-        // Many decades: each power once.
+        // Many decades: powers of ten far enough apart to read, each once.
         c.layers[0].y = vec![1e-3, 1e9];
         c.fit_axes();
         let axis = log_axis(&c, 400);
         let mut once = axis.labels.clone();
         once.dedup();
         assert_eq!(once, axis.labels);
-        assert_eq!(axis.labels.first().map(String::as_str), Some("0.001"));
+        assert_eq!(axis.labels[..3], ["0.01", "1", "100"], "every other power");
+        // All of f64's range: a label every 50 decades, no grey mesh.
+        c.layers[0].y = vec![1.0, 1e308];
+        c.fit_axes();
+        let axis = log_axis(&c, 400);
         assert!(
-            axis.labels.contains(&"1e9".to_string()),
+            axis.labels.len() <= 400 / Y_TICK_GAP as usize,
             "{:?}",
             axis.labels
         );
+        assert!(axis.light.len() < 100, "{} faint lines", axis.light.len());
+    }
+
+    #[test]
+    fn ticks_that_would_read_alike_show_their_offsets() {
+        let (labels, description) = labelled(&[1.0, 1.0 + 2e-12, 1.0 + 4e-12], "y");
+        assert_eq!(labels, ["0", "+2e-12", "+4e-12"]);
+        assert_eq!(description, "y (offset from 1)");
+        let (labels, description) = labelled(&[1.7648e9, 1.7648e9 + 60.0], "");
+        assert_eq!(labels, ["0", "+60"]);
+        assert_eq!(description, "offset from 1764800000");
+        let (labels, _) = labelled(&[0.5, 1.0], "x");
+        assert_eq!(labels, ["0.5", "1"]);
     }
 
     #[test]
