@@ -199,9 +199,12 @@ fn labelled(ticks: &[f64], description: &str) -> (Vec<String>, String) {
     let base = ticks[0];
     let labels = ticks
         .iter()
-        .map(|t| match t - base {
-            d if d == 0.0 => "0".to_string(),
-            d => format!("+{}", number(d)),
+        .map(|t| {
+            if *t == base {
+                "0".to_string()
+            } else {
+                format!("+{}", number(t - base))
+            }
         })
         .collect();
     let offset = format!("offset from {base}");
