@@ -144,7 +144,9 @@ fn a_python_client_round_trips_a_table() {
     }
     let daemon = Daemon::start("python");
     let endpoint = endpoint(&daemon.home);
-    let (out, _) = run(&mut client(&daemon.home.dir(), &["--endpoint", &endpoint]));
+    // The relay's port comes from the environment, as rtl's own does.
+    let port = daemon.home.port("RTL_RELAY_PORT").to_string();
+    let (out, _) = run(client(&daemon.home.dir(), &[]).env("RTL_RELAY_PORT", &port));
     let table = result(&out);
     assert_eq!(table["id"], serde_json::json!([0, 1, 2, 3, 4]));
     assert_eq!(table["value"][1], -1.25);

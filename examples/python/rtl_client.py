@@ -289,7 +289,12 @@ def param(text):
 
 def main():
     parser = Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", default="tcp://127.0.0.1:19000", help="the relay, tcp://HOST:PORT")
+    # The same defaults as rtl's: relay_addr and relay_port, from the
+    # environment when set there.
+    default = "tcp://{}:{}".format(os.environ.get("RTL_RELAY_ADDR", "127.0.0.1"),
+                                   os.environ.get("RTL_RELAY_PORT", "19000"))
+    parser.add_argument("--endpoint", default=default,
+                        help="the relay, tcp://HOST:PORT (default " + default + ": $RTL_RELAY_ADDR and $RTL_RELAY_PORT when set)")
     parser.add_argument("--job", help="a job file as `rtl run` takes (JSON, .toml, or - for JSON on stdin)")
     parser.add_argument("--set", type=param, action="append", default=[], metavar="NAME=VALUE",
                         help="give a job parameter a value, as `rtl run --set` does")

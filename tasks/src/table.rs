@@ -312,7 +312,8 @@ impl Table {
     /// Replaces the column called `name` in place, or appends it.
     pub fn set_column(&mut self, name: impl Into<String>, column: Column) -> Result<(), String> {
         let name = name.into();
-        let others = self.columns.iter().filter(|(n, _)| *n != name).count();
+        let at = self.columns.iter().position(|(n, _)| *n == name);
+        let others = self.columns.len() - usize::from(at.is_some());
         if others > 0 && column.len() != self.rows() {
             return Err(format!(
                 "column {name:?} has {} rows but the table has {}",
@@ -320,8 +321,8 @@ impl Table {
                 self.rows()
             ));
         }
-        match self.columns.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, slot)) => *slot = column,
+        match at {
+            Some(i) => self.columns[i].1 = column,
             None => self.columns.push((name, column)),
         }
         Ok(())
