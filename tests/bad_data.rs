@@ -55,7 +55,7 @@ fn bad_files_get_errors_that_name_them() {
         &open(&dir, "ragged", "csv"),
         &[
             &format!("{ragged}:3"),
-            "1 fields but the header has 2",
+            "1 field but the header has 2",
             "open_array",
         ],
     );

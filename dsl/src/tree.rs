@@ -336,7 +336,13 @@ impl Parser<'_> {
             Ok(n) => Ok(Kind::Number(n)),
             Err(_) => {
                 self.i = start;
-                Err(self.error(&format!("{text:?} is not a JSON number")))
+                let why = match text.parse::<f64>() {
+                    Ok(x) if x.is_infinite() => {
+                        format!("{text} is too large: a number in a job is at most about 1.8e308")
+                    }
+                    _ => format!("{text:?} is not a JSON number"),
+                };
+                Err(self.error(&why))
             }
         }
     }
@@ -427,6 +433,22 @@ fn utf8_len(first: u8) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_past_f64_is_too_large_not_malformed() {
+        let err = parse_json("[1e999]").expect_err("too large");
+        assert!(
+            err.message.starts_with("1e999 is too large"),
+            "{}",
+            err.message
+        );
+        let err = parse_json("[1e]").expect_err("malformed");
+        assert!(
+            err.message.contains("is not a JSON number"),
+            "{}",
+            err.message
+        );
+    }
 
     #[test]
     fn numbers_are_the_nearest_double() {

@@ -108,13 +108,7 @@ pub fn sample(place: &impl Place, csv: &CsvOptions) -> Result<Table, String> {
 /// The first `limit` bytes of a file (all of it when None), and whether
 /// that is all of it.
 fn head(place: &impl Place, limit: Option<usize>) -> Result<(Vec<u8>, bool), String> {
-    let fail = |e: std::io::Error| {
-        format!(
-            "cannot read {}: {}",
-            place.path().display(),
-            rtl_dsl::words::io(&e)
-        )
-    };
+    let fail = |e: std::io::Error| cannot_read(place.path(), &e);
     let file = place.open().map_err(fail)?;
     let mut bytes = Vec::new();
     match limit {
@@ -134,6 +128,31 @@ fn head(place: &impl Place, limit: Option<usize>) -> Result<(Vec<u8>, bool), Str
 
 /// The most a check reads of a text table, however long its first rows.
 const SAMPLE_MOST: usize = 64 << 20;
+
+/// `cannot read PATH: why`; for a file that is not there, with the file
+/// of its folder whose name is nearest (`sensor.csv`: did you mean
+/// `sensors.csv`?).
+pub(crate) fn cannot_read(path: &Path, e: &std::io::Error) -> String {
+    let mut message = format!("cannot read {}: {}", path.display(), rtl_dsl::words::io(e));
+    if e.kind() == std::io::ErrorKind::NotFound {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let names: Vec<String> = path
+            .parent()
+            .and_then(|dir| std::fs::read_dir(dir).ok())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect();
+        if let Some(near) = crate::closest(name, names.iter().map(String::as_str)) {
+            message.push_str(&format!("; did you mean {near}?"));
+        }
+    }
+    message
+}
 
 /// Where the part of a text table that `rtl check` reads ends: the first
 /// [`SAMPLE_BYTES`], or twice, four times as many... (up to 64 MiB) until
@@ -216,7 +235,7 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
     };
     match format {
         Format::Csv => {
-            let file = place.open().map_err(|e| format!("cannot read {origin}: {}", rtl_dsl::words::io(&e)))?;
+            let file = place.open().map_err(|e| cannot_read(path, &e))?;
             let (raw, whole) = text_head(std::io::BufReader::new(file), limit.is_some())
                 .map_err(|e| format!("cannot read {origin}: {}", rtl_dsl::words::io(&e)))?;
             let text = std::str::from_utf8(&raw).map_err(|e| {
@@ -257,7 +276,7 @@ fn load(place: &impl Place, options: &CsvOptions, limit: Option<usize>) -> Resul
             npy::read_npy(&bytes, &name, &origin, !whole)
         }
         Format::Npz => {
-            let file = place.open().map_err(|e| format!("cannot read {origin}: {}", rtl_dsl::words::io(&e)))?;
+            let file = place.open().map_err(|e| cannot_read(path, &e))?;
             npy::read_npz(std::io::BufReader::new(file), &origin, limit)
         }
         Format::Json => Err(format!("{origin}: rtl writes .json tables but does not read them; use open with encoding for JSON lines")),
@@ -486,6 +505,12 @@ mod tests {
             .contains("needs its .meta"));
         let fake = dir.join("fake.csv");
         std::fs::write(&fake, [0x93, b'N', 0xff, 0xfe]).expect("fake");
+        // A file that is not there: the nearest name beside it.
+        let err = read(&dir.join("fakes.csv"), &CsvOptions::default()).expect_err("missing");
+        assert!(
+            err.ends_with("No such file or directory; did you mean fake.csv?"),
+            "{err}"
+        );
         assert!(read(&fake, &CsvOptions::default())
             .expect_err("binary")
             .contains("not UTF-8"));

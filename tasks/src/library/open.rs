@@ -78,7 +78,7 @@ fn load(args: &Value, ctx: &Context, sample: bool) -> Result<Table, String> {
     let origin = place.path().display().to_string();
     let file = place
         .open()
-        .map_err(|e| format!("cannot read {origin}: {}", rtl_dsl::words::io(&e)))?;
+        .map_err(|e| formats::cannot_read(place.path(), &e))?;
     let reader: Box<dyn Read> = if args.compression {
         Box::new(flate2::read::ZlibDecoder::new(std::io::BufReader::new(
             file,
@@ -133,7 +133,7 @@ fn json_lines(text: &str, origin: &str) -> Result<Table, String> {
             continue;
         }
         let value: Value = serde_json::from_str(line)
-            .map_err(|e| format!("{origin}:{}: not valid JSON: {e}", index + 1))?;
+            .map_err(|e| format!("{origin}:{}:{}: not valid JSON", index + 1, e.column()))?;
         let fields: Vec<(String, Value)> = match value {
             Value::Object(map) => map.into_iter().collect(),
             Value::Array(items) => items
@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(t.names().collect::<Vec<_>>(), ["0", "1"]);
         std::fs::write(dir.join("bad.jsonl"), "{\"a\": 1}\n{oops}\n").expect("write");
         let err = open(&dir, json!({"file": "bad.jsonl", "encoding": true})).expect_err("bad");
-        assert!(err.contains("bad.jsonl:2: not valid JSON"), "{err}");
+        assert!(err.contains("bad.jsonl:2:2: not valid JSON"), "{err}");
     }
 
     #[test]
