@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{kill, null_job, text, write_job, Daemon, Home};
+use common::{kill, null_job, text, Daemon, Home};
 use rtl_dsl::Plan;
 use rtl_wire::auth::Secret;
 use rtl_wire::{Body, Done, Envelope, Kind, Message, NodeInfo};
@@ -70,40 +70,50 @@ fn listen(socket: &zmq::Socket, wait: Duration) -> Vec<Kind> {
     }
 }
 
-/// A job that stays running until its FIFO (returned too) is read: its
-/// second stage writes into it.
-fn job_held_open(scratch: &common::Scratch) -> (Plan, std::path::PathBuf) {
-    // The null job's data.
-    null_job(scratch);
-    let dir = &scratch.0;
-    let fifo = dir.join("held.csv");
-    let c_path = std::ffi::CString::new(fifo.to_str().expect("path")).expect("path");
-    // SAFETY: mkfifo on a path we own.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
-    let held = write_job(
-        dir,
-        "held",
-        r#"{"0": {"tasks": {"open_array": {"filename": "sensors", "path": "data"}}},
-            "1": {"tasks": {"write": {"filename": "held", "path": "."}}}}"#,
-    );
-    (Plan::from_file(&held).expect("plan"), fifo)
+/// A job that stays running until released: the daemon's task nodes are
+/// paused (SIGSTOP, by the pids we started) before it is sent, so its work
+/// waits on a node; releasing them (SIGCONT) lets it finish. The daemon
+/// must give paused nodes time (`RTL_NODE_TIMEOUT_MS`).
+struct Held(Vec<u32>);
+
+impl Held {
+    fn new(daemon: &Daemon) -> (Plan, Held) {
+        let nodes = daemon.home.pids_of("tasknode");
+        for pid in &nodes {
+            common::signal(*pid, libc::SIGSTOP);
+        }
+        let plan = Plan::from_file(&null_job(&daemon.home.scratch)).expect("plan");
+        (plan, Held(nodes))
+    }
+
+    fn release(&self) {
+        for pid in &self.0 {
+            common::signal(*pid, libc::SIGCONT);
+        }
+    }
 }
 
-/// Lets a job held by [`job_held_open`] finish.
-fn release(fifo: &Path) {
-    let _ = std::fs::read(fifo);
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 #[test]
 fn a_departed_clients_routing_id_gets_its_taker_nothing() {
-    let daemon = guarded_daemon("client-id-reuse");
+    let home = Home::new("client-id-reuse")
+        .with("RTL_PLOT_WORKERS", "0")
+        .with("RTL_NODE_TIMEOUT_MS", "60000");
+    let out = home.rtl(&["keygen"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let daemon = Daemon::start_in(home);
     let config = daemon.home.config();
     let secret = Secret::load(&config.secret_path())
         .expect("secret")
         .expect("a secret");
     let ctx = zmq::Context::new();
     let endpoint = config.client_endpoint();
-    let (plan, fifo) = job_held_open(&daemon.home.scratch);
+    let (plan, held) = Held::new(&daemon);
 
     // The victim proves the secret, submits a job and goes away mid-job.
     let id = b"victim-client-id".to_vec();
@@ -142,7 +152,7 @@ fn a_departed_clients_routing_id_gets_its_taker_nothing() {
     );
     assert!(!got.is_empty(), "not even challenged");
 
-    release(&fifo);
+    held.release();
     // The relay let the job go with its client, and serves others.
     let out = daemon.rtl(&[
         "run",
