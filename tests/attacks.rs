@@ -8,7 +8,6 @@ use common::{kill, null_job, text, Daemon, Home};
 use rtl_dsl::Plan;
 use rtl_wire::auth::Secret;
 use rtl_wire::{Body, Done, Envelope, Kind, Message, NodeInfo};
-use std::path::Path;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
