@@ -137,7 +137,7 @@ pub fn run(
                     busy.tasks,
                     limit.as_millis()
                 ));
-                link.answer(busy.timed_out(limit), &log, |refs| {
+                link.answer(busy.timed_out(limit), &log, &mut |refs| {
                     discard(tools.cache.as_ref(), refs)
                 });
                 info.envelopes += 1;
@@ -172,7 +172,7 @@ pub fn run(
                 if is_answer(&env) {
                     info.envelopes += 1;
                 }
-                link.answer(env, &log, |refs| discard(tools.cache.as_ref(), refs));
+                link.answer(env, &log, &mut |refs| discard(tools.cache.as_ref(), refs));
             }
         }
         if from_relay {
@@ -196,7 +196,9 @@ pub fn run(
                         if work.is_quick() {
                             let answer = serve(work, &tools, &log, &mut |e| link.send(e, &log));
                             info.envelopes += 1;
-                            link.answer(answer, &log, |refs| discard(tools.cache.as_ref(), refs));
+                            link.answer(answer, &log, &mut |refs| {
+                                discard(tools.cache.as_ref(), refs)
+                            });
                         } else {
                             waiting.push_back(work);
                         }

@@ -310,15 +310,9 @@ impl Connection {
         env.send(&mut self.socket, None)
     }
 
-    /// Sends without waiting: EAGAIN when the relay cannot take it now.
-    /// While the relay is away libzmq keeps what is sent for it, up to its
-    /// high-water mark.
-    pub fn send_now(&mut self, env: Envelope) -> Result<(), zmq::Error> {
-        env.send_now(&mut self.socket, None)
-    }
-
-    /// Sends without waiting; when there is no room now, the envelope
-    /// comes back to send later (see [`Envelope::send_or_keep`]).
+    /// Sends without waiting; when there is no room now (the relay is
+    /// away, or slower than this peer), the envelope comes back to send
+    /// later (see [`Envelope::send_or_keep`]).
     pub fn send_or_keep(
         &mut self,
         env: Envelope,

@@ -87,30 +87,15 @@ impl RelayLink {
     /// [`RelayLink::flush`]; past [`PROGRESS_KEPT`] waiting, progress
     /// messages are left out (and the log says how many).
     pub fn send(&mut self, env: Envelope, log: &Log) {
-        self.answer(env, log, |_| {});
+        self.answer(env, log, &mut |_| {});
     }
 
-    /// Sends an answer, after what waits; when it cannot go at all,
+    /// Sends an answer, after what waits; when one cannot go at all,
     /// `undelivered` gets the cache entries its table was written to, to
     /// delete them, since no one else will read them.
-    pub fn answer(&mut self, env: Envelope, log: &Log, undelivered: impl FnOnce(&[String])) {
-        self.flush(log, &mut |_| {});
-        if self.waiting.is_empty() {
-            match self.connection.send_or_keep(env) {
-                Ok(()) => return,
-                Err((zmq::Error::EAGAIN, Some(env))) => return self.keep(*env, log),
-                Err((e, unsent)) => {
-                    log.warn(format!(
-                        "could not send to the relay ({e}); a message is dropped"
-                    ));
-                    if let Some(env) = unsent {
-                        undelivered(env.body.keys());
-                    }
-                    return;
-                }
-            }
-        }
+    pub fn answer(&mut self, env: Envelope, log: &Log, undelivered: &mut dyn FnMut(&[String])) {
         self.keep(env, log);
+        self.flush(log, undelivered);
     }
 
     fn keep(&mut self, env: Envelope, log: &Log) {
