@@ -539,9 +539,15 @@ impl Cache {
         if unsafe { lmdb_sys::mdb_env_get_fd(env.env(), &mut fd) } != 0 || fd < 0 {
             return Ok(());
         }
-        // SAFETY: LMDB's own open descriptor of its data file; fallocate
-        // only gives the range blocks, never changes what is in it.
-        let rc = unsafe { libc::posix_fallocate(fd, 0, want as libc::off_t) };
+        // fallocate(2), not posix_fallocate: where the file system cannot
+        // allocate ahead, glibc's posix_fallocate writes to every block of
+        // the range instead, on every write transaction.
+        // SAFETY: LMDB's own open descriptor of its data file; mode 0 only
+        // gives the range blocks, never changes what is in it.
+        let rc = match unsafe { libc::fallocate(fd, 0, 0, want as libc::off_t) } {
+            0 => 0,
+            _ => std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        };
         match rc {
             0 => Ok(()),
             // A file system that cannot allocate ahead: nothing to do.
