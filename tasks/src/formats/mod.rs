@@ -145,6 +145,8 @@ pub(crate) fn cannot_read(path: &Path, e: &std::io::Error) -> String {
             .into_iter()
             .flatten()
             .flatten()
+            // A folder of millions of files costs a glance, not a crawl.
+            .take(10_000)
             .filter_map(|entry| entry.file_name().into_string().ok())
             .collect();
         if let Some(near) = crate::closest(name, names.iter().map(String::as_str)) {
@@ -303,47 +305,19 @@ pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), 
     let write_csv = |out: &mut dyn Write| self::csv::write(table, csv.delimiter, header, out);
     let write_meta =
         |out: &mut dyn Write| out.write_all(dat::write_meta(&dat::fields(table)).as_bytes());
-    // The table's file, and its .meta when it has one: each written whole
-    // beside its place, then both renamed into place, so a failed write
-    // (a full disk) leaves no half-written file and no empty .meta.
-    let (data, with_meta) = match Format::of(place.path())? {
-        Format::Csv => (stage(place, buffered(&write_csv)), csv.meta),
-        Format::Dat => (
-            stage(place, buffered(&|out| out.write_all(&dat::encode(table)))),
-            true,
-        ),
-        Format::Npz => (
-            stage(place, |file| {
-                npy::write_npz(table, file).map_err(std::io::Error::other)
-            }),
-            false,
-        ),
-        Format::Json => (
-            stage(
-                place,
-                buffered(&|out| {
-                    serde_json::to_writer(&mut *out, &json::to_value(table))
-                        .map_err(std::io::Error::from)
-                }),
-            ),
-            false,
-        ),
-        Format::Npy => {
-            return Err(format!(
-                "{}: a .npy file holds one array; write .npz for a table",
-                place.path().display()
-            ))
-        }
+    let format = Format::of(place.path())?;
+    let with_meta = match format {
+        Format::Csv => csv.meta,
+        Format::Dat => true,
+        Format::Npz | Format::Json | Format::Npy => false,
     };
-    let data = data.map_err(|e| fail(place.path(), e))?;
     // The .meta's format writes `(` and `)` as `<@` and `@>`, so a name
     // holding either would read back changed.
     if let Some(name) = table
         .names()
         .find(|n| with_meta && (n.contains("<@") || n.contains("@>")))
     {
-        data.abandon();
-        let way_out = if matches!(Format::of(place.path()), Ok(Format::Csv)) {
+        let way_out = if format == Format::Csv {
             ", or give write \"meta\": false"
         } else {
             ""
@@ -353,6 +327,30 @@ pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), 
             meta.path().display()
         ));
     }
+    // The table's file, and its .meta when it has one: each written whole
+    // beside its place, then both renamed into place, so a failed write
+    // (a full disk) leaves no half-written file and no empty .meta.
+    let data = match format {
+        Format::Csv => stage(place, buffered(&write_csv)),
+        Format::Dat => stage(place, buffered(&|out| out.write_all(&dat::encode(table)))),
+        Format::Npz => stage(place, |file| {
+            npy::write_npz(table, file).map_err(std::io::Error::other)
+        }),
+        Format::Json => stage(
+            place,
+            buffered(&|out| {
+                serde_json::to_writer(&mut *out, &json::to_value(table))
+                    .map_err(std::io::Error::from)
+            }),
+        ),
+        Format::Npy => {
+            return Err(format!(
+                "{}: a .npy file holds one array; write .npz for a table",
+                place.path().display()
+            ))
+        }
+    };
+    let data = data.map_err(|e| fail(place.path(), e))?;
     if with_meta {
         let staged_meta = match stage(&meta, buffered(&write_meta)) {
             Ok(staged) => staged,
@@ -362,7 +360,7 @@ pub fn write(table: &Table, place: &impl Place, csv: &CsvOptions) -> Result<(), 
             }
         };
         staged_meta.commit().map_err(|e| fail(meta.path(), e))?;
-    } else if matches!(Format::of(place.path()), Ok(Format::Csv)) {
+    } else if format == Format::Csv {
         // A .meta left from an earlier write would be read with this file
         // and give it the old names and types.
         if let Err(e) = meta.remove() {
