@@ -451,8 +451,8 @@ mod tests {
         Plan {
             stages: stages
                 .iter()
-                .map(|tasks| Stage {
-                    tasks: tasks.iter().map(|n| TaskCall::new(*n, json!({}))).collect(),
+                .map(|tasks| {
+                    Stage::new(tasks.iter().map(|n| TaskCall::new(*n, json!({}))).collect())
                 })
                 .collect(),
             base_dir: Default::default(),
@@ -587,7 +587,7 @@ mod tests {
     /// One stage of these calls.
     fn one_stage(tasks: Vec<TaskCall>) -> Plan {
         Plan {
-            stages: vec![Stage { tasks }],
+            stages: vec![Stage::new(tasks)],
             base_dir: Default::default(),
             origin: String::new(),
         }

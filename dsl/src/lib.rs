@@ -9,17 +9,30 @@
 //!  "1": {"tasks": [{"null": {}}, {"null": {}}]}}
 //! ```
 //!
+//! Stages may instead be named, and say which stages' tables they take
+//! (a graph: fan-out, and fan-in through a combining task):
+//!
+//! ```json
+//! {"stages": {"load":   {"tasks": {"open_array": {"filename": "readings"}}},
+//!             "hot":    {"inputs": "load", "tasks": {"null": {}}},
+//!             "report": {"inputs": ["load", "hot"], "tasks": [{"concat": {}}]}}}
+//! ```
+//!
 //! This crate owns the syntax: stage order, task order, parameters, where a
 //! job came from (relative paths resolve against the job file's directory)
 //! and where in the text each stage, task and field was written, so that
-//! every [`Problem`] can point at it. It does not know which tasks exist or
-//! what their kwargs mean: the task library checks those.
+//! every [`Problem`] can point at it, and the job's [`Graph`]: which stage
+//! takes which, in what order they can run, which are results. It does
+//! not know which tasks exist or what their kwargs mean: the task library
+//! checks those.
 
 #![forbid(unsafe_code)]
 
+mod graph;
 mod tree;
 pub mod words;
 
+pub use graph::Graph;
 pub use tree::{parse_json, Kind, Node, Pos};
 
 use serde::{Deserialize, Serialize};
@@ -41,11 +54,36 @@ pub struct Plan {
     pub origin: String,
 }
 
-/// One stage: its tasks run in order on the stage's input table.
+/// One stage: its tasks run in order on the stage's input table (or, when
+/// it takes several, on what its first task, a combining one, makes of
+/// them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
+    /// Its name, in a job of named stages; empty in a numbered one, whose
+    /// stages go by their numbers ([`Plan::stage_name`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// The stages whose tables it takes, by number, in the order the job
+    /// lists them; None: the stage before it (none for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<u32>>,
     /// The stage's tasks, in the order they run.
     pub tasks: Vec<TaskCall>,
+    /// Where the stage was written; not sent.
+    #[serde(skip)]
+    pub at: Option<Pos>,
+}
+
+impl Stage {
+    /// A stage of these calls that takes the stage before it.
+    pub fn new(tasks: Vec<TaskCall>) -> Stage {
+        Stage {
+            name: String::new(),
+            inputs: None,
+            tasks,
+            at: None,
+        }
+    }
 }
 
 /// One task call: the task's name as written and its keyword arguments.
@@ -310,6 +348,7 @@ impl Plan {
                 origin,
                 base_dir,
                 problems,
+                Form::Numbered,
             );
         };
         let mut declared = None;
@@ -323,7 +362,7 @@ impl Plan {
             }
         }
         let values = Values::new(origin, declared, params, &mut problems);
-        let stages = match listed {
+        let (stages, form) = match listed {
             Some(list) => {
                 if let Some((key, at, _)) = numbered.first() {
                     problems.push(
@@ -334,26 +373,35 @@ impl Plan {
                     );
                 }
                 match &list.kind {
-                    Kind::Array(items) => items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, n)| (i.to_string(), n.at, n))
-                        .collect(),
+                    Kind::Array(items) => (
+                        items
+                            .iter()
+                            .enumerate()
+                            .map(|(i, n)| (i.to_string(), n.at, n))
+                            .collect(),
+                        Form::Numbered,
+                    ),
+                    Kind::Object(named) => {
+                        (named_stages(named, origin, &mut problems), Form::Named)
+                    }
                     _ => {
                         problems.push(
                             problem(format!(
-                                "\"stages\" is a list of stages, found {}",
+                                "\"stages\" is a list of stages, or an object of named stages, found {}",
                                 list.describe()
                             ))
                             .at(list.at),
                         );
-                        Vec::new()
+                        (Vec::new(), Form::Numbered)
                     }
                 }
             }
-            None => ordered_stages(numbered, origin, &mut problems),
+            None => (
+                ordered_stages(numbered, origin, &mut problems),
+                Form::Numbered,
+            ),
         };
-        build(stages, &values, origin, base_dir, problems)
+        build(stages, &values, origin, base_dir, problems, form)
     }
 
     /// A plan of one stage with the given calls.
@@ -393,7 +441,7 @@ impl PlanBuilder {
     /// Appends a task to the current (last) stage, opening one if needed.
     pub fn task(mut self, name: &str, kwargs: Value) -> PlanBuilder {
         if self.plan.stages.is_empty() {
-            self.plan.stages.push(Stage { tasks: Vec::new() });
+            self.plan.stages.push(Stage::new(Vec::new()));
         }
         if let Some(stage) = self.plan.stages.last_mut() {
             stage.tasks.push(TaskCall::new(name, kwargs));
@@ -403,13 +451,30 @@ impl PlanBuilder {
 
     /// Opens the next stage.
     pub fn then(mut self) -> PlanBuilder {
-        self.plan.stages.push(Stage { tasks: Vec::new() });
+        self.plan.stages.push(Stage::new(Vec::new()));
+        self
+    }
+
+    /// Opens a stage named `name` that takes the stages named in
+    /// `inputs` (none: a source), which must be named before it. Once
+    /// one stage is named, name them all: the rest are named by number.
+    pub fn named(mut self, name: &str, inputs: &[&str]) -> PlanBuilder {
+        let found = |input: &&str| {
+            let at = self.plan.stages.iter().position(|s| s.name == *input);
+            // Not a stage: a number past the last, which checking reports.
+            at.map_or(u32::MAX, |i| i as u32)
+        };
+        let inputs = inputs.iter().map(found).collect();
+        let mut stage = Stage::new(Vec::new());
+        stage.name = name.to_string();
+        stage.inputs = Some(inputs);
+        self.plan.stages.push(stage);
         self
     }
 
     /// Appends a whole stage.
     pub fn stage(mut self, tasks: Vec<TaskCall>) -> PlanBuilder {
-        self.plan.stages.push(Stage { tasks });
+        self.plan.stages.push(Stage::new(tasks));
         self
     }
 
@@ -514,43 +579,123 @@ fn ordered_stages<'a>(
     numbered.into_values().collect()
 }
 
+/// How a job writes its stages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Numbered ("0", "1", ... or a list): a stage takes the one before
+    /// unless it names earlier ones.
+    Numbered,
+    /// An object of named stages: a stage takes what it names, and one
+    /// that names nothing is a source.
+    Named,
+}
+
+/// The stages of a `"stages"` object, in written order, each name checked.
+fn named_stages<'a>(
+    entries: &'a [(String, Option<Pos>, Node)],
+    origin: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, Option<Pos>, &'a Node)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut stages = Vec::with_capacity(entries.len());
+    for (name, at, node) in entries {
+        let fine = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !fine {
+            problems.push(
+                Problem::in_file(
+                    origin,
+                    format!("{name:?} cannot name a stage: stage names are letters, digits, `_` and `-`"),
+                )
+                .at(*at),
+            );
+        } else if !seen.insert(name.as_str()) {
+            problems.push(
+                Problem::in_file(
+                    origin,
+                    format!("stage `{name}` is written twice; each stage name appears once"),
+                )
+                .at(*at),
+            );
+        } else {
+            stages.push((name.clone(), *at, node));
+        }
+    }
+    stages
+}
+
+/// A stage's `inputs` as written: names and where each was.
+type InputNames = Vec<(String, Option<Pos>)>;
+
+/// The names in a stage's `inputs`: a list of names, or one name.
+fn input_names(node: &Node, form: Form) -> Result<InputNames, (String, Option<Pos>)> {
+    let name = |item: &Node| match &item.kind {
+        Kind::String(s) => Ok((s.clone(), item.at)),
+        // A numbered stage may be named by its number.
+        Kind::Number(n) if form == Form::Numbered && n.is_u64() => Ok((n.to_string(), item.at)),
+        _ => Err((
+            format!("`inputs` names stages in quotes, found {}", item.describe()),
+            item.at,
+        )),
+    };
+    match &node.kind {
+        Kind::Array(items) => items.iter().map(name).collect(),
+        Kind::String(_) => Ok(vec![name(node)?]),
+        _ => Err((
+            format!(
+                "`inputs` is a list of stage names (or one name), found {}",
+                node.describe()
+            ),
+            node.at,
+        )),
+    }
+}
+
 fn build(
     stages: Vec<(String, Option<Pos>, &Node)>,
     values: &Values,
     origin: &str,
     base_dir: PathBuf,
     mut problems: Vec<Problem>,
+    form: Form,
 ) -> Result<Plan, Problems> {
     if stages.is_empty() && problems.is_empty() {
         problems.push(Problem::in_file(origin, "the job has no stages"));
     }
     let mut built = Vec::with_capacity(stages.len());
-    for (key, at, node) in stages {
+    let mut named_inputs: Vec<Option<InputNames>> = Vec::with_capacity(stages.len());
+    for (key, at, node) in &stages {
         let here =
-            |message: String, at: Option<Pos>| Problem::in_file(origin, message).stage(&key).at(at);
+            |message: String, at: Option<Pos>| Problem::in_file(origin, message).stage(key).at(at);
         let Kind::Object(entries) = &node.kind else {
             problems.push(here(
                 format!(
                     "a stage is an object with a \"tasks\" key, found {}",
                     node.describe()
                 ),
-                node.at.or(at),
+                node.at.or(*at),
             ));
             continue;
         };
         let mut tasks_node = None;
+        let mut inputs = None;
         for (k, k_at, v) in entries {
-            if k == "tasks" {
-                tasks_node = Some(v);
-            } else {
-                problems.push(here(
-                    format!("unknown stage key {k:?}; a stage has only \"tasks\""),
+            match k.as_str() {
+                "tasks" => tasks_node = Some(v),
+                "inputs" => match input_names(v, form) {
+                    Ok(names) => inputs = Some(names),
+                    Err((message, at)) => problems.push(here(message, at.or(*k_at))),
+                },
+                _ => problems.push(here(
+                    format!("unknown stage key {k:?}; a stage has \"tasks\" and, to say which stages it takes, \"inputs\""),
                     *k_at,
-                ));
+                )),
             }
         }
         let Some(tasks_node) = tasks_node else {
-            problems.push(here("the stage has no \"tasks\"".into(), at));
+            problems.push(here("the stage has no \"tasks\"".into(), *at));
             continue;
         };
         let calls: Vec<(&String, Option<Pos>, &Node)> = match &tasks_node.kind {
@@ -582,7 +727,7 @@ fn build(
         let mut tasks = Vec::with_capacity(calls.len());
         for (name, name_at, kwargs) in calls {
             let kwargs = match &kwargs.kind {
-                Kind::Object(_) => values.fill(kwargs, &key, name, &mut problems),
+                Kind::Object(_) => values.fill(kwargs, key, name, &mut problems),
                 Kind::Null => Node {
                     at: kwargs.at,
                     kind: Kind::Object(Vec::new()),
@@ -607,17 +752,76 @@ fn build(
                 }),
             });
         }
-        built.push(Stage { tasks });
+        let mut stage = Stage::new(tasks);
+        stage.at = *at;
+        if form == Form::Named {
+            stage.name = key.clone();
+        }
+        built.push(stage);
+        named_inputs.push(inputs);
     }
     if problems.is_empty() {
-        Ok(Plan {
-            stages: built,
-            base_dir,
-            origin: origin.to_string(),
-        })
-    } else {
-        Err(Problems(problems))
+        let names: Vec<&str> = stages.iter().map(|(k, _, _)| k.as_str()).collect();
+        for (index, written) in named_inputs.into_iter().enumerate() {
+            let inputs = match (written, form) {
+                (Some(written), _) => {
+                    resolve_inputs(&written, index, &names, form, origin, &mut problems)
+                }
+                // A named stage that names nothing is a source.
+                (None, Form::Named) => Vec::new(),
+                (None, Form::Numbered) => continue,
+            };
+            built[index].inputs = Some(inputs);
+        }
     }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    let plan = Plan {
+        stages: built,
+        base_dir,
+        origin: origin.to_string(),
+    };
+    plan.graph()?;
+    Ok(plan)
+}
+
+/// The stage numbers a stage's `inputs` name; every name that is not a
+/// stage it may take is a problem.
+fn resolve_inputs(
+    written: &InputNames,
+    index: usize,
+    names: &[&str],
+    form: Form,
+    origin: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<u32> {
+    let mut inputs = Vec::with_capacity(written.len());
+    for (name, at) in written {
+        let here = |message: String| {
+            Problem::in_file(origin, message)
+                .stage(names[index])
+                .at(*at)
+                .field(Some("inputs".into()))
+        };
+        match names.iter().position(|n| n == name) {
+            Some(found) if form == Form::Numbered && found >= index => {
+                problems.push(here(format!(
+                    "stage {index} cannot take stage {found}: in a job of numbered stages a stage takes only earlier ones (write \"stages\" as an object of named stages to wire them in any order)"
+                )))
+            }
+            Some(found) => inputs.push(found as u32),
+            None => {
+                let hint = words::closest(name, names.iter().copied())
+                    .map_or(String::new(), |near| format!("did you mean {near}? "));
+                problems.push(here(format!(
+                    "no stage `{name}`; {hint}the job's stages are {}",
+                    names.join(", ")
+                )))
+            }
+        }
+    }
+    inputs
 }
 
 /// A job's parameters: declared defaults overridden by `--set` values.
@@ -937,6 +1141,104 @@ mod tests {
             &[],
         ));
         assert!(found[0].starts_with("bad.toml:1:"), "{found:?}");
+    }
+
+    const DIAMOND: &str = r#"{"stages": {
+  "load": {"tasks": {"open_array": {"filename": "r"}}},
+  "hot": {"inputs": ["load"], "tasks": {"null": {}}},
+  "means": {"inputs": "load", "tasks": {"null": {}}},
+  "report": {"inputs": ["hot", "means"], "tasks": [{"join": {"on": "s"}}]}
+}}"#;
+
+    #[test]
+    fn named_stages_make_a_graph() {
+        let plan = parse(DIAMOND).expect("parse");
+        let names: Vec<String> = (0..4).map(|i| plan.stage_name(i)).collect();
+        assert_eq!(names, ["load", "hot", "means", "report"]);
+        assert_eq!(plan.stages[0].inputs, Some(vec![]), "a source");
+        assert_eq!(plan.stages[3].inputs, Some(vec![1, 2]));
+        let graph = plan.graph().expect("graph");
+        assert_eq!(graph.consumers(0), [1, 2]);
+        assert_eq!(graph.results(), [3]);
+        assert_eq!(graph.waves(), [vec![0], vec![1, 2], vec![3]]);
+    }
+
+    #[test]
+    fn a_chain_is_unchanged_and_may_name_earlier_stages() {
+        let chain = parse(r#"[{"tasks": {"null": {}}}, {"tasks": {"null": {}}}]"#).expect("chain");
+        assert!(chain
+            .stages
+            .iter()
+            .all(|s| s.inputs.is_none() && s.name.is_empty()));
+        assert_eq!(chain.graph().expect("graph").results(), [1]);
+        let forked = parse(
+            r#"{"0": {"tasks": {"null": {}}}, "1": {"tasks": {"null": {}}}, "2": {"inputs": ["0"], "tasks": {"null": {}}}}"#,
+        )
+        .expect("fork");
+        assert_eq!(forked.inputs_of(1), [0]);
+        assert_eq!(forked.inputs_of(2), [0]);
+        assert_eq!(forked.graph().expect("graph").results(), [1, 2]);
+        let later = messages(parse(
+            r#"{"0": {"inputs": "1", "tasks": {"null": {}}}, "1": {"tasks": {"null": {}}}}"#,
+        ));
+        assert_eq!(
+            later,
+            ["job.json:1:18: stage 0, field inputs: stage 0 cannot take stage 1: in a job of numbered stages a stage takes only earlier ones (write \"stages\" as an object of named stages to wire them in any order)"]
+        );
+    }
+
+    #[test]
+    fn graph_mistakes_are_named_with_their_place() {
+        let unknown = messages(parse(
+            &DIAMOND.replace("[\"hot\", \"means\"]", "[\"hot\", \"mean\"]"),
+        ));
+        assert_eq!(
+            unknown,
+            ["job.json:5:32: stage report, field inputs: no stage `mean`; did you mean means? the job's stages are load, hot, means, report"]
+        );
+        let cycle = messages(parse(
+            r#"{"stages": {"a": {"inputs": "c", "tasks": {"null": {}}}, "b": {"inputs": "a", "tasks": {"null": {}}}, "c": {"inputs": "b", "tasks": {"null": {}}}}}"#,
+        ));
+        assert_eq!(
+            cycle,
+            ["job.json:1:13: stage a: the stages' inputs go round in a cycle: a -> b -> c -> a; a stage can only take stages that do not depend on it"]
+        );
+        let shapes = messages(parse(
+            r#"{"stages": {"a b": {"tasks": {"null": {}}}, "c": {"inputs": 3, "tasks": {"null": {}}}, "d": {"input": "c", "tasks": {"null": {}}}}}"#,
+        ));
+        assert_eq!(
+            shapes,
+            [
+                "job.json:1:13: \"a b\" cannot name a stage: stage names are letters, digits, `_` and `-`",
+                "job.json:1:61: stage c: `inputs` is a list of stage names (or one name), found a number",
+                "job.json:1:94: stage d: unknown stage key \"input\"; a stage has \"tasks\" and, to say which stages it takes, \"inputs\"",
+            ]
+        );
+        let twice = messages(parse(
+            r#"{"stages": {"a": {"tasks": {"null": {}}}, "b": {"inputs": ["a", "a"], "tasks": {"null": {}}}}}"#,
+        ));
+        assert_eq!(
+            twice,
+            ["job.json:1:43: stage b: `inputs` names `a` twice; a stage takes each input once"]
+        );
+    }
+
+    #[test]
+    fn a_built_graph_names_its_stages() {
+        let plan = Plan::builder("/jobs")
+            .named("a", &[])
+            .task("null", json!({}))
+            .named("b", &["a"])
+            .task("null", json!({}))
+            .named("c", &["a", "nope"])
+            .task("null", json!({}))
+            .build();
+        assert_eq!(plan.stages[1].inputs, Some(vec![0]));
+        let found = plan.graph().expect_err("nope").to_string();
+        assert!(
+            found.contains("stage c: `inputs` names a stage the job does not have"),
+            "{found}"
+        );
     }
 
     #[test]

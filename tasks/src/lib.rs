@@ -377,31 +377,8 @@ pub fn unknown_task_message(name: &str) -> String {
     }
 }
 
-/// The candidate nearest to `name` by edit distance, if one is near enough
-/// to be a likely misspelling.
-pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(d, c)| *d <= c.len().max(name.len()) / 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let next = (row[j] + 1).min(row[j + 1] + 1).min(prev + cost);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
-}
+pub use rtl_dsl::words::closest;
+use rtl_dsl::words::edit_distance;
 
 /// Decodes a call's kwargs into the task's kwargs struct. The error names
 /// the field: `bad kwargs at `operations[0].method`: unknown value ...`.
