@@ -37,6 +37,9 @@ pub fn run(doc: Option<&str>) -> Result<ExitCode, String> {
     let call = format!("{{\"{}\": {}}}", task.name, task.example);
     let job = match task.role {
         Role::Source { .. } => format!("{{\"0\": {{\"tasks\": {call}}}}}"),
+        Role::Combine(_) => format!(
+            "{{\"stages\": {{\n  \"a\": {{\"tasks\": {{\"open_array\": {{\"filename\": \"data\"}}}}}},\n  \"b\": {{\"tasks\": {{\"open_array\": {{\"filename\": \"data\"}}}}}},\n  \"both\": {{\"inputs\": [\"a\", \"b\"], \"tasks\": {call}}}}}}}"
+        ),
         _ => format!(
             "{{\"0\": {{\"tasks\": {{\"open_array\": {{\"filename\": \"data\"}}}}}},\n \"1\": {{\"tasks\": {call}}}}}"
         ),

@@ -1,7 +1,8 @@
 //! Checking a job before it runs, so that a mistake is reported with its
 //! place in the job file instead of surfacing half-way through a run.
 //!
-//! [`check`] follows the table through the stages: a source task yields a
+//! [`check`] follows the tables through the stages, each stage after its
+//! inputs (a combining task runs on its inputs' samples): a source task yields a
 //! sample of its file (header and first rows, or the `.meta`), each
 //! transform runs its own kernel on that sample, so the columns, types and
 //! messages are exactly those of a real run; effects (writing files) are
@@ -10,8 +11,8 @@
 //! job's text says them. [`check_calls`] is the part that needs no files:
 //! task names and kwargs types, which the relay checks again.
 
-use crate::{lookup, unknown_task_message, Context, DType, Role, Table};
-use rtl_dsl::{Plan, Problem, TaskCall};
+use crate::{lookup, unknown_task_message, Context, DType, Input, Role, Table};
+use rtl_dsl::{Graph, Plan, Problem, TaskCall};
 use std::path::PathBuf;
 
 /// Every problem in `plan`, in order; empty when it is clean.
@@ -31,18 +32,70 @@ pub struct Step {
     pub schema: Option<Vec<(String, DType)>>,
 }
 
-/// [`check`], plus the columns after every task, for `rtl explain`.
+/// [`check`], plus the columns after every task, for `rtl explain`, in
+/// the order the stages can run (each after its inputs).
 pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
+    let graph = match plan.graph() {
+        Ok(graph) => graph,
+        Err(problems) => return (problems.0, Vec::new()),
+    };
+    let mut problems = placement(plan, &graph);
     let mut steps = Vec::new();
     let mut ctx = Context::new(&plan.base_dir);
     ctx.checking = true;
-    let mut problems = Vec::new();
-    // None once a source could not be read: later columns are unknown.
-    let mut table = Some(Table::new());
+    // The table after each stage; None when it cannot be known (after a
+    // source that could not be read).
+    let mut after: Vec<Option<Table>> = vec![None; plan.stages.len()];
     // Files the job itself writes, with the table they will hold.
     let mut written: Vec<(PathBuf, Option<Table>)> = Vec::new();
-    for (index, stage) in plan.stages.iter().enumerate() {
-        for call in &stage.tasks {
+    for &index in graph.order() {
+        let inputs = graph.inputs(index);
+        let mut calls = plan.stages[index].tasks.iter().peekable();
+        let mut table = match inputs {
+            [] => Some(Table::new()),
+            [one] => after[*one].clone(),
+            several => {
+                let Some(call) = calls.next() else {
+                    continue;
+                };
+                let tables: Option<Vec<Input>> = several
+                    .iter()
+                    .map(|&i| {
+                        after[i].clone().map(|table| Input {
+                            stage: plan.stage_name(i),
+                            table,
+                        })
+                    })
+                    .collect();
+                let combined = match (lookup(&call.name), tables) {
+                    (Some(spec), Some(tables)) => match spec.role {
+                        Role::Combine(combine) => match (spec.check)(&call.kwargs)
+                            .and_then(|()| combine(tables, &call.kwargs, &ctx))
+                        {
+                            Ok(table) => Some(table),
+                            Err(e) => {
+                                problems.push(problem(plan, index, call, e));
+                                None
+                            }
+                        },
+                        // Misplaced: said already.
+                        _ => None,
+                    },
+                    (None, _) => {
+                        problems.push(problem(plan, index, call, unknown_task_message(&call.name)));
+                        None
+                    }
+                    (Some(_), None) => None,
+                };
+                steps.push(Step {
+                    stage: index,
+                    task: call.name.clone(),
+                    schema: combined.as_ref().map(Table::schema),
+                });
+                combined
+            }
+        };
+        for call in calls {
             let Some(spec) = lookup(&call.name) else {
                 problems.push(problem(plan, index, call, unknown_task_message(&call.name)));
                 continue;
@@ -82,6 +135,8 @@ pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
                         }
                     }
                 }
+                // Misplaced (`placement` said so): the table goes on.
+                Role::Combine(_) => {}
             }
             steps.push(Step {
                 stage: index,
@@ -89,12 +144,59 @@ pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
                 schema: table.as_ref().map(Table::schema),
             });
         }
+        after[index] = table;
     }
     (problems, steps)
 }
 
-/// Problems visible without the data: unknown tasks and kwargs that do not
-/// decode.
+/// Combining tasks where they belong: first in every stage that takes
+/// several inputs, and nowhere else.
+fn placement(plan: &Plan, graph: &Graph) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (index, stage) in plan.stages.iter().enumerate() {
+        let inputs: Vec<String> = graph
+            .inputs(index)
+            .iter()
+            .map(|&i| format!("`{}`", plan.stage_name(i)))
+            .collect();
+        for (k, call) in stage.tasks.iter().enumerate() {
+            let Some(spec) = lookup(&call.name) else {
+                continue;
+            };
+            let message = match (k, inputs.len(), spec.combines()) {
+                (0, 2.., false) => format!(
+                    "the stage takes {} inputs ({}), so its first task must combine them: join or concat, and `{}` does not",
+                    inputs.len(),
+                    inputs.join(", "),
+                    spec.name
+                ),
+                (1.., _, true) => format!(
+                    "{} combines a stage's inputs, so it must be the stage's first task",
+                    spec.name
+                ),
+                (0, 0, true) => format!(
+                    "{} combines the tables of several stages, and this stage takes none: name two or more in the stage's `inputs`",
+                    spec.name
+                ),
+                (0, 1, true) => format!(
+                    "{} combines the tables of several stages, and this stage takes one ({}): name two or more in the stage's `inputs`",
+                    spec.name, inputs[0]
+                ),
+                _ => continue,
+            };
+            problems.push(
+                Problem::in_file(&plan.origin, message)
+                    .stage(plan.stage_name(index))
+                    .task(&call.name)
+                    .at(call.position(None)),
+            );
+        }
+    }
+    problems
+}
+
+/// Problems visible without the data: the job's graph, unknown tasks,
+/// kwargs that do not decode, combining tasks out of place.
 pub fn check_calls(plan: &Plan) -> Vec<Problem> {
     let mut problems = Vec::new();
     // A job read from a file cannot be empty; one built in code or sent by
@@ -102,9 +204,16 @@ pub fn check_calls(plan: &Plan) -> Vec<Problem> {
     if plan.stages.is_empty() {
         problems.push(Problem::in_file(&plan.origin, "the job has no stages"));
     }
+    match plan.graph() {
+        Ok(graph) => problems.extend(placement(plan, &graph)),
+        Err(found) => problems.extend(found.0),
+    }
     for (index, stage) in plan.stages.iter().enumerate() {
         if stage.tasks.is_empty() {
-            problems.push(Problem::in_file(&plan.origin, "the stage has no tasks").stage(index));
+            problems.push(
+                Problem::in_file(&plan.origin, "the stage has no tasks")
+                    .stage(plan.stage_name(index)),
+            );
         }
         for call in &stage.tasks {
             let outcome = match lookup(&call.name) {
@@ -134,7 +243,7 @@ pub fn warnings(plan: &Plan) -> Vec<Problem> {
                     let message = format!("has no effect in rtl and is ignored: {}", ignored.why);
                     found.push(
                         Problem::in_file(&plan.origin, message)
-                            .stage(index)
+                            .stage(plan.stage_name(index))
                             .task(&call.name)
                             .at(call.position(Some(ignored.field)))
                             .field(Some(ignored.field.to_string())),
@@ -149,7 +258,7 @@ pub fn warnings(plan: &Plan) -> Vec<Problem> {
 fn problem(plan: &Plan, stage: usize, call: &TaskCall, message: String) -> Problem {
     let (field, message) = split_field(&message);
     Problem::in_file(&plan.origin, message)
-        .stage(stage)
+        .stage(plan.stage_name(stage))
         .task(&call.name)
         .at(call.position(field.as_deref()))
         .field(field)
@@ -192,8 +301,9 @@ mod tests {
         Plan::parse(text, "job.json", dir.to_path_buf()).expect("parse")
     }
 
-    fn scratch() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rtl-check-{}", std::process::id()));
+    /// A folder of this test's own (tests run at once) with runs.csv.
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rtl-check-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch");
         std::fs::write(
             dir.join("runs.csv"),
@@ -205,7 +315,7 @@ mod tests {
 
     #[test]
     fn a_clean_job_has_no_problems() {
-        let dir = scratch();
+        let dir = scratch("a_clean_job_has_no_problems");
         let job = plan(
             r#"{"0": {"tasks": {"open_array": {"filename": "runs"}}},
                 "1": {"tasks": [{"add": {"operations": [{"a": "totalRunTime", "b": 1, "column": "t"}]}},
@@ -219,7 +329,7 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_with_its_place() {
-        let dir = scratch();
+        let dir = scratch("every_problem_is_reported_with_its_place");
         let job = plan(
             "{\"0\": {\"tasks\": {\"open_array\": {\"filename\": \"runs\"}}},\n\
              \"1\": {\"tasks\": [\n\
@@ -247,8 +357,48 @@ mod tests {
     }
 
     #[test]
+    fn columns_follow_the_graph_and_combining_tasks_are_checked() {
+        let dir = scratch("columns_follow_the_graph_and_combining_tasks_are_checked");
+        let job = plan(
+            r#"{"stages": {
+  "load": {"tasks": {"open_array": {"filename": "runs"}}},
+  "sums": {"inputs": "load", "tasks": {"group_by": {"by": ["site"], "aggregations": [{"a": "run", "op": "sum", "column": "runs"}]}}},
+  "both": {"inputs": ["load", "sums"], "tasks": [{"join": {"on": "site"}}, {"filter": {"operations": [{"column": "runs", "method": "gt", "value": 1}]}}]},
+  "stacked": {"inputs": ["load", "sums"], "tasks": [{"concat": {}}]},
+  "keyed": {"inputs": ["load", "sums"], "tasks": [{"join": {"on": "run"}}]},
+  "lost": {"inputs": ["load", "sums"], "tasks": [{"sort": {"column": "run"}}, {"join": {"on": "site"}}]},
+  "alone": {"inputs": "load", "tasks": {"concat": {}}}
+}}"#,
+            &dir,
+        );
+        let found: Vec<String> = check(&job).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "job.json:7:51: stage lost, task sort: the stage takes 2 inputs (`load`, `sums`), so its first task must combine them: join or concat, and `sort` does not",
+                "job.json:7:80: stage lost, task join: join combines a stage's inputs, so it must be the stage's first task",
+                "job.json:8:41: stage alone, task concat: concat combines the tables of several stages, and this stage takes one (`load`): name two or more in the stage's `inputs`",
+                "job.json:5:54: stage stacked, task concat: the inputs must have the same columns: input `sums` has no column `run`; input `sums` has no column `totalRunTime`; input `sums` has column `runs`, which input `load` lacks",
+                "job.json:6:61: stage keyed, task join, field on: input `sums` has no column `run`; did you mean runs? available columns: site (utf8), runs (int64)",
+            ]
+        );
+        let (_, steps) = trace(&job);
+        let both = steps
+            .iter()
+            .find(|s| s.stage == 2 && s.task == "filter")
+            .expect("both");
+        let names: Vec<&str> = both
+            .schema
+            .iter()
+            .flatten()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, ["run", "totalRunTime", "site", "runs"]);
+    }
+
+    #[test]
     fn a_missing_file_is_one_problem_not_a_cascade() {
-        let dir = scratch();
+        let dir = scratch("a_missing_file_is_one_problem_not_a_cascade");
         let job = plan(
             r#"[{"tasks": [{"open_array": {"filename": "nope"}}, {"add": {"operations": [{"a": "x", "b": 1, "column": "y"}]}}]}]"#,
             &dir,

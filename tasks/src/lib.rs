@@ -170,6 +170,30 @@ pub enum Role {
     /// Writes the table to the file it names and passes the table on:
     /// checked by its kwargs only, never run early.
     Writes(FileOf),
+    /// Makes one table of the tables of several stages: the first task of
+    /// a stage with two or more inputs, and only there. Checked, like a
+    /// transform, by running on the inputs' samples.
+    Combine(Combiner),
+}
+
+/// One input of a combining task: the stage it comes from and its table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    /// The stage's name, as messages and column suffixes give it.
+    pub stage: String,
+    /// Its table.
+    pub table: Table,
+}
+
+/// A combining task's kernel: the inputs in the order the stage lists
+/// them, and the call's kwargs.
+pub type Combiner = fn(Vec<Input>, &Value, &Context) -> Result<Table, String>;
+
+impl TaskSpec {
+    /// Whether it is a combining task ([`Role::Combine`]).
+    pub fn combines(&self) -> bool {
+        matches!(self.role, Role::Combine(_))
+    }
 }
 
 /// The file a call reads or writes, from its kwargs.
@@ -240,6 +264,31 @@ pub enum Event<'a> {
         /// The chart.
         chart: Chart,
     },
+}
+
+/// Runs the combining task `call`, the first of stage `index`, on the
+/// stage's inputs.
+pub fn run_combining(
+    index: usize,
+    call: &TaskCall,
+    inputs: Vec<Input>,
+    ctx: &Context,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Table, TaskError> {
+    let fail = |message: String| TaskError {
+        stage: index,
+        task: call.name.clone(),
+        message,
+    };
+    let spec = lookup(&call.name).ok_or_else(|| fail(unknown_task_message(&call.name)))?;
+    let Role::Combine(combiner) = spec.role else {
+        return Err(fail(format!(
+            "this stage takes {} inputs, and `{}` does not combine tables: the first task of such a stage is join or concat",
+            inputs.len(),
+            spec.name
+        )));
+    };
+    guarded(spec, ctx, on_event, || combiner(inputs, &call.kwargs, ctx)).map_err(fail)
 }
 
 /// Runs task calls of stage `index` (all of a stage's, or a run of them)
@@ -313,14 +362,26 @@ fn run_call(
             stats,
         )),
     };
+    guarded(spec, ctx, on_event, || match apply {
+        Some((apply, stats)) => apply(table, &call.kwargs, stats),
+        None => (spec.kernel)(table, &call.kwargs, ctx),
+    })
+    .map_err(fail)
+}
+
+/// Runs `kernel` for task `spec` with its events: started, its notes and
+/// charts, finished. A panic becomes an error.
+fn guarded(
+    spec: &TaskSpec,
+    ctx: &Context,
+    on_event: &mut dyn FnMut(Event),
+    kernel: impl FnOnce() -> Result<Table, String>,
+) -> Result<Table, String> {
     on_event(Event::Running { task: spec.name });
     let started = Instant::now();
     // A panicking kernel is a bug in rtl, but it must not take the
     // process (and every other job on it) down with it.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match apply {
-        Some((apply, stats)) => apply(table, &call.kwargs, stats),
-        None => (spec.kernel)(table, &call.kwargs, ctx),
-    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(kernel));
     for message in ctx.notes.take() {
         on_event(Event::Note {
             task: spec.name,
@@ -334,16 +395,14 @@ fn run_call(
         });
     }
     let table = match outcome {
-        Ok(result) => result.map_err(fail)?,
+        Ok(result) => result?,
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown cause".into());
-            return Err(fail(format!(
-                "the task panicked ({what}); this is a bug in rtl"
-            )));
+            return Err(format!("the task panicked ({what}); this is a bug in rtl"));
         }
     };
     on_event(Event::Completed {

@@ -5,11 +5,13 @@ mod arithmetic;
 mod average;
 mod classify_static;
 mod column_space;
+mod concat;
 mod cross;
 mod filter;
 mod group_by;
 mod head;
 mod histogram;
+mod join;
 mod keys;
 mod math;
 mod normalize;
@@ -26,6 +28,12 @@ mod unique;
 mod write;
 
 use crate::TaskSpec;
+
+/// What a combining task says when given one table: it runs only as the
+/// first task of a stage with several inputs (which checking makes sure of).
+fn combining_only(task: &str) -> String {
+    format!("{task} combines the tables of several stages: it is the first task of a stage whose `inputs` name two or more")
+}
 
 pub(crate) static TASKS: &[TaskSpec] = &[
     null::SPEC,
@@ -51,6 +59,8 @@ pub(crate) static TASKS: &[TaskSpec] = &[
     select::SPEC,
     rename::SPEC,
     head::SPEC,
+    join::SPEC,
+    concat::SPEC,
     open::SPEC,
     open_array::SPEC,
     write::SPEC,
@@ -173,11 +183,18 @@ mod edge_cases {
             let kwargs: Value = serde_json::from_str(task.example)
                 .unwrap_or_else(|e| panic!("{}: example is not JSON: {e}", task.name));
             (task.check)(&kwargs).unwrap_or_else(|e| panic!("{}: {e}", task.name));
-            if matches!(task.role, crate::Role::Source { .. }) {
-                continue; // reads files the example only names
+            match task.role {
+                crate::Role::Source { .. } => continue, // reads files the example only names
+                crate::Role::Combine(combine) => {
+                    let inputs = ["a", "b"].map(|stage| crate::Input {
+                        stage: stage.into(),
+                        table: input.clone(),
+                    });
+                    combine(inputs.to_vec(), &kwargs, &ctx)
+                }
+                _ => (task.kernel)(input.clone(), &kwargs, &ctx),
             }
-            (task.kernel)(input.clone(), &kwargs, &ctx)
-                .unwrap_or_else(|e| panic!("{}: {e}", task.name));
+            .unwrap_or_else(|e| panic!("{}: {e}", task.name));
             assert!(
                 !task.kwargs.is_empty(),
                 "{} documents its kwargs",
@@ -267,7 +284,17 @@ mod edge_cases {
     #[test]
     fn every_column_task_is_covered() {
         let covered: Vec<&str> = calls().iter().map(|(n, _)| *n).collect();
-        let skipped = ["null", "head", "open", "open_array", "write"]; // read no column
+        // These read no column; join and concat take several tables, and
+        // their edge cases (empty, nan keys, no matches) are their own tests.
+        let skipped = [
+            "null",
+            "head",
+            "open",
+            "open_array",
+            "write",
+            "join",
+            "concat",
+        ];
         for task in TASKS {
             assert!(
                 covered.contains(&task.name) || skipped.contains(&task.name),
