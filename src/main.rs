@@ -96,9 +96,15 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
         /// Write the result table here (one job only); the format follows the
-        /// extension: .csv, .npz, .json or .dat.
+        /// extension: .csv, .npz, .json or .dat. For a job with several
+        /// results (stages no stage takes), give a folder (`--out DIR/`,
+        /// each result as DIR/<stage>.csv) or a pattern with {stage}
+        /// (`--out 'out/{stage}.npz'`).
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
+        /// The format of the files `--out DIR` writes.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<commands::run::OutFormat>,
         /// Fail instead of running embedded when no daemon answers.
         #[arg(long)]
         connect: bool,
@@ -121,13 +127,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a job's plan: stages, tasks, the columns after each task, and
-    /// how the relay will hand out each stage.
+    /// Print a job's plan: stages (and the stages each takes), tasks, the
+    /// columns after each task, which stages run at the same time, and how
+    /// the relay will hand out each stage.
     Explain {
         file: PathBuf,
         /// Give a job parameter a value, as `rtl run` does.
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// Print the stages as a Graphviz graph (`| dot -Tsvg > job.svg`).
+        #[arg(long)]
+        dot: bool,
     },
     /// Run task nodes in the foreground that join a relay, possibly on
     /// another machine (stop them with Ctrl-C or SIGTERM).

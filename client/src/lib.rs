@@ -128,6 +128,17 @@ impl<'a> Job<'a> {
     }
 }
 
+/// [`Error::SeveralResults`] for a plan with more than one result.
+fn one_result(plan: &Plan) -> Result<(), Error> {
+    let results = plan.graph().map_err(Error::Invalid)?.results();
+    if results.len() > 1 {
+        return Err(Error::SeveralResults {
+            stages: results.iter().map(|&s| plan.stage_name(s)).collect(),
+        });
+    }
+    Ok(())
+}
+
 fn refuse(problems: Vec<rtl_dsl::Problem>) -> Result<(), Error> {
     if problems.is_empty() {
         Ok(())
@@ -185,6 +196,12 @@ pub enum Error {
         /// The relay address.
         endpoint: String,
     },
+    /// The job has several results (stages no stage takes), and one
+    /// table was asked for: `execute_all` and friends return them all.
+    SeveralResults {
+        /// The result stages, in stage order.
+        stages: Vec<String>,
+    },
 }
 
 /// A failed handshake with the relay at `endpoint`, as a client error.
@@ -233,6 +250,12 @@ impl fmt::Display for Error {
                 f,
                 "the relay at {endpoint} was restarted while the job ran, and the new one does not know it: the job was lost; run it again"
             ),
+            Error::SeveralResults { stages } => write!(
+                f,
+                "the job has {} results ({}): collect them with `execute_all` (or `follow_all`, `wait_all`), which return each by stage name",
+                stages.len(),
+                stages.join(", ")
+            ),
         }
     }
 }
@@ -242,6 +265,67 @@ impl std::error::Error for Error {}
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Error {
         Error::Settings(e)
+    }
+}
+
+/// A job's results: the table of every stage that no stage takes, by
+/// stage name, in stage order. A chain has one, its last stage's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Results {
+    tables: Vec<(String, Table)>,
+}
+
+impl Results {
+    /// The result of stage `stage` (its name, or its number in a job of
+    /// numbered stages).
+    pub fn get(&self, stage: &str) -> Option<&Table> {
+        self.tables.iter().find(|(s, _)| s == stage).map(|(_, t)| t)
+    }
+
+    /// Takes the result of stage `stage` out.
+    pub fn take(&mut self, stage: &str) -> Option<Table> {
+        let at = self.tables.iter().position(|(s, _)| s == stage)?;
+        Some(self.tables.remove(at).1)
+    }
+
+    /// The result stages' names, in stage order.
+    pub fn stages(&self) -> impl Iterator<Item = &str> {
+        self.tables.iter().map(|(s, _)| s.as_str())
+    }
+
+    /// Each result with its stage's name, in stage order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Table)> {
+        self.tables.iter().map(|(s, t)| (s.as_str(), t))
+    }
+
+    /// How many results there are.
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// The one result of a job that has one; [`Error::SeveralResults`]
+    /// otherwise.
+    pub fn into_single(self) -> Result<Table, Error> {
+        match <[(String, Table); 1]>::try_from(self.tables) {
+            Ok([(_, table)]) => Ok(table),
+            Err(tables) => Err(Error::SeveralResults {
+                stages: tables.into_iter().map(|(s, _)| s).collect(),
+            }),
+        }
+    }
+}
+
+impl IntoIterator for Results {
+    type Item = (String, Table);
+    type IntoIter = std::vec::IntoIter<(String, Table)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.tables.into_iter()
     }
 }
 
@@ -263,6 +347,11 @@ impl JobHandle {
     pub fn wait(self, transform: &mut Transform) -> Result<Table, Error> {
         transform.wait(self)
     }
+
+    /// Waits for all of the job's results on the connection that sent it.
+    pub fn wait_all(self, transform: &mut Transform) -> Result<Results, Error> {
+        transform.wait_all(self)
+    }
 }
 
 /// A job in flight on a connection: what to resend if the relay is busy,
@@ -275,7 +364,11 @@ struct Pending {
     input: Body,
     backoff: Duration,
     resend_at: Option<Instant>,
-    outcome: Option<Result<Table, Error>>,
+    /// The job's stage names, to name its results by.
+    stages: Vec<String>,
+    /// Results come one message each: those in so far.
+    arrived: Vec<(u32, Table)>,
+    outcome: Option<Result<Results, Error>>,
 }
 
 /// A connection to a relay: jobs run one at a time with `execute`, or many
@@ -497,21 +590,35 @@ impl Transform {
     /// Runs a job (a `&Plan`, a path to a job file, or job text) and
     /// returns its result table. The job is checked first and not sent when
     /// it has problems ([`Error::Invalid`]).
+    /// A job with several results is [`Error::SeveralResults`], before it
+    /// is sent: [`Transform::execute_all`] returns them all.
     pub fn execute<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<Table, Error> {
+        let plan = job.into().checked()?;
+        one_result(&plan)?;
+        let handle = self.send_job(&plan, None, false)?;
+        self.collect(handle.id, None)?.into_single()
+    }
+
+    /// Runs a job and returns every result (the table of each stage that
+    /// no stage takes), by stage name.
+    pub fn execute_all<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<Results, Error> {
         let plan = job.into().checked()?;
         let handle = self.send_job(&plan, None, false)?;
         self.collect(handle.id, None)
     }
 
-    /// Runs a job on `input` (the first stage's input table), calling
-    /// `on_progress` as each task starts, leaves a note, and finishes.
+    /// Runs a job on `input` (the input table of its first stage, or of
+    /// every stage that takes no other), calling `on_progress` as each
+    /// task starts, leaves a note, and finishes.
     pub fn execute_with<'a>(
         &mut self,
         job: impl Into<Job<'a>>,
         input: Option<Table>,
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
-        let handle = self.start_with(job, input)?;
+        let plan = job.into().checked()?;
+        one_result(&plan)?;
+        let handle = self.send_job(&plan, input, true)?;
         self.follow(handle, on_progress)
     }
 
@@ -534,6 +641,15 @@ impl Transform {
         handle: JobHandle,
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
+        self.collect(handle.id, Some(on_progress))?.into_single()
+    }
+
+    /// [`Transform::follow`] for every result, by stage name.
+    pub fn follow_all(
+        &mut self,
+        handle: JobHandle,
+        on_progress: &mut dyn FnMut(&ProgressEvent),
+    ) -> Result<Results, Error> {
         self.collect(handle.id, Some(on_progress))
     }
 
@@ -557,6 +673,11 @@ impl Transform {
 
     /// Waits for a submitted job's result.
     pub fn wait(&mut self, handle: JobHandle) -> Result<Table, Error> {
+        self.collect(handle.id, None)?.into_single()
+    }
+
+    /// Waits for all of a submitted job's results, by stage name.
+    pub fn wait_all(&mut self, handle: JobHandle) -> Result<Results, Error> {
         self.collect(handle.id, None)
     }
 
@@ -605,6 +726,8 @@ impl Transform {
                 input,
                 backoff: Duration::from_millis(10),
                 resend_at: None,
+                stages: (0..plan.stages.len()).map(|s| plan.stage_name(s)).collect(),
+                arrived: Vec::new(),
                 outcome: None,
             },
         );
@@ -617,7 +740,7 @@ impl Transform {
         &mut self,
         id: Uuid,
         mut on_progress: Option<&mut dyn FnMut(&ProgressEvent)>,
-    ) -> Result<Table, Error> {
+    ) -> Result<Results, Error> {
         let mut heard = Instant::now();
         let mut pinged = Instant::now();
         // Ping often enough that a live relay always answers in time.
@@ -714,8 +837,8 @@ impl Transform {
                         cb(&event);
                     }
                 }
-                Message::Result { .. } => {
-                    pending.outcome = Some(match (env.body, &self.cache) {
+                Message::Result { stage, count, .. } => {
+                    let table = match (env.body, &self.cache) {
                         (Body::Refs { keys, .. }, Some(cache)) => {
                             cache.take_tables(&keys).map_err(Error::Cache)
                         }
@@ -725,7 +848,28 @@ impl Transform {
                         (inline, _) => inline
                             .into_table()
                             .map_err(|e| Error::Transport(format!("bad result table: {e}"))),
-                    });
+                    };
+                    match table {
+                        Err(e) => pending.outcome = Some(Err(e)),
+                        Ok(table) if pending.outcome.is_none() => {
+                            pending.arrived.push((stage, table));
+                            if pending.arrived.len() >= count as usize {
+                                let mut arrived = std::mem::take(&mut pending.arrived);
+                                arrived.sort_by_key(|(s, _)| *s);
+                                let name = |s: u32| {
+                                    pending
+                                        .stages
+                                        .get(s as usize)
+                                        .cloned()
+                                        .unwrap_or_else(|| s.to_string())
+                                };
+                                let tables =
+                                    arrived.into_iter().map(|(s, t)| (name(s), t)).collect();
+                                pending.outcome = Some(Ok(Results { tables }));
+                            }
+                        }
+                        Ok(_) => {}
+                    }
                 }
                 Message::Chart { chart, .. } => {
                     if let Some(charts) = &mut self.charts {

@@ -1,33 +1,38 @@
-//! How one job's table moves through its stages: in one piece, or as
-//! chunks that run on several nodes at once and stream from stage to stage.
+//! How one job's tables move through its stages: in one piece, or as
+//! chunks that run on several nodes at once and stream from stage to stage,
+//! along every edge of the job's graph.
 //!
-//! The job's tasks form a list of steps. Without chunking a step is a whole
-//! stage. With chunking each run of consecutive row-local tasks in a stage
-//! is one step, and each task that needs the whole table is a step of its
-//! own (a barrier), except those that need only a few figures of it
-//! (sums, counts, extremes: `rtl_tasks::reduce`). Such a task starts a
-//! reducing step, with the row-local tasks after it: every chunk works
-//! out its figures at the end of the step before, the relay combines
-//! them, and the chunks go through the step each with the whole table's
-//! figures, still on every node at once.
+//! Each stage's tasks form a list of steps. Without chunking a step is a
+//! whole stage. With chunking each run of consecutive row-local tasks is
+//! one step, and each task that needs the whole table is a step of its own
+//! (a barrier), except those that need only a few figures of it (sums,
+//! counts, extremes: `rtl_tasks::reduce`). Such a task starts a reducing
+//! step, with the row-local tasks after it: every chunk works out its
+//! figures at the end of the step before, the relay combines them, and the
+//! chunks go through the step each with the whole table's figures, still
+//! on every node at once.
 //!
-//! The table travels as lanes. A job starts with one lane; a table larger
-//! than a chunk that reaches a row-local step is split into one lane per
-//! chunk, and each lane goes on by itself: a chunk finished with one stage's
-//! row-local step goes straight into the next stage's row-local step,
-//! without waiting for its siblings. Lanes meet again only at a barrier or
-//! at the end, where they are joined in order, whatever order they finished
-//! in. A row-local task's output rows depend only on its own input rows
-//! (tested for every such task in rtl-tasks), so the result is the one the
-//! whole table would give.
+//! A stage's table travels as lanes, kept in table order by their place
+//! ([`Place`]). A source stage starts with one lane holding the job's
+//! input. A table larger than a chunk that reaches a row-local step is
+//! split into one lane per chunk, and each lane goes on by itself: a chunk
+//! done with a stage goes straight into each consumer's row-local step,
+//! without waiting for its siblings (on fan-out, each consumer gets the
+//! same table: [`Pieces::share`]). Lanes meet again only at a barrier, at
+//! a combining task (which waits for all of every input), or at a result,
+//! where they are joined in order, whatever order they finished in. A
+//! row-local task's output rows depend only on its own input rows (tested
+//! for every such task in rtl-tasks), so the result is the one the whole
+//! table would give.
 //!
-//! `Flow` is bookkeeping only: what a table is, and how it is split and
-//! joined, is up to its caller through [`Pieces`]; unit tests use plain
-//! vectors.
+//! Every stage whose inputs are ready runs at once: branches of a graph
+//! overlap on the nodes with room. `Flow` is bookkeeping only: what a
+//! table is, and how it is split, joined and shared, is up to its caller
+//! through [`Pieces`]; unit tests use plain vectors.
 
-use rtl_dsl::Plan;
+use rtl_dsl::{Graph, Plan};
 use rtl_tasks::{combine, lookup, Stat, Table};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use uuid::Uuid;
 
 /// `table` as consecutive chunks of at most `rows` rows.
@@ -38,7 +43,7 @@ pub fn split(table: &Table, rows: usize) -> Vec<Table> {
         .collect()
 }
 
-/// How the caller's tables are measured, split and joined.
+/// How the caller's tables are measured, split, joined and shared.
 pub trait Pieces<T> {
     /// Rows in `table`.
     fn rows(&self, table: &T) -> usize;
@@ -46,6 +51,12 @@ pub trait Pieces<T> {
     fn split(&self, table: T, rows: usize) -> Result<Vec<T>, String>;
     /// `parts` as one table, in order.
     fn join(&self, parts: Vec<T>) -> Result<T, String>;
+    /// `table` for `readers` consumers, each to read and let go of on its
+    /// own (the first gets `table` itself).
+    fn share(&self, table: T, readers: usize) -> Vec<T>;
+    /// Several tables sent as one piece of work, for a combining task, in
+    /// the order its stage lists its inputs.
+    fn bundle(&self, tables: Vec<T>) -> Result<T, String>;
 }
 
 /// Tasks `start..end` of a stage, and whether they may run chunk by chunk.
@@ -64,78 +75,16 @@ pub struct Step {
     pub reduce: bool,
 }
 
-enum State<T> {
-    /// Out on a node as envelope `id`, which runs steps up to `until`.
-    Running { id: Uuid, until: usize },
-    /// Holding its table, before step `Lane::step` (or finished).
-    Waiting(T),
-}
-
-struct Lane<T> {
-    step: usize,
-    state: State<T>,
-    /// The figures the envelope that made this lane's table worked out for
-    /// the next step; empty when a sibling split from the same table
-    /// carries them. None: not worked out.
-    partial: Option<Vec<Stat>>,
-}
-
-/// One envelope's worth of work for the relay to send.
-#[derive(Debug)]
-pub struct Work<T> {
-    /// The envelope's id, which its answer carries.
-    pub id: Uuid,
-    /// The stage the tasks belong to.
-    pub stage: u32,
-    /// The stage's tasks to run; None: all of them.
-    pub tasks: Option<(u32, u32)>,
-    /// The table to run them on.
-    pub input: T,
-    /// Ask the node to hand its result back in pieces of at most this many
-    /// rows: the next step may run them in parallel, and whatever comes
-    /// next, entries of a chunk's size keep the cache's pages in use (a
-    /// freed chunk entry is the right size for the next one, where one
-    /// large entry needs a long free run and makes the map grow).
-    pub split_rows: Option<usize>,
-    /// The whole table's figures for the first task (empty: none).
-    pub stats: Vec<Stat>,
-    /// Work out the result's figures for this task of the stage.
-    pub partial_for: Option<u32>,
-    /// The lane's place among the job's lanes when it was sent.
-    pub seq: u32,
-    /// How many lanes the job had then.
-    pub count: u32,
-}
-
-/// What an answer led to.
-#[derive(Debug)]
-pub enum Next<T> {
-    /// Work to send (possibly none while other lanes are still out).
-    Send(Vec<Work<T>>),
-    /// The job is done: its result.
-    Finished(T),
-}
-
-/// A job's steps and lanes.
-pub struct Flow<T> {
-    steps: Vec<Step>,
-    /// Whole-stage envelopes when None.
-    chunk_rows: Option<usize>,
-    /// In table order.
-    lanes: Vec<Lane<T>>,
-    /// The lane each envelope out runs, by envelope id: answers find their
-    /// lane at once, however many chunks a job has.
-    running: HashMap<Uuid, usize>,
-}
-
-impl<T> Flow<T> {
-    /// Splits `plan` into steps; chunk by chunk (`chunk_rows` rows each) where
-    /// row-local tasks allow it, whole stages when `chunk_rows` is None.
-    pub fn new(plan: &Plan, chunk_rows: Option<usize>) -> Flow<T> {
-        let mut steps: Vec<Step> = Vec::new();
-        for (stage, tasks) in plan.stages.iter().enumerate() {
+/// The steps of every stage of `plan`, stage by stage: chunk by chunk
+/// (`chunk_rows` rows each) where row-local tasks allow it, whole stages
+/// when `chunk_rows` is None.
+pub fn steps_of(plan: &Plan, chunk_rows: Option<usize>) -> Vec<Vec<Step>> {
+    plan.stages
+        .iter()
+        .enumerate()
+        .map(|(stage, tasks)| {
             let stage = stage as u32;
-            let first = steps.len();
+            let mut steps: Vec<Step> = Vec::new();
             for (i, call) in tasks.tasks.iter().enumerate() {
                 let i = i as u32;
                 let spec = lookup(&call.name).filter(|_| chunk_rows.is_some());
@@ -143,11 +92,8 @@ impl<T> Flow<T> {
                 let reduce = spec
                     .and_then(|t| t.reduce.as_ref())
                     .is_some_and(|r| (r.applies)(&call.kwargs));
-                let in_stage = steps.len() > first;
                 match steps.last_mut() {
-                    Some(last)
-                        if in_stage && (chunk_rows.is_none() || (row_local && last.row_local)) =>
-                    {
+                    Some(last) if chunk_rows.is_none() || (row_local && last.row_local) => {
                         last.end = i + 1
                     }
                     _ => steps.push(Step {
@@ -159,29 +105,160 @@ impl<T> Flow<T> {
                     }),
                 }
             }
-        }
+            steps
+        })
+        .collect()
+}
+
+/// Where a lane's table lies in its stage's table: lanes sort by place.
+/// A whole table is `[]`; cutting a lane in pieces gives each its place
+/// with the piece's number added, so they sort between the lane's
+/// neighbours.
+type Place = Vec<u32>;
+
+enum State<T> {
+    /// Out on a node as envelope `id`, which runs the stage's steps up to
+    /// `until`.
+    Running { id: Uuid, until: usize },
+    /// Holding its table, before step `Lane::step` (or finished).
+    Waiting(T),
+}
+
+struct Lane<T> {
+    /// The stage's step it stands before; the stage's step count when it
+    /// is through the stage.
+    step: usize,
+    state: State<T>,
+    /// The figures the envelope that made this lane's table worked out for
+    /// the next step; empty when a sibling split from the same table
+    /// carries them. None: not worked out.
+    partial: Option<Vec<Stat>>,
+}
+
+/// One stage's lanes and what it waits for.
+struct StageFlow<T> {
+    steps: Vec<Step>,
+    inputs: Vec<usize>,
+    consumers: Vec<usize>,
+    /// Its first task combines its inputs.
+    combines: bool,
+    lanes: BTreeMap<Place, Lane<T>>,
+    /// Inputs still sending lanes.
+    open_inputs: usize,
+    /// For a combining stage: the lanes of each input, gathered until all
+    /// have come.
+    gathered: Vec<BTreeMap<Place, T>>,
+    /// Every lane has gone through (and on, or into the results).
+    finished: bool,
+}
+
+/// One envelope's worth of work for the relay to send.
+#[derive(Debug)]
+pub struct Work<T> {
+    /// The envelope's id, which its answer carries.
+    pub id: Uuid,
+    /// The stage the tasks belong to.
+    pub stage: u32,
+    /// The stage's tasks to run; None: all of them.
+    pub tasks: Option<(u32, u32)>,
+    /// The table to run them on (for a combining task, its inputs'
+    /// tables bundled).
+    pub input: T,
+    /// Ask the node to hand its result back in pieces of at most this many
+    /// rows: the next step may run them in parallel, and whatever comes
+    /// next, entries of a chunk's size keep the cache's pages in use (a
+    /// freed chunk entry is the right size for the next one, where one
+    /// large entry needs a long free run and makes the map grow).
+    pub split_rows: Option<usize>,
+    /// The whole table's figures for the first task (empty: none).
+    pub stats: Vec<Stat>,
+    /// Work out the result's figures for this task of the stage.
+    pub partial_for: Option<u32>,
+    /// The lane's place among the stage's lanes when it was sent.
+    pub seq: u32,
+    /// How many lanes the stage had then.
+    pub count: u32,
+}
+
+/// What an answer led to.
+#[derive(Debug)]
+pub enum Next<T> {
+    /// Work to send (possibly none while other lanes are still out).
+    Send(Vec<Work<T>>),
+    /// The job is done: the table of each result stage, in stage order.
+    Finished(Vec<(u32, T)>),
+}
+
+/// A job's stages, steps and lanes.
+pub struct Flow<T> {
+    stages: Vec<StageFlow<T>>,
+    /// Whole-stage envelopes when None.
+    chunk_rows: Option<usize>,
+    /// The stage and place of the lane each envelope out runs, by envelope
+    /// id: answers find their lane at once, however many chunks a job has.
+    running: HashMap<Uuid, (usize, Place)>,
+    /// Result stages' tables, as they finish.
+    results: Vec<(u32, T)>,
+    /// Result stages still running.
+    results_left: usize,
+    /// Stages in an order that puts each after its inputs.
+    order: Vec<usize>,
+}
+
+impl<T> Flow<T> {
+    /// The flow of `plan`, whose graph is `graph`; chunk by chunk
+    /// (`chunk_rows` rows each) where row-local tasks allow it, whole
+    /// stages when `chunk_rows` is None.
+    pub fn new(plan: &Plan, graph: &Graph, chunk_rows: Option<usize>) -> Flow<T> {
+        let stages: Vec<StageFlow<T>> = steps_of(plan, chunk_rows)
+            .into_iter()
+            .enumerate()
+            .map(|(s, steps)| {
+                let inputs = graph.inputs(s).to_vec();
+                let combines = inputs.len() > 1;
+                StageFlow {
+                    steps,
+                    consumers: graph.consumers(s).to_vec(),
+                    combines,
+                    open_inputs: inputs.len(),
+                    gathered: if combines {
+                        inputs.iter().map(|_| BTreeMap::new()).collect()
+                    } else {
+                        Vec::new()
+                    },
+                    inputs,
+                    lanes: BTreeMap::new(),
+                    finished: false,
+                }
+            })
+            .collect();
+        let results_left = stages.iter().filter(|s| s.consumers.is_empty()).count();
         Flow {
-            steps,
+            stages,
             chunk_rows: chunk_rows.map(|n| n.max(1)),
-            lanes: Vec::new(),
             running: HashMap::new(),
+            results: Vec::new(),
+            results_left,
+            order: graph.order().to_vec(),
         }
     }
 
-    /// The job's steps, in order.
-    pub fn steps(&self) -> &[Step] {
-        &self.steps
-    }
-
-    /// Starts the job on its input table.
+    /// Starts the job: every source stage gets `input`.
     pub fn start(&mut self, input: T, pieces: &impl Pieces<T>) -> Result<Next<T>, String> {
-        self.lanes = vec![Lane {
-            step: 0,
-            state: State::Waiting(input),
-            partial: None,
-        }];
-        self.running.clear();
-        self.schedule(pieces, 0..1)
+        let sources: Vec<usize> = (0..self.stages.len())
+            .filter(|&s| self.stages[s].inputs.is_empty())
+            .collect();
+        let mut todo = VecDeque::new();
+        for (s, table) in sources.iter().zip(pieces.share(input, sources.len())) {
+            let lane = Lane {
+                step: 0,
+                state: State::Waiting(table),
+                partial: None,
+            };
+            self.stages[*s].lanes.insert(Vec::new(), lane);
+            todo.push_back((*s, vec![Vec::new()]));
+        }
+        self.settle(todo, pieces)
     }
 
     /// Takes the answer to envelope `id`: its table and the figures it
@@ -195,17 +272,20 @@ impl<T> Flow<T> {
         partial: Vec<Stat>,
         pieces: &impl Pieces<T>,
     ) -> Result<Result<Next<T>, String>, T> {
-        let Some(at) = self.running.get(&id).copied() else {
+        let Some((s, place)) = self.running.get(&id).cloned() else {
             return Err(output);
         };
-        let State::Running { until, .. } = self.lanes[at].state else {
-            return Err(output);
+        let until = match self.stages[s].lanes.get(&place).map(|l| &l.state) {
+            Some(State::Running { id: out, until }) if *out == id => *until,
+            _ => return Err(output),
         };
         self.running.remove(&id);
-        let asked = self.partial_for(until).is_some();
+        self.stages[s].lanes.remove(&place);
+        let stage = &self.stages[s];
+        let asked = self.partial_for(s, until).is_some();
         let chunk = self
             .chunk_rows
-            .filter(|_| self.steps.get(until).is_some_and(|s| s.row_local));
+            .filter(|_| stage.steps.get(until).is_some_and(|s| s.row_local));
         let parts = match chunk {
             Some(rows) => match pieces.split(output, rows) {
                 Ok(parts) => parts,
@@ -218,157 +298,339 @@ impl<T> Flow<T> {
         // leaves them unknown, and the step runs on the joined table.
         let known = asked && !partial.is_empty();
         let mut partial = Some(partial);
-        let count = parts.len();
-        let lanes = parts.into_iter().map(|t| Lane {
-            step: until,
-            state: State::Waiting(t),
-            partial: known.then(|| partial.take().unwrap_or_default()),
+        let fresh = self.place_pieces(s, &place, parts, until, |first| {
+            known.then(|| {
+                if first {
+                    partial.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                }
+            })
         });
-        self.lanes.splice(at..=at, lanes);
-        if count != 1 {
-            // The lanes after it moved.
-            self.running = self
-                .lanes
-                .iter()
-                .enumerate()
-                .filter_map(|(seq, l)| match l.state {
-                    State::Running { id, .. } => Some((id, seq)),
-                    State::Waiting(_) => None,
-                })
-                .collect();
+        Ok(self.settle(VecDeque::from([(s, fresh)]), pieces))
+    }
+
+    /// Puts `parts` (the pieces of the table at `place`, in order) into
+    /// stage `s` as waiting lanes before `step`; returns their places.
+    fn place_pieces(
+        &mut self,
+        s: usize,
+        place: &Place,
+        parts: Vec<T>,
+        step: usize,
+        mut partial: impl FnMut(bool) -> Option<Vec<Stat>>,
+    ) -> Vec<Place> {
+        let one = parts.len() == 1;
+        let mut fresh = Vec::with_capacity(parts.len());
+        for (k, table) in parts.into_iter().enumerate() {
+            let mut at = place.clone();
+            if !one {
+                at.push(k as u32);
+            }
+            let lane = Lane {
+                step,
+                state: State::Waiting(table),
+                partial: partial(k == 0),
+            };
+            self.stages[s].lanes.insert(at.clone(), lane);
+            fresh.push(at);
         }
-        Ok(self.schedule(pieces, at..at + count))
+        fresh
     }
 
-    /// The first stage a lane is still at, for messages.
+    /// The first unfinished stage, in running order, for messages.
     pub fn stage(&self) -> u32 {
-        let step = self.lanes.iter().map(|l| l.step).min().unwrap_or(0);
-        self.steps
-            .get(step)
-            .map_or(self.steps.last().map_or(0, |s| s.stage), |s| s.stage)
+        self.order
+            .iter()
+            .find(|&&s| !self.stages[s].finished)
+            .or(self.order.last())
+            .map_or(0, |&s| s as u32)
     }
 
-    /// The tables waiting lanes hold.
+    /// The tables the job holds while no node works on them.
     pub fn held(&self) -> impl Iterator<Item = &T> {
-        self.lanes.iter().filter_map(|l| match &l.state {
-            State::Waiting(t) => Some(t),
-            State::Running { .. } => None,
-        })
+        self.stages
+            .iter()
+            .flat_map(|s| {
+                let waiting = s.lanes.values().filter_map(|l| match &l.state {
+                    State::Waiting(t) => Some(t),
+                    State::Running { .. } => None,
+                });
+                waiting.chain(s.gathered.iter().flat_map(BTreeMap::values))
+            })
+            .chain(self.results.iter().map(|(_, t)| t))
     }
 
-    /// The tables held by waiting lanes, so a failed job's can be released.
+    /// Every table the job holds, so a failed job's can be released.
     pub fn drain(&mut self) -> Vec<T> {
         self.running.clear();
-        self.lanes
-            .drain(..)
+        let mut out = Vec::new();
+        for stage in &mut self.stages {
+            for (_, lane) in std::mem::take(&mut stage.lanes) {
+                if let State::Waiting(t) = lane.state {
+                    out.push(t);
+                }
+            }
+            for gathered in &mut stage.gathered {
+                out.extend(std::mem::take(gathered).into_values());
+            }
+        }
+        out.extend(self.results.drain(..).map(|(_, t)| t));
+        out
+    }
+
+    /// Works through the stages in `todo` (each with its lanes that are
+    /// new where they stand) until nothing moves: lanes through a stage go
+    /// on to its consumers, chunks go on alone, and stages whose inputs
+    /// are all in run their barriers, combine, or finish.
+    fn settle(
+        &mut self,
+        mut todo: VecDeque<(usize, Vec<Place>)>,
+        pieces: &impl Pieces<T>,
+    ) -> Result<Next<T>, String> {
+        let mut out = Vec::new();
+        while let Some((s, fresh)) = todo.pop_front() {
+            self.advance(s, fresh, pieces, &mut out, &mut todo)?;
+        }
+        if self.results_left == 0 {
+            let mut results = std::mem::take(&mut self.results);
+            results.sort_by_key(|(s, _)| *s);
+            return Ok(Next::Finished(results));
+        }
+        Ok(Next::Send(out))
+    }
+
+    fn advance(
+        &mut self,
+        s: usize,
+        fresh: Vec<Place>,
+        pieces: &impl Pieces<T>,
+        out: &mut Vec<Work<T>>,
+        todo: &mut VecDeque<(usize, Vec<Place>)>,
+    ) -> Result<(), String> {
+        let end = self.stages[s].steps.len();
+        for place in &fresh {
+            let Some(lane) = self.stages[s].lanes.get(place) else {
+                continue;
+            };
+            if !matches!(lane.state, State::Waiting(_)) {
+                continue;
+            }
+            if lane.step >= end {
+                // Through the stage: on to its consumers, if it has any.
+                if !self.stages[s].consumers.is_empty() {
+                    self.hand_on(s, place, pieces, todo)?;
+                }
+                continue;
+            }
+            // A chunk at a row-local step goes on by itself.
+            let step = self.stages[s].steps[lane.step];
+            if !place.is_empty() && step.row_local && !step.reduce {
+                let until = lane.step + 1;
+                out.extend(self.send(s, place, until, Vec::new()));
+            }
+        }
+        let stage = &self.stages[s];
+        if stage.finished || stage.open_inputs > 0 {
+            return Ok(());
+        }
+        if stage
+            .lanes
+            .values()
+            .any(|l| matches!(l.state, State::Running { .. }))
+        {
+            return Ok(());
+        }
+        // Everything has come in and nothing is out.
+        if stage.combines && stage.lanes.is_empty() {
+            return self.combine(s, pieces, out);
+        }
+        let at = stage.lanes.values().map(|l| l.step).min();
+        match at {
+            Some(step) if step < end => self.barrier(s, step, pieces, out),
+            // Through: the stage is done.
+            _ => self.finish(s, pieces, todo),
+        }
+    }
+
+    /// Hands the lane at `place`, through stage `s`, to each consumer: a
+    /// combining one gathers it, any other takes it as a lane at the same
+    /// place (in chunks, when its first step is row-local).
+    fn hand_on(
+        &mut self,
+        s: usize,
+        place: &Place,
+        pieces: &impl Pieces<T>,
+        todo: &mut VecDeque<(usize, Vec<Place>)>,
+    ) -> Result<(), String> {
+        let Some(Lane {
+            state: State::Waiting(table),
+            ..
+        }) = self.stages[s].lanes.remove(place)
+        else {
+            return Ok(());
+        };
+        let consumers = self.stages[s].consumers.clone();
+        for (c, table) in consumers.iter().zip(pieces.share(table, consumers.len())) {
+            let consumer = &mut self.stages[*c];
+            if consumer.combines {
+                let input = consumer.inputs.iter().position(|&i| i == s).unwrap_or(0);
+                consumer.gathered[input].insert(place.clone(), table);
+                continue;
+            }
+            let chunk = self
+                .chunk_rows
+                .filter(|_| consumer.steps.first().is_some_and(|s| s.row_local));
+            let parts = match chunk {
+                Some(rows) => pieces.split(table, rows)?,
+                None => vec![table],
+            };
+            let fresh = self.place_pieces(*c, place, parts, 0, |_| None);
+            todo.push_back((*c, fresh));
+        }
+        Ok(())
+    }
+
+    /// Stage `s` is through: its table is a result, or its consumers have
+    /// it all and one input fewer to wait for.
+    fn finish(
+        &mut self,
+        s: usize,
+        pieces: &impl Pieces<T>,
+        todo: &mut VecDeque<(usize, Vec<Place>)>,
+    ) -> Result<(), String> {
+        let stage = &mut self.stages[s];
+        stage.finished = true;
+        if stage.consumers.is_empty() {
+            let parts: Vec<T> = std::mem::take(&mut stage.lanes)
+                .into_values()
+                .filter_map(|l| match l.state {
+                    State::Waiting(t) => Some(t),
+                    State::Running { .. } => None,
+                })
+                .collect();
+            let table = match parts.len() {
+                1 => parts.into_iter().next().ok_or("no lanes")?,
+                _ => pieces.join(parts)?,
+            };
+            self.results.push((s as u32, table));
+            self.results_left -= 1;
+        }
+        for c in self.stages[s].consumers.clone() {
+            self.stages[c].open_inputs -= 1;
+            todo.push_back((c, Vec::new()));
+        }
+        Ok(())
+    }
+
+    /// Every input of combining stage `s` is in: each is joined, and the
+    /// combining task runs on them all.
+    fn combine(
+        &mut self,
+        s: usize,
+        pieces: &impl Pieces<T>,
+        out: &mut Vec<Work<T>>,
+    ) -> Result<(), String> {
+        let stage = &mut self.stages[s];
+        let mut tables = Vec::with_capacity(stage.gathered.len());
+        let mut rows = 0;
+        for gathered in &mut stage.gathered {
+            let parts: Vec<T> = std::mem::take(gathered).into_values().collect();
+            let table = match parts.len() {
+                1 => parts.into_iter().next().ok_or("no lanes")?,
+                _ => pieces.join(parts)?,
+            };
+            rows += pieces.rows(&table);
+            tables.push(table);
+        }
+        let bundle = pieces.bundle(tables)?;
+        stage.lanes.insert(
+            Vec::new(),
+            Lane {
+                step: 0,
+                state: State::Waiting(bundle),
+                partial: None,
+            },
+        );
+        // Small inputs run the whole stage at once; large ones the
+        // combining step alone, so that what follows can run in chunks.
+        let big = self.chunk_rows.is_some_and(|n| rows > n);
+        let until = if big { 1 } else { stage.steps.len() };
+        out.extend(self.send(s, &Vec::new(), until, Vec::new()));
+        Ok(())
+    }
+
+    /// Every lane of stage `s` waits before `step`, nothing more will
+    /// come, and nothing is out: a reducing step whose chunks all brought
+    /// their figures goes on chunk by chunk with the whole table's;
+    /// otherwise the lanes are joined and the table goes on whole, or cut
+    /// in chunks for a row-local step.
+    fn barrier(
+        &mut self,
+        s: usize,
+        step: usize,
+        pieces: &impl Pieces<T>,
+        out: &mut Vec<Work<T>>,
+    ) -> Result<(), String> {
+        if let Some(stats) = self.whole_figures(s, step)? {
+            let places: Vec<Place> = self.stages[s].lanes.keys().cloned().collect();
+            for place in places {
+                out.extend(self.send(s, &place, step + 1, stats.clone()));
+            }
+            return Ok(());
+        }
+        let stage = &mut self.stages[s];
+        let parts: Vec<T> = std::mem::take(&mut stage.lanes)
+            .into_values()
             .filter_map(|l| match l.state {
                 State::Waiting(t) => Some(t),
                 State::Running { .. } => None,
             })
-            .collect()
-    }
-
-    /// What to send now that the lanes in `fresh` are waiting (the others
-    /// were looked at when they came back).
-    fn schedule(
-        &mut self,
-        pieces: &impl Pieces<T>,
-        fresh: std::ops::Range<usize>,
-    ) -> Result<Next<T>, String> {
-        let mut out = Vec::new();
-        let count = self.lanes.len() as u32;
-        if self.lanes.len() > 1 {
-            // Chunks at a row-local step go on by themselves.
-            for seq in fresh {
-                let step = self.lanes[seq].step;
-                if self
-                    .steps
-                    .get(step)
-                    .is_some_and(|s| s.row_local && !s.reduce)
-                {
-                    if let Some(work) = self.send(seq, step + 1, count, Vec::new()) {
-                        out.push(work);
-                    }
-                }
-            }
-        }
-        let all_waiting = self.running.is_empty();
-        if !out.is_empty() || !all_waiting {
-            return Ok(Next::Send(out));
-        }
-        // Every lane waits at the same step. At a reducing step where every
-        // chunk brought its figures, the chunks go on with the whole
-        // table's.
-        if let Some(stats) = self.whole_figures()? {
-            let step = self.lanes[0].step;
-            let out = (0..self.lanes.len())
-                .filter_map(|seq| self.send(seq, step + 1, count, stats.clone()))
-                .collect();
-            return Ok(Next::Send(out));
-        }
-        // Otherwise (a barrier, the end, or figures missing): join them.
-        let step = self.lanes[0].step;
-        let parts = self.drain();
-        let table = if parts.len() == 1 {
-            parts.into_iter().next().ok_or("no lanes")?
-        } else {
-            pieces.join(parts)?
+            .collect();
+        let table = match parts.len() {
+            1 => parts.into_iter().next().ok_or("no lanes")?,
+            _ => pieces.join(parts)?,
         };
-        if step >= self.steps.len() {
-            return Ok(Next::Finished(table));
-        }
         let rows = pieces.rows(&table);
         let big = self.chunk_rows.is_some_and(|n| rows > n);
+        let here = stage.steps[step];
         // A reducing step without figures runs on the joined table, as a
         // barrier does.
-        if big && self.steps[step].row_local && !self.steps[step].reduce {
+        if big && here.row_local && !here.reduce {
             let parts = pieces.split(table, self.chunk_rows.unwrap_or(rows))?;
-            self.lanes = parts
-                .into_iter()
-                .map(|t| Lane {
-                    step,
-                    state: State::Waiting(t),
-                    partial: None,
-                })
-                .collect();
-            if self.lanes.len() > 1 {
-                let all = 0..self.lanes.len();
-                return self.schedule(pieces, all);
+            let places = self.place_pieces(s, &Vec::new(), parts, step, |_| None);
+            for place in places {
+                out.extend(self.send(s, &place, step + 1, Vec::new()));
             }
-        } else {
-            self.lanes = vec![Lane {
+            return Ok(());
+        }
+        stage.lanes.insert(
+            Vec::new(),
+            Lane {
                 step,
                 state: State::Waiting(table),
                 partial: None,
-            }];
-        }
-        // One lane: a small table runs the rest of its stage in one
-        // envelope; a big one runs the barrier alone so the next step can
-        // take its result in chunks.
-        let until = if big {
-            step + 1
-        } else {
-            let stage = self.steps[step].stage;
-            step + self.steps[step..]
-                .iter()
-                .take_while(|s| s.stage == stage)
-                .count()
-        };
-        Ok(Next::Send(
-            self.send(0, until, 1, Vec::new()).into_iter().collect(),
-        ))
+            },
+        );
+        // A small table runs the rest of its stage in one envelope; a big
+        // one runs the barrier alone so the next step can take its result
+        // in chunks.
+        let until = if big { step + 1 } else { stage.steps.len() };
+        out.extend(self.send(s, &Vec::new(), until, Vec::new()));
+        Ok(())
     }
 
-    /// When the lanes (more than one, all waiting) stand before a reducing
-    /// step and every one brought its figures: the whole table's.
-    fn whole_figures(&self) -> Result<Option<Vec<Stat>>, String> {
-        let step = self.lanes[0].step;
-        if self.lanes.len() < 2 || !self.steps.get(step).is_some_and(|s| s.reduce) {
+    /// When the lanes of stage `s` (more than one, all waiting) stand
+    /// before a reducing `step` and every one brought its figures: the
+    /// whole table's.
+    fn whole_figures(&self, s: usize, step: usize) -> Result<Option<Vec<Stat>>, String> {
+        let stage = &self.stages[s];
+        if stage.lanes.len() < 2 || !stage.steps.get(step).is_some_and(|s| s.reduce) {
             return Ok(None);
         }
-        let Some(parts) = self
+        let Some(parts) = stage
             .lanes
-            .iter()
+            .values()
             .map(|l| l.partial.clone())
             .collect::<Option<Vec<_>>>()
         else {
@@ -381,22 +643,23 @@ impl<T> Flow<T> {
         combine(&parts).map(Some)
     }
 
-    /// The task whose figures an envelope ending before step `until`
-    /// should work out: the first of that step when it reduces, in the
-    /// same stage.
-    fn partial_for(&self, until: usize) -> Option<u32> {
-        let next = self.steps.get(until).filter(|s| s.reduce)?;
-        let last = until.checked_sub(1).and_then(|k| self.steps.get(k))?;
-        (last.stage == next.stage).then_some(next.start)
+    /// The task whose figures an envelope of stage `s` ending before step
+    /// `until` should work out: the first of that step when it reduces.
+    fn partial_for(&self, s: usize, until: usize) -> Option<u32> {
+        let next = self.stages[s].steps.get(until).filter(|s| s.reduce)?;
+        Some(next.start)
     }
 
-    /// Sends lane `seq`, waiting before its step, through the steps up to
-    /// `until` (exclusive, all in one stage), the first with `stats` when
-    /// it reduces chunk by chunk.
-    fn send(&mut self, seq: usize, until: usize, count: u32, stats: Vec<Stat>) -> Option<Work<T>> {
-        let partial_for = self.partial_for(until);
-        let lane = &mut self.lanes[seq];
-        if !matches!(lane.state, State::Waiting(_)) || lane.step >= self.steps.len() {
+    /// Sends the lane of stage `s` at `place`, waiting before its step,
+    /// through the steps up to `until` (exclusive), the first with `stats`
+    /// when it reduces chunk by chunk.
+    fn send(&mut self, s: usize, place: &Place, until: usize, stats: Vec<Stat>) -> Option<Work<T>> {
+        let partial_for = self.partial_for(s, until);
+        let stage = &mut self.stages[s];
+        let count = stage.lanes.len() as u32;
+        let seq = stage.lanes.range(..place.clone()).count() as u32;
+        let lane = stage.lanes.get_mut(place)?;
+        if !matches!(lane.state, State::Waiting(_)) || lane.step >= stage.steps.len() {
             return None;
         }
         let id = Uuid::new_v4();
@@ -405,22 +668,18 @@ impl<T> Flow<T> {
         else {
             return None;
         };
-        self.running.insert(id, seq);
-        let (first, last) = (self.steps[lane.step], self.steps[until - 1]);
-        let whole_stage = first.start == 0
-            && self
-                .steps
-                .get(until)
-                .is_none_or(|next| next.stage != first.stage);
+        let (first, last) = (stage.steps[lane.step], stage.steps[until - 1]);
+        let whole_stage = lane.step == 0 && until == stage.steps.len();
+        self.running.insert(id, (s, place.clone()));
         Some(Work {
             id,
-            stage: first.stage,
+            stage: s as u32,
             tasks: (!whole_stage).then_some((first.start, last.end)),
             input,
             split_rows: self.chunk_rows,
             stats,
             partial_for,
-            seq: seq as u32,
+            seq,
             count,
         })
     }
@@ -445,6 +704,17 @@ mod tests {
         fn join(&self, parts: Vec<Vec<u32>>) -> Result<Vec<u32>, String> {
             Ok(parts.concat())
         }
+        fn share(&self, table: Vec<u32>, readers: usize) -> Vec<Vec<u32>> {
+            vec![table; readers]
+        }
+        fn bundle(&self, tables: Vec<Vec<u32>>) -> Result<Vec<u32>, String> {
+            Ok(tables.concat())
+        }
+    }
+
+    /// The flow of `plan`.
+    fn flow(plan: &Plan, chunk_rows: Option<usize>) -> Flow<Vec<u32>> {
+        Flow::new(plan, &plan.graph().expect("graph"), chunk_rows)
     }
 
     fn plan(stages: &[&[&str]]) -> Plan {
@@ -469,7 +739,7 @@ mod tests {
 
     #[test]
     fn without_chunking_each_stage_is_one_envelope() {
-        let mut flow = Flow::new(&plan(&[&["add", "sort"], &["log"]]), None);
+        let mut flow = flow(&plan(&[&["add", "sort"], &["log"]]), None);
         let work = sent(flow.start((0..10).collect(), &Rows).expect("start"));
         assert_eq!(work.len(), 1);
         assert_eq!((work[0].stage, work[0].tasks), (0, None));
@@ -485,14 +755,14 @@ mod tests {
             .done(work[0].id, vec![3], Vec::new(), &Rows)
             .expect("known")
         {
-            Ok(Next::Finished(t)) => assert_eq!(t, [3]),
+            Ok(Next::Finished(t)) => assert_eq!(t, [(1, vec![3])]),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn a_small_table_runs_a_whole_stage_at_once_even_with_chunking() {
-        let mut flow = Flow::new(&plan(&[&["add", "sort", "log"]]), Some(100));
+        let mut flow = flow(&plan(&[&["add", "sort", "log"]]), Some(100));
         let work = sent(flow.start((0..10).collect(), &Rows).expect("start"));
         assert_eq!(work.len(), 1);
         assert_eq!(work[0].tasks, None);
@@ -501,7 +771,7 @@ mod tests {
     #[test]
     fn chunks_stream_into_the_next_stage_and_meet_at_a_barrier() {
         let p = plan(&[&["open_array"], &["add", "log"], &["divide", "sort", "add"]]);
-        let mut flow = Flow::new(&p, Some(3));
+        let mut flow = flow(&p, Some(3));
         // The source stage asks for its result in chunks.
         let work = sent(flow.start(Vec::new(), &Rows).expect("start"));
         assert_eq!((work[0].stage, work[0].split_rows), (0, Some(3)));
@@ -571,12 +841,15 @@ mod tests {
                 result = Some(t);
             }
         }
-        assert_eq!(result.expect("finished"), (10..18).collect::<Vec<_>>());
+        assert_eq!(
+            result.expect("finished"),
+            [(2, (10..18).collect::<Vec<_>>())]
+        );
     }
 
     #[test]
     fn an_unknown_answer_is_handed_back() {
-        let mut flow = Flow::new(&plan(&[&["add"]]), None);
+        let mut flow = flow(&plan(&[&["add"]]), None);
         sent(flow.start(vec![1], &Rows).expect("start"));
         assert_eq!(
             flow.done(Uuid::new_v4(), vec![9], Vec::new(), &Rows).err(),
@@ -605,9 +878,8 @@ mod tests {
 
     #[test]
     fn a_reducing_task_runs_chunk_by_chunk_with_the_combined_figures() {
-        let mut flow = Flow::new(&reducing_plan(), Some(3));
-        let shape: Vec<_> = flow
-            .steps()
+        let mut flow = flow(&reducing_plan(), Some(3));
+        let shape: Vec<_> = steps_of(&reducing_plan(), Some(3))[0]
             .iter()
             .map(|s| (s.start, s.end, s.reduce))
             .collect();
@@ -650,7 +922,7 @@ mod tests {
 
     #[test]
     fn without_every_chunks_figures_a_reducing_task_runs_on_the_joined_table() {
-        let mut flow = Flow::new(&reducing_plan(), Some(3));
+        let mut flow = flow(&reducing_plan(), Some(3));
         let work = sent(flow.start((0..8).collect(), &Rows).expect("start"));
         let mut next = Vec::new();
         for (k, w) in work.iter().enumerate() {
@@ -681,7 +953,7 @@ mod tests {
                 json!({"operations": [{"a": "x", "column": "m"}]}),
             ),
         ]);
-        let mut flow = Flow::new(&p, Some(3));
+        let mut flow = flow(&p, Some(3));
         let work = sent(flow.start((0..8).collect(), &Rows).expect("start"));
         assert_eq!((work.len(), work[0].partial_for), (1, Some(1)));
         // The sorted table comes back in three pieces; the figures cover
@@ -698,5 +970,169 @@ mod tests {
         );
         assert_eq!(next.len(), 3);
         assert!(next.iter().all(|w| w.stats == [Stat::Sum(vec![28.0])]));
+    }
+
+    /// `load` (a source), `left` and `right` taking it, `both` joining them.
+    fn diamond() -> Plan {
+        Plan::builder(".")
+            .named("load", &[])
+            .task("open_array", json!({}))
+            .named("left", &["load"])
+            .task("add", json!({}))
+            .named("right", &["load"])
+            .task("multiply", json!({}))
+            .named("both", &["left", "right"])
+            .task("join", json!({"on": "k"}))
+            .task("add", json!({}))
+            .build()
+    }
+
+    /// Answers every piece of `work` with its own input, in the order given.
+    fn answer_all(flow: &mut Flow<Vec<u32>>, work: &[Work<Vec<u32>>]) -> Vec<Work<Vec<u32>>> {
+        let mut next = Vec::new();
+        for w in work {
+            next.extend(sent(
+                flow.done(w.id, w.input.clone(), Vec::new(), &Rows)
+                    .expect("known")
+                    .expect("ok"),
+            ));
+        }
+        next
+    }
+
+    #[test]
+    fn branches_run_at_once_and_a_combining_stage_waits_for_all_its_inputs() {
+        let mut flow = flow(&diamond(), None);
+        let load = sent(flow.start(Vec::new(), &Rows).expect("start"));
+        assert_eq!(load.len(), 1);
+        let branches = sent(
+            flow.done(load[0].id, vec![1, 2], Vec::new(), &Rows)
+                .expect("known")
+                .expect("ok"),
+        );
+        let stages: Vec<u32> = branches.iter().map(|w| w.stage).collect();
+        assert_eq!(stages, [1, 2], "both branches at once");
+        assert!(
+            branches.iter().all(|w| w.input == [1, 2]),
+            "each reads the same table"
+        );
+        // The right branch finishing first sends nothing: the join waits.
+        let none = sent(
+            flow.done(branches[1].id, vec![20], Vec::new(), &Rows)
+                .expect("known")
+                .expect("ok"),
+        );
+        assert!(none.is_empty());
+        assert_eq!(flow.stage(), 1);
+        let join = sent(
+            flow.done(branches[0].id, vec![10], Vec::new(), &Rows)
+                .expect("known")
+                .expect("ok"),
+        );
+        assert_eq!(join.len(), 1);
+        assert_eq!((join[0].stage, join[0].tasks), (3, None));
+        assert_eq!(
+            join[0].input,
+            [10, 20],
+            "inputs bundled in the order the stage lists them"
+        );
+        match flow
+            .done(join[0].id, vec![7], Vec::new(), &Rows)
+            .expect("known")
+        {
+            Ok(Next::Finished(results)) => assert_eq!(results, [(3, vec![7])]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_stage_no_stage_takes_is_a_result() {
+        let plan = Plan::builder(".")
+            .named("load", &[])
+            .task("open_array", json!({}))
+            .named("a", &["load"])
+            .task("add", json!({}))
+            .named("b", &["load"])
+            .task("sort", json!({}))
+            .build();
+        let mut flow = flow(&plan, None);
+        let load = sent(flow.start(Vec::new(), &Rows).expect("start"));
+        let branches = answer_all(&mut flow, &load);
+        let done = flow
+            .done(branches[1].id, vec![2], Vec::new(), &Rows)
+            .expect("known")
+            .expect("ok");
+        assert!(matches!(done, Next::Send(ref w) if w.is_empty()));
+        match flow
+            .done(branches[0].id, vec![1], Vec::new(), &Rows)
+            .expect("known")
+        {
+            Ok(Next::Finished(results)) => assert_eq!(results, [(1, vec![1]), (2, vec![2])]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn chunks_stream_into_every_consumer_and_meet_at_the_combining_task() {
+        let mut flow = flow(&diamond(), Some(3));
+        let load = sent(flow.start(Vec::new(), &Rows).expect("start"));
+        // Eight rows come back: three chunks, each at once into both
+        // branches' row-local steps.
+        let chunks = sent(
+            flow.done(load[0].id, (0..8).collect(), Vec::new(), &Rows)
+                .expect("known")
+                .expect("ok"),
+        );
+        assert_eq!(chunks.len(), 6);
+        assert_eq!(chunks.iter().filter(|w| w.stage == 1).count(), 3);
+        assert_eq!(chunks[2].input, [6, 7]);
+        // Every chunk but one back: the join still waits.
+        let (last, rest) = chunks.split_last().expect("chunks");
+        assert!(answer_all(&mut flow, rest).is_empty());
+        let join = answer_all(&mut flow, std::slice::from_ref(last));
+        assert_eq!(join.len(), 1);
+        assert_eq!(join[0].stage, 3);
+        assert_eq!(
+            join[0].tasks,
+            Some((0, 1)),
+            "a big join runs alone, so what follows can run in chunks"
+        );
+        let both: Vec<u32> = (0..8).chain(0..8).collect();
+        assert_eq!(join[0].input, both, "each input joined in table order");
+        let after = sent(
+            flow.done(join[0].id, (0..8).collect(), Vec::new(), &Rows)
+                .expect("known")
+                .expect("ok"),
+        );
+        assert_eq!(after.len(), 3, "the join's result goes on in chunks");
+        let mut result = None;
+        for w in after.iter().rev() {
+            if let Next::Finished(r) = flow
+                .done(w.id, w.input.clone(), Vec::new(), &Rows)
+                .expect("known")
+                .expect("ok")
+            {
+                result = Some(r);
+            }
+        }
+        assert_eq!(result.expect("finished"), [(3, (0..8).collect::<Vec<_>>())]);
+    }
+
+    #[test]
+    fn a_failed_job_hands_back_every_table_it_holds() {
+        let mut flow = flow(&diamond(), None);
+        let load = sent(flow.start(Vec::new(), &Rows).expect("start"));
+        let branches = answer_all(&mut flow, &load);
+        sent(
+            flow.done(branches[0].id, vec![1], Vec::new(), &Rows)
+                .expect("known")
+                .expect("ok"),
+        );
+        // The left branch's table waits for the join; the right is out.
+        assert_eq!(flow.held().count(), 1);
+        assert_eq!(flow.drain(), [vec![1]]);
+        assert!(flow
+            .done(branches[1].id, vec![2], Vec::new(), &Rows)
+            .is_err());
     }
 }

@@ -12,7 +12,7 @@ use crate::routing::{Assignment, Lost, NodeId, Routing};
 use crate::DaemonError;
 use rtl_cache::{Cache, PlanBytes};
 use rtl_config::Config;
-use rtl_dsl::Plan;
+use rtl_dsl::{Graph, Plan};
 use rtl_log::Log;
 use rtl_tasks::{Stat, Table};
 use rtl_wire::auth::{Gate, Secret, Verdict};
@@ -24,7 +24,7 @@ use rtl_wire::{
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -136,28 +136,111 @@ struct Job {
     flow: Flow<Body>,
 }
 
-/// How the relay splits and joins held tables: pieces already in the
-/// cache are passed on by key; inline ones are decoded only when they must
-/// be cut.
-struct Tables<'a> {
-    cache: &'a Cache,
+/// Cache entries that more than one stage reads (a table fanned out to
+/// several consumers, or a job's input to several sources): how many
+/// readers each has beyond the one that will delete it. An entry is
+/// deleted when its last reader lets it go.
+#[derive(Default)]
+struct Readers(Mutex<HashMap<String, u32>>);
+
+impl Readers {
+    /// The counts (only the relay's thread uses them: the lock is never
+    /// contended, and a poisoned one still holds good counts).
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `keys` get `more` readers.
+    fn add(&self, keys: &[String], more: u32) {
+        let mut counts = self.counts();
+        for key in keys {
+            *counts.entry(key.clone()).or_default() += more;
+        }
+    }
+
+    /// Whether another reader still needs `key`.
+    fn shared(&self, key: &str) -> bool {
+        self.counts().contains_key(key)
+    }
+
+    /// A reader lets go of `keys`: those nobody else reads, to delete.
+    fn release(&self, keys: &[String]) -> Vec<String> {
+        let mut counts = self.counts();
+        keys.iter()
+            .filter(|key| match counts.get_mut(key.as_str()) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    counts.remove(key.as_str());
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// A job ended: its entries are deleted whoever would have read them.
+    fn forget_job(&self, job: Uuid) {
+        self.counts()
+            .retain(|key, _| !rtl_cache::belongs_to(key, job));
+    }
 }
 
-impl Tables<'_> {
-    /// The held table, decoded (taken from the cache when it is there).
+/// How the relay splits, joins and shares held tables: pieces already in
+/// the cache are passed on by key; inline ones are decoded only when they
+/// must be cut.
+struct Tables {
+    cache: Cache,
+    readers: Arc<Readers>,
+}
+
+impl Tables {
+    /// The held table, decoded (taken from the cache when it is there, or
+    /// read, when another stage reads it too).
     fn materialize(&self, held: Body) -> Result<Table, String> {
         match held {
+            Body::Refs { keys, .. } if keys.iter().any(|k| self.readers.shared(k)) => {
+                let table = self.cache.read_tables(&keys)?;
+                self.discard_keys(&keys);
+                Ok(table)
+            }
             Body::Refs { keys, .. } => Ok(self.cache.take_tables(&keys)?),
             inline => Ok(inline.into_table()?),
         }
     }
 
+    /// The held table (or tables) inline, for a node that does not share
+    /// the cache.
+    fn inline(&self, held: Body) -> Result<Body, String> {
+        match held {
+            Body::Parts(parts) => Ok(Body::Parts(
+                parts
+                    .into_iter()
+                    .map(|p| self.inline(p))
+                    .collect::<Result<_, _>>()?,
+            )),
+            refs @ Body::Refs { .. } => Ok(Body::Table(self.materialize(refs)?)),
+            inline => Ok(inline),
+        }
+    }
+
+    /// Lets go of a held table: its cache entries go once no other stage
+    /// reads them.
     fn discard(&self, held: &Body) {
-        self.cache.discard(held.keys());
+        self.discard_keys(&held.keys());
+    }
+
+    fn discard_keys(&self, keys: &[String]) {
+        self.cache.discard(&self.readers.release(keys));
     }
 }
 
-impl Pieces<Body> for Tables<'_> {
+impl Pieces<Body> for Tables {
     fn rows(&self, held: &Body) -> usize {
         held.rows()
     }
@@ -178,8 +261,9 @@ impl Pieces<Body> for Tables<'_> {
             // A node wrote its result in pieces of `rows` rows.
             Body::Refs { schema, keys, .. } if keys.len() > 1 => Ok(pieces(schema, keys)),
             held if total <= rows => Ok(vec![held]),
-            // One big entry (a client's input, say): cut it in the map.
-            Body::Refs { schema, keys, .. } => {
+            // One big entry (a client's input, say) that only this stage
+            // reads: cut it in the map.
+            Body::Refs { schema, keys, .. } if !self.readers.shared(&keys[0]) => {
                 let keys = match keys.as_slice() {
                     [key] => self.cache.split_table(key, rows)?,
                     _ => keys,
@@ -211,6 +295,20 @@ impl Pieces<Body> for Tables<'_> {
         let tables = tables.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(Body::Table(Table::concat(tables)?))
     }
+
+    fn share(&self, held: Body, readers: usize) -> Vec<Body> {
+        if readers > 1 {
+            self.readers.add(&held.keys(), readers as u32 - 1);
+        }
+        let mut copies: Vec<Body> = (1..readers).map(|_| held.duplicate()).collect();
+        copies.insert(0, held);
+        copies.truncate(readers);
+        copies
+    }
+
+    fn bundle(&self, tables: Vec<Body>) -> Result<Body, String> {
+        Ok(Body::Parts(tables))
+    }
 }
 
 /// The relay: takes jobs from clients, splits them into envelopes, sends
@@ -227,6 +325,8 @@ pub struct Relay {
     /// goes when its last job ends, so distinct jobs cannot fill the map.
     stored_plans: HashMap<String, usize>,
     cache: Cache,
+    /// Cache entries of fanned-out tables, with their readers.
+    readers: Arc<Readers>,
     log: Log,
     started: Instant,
     /// Since when no node takes stage work, if none does.
@@ -290,6 +390,7 @@ impl Relay {
             jobs: HashMap::new(),
             stored_plans: HashMap::new(),
             cache,
+            readers: Arc::default(),
             log,
             started: Instant::now(),
             no_workers_since: Some(Instant::now()),
@@ -306,7 +407,14 @@ impl Relay {
         })
     }
 
-    /// Serves until `stop` is set.
+    /// The job tables' keeper: the cache and who reads what in it.
+    fn tables(&self) -> Tables {
+        Tables {
+            cache: self.cache.clone(),
+            readers: self.readers.clone(),
+        }
+    }
+
     /// Where the sockets are bound, with the ports the system picked for
     /// endpoints that asked for any (`tcp://127.0.0.1:*`).
     pub fn endpoints(&self) -> Result<Endpoints, DaemonError> {
@@ -571,16 +679,20 @@ impl Relay {
             return self.send_client(&route, busy);
         }
         // From here on the input is the relay's to pass on or release.
-        if let Err((at, message)) = self.admit(job_id, &submit.plan) {
-            Tables { cache: &self.cache }.discard(&input);
-            return self.reply_error(&route, job_id, at, message);
-        }
+        let graph = match self.admit(job_id, &submit.plan) {
+            Ok(graph) => graph,
+            Err((at, message)) => {
+                self.tables().discard(&input);
+                let failure = failure(Some(&submit.plan), at, message);
+                return self.reply_failure(&route, job_id, failure);
+            }
+        };
         let plan = submit.plan;
         let plan_key = self.store_plan(&plan);
         let lifespan = submit.lifespan;
         self.log
             .debug(|| format!("job {job_id}: {} stage(s) from a client", plan.stages.len()));
-        let flow = Flow::new(&plan, self.settings.chunk_rows);
+        let flow = Flow::new(&plan, &graph, self.settings.chunk_rows);
         self.jobs.insert(
             job_id,
             Job {
@@ -596,7 +708,7 @@ impl Relay {
                 flow,
             },
         );
-        let tables = Tables { cache: &self.cache };
+        let tables = self.tables();
         let next = match self.jobs.get_mut(&job_id) {
             Some(job) => job.flow.start(input, &tables),
             None => return,
@@ -604,22 +716,26 @@ impl Relay {
         self.follow(job_id, next);
     }
 
-    /// Whether a submitted plan can run; if not, where and why.
-    fn admit(&self, job_id: Uuid, plan: &Plan) -> Result<(), (Option<(u32, String)>, String)> {
+    /// A submitted plan's graph, when it can run; if not, where and why.
+    fn admit(&self, job_id: Uuid, plan: &Plan) -> Result<Graph, (Option<(u32, String)>, String)> {
         if self.jobs.contains_key(&job_id) {
             return Err((None, "a job with this id is already running".into()));
         }
         // Clients check jobs before sending them; one that did not still
         // gets nothing past the relay that cannot decode.
         if let Some(p) = rtl_tasks::check_calls(plan).into_iter().next() {
-            let stage = p.stage.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let stage = p
+                .stage
+                .as_deref()
+                .and_then(|name| (0..plan.stages.len()).find(|&i| plan.stage_name(i) == name));
             let message = match &p.field {
                 Some(field) => format!("field {field}: {}", p.message),
                 None => p.message,
             };
-            return Err((p.task.map(|t| (stage, t)), message));
+            let at = stage.map(|s| (s as u32, p.task.unwrap_or_default()));
+            return Err((at, message));
         }
-        Ok(())
+        plan.graph().map_err(|p| (None, p.to_string()))
     }
 
     /// Why a new job carrying `bytes` of columns must wait, if it must:
@@ -699,7 +815,7 @@ impl Relay {
     /// Queues one work envelope.
     fn enqueue(&mut self, job_id: Uuid, work: Work<Body>) {
         let Some(job) = self.jobs.get(&job_id) else {
-            return Tables { cache: &self.cache }.discard(&work.input);
+            return self.tables().discard(&work.input);
         };
         let message = WorkMessage {
             stage: work.stage,
@@ -751,11 +867,12 @@ impl Relay {
                 }
             }
             if !shares_cache && !env.body.keys().is_empty() {
-                match self.cache.take_tables(&env.body.take_keys()) {
-                    Ok(table) => env.body = Body::Table(table),
+                let held = std::mem::replace(&mut env.body, Body::Empty);
+                match self.tables().inline(held) {
+                    Ok(inline) => env.body = inline,
                     Err(e) => {
                         self.routing.answered(&id);
-                        self.fail_job(job, None, e.to_string());
+                        self.fail_job(job, None, e);
                         continue;
                     }
                 }
@@ -864,7 +981,7 @@ impl Relay {
 
     /// Deletes the cache entries an envelope's input was passed by.
     fn release(&self, env: Envelope) {
-        self.cache.discard(env.body.keys());
+        self.tables().discard(&env.body);
     }
 
     /// A node answered envelope `id`: its credit is free and its input can
@@ -1149,7 +1266,7 @@ impl Relay {
     }
 
     fn stage_done(&mut self, id: Uuid, job_id: Uuid, stage: u32, partial: Vec<Stat>, held: Body) {
-        let tables = Tables { cache: &self.cache };
+        let tables = self.tables();
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return tables.discard(&held);
         };
@@ -1163,10 +1280,11 @@ impl Relay {
         }
     }
 
-    /// Sends the job's result to its client.
-    fn finish(&mut self, job_id: Uuid, result: Body) {
+    /// Sends the job's results to its client, one message each.
+    fn finish(&mut self, job_id: Uuid, results: Vec<(u32, Body)>) {
         let Some(job) = self.jobs.remove(&job_id) else {
-            return Tables { cache: &self.cache }.discard(&result);
+            let tables = self.tables();
+            return results.iter().for_each(|(_, r)| tables.discard(r));
         };
         self.release_plan(job.plan_key.as_ref());
         self.log.profile(|| {
@@ -1175,30 +1293,54 @@ impl Relay {
                 job.started.elapsed().as_secs_f64() * 1e3
             )
         });
-        let stage = job.plan.stages.len().saturating_sub(1) as u32;
-        let mut body = result;
-        if !body.keys().is_empty() && job.client_cache != Some(self.cache.id()) {
-            body = match self.cache.take_tables(&body.take_keys()) {
-                Ok(table) => Body::Table(table),
-                Err(e) => return self.reply_error(&job.client, job_id, None, e.to_string()),
+        let by_reference = job.client_cache == Some(self.cache.id());
+        let tables = self.tables();
+        let mut bodies = Vec::with_capacity(results.len());
+        for (stage, body) in results {
+            let body = if by_reference {
+                Ok(body)
+            } else {
+                tables.inline(body)
             };
+            bodies.push((stage, body));
         }
-        self.cache.discard_job(job_id, body.keys());
-        if !body.keys().is_empty() {
-            let unread = self.unread_results.entry(job.client.clone()).or_default();
-            if unread.len() >= UNREAD_RESULTS {
-                unread.pop_front();
+        let kept: Vec<String> = bodies
+            .iter()
+            .filter_map(|(_, b)| b.as_ref().ok())
+            .flat_map(|b| b.keys().into_owned())
+            .collect();
+        self.readers.forget_job(job_id);
+        self.cache.discard_job(job_id, &kept);
+        let count = bodies.len() as u32;
+        for (seq, (stage, body)) in bodies.into_iter().enumerate() {
+            let body = match body {
+                Ok(body) => body,
+                Err(e) => {
+                    let failure = failure(Some(&job.plan), None, e);
+                    return self.reply_failure(&job.client, job_id, failure);
+                }
+            };
+            if !body.keys().is_empty() {
+                let unread = self.unread_results.entry(job.client.clone()).or_default();
+                if unread.len() >= UNREAD_RESULTS {
+                    unread.pop_front();
+                }
+                unread.push_back(body.keys().into_owned());
             }
-            unread.push_back(body.keys().to_vec());
+            let seq = seq as u32;
+            let message = Message::Result { stage, seq, count };
+            self.send_client(
+                &job.client,
+                Envelope::with_id(job_id, job_id, message, body),
+            );
         }
-        let result = Envelope::with_id(job_id, job_id, Message::Result { stage }, body);
-        self.send_client(&job.client, result);
     }
 
     fn fail_job(&mut self, job_id: Uuid, at: Option<(u32, String)>, message: String) {
         if let Some(job) = self.drop_job(job_id) {
             self.log.info(format!("job {job_id} failed: {message}"));
-            self.reply_error(&job.client, job_id, at, message);
+            let failure = failure(Some(&job.plan), at, message);
+            self.reply_failure(&job.client, job_id, failure);
         }
     }
 
@@ -1210,11 +1352,12 @@ impl Relay {
         }
         let mut job = self.jobs.remove(&job_id)?;
         self.release_plan(job.plan_key.as_ref());
-        let tables = Tables { cache: &self.cache };
+        let tables = self.tables();
         job.flow
             .drain()
             .iter()
             .for_each(|held| tables.discard(held));
+        self.readers.forget_job(job_id);
         self.cache.discard_job(job_id, &[]);
         Some(job)
     }
@@ -1226,12 +1369,10 @@ impl Relay {
         at: Option<(u32, String)>,
         message: String,
     ) {
-        let (stage, task) = at.map_or((None, None), |(s, t)| (Some(s), Some(t)));
-        let failure = Failure {
-            stage,
-            task,
-            message,
-        };
+        self.reply_failure(client, job, failure(None, at, message));
+    }
+
+    fn reply_failure(&mut self, client: &[u8], job: Uuid, failure: Failure) {
         let error = Envelope::with_id(job, job, Message::Error(failure), Body::Empty);
         self.send_client(client, error);
     }
@@ -1495,11 +1636,11 @@ impl Relay {
                 }
             }
         }
-        let expired: Vec<(Uuid, u32, u64)> = self
+        let expired: Vec<(Uuid, String, u64)> = self
             .jobs
             .iter()
             .filter(|(_, j)| j.deadline.is_some_and(|d| d <= now))
-            .map(|(id, j)| (*id, j.flow.stage(), j.lifespan))
+            .map(|(id, j)| (*id, j.plan.stage_name(j.flow.stage() as usize), j.lifespan))
             .collect();
         for (id, stage, lifespan) in expired {
             self.fail_job(
@@ -1509,6 +1650,14 @@ impl Relay {
             );
         }
     }
+}
+
+/// A failure at `at` (a stage and its task), named as `plan` names it.
+fn failure(plan: Option<&Plan>, at: Option<(u32, String)>, message: String) -> Failure {
+    let (stage, task) = at.map_or((None, None), |(s, t)| (Some(s), Some(t)));
+    let mut failure = Failure::new(stage, task.filter(|t| !t.is_empty()), message);
+    failure.stage_name = stage.zip(plan).map(|(s, plan)| plan.stage_name(s as usize));
+    failure
 }
 
 /// Why a send to a client failed, in words.

@@ -20,7 +20,7 @@ use rtl_cache::Cache;
 use rtl_config::Config;
 use rtl_dsl::{Plan, TaskCall};
 use rtl_log::{timestamp, Log};
-use rtl_tasks::{Context, Event};
+use rtl_tasks::{Context, Event, Input, Table, TaskError};
 use rtl_wire::auth::Secret;
 use rtl_wire::link::{hostname, RelayLink};
 use rtl_wire::{
@@ -249,14 +249,14 @@ struct Busy {
 impl Busy {
     /// The failure sent for work that ran past `limit`.
     fn timed_out(&self, limit: Duration) -> Envelope {
-        let failure = Failure {
-            stage: Some(self.stage),
-            task: Some(self.tasks.clone()),
-            message: format!(
+        let failure = Failure::new(
+            Some(self.stage),
+            Some(self.tasks.clone()),
+            format!(
                 "did not finish within {} ms (task_timeout_ms); raise task_timeout_ms in rtl.toml if it needs longer, or 0 for no limit",
                 limit.as_millis()
             ),
-        };
+        );
         Envelope::with_id(self.id, self.job, Message::Failed(failure), Body::Empty)
     }
 }
@@ -451,11 +451,7 @@ fn run_work(
     let cache = tools.cache.as_ref();
     let (stage, progress) = (spec.stage, spec.progress);
     let failed = |task: Option<String>, message: String| {
-        let failure = Failure {
-            stage: Some(stage),
-            task,
-            message,
-        };
+        let failure = Failure::new(Some(stage), task, message);
         (Message::Failed(failure), Body::Empty)
     };
     let plan = match plan {
@@ -469,15 +465,17 @@ fn run_work(
     // Chunks of one stage all run the same tasks: one chunk's progress
     // speaks for them.
     let progress = progress && spec.seq == 0;
-    let input = match (input, cache) {
+    let read = |body: Body| match (body, cache) {
         (Body::Refs { keys, .. }, Some(cache)) => cache.read_tables(&keys).map_err(String::from),
         (Body::Refs { .. }, None) => {
-            Err("the table was sent by reference but this node has no cache".into())
+            Err("the table was sent by reference but this node has no cache".to_string())
         }
         (inline, _) => inline.into_table().map_err(String::from),
     };
-    let input = match input {
-        Ok(t) => t,
+    // Several tables: the inputs of the stage's combining task.
+    let combining = matches!(input, Body::Parts(_));
+    let tables = match input.into_parts().into_iter().map(read).collect() {
+        Ok(tables) => tables,
         Err(e) => return failed(None, format!("bad input table: {e}")),
     };
     let mut ctx = Context::new(&plan.base_dir);
@@ -517,14 +515,18 @@ fn run_work(
         },
     };
     let stats = Some(&spec.stats[..]).filter(|s| !s.is_empty());
-    let outcome = rtl_tasks::run_chunk(
-        stage as usize,
-        calls,
-        input,
-        &ctx,
-        &mut on_event,
-        stats,
-        then,
+    let outcome = combine(&plan, stage, calls, tables, combining, &ctx, &mut on_event).and_then(
+        |(input, calls)| {
+            rtl_tasks::run_chunk(
+                stage as usize,
+                calls,
+                input,
+                &ctx,
+                &mut on_event,
+                stats,
+                then,
+            )
+        },
     );
     let (table, partial) = match outcome {
         Ok(done) => done,
@@ -562,6 +564,45 @@ fn run_work(
         }
     };
     (done, Body::refs(&table, keys))
+}
+
+/// The table the stage's calls run on, and the calls left to run: for
+/// work that carries several tables, what its first call (a combining
+/// task) makes of them, and the calls after it.
+fn combine<'a>(
+    plan: &Plan,
+    stage: u32,
+    calls: &'a [TaskCall],
+    mut tables: Vec<Table>,
+    combining: bool,
+    ctx: &Context,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(Table, &'a [TaskCall]), TaskError> {
+    let Some((first, rest)) = calls.split_first().filter(|_| combining) else {
+        return Ok((tables.pop().unwrap_or_default(), calls));
+    };
+    let names = plan.inputs_of(stage as usize);
+    if names.len() != tables.len() {
+        return Err(TaskError {
+            stage: stage as usize,
+            task: first.name.clone(),
+            message: format!(
+                "the work carried {} tables and the stage takes {} inputs",
+                tables.len(),
+                names.len()
+            ),
+        });
+    }
+    let inputs = names
+        .into_iter()
+        .zip(tables)
+        .map(|(i, table)| Input {
+            stage: plan.stage_name(i),
+            table,
+        })
+        .collect();
+    let table = rtl_tasks::run_combining(stage as usize, first, inputs, ctx, on_event)?;
+    Ok((table, rest))
 }
 
 /// What a client following progress hears of a task event.

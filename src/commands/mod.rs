@@ -6,7 +6,7 @@ mod config;
 mod explain;
 mod keygen;
 mod plots;
-mod run;
+pub mod run;
 mod serve;
 mod start;
 mod status;
@@ -63,13 +63,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             files,
             params,
             out,
+            format,
             connect,
             plots,
         } => run::run(
             config,
             &files,
             &params,
-            out.as_deref(),
+            out.as_deref().map(|out| (out, format)),
             plots.as_deref(),
             connect,
         ),
@@ -78,7 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             params,
             json,
         } => check::run(&files, &params, json),
-        Command::Explain { file, params } => explain::run(config, &file, &params),
+        Command::Explain { file, params, dot } => explain::run(config, &file, &params, dot),
         Command::Node { relay, workers } => {
             crate::supervisor::run_nodes(config, &relay, workers)?;
             Ok(ExitCode::SUCCESS)

@@ -26,11 +26,88 @@ macro_rules! say {
     }};
 }
 
+/// The formats `--out DIR` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    /// Comma-separated text, with a .meta of column types beside it.
+    Csv,
+    /// numpy's savez.
+    Npz,
+    /// An object of column arrays.
+    Json,
+    /// raspi-rtl's record array, with its .meta.
+    Dat,
+}
+
+impl OutFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            OutFormat::Csv => "csv",
+            OutFormat::Npz => "npz",
+            OutFormat::Json => "json",
+            OutFormat::Dat => "dat",
+        }
+    }
+}
+
+/// Where `--out` puts each of a job's results (named by stage): one file,
+/// a folder of `<stage>.<format>` files, or a pattern with `{stage}`.
+fn targets(
+    out: &Path,
+    format: Option<OutFormat>,
+    results: &[String],
+) -> Result<Vec<(String, PathBuf)>, String> {
+    let text = out.to_string_lossy();
+    let folder = text.ends_with('/') || out.is_dir();
+    let paths: Vec<(String, PathBuf)> = if text.contains("{stage}") {
+        if format.is_some() {
+            return Err(format!("--out {text}: the pattern's extension gives the format; --format goes with --out DIR"));
+        }
+        results
+            .iter()
+            .map(|r| (r.clone(), PathBuf::from(text.replace("{stage}", r))))
+            .collect()
+    } else if folder {
+        let extension = format.unwrap_or(OutFormat::Csv).extension();
+        results
+            .iter()
+            .map(|r| (r.clone(), out.join(format!("{r}.{extension}"))))
+            .collect()
+    } else {
+        if format.is_some() {
+            return Err(format!(
+                "--out {text}: the file's extension gives its format; --format goes with --out DIR"
+            ));
+        }
+        if results.len() > 1 {
+            return Err(format!(
+                "--out {text}: the job has {} results ({}); give a folder (--out DIR/) or a pattern with {{stage}} (--out 'out/{{stage}}.csv')",
+                results.len(),
+                results.join(", ")
+            ));
+        }
+        results
+            .iter()
+            .map(|r| (r.clone(), out.to_path_buf()))
+            .collect()
+    };
+    for (_, path) in &paths {
+        let format = Format::of(path).map_err(|e| format!("--out {e}"))?;
+        if !format.writable() {
+            return Err(format!(
+                "--out {}: rtl cannot write {format:?} files; use .csv, .dat, .npz or .json",
+                path.display()
+            ));
+        }
+    }
+    Ok(paths)
+}
+
 pub fn run(
     config: &Config,
     files: &[PathBuf],
     params: &[(String, String)],
-    out: Option<&Path>,
+    out: Option<(&Path, Option<OutFormat>)>,
     plots: Option<&Path>,
     connect: bool,
 ) -> Result<ExitCode, String> {
@@ -40,17 +117,8 @@ pub fn run(
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    if let Some(out) = out {
-        if files.len() > 1 {
-            return Err("--out takes one job file; give each job a `write` task instead".into());
-        }
-        let format = Format::of(out).map_err(|e| format!("--out {e}"))?;
-        if !format.writable() {
-            return Err(format!(
-                "--out {}: rtl cannot write {format:?} files; use .csv, .dat, .npz or .json",
-                out.display()
-            ));
-        }
+    if out.is_some() && files.len() > 1 {
+        return Err("--out takes one job file; give each job a `write` task instead".into());
     }
     // Every job is checked before any is sent: a mistake in the third file
     // should not surface after the first two have run.
@@ -76,6 +144,19 @@ pub fn run(
             listed.join("\n")
         ));
     }
+    // Where each result goes, settled before anything runs.
+    let targets = match (out, plans.first()) {
+        (Some((out, format)), Some(plan)) => {
+            let graph = plan.graph().map_err(|e| e.to_string())?;
+            let results: Vec<String> = graph
+                .results()
+                .iter()
+                .map(|&s| plan.stage_name(s))
+                .collect();
+            targets(out, format, &results)?
+        }
+        _ => Vec::new(),
+    };
     let mut transform = match connect_to_daemon(config) {
         Ok(t) => t,
         Err(Error::NoDaemon { endpoint, reason }) => match live(config, Service::Relay) {
@@ -108,28 +189,25 @@ pub fn run(
         // The id ties the run to its log lines and to its charts on the
         // plot page, which shows its first 8 digits as "run 1a2b3c4d".
         say!("Job: {}", handle.id());
-        let table = transform
-            .follow(handle, &mut |event| match (&event.message, event.ms) {
-                (Some(message), _) => say!("{}: {message}", event.task),
-                (None, None) => say!("Running: {}", event.task),
-                (None, Some(ms)) => say!("Completed: {ms:.3} ms {}", event.task),
+        // Stages run side by side in a graph: name them with their tasks.
+        let named = plan.stages.iter().any(|s| !s.name.is_empty());
+        let stage = |event: &rtl_client::ProgressEvent| match named {
+            true => format!(" (stage {})", plan.stage_name(event.stage as usize)),
+            false => String::new(),
+        };
+        let results = transform
+            .follow_all(handle, &mut |event| match (&event.message, event.ms) {
+                (Some(message), _) => say!("{}{}: {message}", event.task, stage(event)),
+                (None, None) => say!("Running: {}{}", event.task, stage(event)),
+                (None, Some(ms)) => say!("Completed: {ms:.3} ms {}{}", event.task, stage(event)),
             })
             .map_err(failed)?;
         say!("Elapsed: {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
-        if let Some(out) = out {
-            formats::write(&table, &out.to_path_buf(), &CsvOptions::default())?;
-            let rows = match table.rows() {
-                1 => "1 row".to_string(),
-                n => format!("{n} rows"),
+        for (stage, path) in &targets {
+            let Some(table) = results.get(stage) else {
+                continue;
             };
-            match Format::of(out) {
-                Ok(Format::Csv) => say!(
-                    "Wrote {rows} to {} (column types in {})",
-                    out.display(),
-                    out.with_extension("meta").display()
-                ),
-                _ => say!("Wrote {rows} to {}", out.display()),
-            }
+            write_result(table, path)?;
         }
         if let Some(dir) = plots {
             for (job, chart) in transform.take_charts() {
@@ -141,9 +219,39 @@ pub fn run(
                 );
             }
         }
-        print_preview(&table);
+        let several = results.len() > 1;
+        for (stage, table) in results.iter() {
+            print_preview(several.then_some(stage), table);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes one result and says where.
+fn write_result(table: &Table, path: &Path) -> Result<(), String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            format!(
+                "--out: cannot make the folder {}: {}",
+                parent.display(),
+                rtl_dsl::words::io(&e)
+            )
+        })?;
+    }
+    formats::write(table, &path.to_path_buf(), &CsvOptions::default())?;
+    let rows = match table.rows() {
+        1 => "1 row".to_string(),
+        n => format!("{n} rows"),
+    };
+    match Format::of(path) {
+        Ok(Format::Csv) => say!(
+            "Wrote {rows} to {} (column types in {})",
+            path.display(),
+            path.with_extension("meta").display()
+        ),
+        _ => say!("Wrote {rows} to {}", path.display()),
+    }
+    Ok(())
 }
 
 /// Connects to the daemon of this home. When nothing listens yet but its
@@ -164,11 +272,14 @@ fn connect_to_daemon(config: &Config) -> Result<Transform, Error> {
     }
 }
 
-fn print_preview(table: &Table) {
+/// A glance at a result: its size and first rows; `stage` names it when
+/// the job has several.
+fn print_preview(stage: Option<&str>, table: &Table) {
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     say!(
-        "Result: {} x {}",
+        "Result{}: {} x {}",
+        stage.map_or(String::new(), |s| format!(" {s}")),
         plural(table.rows(), "row", "rows"),
         plural(table.width(), "column", "columns")
     );

@@ -30,6 +30,7 @@ use ndarray::Array1;
 use rtl_tasks::codec::{decode_column, encode_rows_into, frame_holds, le_bytes};
 pub use rtl_tasks::codec::{schema_of, ColumnSpec};
 use rtl_tasks::{Column, Table};
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -63,6 +64,9 @@ pub enum Body {
     /// columns leave from where they are, without a copy, and libzmq holds
     /// a reference until it has sent them.
     Shared(Arc<Table>),
+    /// Several tables, in order: the inputs of a combining task. Each is
+    /// one of the kinds above.
+    Parts(Vec<Body>),
 }
 
 impl Body {
@@ -82,10 +86,12 @@ impl Body {
             Body::Frames { frames, .. } => frames.iter().map(|f| f.len()).sum(),
             Body::Table(table) => table.wire_size(),
             Body::Shared(table) => table.wire_size(),
+            Body::Parts(parts) => parts.iter().map(Body::bytes).sum(),
         }
     }
 
-    /// Rows of the table (as its sender said, for frames and references).
+    /// Rows of the table (as its sender said, for frames and references);
+    /// of all of them, for several.
     pub fn rows(&self) -> usize {
         match self {
             Body::Empty => 0,
@@ -94,26 +100,39 @@ impl Body {
             }
             Body::Table(t) => t.rows(),
             Body::Shared(t) => t.rows(),
+            Body::Parts(parts) => parts.iter().map(Body::rows).sum(),
         }
     }
 
     /// The cache keys it names; none for an inline table.
-    pub fn keys(&self) -> &[String] {
+    pub fn keys(&self) -> Cow<'_, [String]> {
         match self {
-            Body::Refs { keys, .. } => keys,
-            _ => &[],
+            Body::Refs { keys, .. } => Cow::Borrowed(keys),
+            Body::Parts(parts) => {
+                Cow::Owned(parts.iter().flat_map(|p| p.keys().into_owned()).collect())
+            }
+            _ => Cow::Borrowed(&[]),
         }
     }
 
-    /// Takes the cache keys it names, leaving it empty; none for an inline
-    /// table, which stays.
+    /// Takes the cache keys it names, leaving it empty (each of several
+    /// tables by reference); none for an inline table, which stays.
     pub fn take_keys(&mut self) -> Vec<String> {
         match self {
             Body::Refs { .. } => match std::mem::replace(self, Body::Empty) {
                 Body::Refs { keys, .. } => keys,
-                _ => unreachable!("matched as references above"),
+                _ => Vec::new(),
             },
+            Body::Parts(parts) => parts.iter_mut().flat_map(Body::take_keys).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// The tables it carries: several for [`Body::Parts`], else itself.
+    pub fn into_parts(self) -> Vec<Body> {
+        match self {
+            Body::Parts(parts) => parts,
+            one => vec![one],
         }
     }
 
@@ -137,6 +156,7 @@ impl Body {
             },
             Body::Table(table) => Body::Table(table.clone()),
             Body::Shared(table) => Body::Shared(table.clone()),
+            Body::Parts(parts) => Body::Parts(parts.iter().map(Body::duplicate).collect()),
         }
     }
 
@@ -144,6 +164,9 @@ impl Body {
     /// the row count says: what the relay passes on without reading must
     /// not lie to whoever reads it.
     pub fn check_frames(&self) -> Result<(), WireError> {
+        if let Body::Parts(parts) = self {
+            return parts.iter().try_for_each(Body::check_frames);
+        }
         let Body::Frames {
             schema,
             rows,
@@ -171,6 +194,10 @@ impl Body {
             Body::Refs { .. } => Err(WireError::BadTable(
                 "the table was sent by reference, not inline".into(),
             )),
+            Body::Parts(parts) => Err(WireError::BadTable(format!(
+                "{} tables were sent where one was expected",
+                parts.len()
+            ))),
             Body::Frames {
                 schema,
                 rows,
@@ -193,32 +220,42 @@ impl Body {
         }
     }
 
-    /// Writes the table's description into a header's fields.
-    fn describe(&self, schema: &mut Vec<ColumnSpec>, rows: &mut u64, keys: &mut Vec<String>) {
+    /// Writes the table's description into a header's fields: its
+    /// columns, rows and keys; for several tables, each one's after the
+    /// other's, and `parts` says how many of each are whose.
+    fn describe(&self, header: &mut Described) {
         match self {
             Body::Empty => {}
-            Body::Frames {
-                schema: s, rows: r, ..
-            } => {
-                *schema = s.clone();
-                *rows = *r;
+            Body::Frames { schema, rows, .. } => {
+                header.schema.extend(schema.iter().cloned());
+                header.rows += rows;
             }
-            Body::Refs {
-                schema: s,
-                rows: r,
-                keys: k,
-            } => {
-                *schema = s.clone();
-                *rows = *r;
-                *keys = k.clone();
+            Body::Refs { schema, rows, keys } => {
+                header.schema.extend(schema.iter().cloned());
+                header.rows += rows;
+                header.keys.extend(keys.iter().cloned());
             }
             Body::Table(t) => {
-                *schema = schema_of(t);
-                *rows = t.rows() as u64;
+                header.schema.extend(schema_of(t));
+                header.rows += t.rows() as u64;
             }
             Body::Shared(t) => {
-                *schema = schema_of(t);
-                *rows = t.rows() as u64;
+                header.schema.extend(schema_of(t));
+                header.rows += t.rows() as u64;
+            }
+            Body::Parts(parts) => {
+                for part in parts {
+                    let mut one = Described::default();
+                    part.describe(&mut one);
+                    header.parts.push(PartShape {
+                        columns: one.schema.len() as u32,
+                        rows: one.rows,
+                        refs: one.keys.len() as u32,
+                    });
+                    header.schema.extend(one.schema);
+                    header.keys.extend(one.keys);
+                    header.rows += one.rows;
+                }
             }
         }
     }
@@ -230,8 +267,69 @@ impl Body {
             Body::Frames { frames, .. } => frames.len(),
             Body::Table(table) => table.width(),
             Body::Shared(table) => table.width(),
+            Body::Parts(parts) => parts.iter().map(Body::frames).sum(),
         }
     }
+
+    /// Sends the column frames; `sent` counts them across the parts of
+    /// several tables, and the last of `total` ends the message.
+    fn send_frames(
+        self,
+        socket: &mut zmq::Socket,
+        sent: &mut usize,
+        total: usize,
+    ) -> Result<(), zmq::Error> {
+        let mut more = || {
+            *sent += 1;
+            if *sent < total {
+                zmq::SNDMORE
+            } else {
+                0
+            }
+        };
+        match self {
+            Body::Empty | Body::Refs { .. } => {}
+            Body::Frames { frames, .. } => {
+                for frame in frames {
+                    socket.send(frame, more())?;
+                }
+            }
+            Body::Table(table) => {
+                for (_, column) in table.into_columns() {
+                    send_column(socket, column, more())?;
+                }
+            }
+            Body::Shared(table) => {
+                for (_, column) in table.iter() {
+                    send_shared_column(socket, &table, column, more())?;
+                }
+            }
+            Body::Parts(parts) => {
+                for part in parts {
+                    part.send_frames(socket, sent, total)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A body's description in a header.
+#[derive(Default)]
+pub(crate) struct Described {
+    pub(crate) schema: Vec<ColumnSpec>,
+    pub(crate) rows: u64,
+    pub(crate) keys: Vec<String>,
+    pub(crate) parts: Vec<PartShape>,
+}
+
+/// How many of a header's columns and keys, and which rows, belong to one
+/// of several tables in a message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PartShape {
+    pub(crate) columns: u32,
+    pub(crate) rows: u64,
+    pub(crate) refs: u32,
 }
 
 /// One message: its id, the job it belongs to (nil for messages about no
@@ -414,28 +512,9 @@ impl Envelope {
         if routed {
             socket.send(&id.as_bytes()[..], zmq::SNDMORE)?;
         }
-        let parts = body.frames();
-        socket.send(header_bytes, if parts > 0 { zmq::SNDMORE } else { 0 })?;
-        let more = |k: usize| if k + 1 < parts { zmq::SNDMORE } else { 0 };
-        match body {
-            Body::Empty | Body::Refs { .. } => {}
-            Body::Frames { frames, .. } => {
-                for (k, frame) in frames.into_iter().enumerate() {
-                    socket.send(frame, more(k))?;
-                }
-            }
-            Body::Table(table) => {
-                for (k, (_, column)) in table.into_columns().into_iter().enumerate() {
-                    send_column(socket, column, more(k))?;
-                }
-            }
-            Body::Shared(table) => {
-                for (k, (_, column)) in table.iter().enumerate() {
-                    send_shared_column(socket, &table, column, more(k))?;
-                }
-            }
-        }
-        Ok(())
+        let frames = body.frames();
+        socket.send(header_bytes, if frames > 0 { zmq::SNDMORE } else { 0 })?;
+        body.send_frames(socket, &mut 0, frames)
     }
 
     /// Receives one envelope on a ROUTER socket, with who sent it: its
@@ -495,32 +574,21 @@ impl Envelope {
             .ok_or_else(|| malformed(Some(id), "no header frame".into()))?;
         let mut header = Header::decode(&header_frame).map_err(|e| malformed(Some(id), e))?;
         let frames: Vec<zmq::Message> = parts.collect();
-        let expected = if !header.table_refs.is_empty() {
-            0
-        } else {
-            header.schema.len()
-        };
-        if frames.len() != expected {
-            return Err(malformed(
-                Some(id),
-                format!(
-                    "header describes {expected} column frames but {} followed",
-                    frames.len()
-                ),
-            ));
-        }
         let schema = std::mem::take(&mut header.schema);
         let keys = std::mem::take(&mut header.table_refs);
-        let rows = header.rows;
-        let body = if !keys.is_empty() {
-            Body::Refs { schema, rows, keys }
-        } else if frames.is_empty() {
-            Body::Empty
-        } else {
-            Body::Frames {
-                schema,
-                rows,
-                frames,
+        let body = match std::mem::take(&mut header.parts) {
+            shapes if shapes.is_empty() => {
+                let shape = PartShape {
+                    columns: u32::try_from(schema.len()).unwrap_or(u32::MAX),
+                    rows: header.rows,
+                    refs: u32::try_from(keys.len()).unwrap_or(u32::MAX),
+                };
+                let mut one =
+                    cut(vec![shape], schema, keys, frames).map_err(|e| malformed(Some(id), e))?;
+                one.pop().unwrap_or(Body::Empty)
+            }
+            shapes => {
+                Body::Parts(cut(shapes, schema, keys, frames).map_err(|e| malformed(Some(id), e))?)
             }
         };
         let job = header.job;
@@ -535,6 +603,61 @@ impl Envelope {
             },
         ))
     }
+}
+
+/// The tables a header's `shapes` describe, cut from its columns, keys
+/// and the column frames that followed it: a table by reference has no
+/// frames, an inline one a frame per column.
+fn cut(
+    shapes: Vec<PartShape>,
+    schema: Vec<ColumnSpec>,
+    keys: Vec<String>,
+    frames: Vec<zmq::Message>,
+) -> Result<Vec<Body>, String> {
+    let columns: u64 = shapes.iter().map(|s| u64::from(s.columns)).sum();
+    let refs: u64 = shapes.iter().map(|s| u64::from(s.refs)).sum();
+    let expected: u64 = shapes
+        .iter()
+        .filter(|s| s.refs == 0)
+        .map(|s| u64::from(s.columns))
+        .sum();
+    if columns != schema.len() as u64 || refs != keys.len() as u64 {
+        return Err(format!(
+            "header describes {} columns and {} cache keys in its parts but has {} and {}",
+            columns,
+            refs,
+            schema.len(),
+            keys.len()
+        ));
+    }
+    if frames.len() as u64 != expected {
+        return Err(format!(
+            "header describes {expected} column frames but {} followed",
+            frames.len()
+        ));
+    }
+    let (mut schema, mut keys, mut frames) =
+        (schema.into_iter(), keys.into_iter(), frames.into_iter());
+    Ok(shapes
+        .into_iter()
+        .map(|shape| {
+            let schema: Vec<ColumnSpec> = schema.by_ref().take(shape.columns as usize).collect();
+            let keys: Vec<String> = keys.by_ref().take(shape.refs as usize).collect();
+            let rows = shape.rows;
+            if !keys.is_empty() {
+                Body::Refs { schema, rows, keys }
+            } else if schema.is_empty() {
+                Body::Empty
+            } else {
+                let frames = frames.by_ref().take(schema.len()).collect();
+                Body::Frames {
+                    schema,
+                    rows,
+                    frames,
+                }
+            }
+        })
+        .collect())
 }
 
 /// The parts of one multipart message.
@@ -748,7 +871,11 @@ mod tests {
         for _ in 0..2 {
             Envelope::new(
                 Uuid::new_v4(),
-                Message::Result { stage: 0 },
+                Message::Result {
+                    stage: 0,
+                    seq: 0,
+                    count: 1,
+                },
                 Body::Shared(shared.clone()),
             )
             .send(&mut a, None)
@@ -785,11 +912,59 @@ mod tests {
     }
 
     #[test]
+    fn several_tables_travel_in_one_message_by_reference_and_inline() {
+        let (mut a, b) = pair();
+        let refs = Body::Refs {
+            schema: schema_of(&sample()),
+            rows: 3,
+            keys: vec!["t:one".into(), "t:two".into()],
+        };
+        let body = Body::Parts(vec![
+            Body::Table(sample()),
+            refs,
+            Body::Shared(Arc::new(sample())),
+        ]);
+        Envelope::new(Uuid::nil(), Message::Done(Done::default()), body)
+            .send(&mut a, None)
+            .expect("send");
+        let got = Envelope::recv(&b, 0).expect("recv");
+        assert_eq!(got.body.keys().as_ref(), ["t:one", "t:two"]);
+        let parts = got.body.into_parts();
+        assert_eq!(parts.len(), 3);
+        assert!(matches!(&parts[1], Body::Refs { rows: 3, keys, .. } if keys.len() == 2));
+        for inline in [&parts[0], &parts[2]] {
+            let table = inline.duplicate().into_table().expect("decode");
+            assert_eq!(format!("{table:?}"), format!("{:?}", sample()));
+        }
+        // A header whose parts claim more columns than it has is refused.
+        let mut header = Header::of(
+            Uuid::new_v4(),
+            &Message::Done(Done::default()),
+            &Body::Parts(vec![Body::Table(sample())]),
+        );
+        header.parts[0].columns += 1;
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&header, &mut bytes).expect("cbor");
+        let (c, d) = pair();
+        c.send(&Uuid::new_v4().as_bytes()[..], zmq::SNDMORE)
+            .expect("send");
+        c.send(bytes, 0).expect("send");
+        let Err(err) = Envelope::recv(&d, 0) else {
+            panic!("a lying header was taken")
+        };
+        assert!(err.to_string().contains("in its parts"), "{err}");
+    }
+
+    #[test]
     fn lies_about_sizes_are_refused() {
         let (a, b) = pair();
         let header = Header::of(
             Uuid::new_v4(),
-            &Message::Result { stage: 0 },
+            &Message::Result {
+                stage: 0,
+                seq: 0,
+                count: 1,
+            },
             &Body::Refs {
                 schema: vec![ColumnSpec {
                     name: "x".into(),

@@ -131,7 +131,7 @@ impl RelayLink {
                         "could not send to the relay ({e}); a message is dropped"
                     ));
                     if let Some(env) = unsent {
-                        undelivered(env.body.keys());
+                        undelivered(&env.body.keys());
                     }
                 }
             }

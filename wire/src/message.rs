@@ -8,7 +8,7 @@
 //! with the reason, instead of being checked field by field by whoever
 //! reads it.
 
-use crate::{Body, ColumnSpec};
+use crate::{Body, ColumnSpec, Described, PartShape};
 use rtl_dsl::Plan;
 use rtl_tasks::{Chart, Stat};
 use serde::{Deserialize, Serialize};
@@ -140,9 +140,12 @@ impl fmt::Display for Kind {
 /// Where a failure happened and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
-    /// The stage that failed, when known.
+    /// The stage that failed, when known, by number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<u32>,
+    /// The stage's name in the job, when it has one (the relay fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_name: Option<String>,
     /// The task (or tasks) that failed, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
@@ -150,9 +153,25 @@ pub struct Failure {
     pub message: String,
 }
 
+impl Failure {
+    /// A failure in `stage` (and `task`, when known).
+    pub fn new(stage: Option<u32>, task: Option<String>, message: String) -> Failure {
+        Failure {
+            stage,
+            stage_name: None,
+            task,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.stage, &self.task) {
+        let stage = self
+            .stage_name
+            .clone()
+            .or_else(|| self.stage.map(|s| s.to_string()));
+        match (&stage, &self.task) {
             (Some(s), Some(t)) => write!(f, "stage {s}, task {t}: {}", self.message),
             (Some(s), None) => write!(f, "stage {s}: {}", self.message),
             _ => f.write_str(&self.message),
@@ -342,10 +361,15 @@ pub struct Done {
 pub enum Message {
     /// client -> relay: run a job.
     Submit(Box<Submit>),
-    /// relay -> client: the job's result, from its last stage.
+    /// relay -> client: one of the job's results: the table of a stage
+    /// that no stage takes (a chain has one, its last).
     Result {
-        /// The last stage.
+        /// The stage, by number.
         stage: u32,
+        /// Which of the job's results this is, from 0.
+        seq: u32,
+        /// How many results the job has.
+        count: u32,
     },
     /// relay -> client: the job failed.
     Error(Failure),
@@ -464,6 +488,8 @@ pub(crate) struct Header {
     plan_key: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) table_refs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) parts: Vec<PartShape>,
     #[serde(default, skip_serializing_if = "is_zero")]
     split_rows: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -515,6 +541,7 @@ impl Header {
             tasks: None,
             schema: Vec::new(),
             rows: 0,
+            parts: Vec::new(),
             plan: None,
             plan_key: None,
             table_refs: Vec::new(),
@@ -569,7 +596,11 @@ impl Header {
                 h.progress = s.progress;
                 h.charts = s.charts;
             }
-            Message::Result { stage } => h.stage = *stage,
+            Message::Result { stage, seq, count } => {
+                h.stage = *stage;
+                h.seq = *seq;
+                h.count = *count;
+            }
             Message::Error(f) => h.error = Some(f.clone()),
             Message::Failed(f) => {
                 h.stage = f.stage.unwrap_or(0);
@@ -626,7 +657,12 @@ impl Header {
             }
             Message::Ping | Message::Status | Message::Bye | Message::Busy => {}
         }
-        body.describe(&mut h.schema, &mut h.rows, &mut h.table_refs);
+        let mut described = Described::default();
+        body.describe(&mut described);
+        h.schema = described.schema;
+        h.rows = described.rows;
+        h.table_refs = described.keys;
+        h.parts = described.parts;
         h
     }
 
@@ -642,17 +678,23 @@ impl Header {
                 progress: h.progress,
                 charts: h.charts,
             })),
-            Kind::Result => Message::Result { stage: h.stage },
-            Kind::Error => Message::Error(h.error.unwrap_or_else(|| Failure {
-                stage: None,
-                task: None,
-                message: "the relay reported an error without a cause".into(),
+            Kind::Result => Message::Result {
+                stage: h.stage,
+                seq: h.seq,
+                count: h.count,
+            },
+            Kind::Error => Message::Error(h.error.unwrap_or_else(|| {
+                Failure::new(
+                    None,
+                    None,
+                    "the relay reported an error without a cause".into(),
+                )
             })),
-            Kind::Failed => Message::Failed(h.error.unwrap_or(Failure {
-                stage: Some(h.stage),
-                task: None,
-                message: "the task node reported a failure without a cause".into(),
-            })),
+            Kind::Failed => Message::Failed(h.error.unwrap_or(Failure::new(
+                Some(h.stage),
+                None,
+                "the task node reported a failure without a cause".into(),
+            ))),
             Kind::Progress => {
                 Message::Progress(h.event.ok_or("the progress message carries no event")?)
             }
