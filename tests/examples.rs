@@ -4,18 +4,8 @@
 
 mod common;
 
-use common::{assert_close, read_csv, text, Daemon};
-use std::path::{Path, PathBuf};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create example copy");
-    for entry in std::fs::read_dir(from).expect("read example").flatten() {
-        let path = entry.path();
-        if path.is_file() {
-            std::fs::copy(&path, to.join(entry.file_name())).expect("copy example file");
-        }
-    }
-}
+use common::{assert_close, copy_dir, read_csv, text, Daemon};
+use std::path::PathBuf;
 
 #[test]
 fn every_example_gives_its_expected_result() {

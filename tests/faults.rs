@@ -6,35 +6,13 @@
 
 mod common;
 
-use common::{assert_close, kill, read_csv, text, write_job, Daemon, Home};
+use common::{
+    assert_close, kill, node_holding_work, read_csv, text, wait_for, write_job, write_npy, Daemon,
+    Home,
+};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// A record .npy of `rows` rows: x (float64, 1.0 + i / rows), y (float64).
-fn write_npy(path: &Path, rows: usize) {
-    let header = format!(
-        "{{'descr': [('x', '<f8'), ('y', '<f8')], 'fortran_order': False, 'shape': ({rows},), }}"
-    );
-    // Magic, version 1.0, header length; the header padded to 64 bytes.
-    let mut head = header.into_bytes();
-    let total = 10 + head.len() + 1;
-    head.extend(std::iter::repeat_n(
-        b' ',
-        total.next_multiple_of(64) - total,
-    ));
-    head.push(b'\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((head.len() as u16).to_le_bytes());
-    bytes.extend(head);
-    for i in 0..rows {
-        let x = 1.0 + i as f64 / rows as f64;
-        bytes.extend(x.to_le_bytes());
-        bytes.extend((x * 3.0 - 1.0).to_le_bytes());
-    }
-    std::fs::write(path, bytes).expect("write npy");
-}
 
 /// A job with enough arithmetic per row (powers: a libm call each) that
 /// its envelopes are out on nodes long enough to be caught there.
@@ -68,27 +46,6 @@ fn task_nodes(status: &Value) -> Vec<&Value> {
         .unwrap_or_default()
 }
 
-/// The pid of a task node holding work, waiting up to 60 s; None when
-/// the job ended first.
-fn node_holding_work(daemon: &Daemon, run: &mut Child) -> Option<u32> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = status(daemon);
-        let busy = task_nodes(&s)
-            .into_iter()
-            .find(|n| n["alive"] == true && n["in_flight"].as_u64() >= Some(1))
-            .and_then(|n| n["pid"].as_u64());
-        if let Some(pid) = busy {
-            return Some(pid as u32);
-        }
-        if run.try_wait().expect("wait").is_some() {
-            return None;
-        }
-        assert!(Instant::now() < deadline, "no node ever held work: {s}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Fast fault detection, so the tests take seconds.
 fn home(tag: &str) -> Home {
     Home::new(tag)
@@ -96,29 +53,6 @@ fn home(tag: &str) -> Home {
         .with("RTL_NODE_TIMEOUT_MS", "800")
         .with("RTL_JOB_TIMEOUT_MS", "1500")
         .with("RTL_PLOT_WORKERS", "0")
-}
-
-fn spawn(daemon: &Daemon, args: &[&str]) -> Child {
-    daemon
-        .home
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rtl run")
-}
-
-fn wait(run: Child, within: Duration) -> std::process::Output {
-    let started = Instant::now();
-    let mut run = run;
-    while run.try_wait().expect("wait").is_none() {
-        if started.elapsed() > within {
-            let _ = run.kill();
-            panic!("rtl run still going after {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    run.wait_with_output().expect("output")
 }
 
 #[test]
@@ -131,19 +65,16 @@ fn a_killed_nodes_work_is_sent_again_and_the_node_restarted() {
     let dir = daemon.home.scratch.0.clone();
     let job = heavy_job(&dir);
     let out = dir.join("out.csv");
-    let mut run = spawn(
-        &daemon,
-        &[
-            "run",
-            "--connect",
-            job.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let mut run = daemon.spawn(&[
+        "run",
+        "--connect",
+        job.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let victim = node_holding_work(&daemon, &mut run).expect("the job ended before a kill");
     kill(victim);
-    let done = wait(run, Duration::from_secs(120));
+    let done = wait_for(run, Duration::from_secs(120));
     assert!(done.status.success(), "{}", text(&done));
 
     // The result is complete and right: the same as a run where nothing died.
@@ -192,7 +123,7 @@ fn work_that_keeps_killing_its_node_fails_naming_the_stage() {
     );
     let dir = daemon.home.scratch.0.clone();
     let job = heavy_job(&dir);
-    let mut run = spawn(&daemon, &["run", "--connect", job.to_str().unwrap()]);
+    let mut run = daemon.spawn(&["run", "--connect", job.to_str().unwrap()]);
     // Kill whichever node holds the work until the job gives up: attempts
     // count per piece of work, so it takes three kills of one piece.
     let mut victims = Vec::new();
@@ -208,7 +139,7 @@ fn work_that_keeps_killing_its_node_fails_naming_the_stage() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let done = wait(run, Duration::from_secs(60));
+    let done = wait_for(run, Duration::from_secs(60));
     assert!(!done.status.success(), "{}", text(&done));
     let message = text(&done);
     // Whichever stage the node was caught in, the error names it and its
@@ -224,7 +155,7 @@ fn a_killed_relay_is_an_error_in_bounded_time_and_start_brings_it_back() {
     let daemon = Daemon::start_in(home("kill-relay").with("RTL_TASK_WORKERS", "1"));
     let dir = daemon.home.scratch.0.clone();
     let job = heavy_job(&dir);
-    let mut run = spawn(&daemon, &["run", "--connect", job.to_str().unwrap()]);
+    let mut run = daemon.spawn(&["run", "--connect", job.to_str().unwrap()]);
     node_holding_work(&daemon, &mut run).expect("the job ended before the relay was killed");
     let relay = status(&daemon)["services"]
         .as_array()
@@ -233,7 +164,7 @@ fn a_killed_relay_is_an_error_in_bounded_time_and_start_brings_it_back() {
         .expect("relay pid") as u32;
     let killed = Instant::now();
     kill(relay);
-    let done = wait(run, Duration::from_secs(30));
+    let done = wait_for(run, Duration::from_secs(30));
     let waited = killed.elapsed();
     assert!(!done.status.success(), "{}", text(&done));
     assert!(text(&done).contains("stopped answering"), "{}", text(&done));

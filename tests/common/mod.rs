@@ -220,6 +220,16 @@ impl Daemon {
     pub fn rtl(&self, args: &[&str]) -> Output {
         self.home.rtl(args)
     }
+
+    /// `rtl ARGS` started, its output piped, to wait for with [`wait_for`].
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.home
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start rtl")
+    }
 }
 
 impl Drop for Daemon {
@@ -418,4 +428,82 @@ pub fn failure(env: rtl_wire::Envelope) -> rtl_wire::Failure {
         rtl_wire::Message::Error(failure) => failure,
         other => panic!("expected an error, got {other:?}"),
     }
+}
+
+/// A copy of the files in folder `from` (not its subfolders) in `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy's folder");
+    for entry in std::fs::read_dir(from).expect("read the folder").flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy a file");
+        }
+    }
+}
+
+/// An .npy record array of `rows` rows, x from 1 towards 2 and y = 3x - 1.
+pub fn write_npy(path: &Path, rows: usize) {
+    let header = format!(
+        "{{'descr': [('x', '<f8'), ('y', '<f8')], 'fortran_order': False, 'shape': ({rows},), }}"
+    );
+    // Magic, version 1.0, header length; the header padded to 64 bytes.
+    let mut head = header.into_bytes();
+    let total = 10 + head.len() + 1;
+    head.extend(std::iter::repeat_n(
+        b' ',
+        total.next_multiple_of(64) - total,
+    ));
+    head.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((head.len() as u16).to_le_bytes());
+    bytes.extend(head);
+    for i in 0..rows {
+        let x = 1.0 + i as f64 / rows as f64;
+        bytes.extend(x.to_le_bytes());
+        bytes.extend((x * 3.0 - 1.0).to_le_bytes());
+    }
+    std::fs::write(path, bytes).expect("write npy");
+}
+
+/// The pid of a task node of `daemon` holding work, waiting up to 60 s;
+/// None when `run` (the job) ended first.
+pub fn node_holding_work(daemon: &Daemon, run: &mut std::process::Child) -> Option<u32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = daemon.rtl(&["status", "--json"]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let busy = s["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| {
+                n["name"] == "tasknode" && n["alive"] == true && n["in_flight"].as_u64() >= Some(1)
+            })
+            .and_then(|n| n["pid"].as_u64());
+        if let Some(pid) = busy {
+            return Some(pid as u32);
+        }
+        if run.try_wait().expect("wait").is_some() {
+            return None;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no node ever held work: {s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The output of `run` once it ends; killed, and the test failed, when it
+/// is still going after `within`.
+pub fn wait_for(mut run: std::process::Child, within: std::time::Duration) -> Output {
+    let started = std::time::Instant::now();
+    while run.try_wait().expect("wait").is_none() {
+        if started.elapsed() > within {
+            let _ = run.kill();
+            panic!("rtl still going after {within:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.wait_with_output().expect("output")
 }

@@ -62,14 +62,14 @@ enum How {
 
 fn run(inputs: Vec<Input>, args: &Value, _: &Context) -> Result<Table, String> {
     let Kwargs { on, how } = kwargs(args)?;
-    let keys = match on {
-        Keys::One(k) => vec![k],
-        Keys::Many(ks) => ks,
+    let (keys, listed) = match on {
+        Keys::One(k) => (vec![k], false),
+        Keys::Many(ks) => (ks, true),
     };
     if keys.is_empty() {
         return Err("field `on`: name at least one key column".into());
     }
-    check_keys(&inputs, &keys)?;
+    check_keys(&inputs, &keys, listed)?;
     let mut inputs = inputs.into_iter();
     let Some(first) = inputs.next() else {
         return Err("join needs the tables of two or more stages".into());
@@ -82,48 +82,53 @@ fn run(inputs: Vec<Input>, args: &Value, _: &Context) -> Result<Table, String> {
 }
 
 /// Every key in every input, with the first input's type: all that is
-/// wrong, in one message.
-fn check_keys(inputs: &[Input], keys: &[String]) -> Result<(), String> {
-    let mut wrong = Vec::new();
-    let first = inputs.first();
+/// wrong, in one message, under the field it concerns (`on` when it
+/// concerns several keys of a list).
+fn check_keys(inputs: &[Input], keys: &[String], listed: bool) -> Result<(), String> {
+    if inputs.len() < 2 {
+        return Err("join needs the tables of two or more stages".into());
+    }
+    let mut wrong: Vec<(usize, String)> = Vec::new();
     for (k, key) in keys.iter().enumerate() {
-        let field = if keys.len() == 1 {
-            "on".to_string()
-        } else {
-            format!("on[{k}]")
-        };
         let mut want: Option<(DType, &str)> = None;
         for input in inputs {
             match input.table.column(key) {
                 None => {
                     let hint = crate::closest(key, input.table.names())
-                        .map_or(String::new(), |c| format!("did you mean {c}? "));
-                    wrong.push(format!(
-                        "field `{field}`: input `{}` has no column `{key}`; {hint}{}",
-                        input.stage,
-                        input.table.describe_columns()
+                        .map_or(String::new(), |c| format!(" (did you mean {c}?)"));
+                    let columns = input.table.describe_columns();
+                    wrong.push((
+                        k,
+                        format!("input `{}` has no column `{key}`{hint}; its {columns}", input.stage),
                     ));
                 }
                 Some(column) => match want {
                     None => want = Some((column.dtype(), &input.stage)),
-                    Some((dtype, from)) if dtype != column.dtype() => wrong.push(format!(
-                        "field `{field}`: key `{key}` is {dtype} in input `{from}` but {} in input `{}`; keys must have one type",
-                        column.dtype(),
-                        input.stage
+                    Some((dtype, from)) if dtype != column.dtype() => wrong.push((
+                        k,
+                        format!(
+                            "key `{key}` is {dtype} in input `{from}` but {} in input `{}`; a key has one type in every input",
+                            column.dtype(),
+                            input.stage
+                        ),
                     )),
                     Some(_) => {}
                 },
             }
         }
     }
-    if first.is_none() {
-        wrong.push("join needs the tables of two or more stages".into());
-    }
-    if wrong.is_empty() {
-        Ok(())
+    let Some(&(first, _)) = wrong.first() else {
+        return Ok(());
+    };
+    let field = if !listed {
+        "on".to_string()
+    } else if wrong.iter().all(|(k, _)| *k == first) {
+        format!("on[{first}]")
     } else {
-        Err(wrong.join("; "))
-    }
+        "on".to_string()
+    };
+    let said: Vec<String> = wrong.into_iter().map(|(_, w)| w).collect();
+    Err(format!("field `{field}`: {}", said.join("; ")))
 }
 
 /// `left ⋈ right` on `keys`.
@@ -506,10 +511,16 @@ mod tests {
         let t = join(vec![a.clone(), b], json!({"on": ["x", "y"]})).expect("join");
         assert_eq!(t.column("y"), Some(&Column::text(&["q"])));
         let bad = input("means", vec![("x", Column::Float64(array![1.0]))]);
-        let e = join(vec![a, bad], json!({"on": ["x", "y"]})).expect_err("bad keys");
+        let e =
+            join(vec![a.clone(), bad.clone()], json!({"on": ["x", "y"]})).expect_err("bad keys");
         assert_eq!(
             e,
-            "field `on[0]`: key `x` is int64 in input `a` but float64 in input `means`; keys must have one type; field `on[1]`: input `means` has no column `y`; available columns: x (float64)"
+            "field `on`: key `x` is int64 in input `a` but float64 in input `means`; a key has one type in every input; input `means` has no column `y`; its available columns: x (float64)"
+        );
+        let e = join(vec![a, bad], json!({"on": ["y"]})).expect_err("one key");
+        assert_eq!(
+            e,
+            "field `on[0]`: input `means` has no column `y`; its available columns: x (float64)"
         );
     }
 }
