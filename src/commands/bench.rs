@@ -287,6 +287,40 @@ fn measure(
             ),
         }
     }
+    // A diamond over 10M rows: the source fans out to two branches of
+    // row-local tasks, joined back on a key.
+    let graph = graph_plan(&root)?;
+    let input = keyed(metrics_table(10_000_000));
+    let (mut daemon, mut inproc) = (Vec::new(), Vec::new());
+    for round in 0..sizes.pipeline_rounds + 2 {
+        let copy = input.clone();
+        let start = Instant::now();
+        transform
+            .execute_with(&graph, Some(copy), &mut |_| {})
+            .map_err(|e| e.to_string())?;
+        let through_relay = start.elapsed();
+        let copy = input.clone();
+        let start = Instant::now();
+        run_in_process(&graph, copy)?;
+        if round >= 2 {
+            daemon.push(through_relay);
+            inproc.push(start.elapsed());
+        }
+    }
+    let (d, i) = (
+        percentiles(&mut daemon).0 * 1e3,
+        percentiles(&mut inproc).0 * 1e3,
+    );
+    note(
+        "graph_10m_daemon_ms",
+        json!(d),
+        row(
+            "graph (a diamond with a join), 10m rows, relay vs in-process (ms)",
+            d,
+            i,
+        ),
+    );
+    note("graph_10m_inproc_ms", json!(i), String::new());
     let Report { mut figures, lines } = report;
     figures.retain(|k, _| !k.starts_with("ns_per_row_"));
     figures.insert("ns_per_row".into(), Value::Object(per_row));
@@ -425,6 +459,91 @@ fn pipeline_plan(root: &std::path::Path) -> Result<Plan, String> {
         root.to_path_buf(),
     )
     .map_err(|e| e.to_string())
+}
+
+/// A diamond: `load` passes the input on to two branches of row-local
+/// tasks, each keeping the key, and `both` joins them back on it.
+fn graph_plan(root: &std::path::Path) -> Result<Plan, String> {
+    Plan::parse(
+        r#"{"stages": {
+            "load": {"tasks": {"null": {}}},
+            "io": {"inputs": "load", "tasks": [
+                {"add": {"operations": [{"a": "mem", "b": "disk", "column": "io"}]}},
+                {"select": {"columns": ["id", "io"]}}]},
+            "ratio": {"inputs": "load", "tasks": [
+                {"divide": {"operations": [{"a": "mem", "b": "cpu", "column": "ratio"}]}},
+                {"select": {"columns": ["id", "ratio"]}}]},
+            "both": {"inputs": ["io", "ratio"], "tasks": [{"join": {"on": "id"}}]}
+        }}"#,
+        "<bench>",
+        root.to_path_buf(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `table` with an int64 key column `id` first, 0 to rows - 1.
+fn keyed(table: Table) -> Table {
+    let ids = Column::Int64((0..table.rows() as i64).collect());
+    let columns = std::iter::once(("id".to_string(), ids))
+        .chain(table.into_columns())
+        .collect();
+    Table::from_columns(columns).unwrap_or_default()
+}
+
+/// `plan` run on `input` in this thread, stage after stage in an order
+/// that puts each after its inputs; a stage's table is copied only for
+/// consumers before its last. The results, in stage order.
+fn run_in_process(plan: &Plan, input: Table) -> Result<Vec<Table>, String> {
+    let graph = plan.graph().map_err(|e| e.to_string())?;
+    let ctx = Context::new(&plan.base_dir);
+    let mut after: Vec<Option<Table>> = vec![None; plan.stages.len()];
+    let mut readers: Vec<usize> = (0..plan.stages.len())
+        .map(|s| graph.consumers(s).len())
+        .collect();
+    let mut take = |s: usize, after: &mut Vec<Option<Table>>| {
+        readers[s] -= 1;
+        if readers[s] == 0 {
+            after[s].take().unwrap_or_default()
+        } else {
+            after[s].clone().unwrap_or_default()
+        }
+    };
+    // Every source reads the input: the last one takes it.
+    let mut sources = (0..plan.stages.len())
+        .filter(|&s| graph.inputs(s).is_empty())
+        .count();
+    let mut input = Some(input);
+    for &s in graph.order() {
+        let calls = &plan.stages[s].tasks;
+        let table = match graph.inputs(s) {
+            [] => {
+                sources -= 1;
+                let table = match sources {
+                    0 => input.take(),
+                    _ => input.clone(),
+                };
+                rtl_tasks::run_stage(s, calls, table.unwrap_or_default(), &ctx, &mut |_| {})
+            }
+            [one] => rtl_tasks::run_stage(s, calls, take(*one, &mut after), &ctx, &mut |_| {}),
+            several => {
+                let inputs = several
+                    .iter()
+                    .map(|&i| rtl_tasks::Input {
+                        stage: plan.stage_name(i),
+                        table: take(i, &mut after),
+                    })
+                    .collect();
+                rtl_tasks::run_combining(s, &calls[0], inputs, &ctx, &mut |_| {})
+                    .and_then(|t| rtl_tasks::run_stage(s, &calls[1..], t, &ctx, &mut |_| {}))
+            }
+        };
+        after[s] = Some(table.map_err(|e| e.to_string())?);
+    }
+    Ok(graph
+        .results()
+        .into_iter()
+        .filter_map(|s| after[s].take())
+        .collect())
 }
 
 /// The example pipeline in numpy (benches/numpy_pipeline.py) at the row
