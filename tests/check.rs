@@ -258,3 +258,76 @@ fn the_readmes_json_and_toml_jobs_are_the_same_job() {
     }
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn the_relay_refuses_a_graph_that_cannot_run() {
+    use rtl_dsl::{Stage, TaskCall};
+    let daemon = Daemon::start("relaygraph");
+    let ctx = zmq::Context::new();
+    let mut socket = common::proven_client(&ctx, &daemon.home);
+    let stage = |name: &str, inputs: Vec<u32>, task: &str| {
+        let mut s = Stage::new(vec![TaskCall::new(task, serde_json::json!({}))]);
+        s.name = name.into();
+        s.inputs = Some(inputs);
+        s
+    };
+    let plan = |stages: Vec<Stage>| Plan {
+        stages,
+        base_dir: std::env::temp_dir(),
+        origin: "<raw>".into(),
+    };
+    // What a client that skips the check could send.
+    let cases = [
+        (
+            plan(vec![
+                stage("a", vec![1], "null"),
+                stage("b", vec![0], "null"),
+            ]),
+            "the stages' inputs go round in a cycle: a -> b -> a",
+        ),
+        (
+            plan(vec![
+                stage("a", vec![], "null"),
+                stage("b", vec![7], "null"),
+            ]),
+            "`inputs` names a stage the job does not have (number 7; it has 2)",
+        ),
+        (
+            plan(vec![
+                stage("a", vec![], "null"),
+                stage("b", vec![], "null"),
+                stage("both", vec![0, 1], "sort"),
+            ]),
+            "the stage takes 2 inputs (`a`, `b`), so its first task must combine them",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (plan, words) in cases {
+        let job = uuid::Uuid::new_v4();
+        Envelope::with_id(job, job, common::submit(plan), Body::Empty)
+            .send(&mut socket, None)
+            .expect("send");
+        assert!(
+            socket.poll(zmq::POLLIN, 5000).expect("poll") > 0,
+            "the relay answers"
+        );
+        let reply = Envelope::recv(&socket, 0).expect("reply");
+        assert_eq!(reply.message.kind(), Kind::Error);
+        let failure = common::failure(reply);
+        assert!(failure.message.contains(words), "{failure}");
+        failures.push(failure);
+    }
+    // The misplaced sort is named by its stage's name.
+    let sort = &failures[2];
+    assert_eq!(
+        (sort.stage, sort.stage_name.as_deref(), sort.task.as_deref()),
+        (Some(2), Some("both"), Some("sort"))
+    );
+    assert!(
+        sort.to_string().starts_with("stage both, task sort: "),
+        "{sort}"
+    );
+    let out = daemon.rtl(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(json["relay"]["jobs_running"], 0, "{json}");
+}

@@ -120,6 +120,49 @@ fn explain_shows_the_columns_after_each_task() {
 }
 
 #[test]
+fn explain_shows_a_graph_and_draws_it_for_graphviz() {
+    let home = Home::new("explain-graph");
+    let job = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/graph/diamond/job.json"
+    );
+    let out = home.rtl(&["explain", job]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "stage load (a source)",
+        "stage means (takes load)",
+        "stage report (takes hot, means)",
+        "  join",
+        "      = sensor (utf8), temp (float64), hum (int64), temp_f (float64), mean_temp (float64), max_hum (float64), readings (float64)",
+        "  first: load",
+        "  then: hot, means",
+        "  then: report",
+        "    join: on one node with every input whole, once every input stage is done",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+    let out = home.rtl(&["explain", "--dot", job]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert!(dot.starts_with("digraph job {"), "{dot}");
+    for line in [
+        "  \"s3\" [label=\"report\\njoin\\nsubtract\", peripheries=2];",
+        "  \"s0\" -> \"s1\";",
+        "  \"s1\" -> \"s3\" [label=\"1\"];",
+        "  \"s2\" -> \"s3\" [label=\"2\"];",
+    ] {
+        assert!(
+            dot.lines().any(|l| l == line),
+            "missing {line:?} in:\n{dot}"
+        );
+    }
+}
+
+#[test]
 fn explain_shows_how_a_big_table_runs_in_steps() {
     let home = Home::new("explain-steps");
     let job = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pipeline/job.json");

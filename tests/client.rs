@@ -303,3 +303,71 @@ fn a_program_can_tell_why_a_job_did_not_run_by_matching_the_error() {
         other => panic!("expected a job error, got {:?}", other.map(|t| t.rows())),
     }
 }
+
+/// `load` passes its input on; `double` and `kept` take it; both are
+/// results.
+fn two_results() -> Plan {
+    Plan::builder(std::env::temp_dir())
+        .named("load", &[])
+        .task("null", serde_json::json!({}))
+        .named("double", &["load"])
+        .task(
+            "multiply",
+            serde_json::json!({"operations": [{"a": "x", "b": 2, "column": "x2"}]}),
+        )
+        .named("kept", &["load"])
+        .task("head", serde_json::json!({"n": 3}))
+        .build()
+}
+
+#[test]
+fn a_graph_returns_every_result_by_stage_name() {
+    let daemon = Daemon::start("client-graph");
+    let mut transform = Transform::connect(&daemon.home.config()).expect("connect");
+    // One table asked of a job with two: refused before it is sent.
+    match transform.execute(&two_results()) {
+        Err(Error::SeveralResults { stages }) => assert_eq!(stages, ["double", "kept"]),
+        other => panic!("expected SeveralResults, got {:?}", other.map(|t| t.rows())),
+    }
+    // Every result, by name; the input (big enough to go by reference)
+    // reaches the source and both branches read the same table.
+    let input = big_table(300_000);
+    let handle = transform
+        .start_with(&two_results(), Some(input.clone()))
+        .expect("start");
+    let mut stages = Vec::new();
+    let mut results = transform
+        .follow_all(handle, &mut |e| stages.push(e.stage))
+        .expect("results");
+    assert_eq!(results.stages().collect::<Vec<_>>(), ["double", "kept"]);
+    assert_eq!(results.get("kept"), Some(&input.slice(0, 3)));
+    let double = results.take("double").expect("double");
+    assert_eq!(double.rows(), input.rows());
+    assert_eq!(
+        double.column("x2"),
+        Some(&Column::Float64(Array1::from_iter(
+            (0..300_000).map(|i| i as f64)
+        )))
+    );
+    assert!(
+        stages.contains(&1) && stages.contains(&2),
+        "progress of both branches: {stages:?}"
+    );
+    // A one-result graph reads as one table.
+    let one = Plan::builder(std::env::temp_dir())
+        .named("a", &[])
+        .task("null", serde_json::json!({}))
+        .named("b", &[])
+        .task("null", serde_json::json!({}))
+        .named("both", &["a", "b"])
+        .task("concat", serde_json::json!({}))
+        .build();
+    let stacked = transform
+        .execute_with(&one, Some(big_table(10)), &mut |_| {})
+        .expect("concat");
+    assert_eq!(stacked.rows(), 20);
+    // Nothing left in the cache.
+    let config = daemon.home.config();
+    let cache = rtl_cache::Cache::open(&config.cache_dir(), config.cache_map_size).expect("cache");
+    assert_eq!(cache.table_entries(), 0, "tables left behind");
+}
