@@ -92,6 +92,8 @@ fn kernels(c: &mut Criterion) {
     );
     task(c, "sort_float", "sort", json!({"column": "a"}), &input);
 
+    join(c, n);
+
     let mut text = Vec::new();
     formats::csv::write(&input, b',', true, &mut text).expect("csv text");
     let text = String::from_utf8(text).expect("utf8");
@@ -102,6 +104,60 @@ fn kernels(c: &mut Criterion) {
         b.iter(|| black_box(formats::csv::read(&text, b',', "bench.csv").expect("read")))
     });
     group.finish();
+}
+
+/// An inner join of `n` rows with `n` rows on a unique int64 key, the
+/// right side's keys in another order (numpy: argsort + searchsorted).
+fn join(c: &mut Criterion, n: usize) {
+    let Some(rtl_tasks::Role::Combine(combine)) = lookup("join").map(|t| &t.role) else {
+        panic!("join combines")
+    };
+    let ids = Array1::from_iter(0..n as i64);
+    // A fixed permutation of 0..n: i * p mod n for p prime to n.
+    let p = (n as u64 / 2 + 1..)
+        .find(|p| gcd(*p, n as u64) == 1)
+        .unwrap_or(1);
+    let shuffled = Array1::from_iter((0..n as u64).map(|i| (i * p % n as u64) as i64));
+    let left = Table::from_columns(vec![
+        ("id".into(), Column::Int64(ids)),
+        ("a".into(), Column::Float64(values(n, 1))),
+    ])
+    .expect("left");
+    let right = Table::from_columns(vec![
+        ("id".into(), Column::Int64(shuffled)),
+        ("b".into(), Column::Float64(values(n, 2))),
+    ])
+    .expect("right");
+    let ctx = Context::new(Path::new("."));
+    let kwargs = json!({"on": "id"});
+    let mut group = c.benchmark_group("kernels");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(BenchmarkId::new("join_unique_int", n), |b| {
+        b.iter_batched(
+            || {
+                ["left", "right"]
+                    .into_iter()
+                    .zip([left.clone(), right.clone()])
+                    .map(|(stage, table)| rtl_tasks::Input {
+                        stage: stage.into(),
+                        table,
+                    })
+                    .collect()
+            },
+            |inputs| black_box(combine(inputs, &kwargs, &ctx).expect("join")),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 criterion_group!(benches, kernels);
