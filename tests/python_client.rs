@@ -1,14 +1,16 @@
 //! docs/PROTOCOL.md is enough to write a client: the Python client in
-//! examples/python, written from it alone, runs jobs on a real daemon, and
-//! behaves as rtl's own client does when the relay wants the secret, is
-//! busy, takes long, stops answering or is replaced, and when the user
-//! makes a mistake. Skipped, saying so, when python3 is older than 3.11 or
-//! lacks pyzmq, cbor2 or numpy (.ci/run installs them).
+//! examples/python, written from it alone, runs jobs on a real daemon
+//! (chains, and graphs with several results), reads job files in rtl's
+//! words, and behaves as rtl's own client does when the relay wants the
+//! secret, is busy, takes long, stops answering or is replaced, and when
+//! the user makes a mistake. Skipped, saying so, when python3 is older
+//! than 3.11 or lacks pyzmq, cbor2 or numpy (.ci/run installs them).
 
 mod common;
 
-use common::{text, Daemon, Foreground, Home, Scratch};
-use std::path::Path;
+use common::{read_csv, text, Daemon, Foreground, Home, Scratch};
+use rtl_tasks::{Column, Table};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,6 +81,40 @@ fn stderr(out: &Output) -> String {
 fn result(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", text(out));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+/// Asserts that `got`, a table as the client prints it (column name to
+/// values), has `want`'s columns in its order and its values, numbers to
+/// 1e-9 as `common::assert_close` compares them.
+fn assert_table(label: &str, got: &serde_json::Value, want: &Table) {
+    let columns = got
+        .as_object()
+        .unwrap_or_else(|| panic!("{label}: not a table: {got}"));
+    let names: Vec<&str> = columns.keys().map(String::as_str).collect();
+    assert_eq!(names, want.names().collect::<Vec<_>>(), "{label}: columns");
+    for (name, column) in want.iter() {
+        let values = columns[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{label}: {name} is not a list"));
+        assert_eq!(values.len(), want.rows(), "{label}: {name}: rows");
+        for (row, value) in values.iter().enumerate() {
+            let (same, expected) = match column {
+                Column::Int64(w) => (value.as_i64() == Some(w[row]), w[row].to_string()),
+                Column::Float64(w) => (
+                    value.as_f64().is_some_and(|g| {
+                        g == w[row] || (g - w[row]).abs() <= 1e-9 * w[row].abs().max(1.0)
+                    }),
+                    w[row].to_string(),
+                ),
+                Column::Bool(w) => (value.as_bool() == Some(w[row]), w[row].to_string()),
+                Column::Utf8(w) => (value.as_str() == Some(w[row].as_str()), w[row].clone()),
+            };
+            assert!(
+                same,
+                "{label}: {name}[{row}] = {value}, expected {expected}"
+            );
+        }
+    }
 }
 
 /// Asserts the client stopped with exit status 1, its last words one line
@@ -453,8 +489,10 @@ fn job_files_are_read_as_rtl_reads_them() {
     );
 
     // Keys rtl does not take (a comment beside the stages or in one, a
-    // stage written twice, a parameter without a value) are refused as
-    // `rtl check` refuses them.
+    // stage written twice, a parameter without a value) and stages wired
+    // wrong (an input no stage has, a cycle, a numbered stage taking a
+    // later one, an input named twice, a name rtl does not take) are
+    // refused as `rtl check` refuses them, in the same words.
     for (name, job, words) in [
         (
             "comment",
@@ -464,7 +502,7 @@ fn job_files_are_read_as_rtl_reads_them() {
         (
             "stage-comment",
             r#"{"0": {"tasks": {"null": {}}, "comment": "x"}}"#,
-            r#"stage 0: unknown stage key "comment"; a stage has only "tasks""#,
+            r#"stage 0: unknown stage key "comment"; a stage has "tasks" and, to say which stages it takes, "inputs""#,
         ),
         (
             "again",
@@ -475,6 +513,34 @@ fn job_files_are_read_as_rtl_reads_them() {
             "unset",
             r#"{"params": {"n": null}, "0": {"tasks": {"head": {"n": "${n}"}}}}"#,
             "stage 0, task head: parameter `n` has no default; give it with --set n=VALUE",
+        ),
+        (
+            "unknown-input",
+            r#"{"stages": {"load": {"tasks": {"null": {}}}, "fast": {"inputs": "lod", "tasks": {"null": {}}}}}"#,
+            "stage fast, field inputs: no stage `lod`; did you mean load? the job's stages are load, fast",
+        ),
+        (
+            "cycle",
+            r#"{"stages": {"load": {"tasks": {"null": {}}},
+                "clean": {"inputs": ["load", "checked"], "tasks": [{"concat": {}}]},
+                "scored": {"inputs": "clean", "tasks": {"null": {}}},
+                "checked": {"inputs": "scored", "tasks": {"null": {}}}}}"#,
+            "stage clean: the stages' inputs go round in a cycle: clean -> scored -> checked -> clean",
+        ),
+        (
+            "later",
+            r#"{"0": {"tasks": {"null": {}}}, "1": {"inputs": ["0", 2], "tasks": [{"concat": {}}]}, "2": {"tasks": {"null": {}}}}"#,
+            "stage 1, field inputs: stage 1 cannot take stage 2: in a job of numbered stages a stage takes only earlier ones",
+        ),
+        (
+            "input-twice",
+            r#"{"stages": {"a": {"tasks": {"null": {}}}, "b": {"inputs": ["a", "a"], "tasks": {"null": {}}}}}"#,
+            "stage b: `inputs` names `a` twice; a stage takes each input once",
+        ),
+        (
+            "stage-name",
+            r#"{"stages": {"a b": {"tasks": {"null": {}}}}}"#,
+            r#""a b" cannot name a stage: stage names are letters, digits, `_` and `-`"#,
         ),
     ] {
         let file = dir.join(format!("{name}.json"));
@@ -489,4 +555,94 @@ fn job_files_are_read_as_rtl_reads_them() {
             text(&check)
         );
     }
+
+    // Where a combining task may stand is the task library's business:
+    // the client leaves it to the relay, which refuses the job in the
+    // words of `rtl check`.
+    let file = dir.join("misplaced.json");
+    std::fs::write(
+        &file,
+        r#"{"stages": {"a": {"tasks": {"null": {}}}, "b": {"inputs": "a", "tasks": [{"join": {"on": "id"}}]}}}"#,
+    )
+    .expect("write job");
+    let line = one_line_error(
+        &with_job(&file, &[]),
+        "error: stage b, task join: join combines the tables of several stages",
+    );
+    let check = daemon.rtl(&["check", file.to_str().unwrap()]);
+    let said = line.strip_prefix("error: ").unwrap();
+    assert!(
+        !check.status.success() && text(&check).contains(said),
+        "{line}\n{}",
+        text(&check)
+    );
+}
+
+#[test]
+fn a_graph_job_brings_every_result() {
+    if !ready("a_graph_job_brings_every_result") {
+        return;
+    }
+    let daemon = Daemon::start_in(Home::new("python-graph").with("RTL_PLOT_WORKERS", "0"));
+    let endpoint = endpoint(&daemon.home);
+    let with_job = |file: &Path| {
+        let args = ["--endpoint", &endpoint, "--job", file.to_str().unwrap()];
+        run(&mut client(&daemon.home.dir(), &args)).0
+    };
+
+    // examples/graph/fork: one file, two results. The client prints one
+    // object of stage name to table, in stage order, each the table numpy
+    // computed for it.
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/graph/fork");
+    let copy = daemon.home.scratch.0.join("fork");
+    common::copy_dir(&example, &copy);
+    let out = with_job(&copy.join("job.json"));
+    let results = result(&out);
+    let stages: Vec<&str> = results
+        .as_object()
+        .map(|r| r.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(stages, ["cities", "long"], "{}", text(&out));
+    for stage in stages {
+        let want = read_csv(&example.join(format!("expected/{stage}.csv")));
+        assert_table(stage, &results[stage], &want);
+    }
+    // Progress names each task's stage, as `rtl run` does in a graph.
+    for line in [
+        "Completed: ",
+        " ms group_by (stage cities)",
+        "Running: divide (stage long)",
+    ] {
+        assert!(stderr(&out).contains(line), "{line}: {}", text(&out));
+    }
+
+    // Numbered stages that fork (a stage naming an earlier one than the
+    // stage before it): the results go by their numbers.
+    let dir = &daemon.home.scratch.0;
+    let file = dir.join("numbered.json");
+    std::fs::write(
+        &file,
+        r#"[{"tasks": {"null": {}}}, {"tasks": {"head": {"n": 2}}}, {"inputs": [0], "tasks": {"select": {"columns": ["site"]}}}]"#,
+    )
+    .expect("write job");
+    let results = result(&with_job(&file));
+    let stages: Vec<&str> = results
+        .as_object()
+        .map(|r| r.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(stages, ["1", "2"], "{results}");
+    assert_eq!(results["1"]["id"], serde_json::json!([0, 1]));
+    assert_eq!(
+        results["2"],
+        serde_json::json!({"site": ["north", "south", "east, upper", "wëst", ""]})
+    );
+
+    // A failing branch fails the job, named as the job names it.
+    let file = dir.join("failing.json");
+    std::fs::write(
+        &file,
+        r#"{"stages": {"all": {"tasks": {"null": {}}}, "picked": {"inputs": "all", "tasks": {"select": {"columns": ["nope"]}}}, "kept": {"inputs": "all", "tasks": {"null": {}}}}}"#,
+    )
+    .expect("write job");
+    one_line_error(&with_job(&file), "error: stage picked, task select: ");
 }

@@ -1,7 +1,8 @@
 """A minimal rtl client in Python, written from docs/PROTOCOL.md alone.
 
 Needs pyzmq, cbor2 and numpy. Submits a job with an input table to a
-running relay and prints the result table as JSON:
+running relay and prints the result table as JSON, an object of column
+name to values:
 
     python3 rtl_client.py --endpoint tcp://127.0.0.1:19000
 
@@ -10,6 +11,16 @@ people write them for `rtl run` (JSON, TOML when the name ends in .toml,
 `-` for JSON on stdin; --set NAME=VALUE fills its parameters). rtl_job.py,
 beside this file, reads it as rtl does; everything else here is the wire
 protocol.
+
+A job's stages form a chain, or a graph when stages name the stages they
+take (see rtl_job.py). Its results are the tables of the stages no stage
+takes, which the relay sends one `result` message each: a chain has one,
+its last stage's. A job with one result prints its table as above; a job
+with several prints one JSON object of stage name (its number in a job
+of numbered stages) to table, in stage order, as `rtl run --out DIR/`
+writes a file per result stage named after it. Every source stage of a
+graph gets the input table. In a job of named stages, progress lines and
+errors name the stage as `rtl run` does: `Running: filter (stage long)`.
 
 With a cluster secret (every daemon has one unless it runs with
 insecure = true), the client proves it holds it first: --secret FILE, by
@@ -142,7 +153,11 @@ def silent(endpoint, timeout):
 
 
 def relay_error(head, endpoint):
-    error = head.get("error") if isinstance(head.get("error"), dict) else {}
+    """The relay's `error` in rtl's words: `stage S, task T: message`, the
+    stage by its name when the job names its stages."""
+    error = dict(head.get("error")) if isinstance(head.get("error"), dict) else {}
+    if error.get("stage_name") is not None:
+        error["stage"] = error["stage_name"]
     where = ", ".join(f"{k} {error[k]}" for k in ("stage", "task") if error.get(k) is not None)
     message = error.get("message", f"the relay at {endpoint} sent an error without a message")
     return Failed(f"{where}: {message}" if where else message)
@@ -191,15 +206,41 @@ def ping(sock, endpoint, timeout, secret_path):
     raise silent(endpoint, timeout)
 
 
+def decode_table(head, frames):
+    """The table a `result` carries: column name to values."""
+    rows = head.get("rows", 0)
+    schema = head.get("schema", [])
+    try:
+        if len(schema) != len(frames):
+            raise ValueError(f"{len(schema)} columns in the schema, {len(frames)} frames")
+        return {spec["name"]: decode_column(spec["dtype"], rows, part.buffer)
+                for spec, part in zip(schema, frames)}
+    except (KeyError, TypeError, ValueError) as e:
+        raise Failed(f"bad result table from the relay: {e}")
+
+
+def stage_name(stages, number):
+    """How stage `number` is named: its name in a job of named stages,
+    else its number."""
+    if isinstance(number, int) and 0 <= number < len(stages):
+        return stages[number].get("name", str(number))
+    return str(number)
+
+
 def run(sock, endpoint, relay, stages, table, base_dir, timeout):
-    """Submits the job and waits for its result, as rtl's client does: a
-    relay quiet for a quarter of `timeout` (at most 1 s) is pinged, any
-    message shows it is alive, and `busy` means send the submit again."""
+    """Submits the job and waits for all its results, as rtl's client
+    does: a relay quiet for a quarter of `timeout` (at most 1 s) is
+    pinged, any message shows it is alive, and `busy` means send the
+    submit again. Returns (stage name, table) for each result stage, in
+    stage order."""
+    # Progress in a graph names the stage: its branches run side by side.
+    named = any("name" in stage for stage in stages)
+    results = {}  # stage number -> table, as they come
     job = uuid.uuid4().bytes
     schema, columns = [], []
-    for name, values in table.items():
+    for column, values in table.items():
         dtype, frame = encode_column(values)
-        schema.append({"name": name, "dtype": dtype})
+        schema.append({"name": column, "dtype": dtype})
         columns.append(frame)
     header = {
         "v": VERSION,
@@ -243,27 +284,36 @@ def run(sock, endpoint, relay, stages, table, base_dir, timeout):
             resend_at, backoff = now + backoff, min(backoff * 2, 0.5)
         elif kind == "progress":
             event = head.get("event") or {}
+            task = event.get("task")
+            if named:
+                task = f"{task} (stage {stage_name(stages, event.get('stage'))})"
             if "message" in event:
-                print(f"{event.get('task')}: {event['message']}", file=sys.stderr)
+                print(f"{task}: {event['message']}", file=sys.stderr)
             elif "ms" in event:
-                print(f"Completed: {event['ms']:.3f} ms {event.get('task')}", file=sys.stderr)
+                print(f"Completed: {event['ms']:.3f} ms {task}", file=sys.stderr)
             else:
-                print(f"Running: {event.get('task')}", file=sys.stderr)
+                print(f"Running: {task}", file=sys.stderr)
         elif kind == "error":
             raise relay_error(head, endpoint)
         elif kind == "result":
-            rows = head.get("rows", 0)
-            schema = head.get("schema", [])
-            try:
-                if len(schema) != len(frames):
-                    raise ValueError(f"{len(schema)} columns in the schema, {len(frames)} frames")
-                return {spec["name"]: decode_column(spec["dtype"], rows, part.buffer)
-                        for spec, part in zip(schema, frames)}
-            except (KeyError, TypeError, ValueError) as e:
-                raise Failed(f"bad result table from the relay: {e}")
+            # One message per result stage: `stage`, and `count` of them.
+            stage, count = head.get("stage", 0), head.get("count", 1)
+            if not isinstance(stage, int) or not isinstance(count, int):
+                raise Failed(f"bad result from the relay: stage {stage!r} of {count!r} results")
+            if stage in results:
+                raise Failed(f"bad result from the relay: the result of stage {stage_name(stages, stage)} "
+                             "came twice")
+            results[stage] = decode_table(head, frames)
+            if len(results) >= count:
+                return [(stage_name(stages, s), results[s]) for s in sorted(results)]
 
 
 # --- The command line ---
+
+def plain(table):
+    """A table as JSON takes it: column name to a list of values."""
+    return {name: [v.item() if hasattr(v, "item") else v for v in column] for name, column in table.items()}
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):
@@ -321,11 +371,13 @@ def main():
         if secret is not None:
             prove(sock, secret, args.endpoint, args.timeout)
         relay = ping(sock, args.endpoint, args.timeout, args.secret)
-        result = run(sock, args.endpoint, relay, stages, table, base_dir, args.timeout)
+        results = run(sock, args.endpoint, relay, stages, table, base_dir, args.timeout)
     except (Failed, rtl_job.Problem) as e:
         sys.exit(f"error: {e}")
-    print(json.dumps({k: [v.item() if hasattr(v, "item") else v for v in col]
-                      for k, col in result.items()}))
+    if len(results) == 1:
+        print(json.dumps(plain(results[0][1])))
+    else:
+        print(json.dumps({stage: plain(result) for stage, result in results}))
 
 
 if __name__ == "__main__":
