@@ -300,6 +300,17 @@ fn the_relay_refuses_a_graph_that_cannot_run() {
             ]),
             "the stage takes 2 inputs (`a`, `b`), so its first task must combine them",
         ),
+        (
+            plan(vec![
+                stage("a", vec![], "null"),
+                stage("a", vec![0], "null"),
+            ]),
+            "stages 0 and 1 are both called `a`; each stage has a name of its own",
+        ),
+        (
+            plan(vec![stage("a b/../x", vec![], "null")]),
+            "\"a b/../x\" cannot name a stage",
+        ),
     ];
     let mut failures = Vec::new();
     for (plan, words) in cases {

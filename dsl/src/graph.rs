@@ -90,7 +90,7 @@ impl Plan {
     /// cycle (each with the stages it goes through).
     pub fn graph(&self) -> Result<Graph, Problems> {
         let n = self.stages.len();
-        let mut problems = Vec::new();
+        let mut problems = self.naming_problems();
         let mut inputs = Vec::with_capacity(n);
         for stage in 0..n {
             let mut listed: Vec<usize> = Vec::new();
@@ -172,6 +172,38 @@ impl Plan {
             order,
             depth,
         })
+    }
+}
+
+impl Plan {
+    /// Names a job's text could not have given (a plan built in code or
+    /// sent by another program): one that is not letters, digits, `_` and
+    /// `-`, or that two stages go by (a number counts as the name of an
+    /// unnamed stage).
+    fn naming_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        for (stage, s) in self.stages.iter().enumerate() {
+            let name = self.stage_name(stage);
+            let fine = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !fine {
+                problems.push(Problem::in_file(
+                    &self.origin,
+                    format!("{name:?} cannot name a stage: stage names are letters, digits, `_` and `-`"),
+                ).at(s.at));
+            } else if let Some(first) = seen.insert(name.clone(), stage) {
+                problems.push(
+                    Problem::in_file(
+                        &self.origin,
+                        format!("stages {first} and {stage} are both called `{name}`; each stage has a name of its own"),
+                    )
+                    .at(s.at),
+                );
+            }
+        }
+        problems
     }
 }
 
