@@ -379,7 +379,7 @@ mod tests {
                 "job.json:7:80: stage lost, task join: join combines a stage's inputs, so it must be the stage's first task",
                 "job.json:8:41: stage alone, task concat: concat combines the tables of several stages, and this stage takes one (`load`): name two or more in the stage's `inputs`",
                 "job.json:5:54: stage stacked, task concat: the inputs must have the same columns: input `sums` has no column `run`; input `sums` has no column `totalRunTime`; input `sums` has column `runs`, which input `load` lacks",
-                "job.json:6:61: stage keyed, task join, field on: input `sums` has no column `run`; did you mean runs? available columns: site (utf8), runs (int64)",
+                "job.json:6:61: stage keyed, task join, field on: input `sums` has no column `run` (did you mean runs?); its available columns: site (utf8), runs (int64)",
             ]
         );
         let (_, steps) = trace(&job);
