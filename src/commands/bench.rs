@@ -461,12 +461,13 @@ fn pipeline_plan(root: &std::path::Path) -> Result<Plan, String> {
     .map_err(|e| e.to_string())
 }
 
-/// A diamond: `load` passes the input on to two branches of row-local
-/// tasks, each keeping the key, and `both` joins them back on it.
+/// A diamond: `load` keeps the rows the pipeline keeps (cpu >= 20) for
+/// two branches of row-local tasks, each keeping the key, and `both`
+/// joins them back on it.
 fn graph_plan(root: &std::path::Path) -> Result<Plan, String> {
     Plan::parse(
         r#"{"stages": {
-            "load": {"tasks": {"null": {}}},
+            "load": {"tasks": {"filter": {"operations": [{"column": "cpu", "method": "ge", "value": 20}]}}},
             "io": {"inputs": "load", "tasks": [
                 {"add": {"operations": [{"a": "mem", "b": "disk", "column": "io"}]}},
                 {"select": {"columns": ["id", "io"]}}]},
