@@ -170,10 +170,11 @@ fn the_client_and_the_relay_both_refuse_a_bad_job() {
         (failure.stage, failure.task.as_deref()),
         (Some(0), Some("filter"))
     );
-    assert!(
-        failure.message.contains("field operations[0].method")
-            && failure.message.contains("approx"),
-        "{failure}"
+    // The relay names the field as `rtl check` does.
+    assert_eq!(failure.field.as_deref(), Some("operations[0].method"));
+    assert_eq!(
+        failure.to_string(),
+        "stage 0, task filter, field operations[0].method: bad kwargs: unknown value `approx`, expected one of `eq`, `ne`, `lt`, `le`, `gt`, `ge`"
     );
 
     let out = daemon.rtl(&["status", "--json"]);

@@ -214,7 +214,7 @@ fn a_python_client_round_trips_a_table() {
     let out = with_job(r#"{"0": {"tasks": {"null": {"oops": 1}}}}"#);
     one_line_error(
         &out,
-        "error: stage 0, task null: field oops: bad kwargs: unknown field `oops`",
+        "error: stage 0, task null, field oops: bad kwargs: unknown field `oops`",
     );
 
     // The relay cannot read the message at all (a number past 64 bits):
@@ -644,5 +644,5 @@ fn a_graph_job_brings_every_result() {
         r#"{"stages": {"all": {"tasks": {"null": {}}}, "picked": {"inputs": "all", "tasks": {"select": {"columns": ["nope"]}}}, "kept": {"inputs": "all", "tasks": {"null": {}}}}}"#,
     )
     .expect("write job");
-    one_line_error(&with_job(&file), "error: stage picked, task select: ");
+    one_line_error(&with_job(&file), "error: stage picked, task select, field columns[0]: ");
 }

@@ -728,8 +728,9 @@ impl Relay {
                 .stage
                 .as_deref()
                 .and_then(|name| (0..plan.stages.len()).find(|&i| plan.stage_name(i) == name));
+            // Said as a task says it, for `failure` to take apart again.
             let message = match &p.field {
-                Some(field) => format!("field {field}: {}", p.message),
+                Some(field) => format!("field `{field}`: {}", p.message),
                 None => p.message,
             };
             let at = stage.map(|s| (s as u32, p.task.unwrap_or_default()));
@@ -1652,10 +1653,18 @@ impl Relay {
     }
 }
 
-/// A failure at `at` (a stage and its task), named as `plan` names it.
+/// A failure at `at` (a stage and its task), named as `plan` names it,
+/// with the field a task's message names in its prefix, as `rtl check`
+/// gives it.
 fn failure(plan: Option<&Plan>, at: Option<(u32, String)>, message: String) -> Failure {
     let (stage, task) = at.map_or((None, None), |(s, t)| (Some(s), Some(t)));
-    let mut failure = Failure::new(stage, task.filter(|t| !t.is_empty()), message);
+    let task = task.filter(|t| !t.is_empty());
+    let (field, message) = match task {
+        Some(_) => rtl_tasks::field_of(&message),
+        None => (None, message),
+    };
+    let mut failure = Failure::new(stage, task, message);
+    failure.field = field;
     failure.stage_name = stage.zip(plan).map(|(s, plan)| plan.stage_name(s as usize));
     failure
 }

@@ -158,7 +158,7 @@ def relay_error(head, endpoint):
     error = dict(head.get("error")) if isinstance(head.get("error"), dict) else {}
     if error.get("stage_name") is not None:
         error["stage"] = error["stage_name"]
-    where = ", ".join(f"{k} {error[k]}" for k in ("stage", "task") if error.get(k) is not None)
+    where = ", ".join(f"{k} {error[k]}" for k in ("stage", "task", "field") if error.get(k) is not None)
     message = error.get("message", f"the relay at {endpoint} sent an error without a message")
     return Failed(f"{where}: {message}" if where else message)
 

@@ -256,7 +256,7 @@ pub fn warnings(plan: &Plan) -> Vec<Problem> {
 }
 
 fn problem(plan: &Plan, stage: usize, call: &TaskCall, message: String) -> Problem {
-    let (field, message) = split_field(&message);
+    let (field, message) = field_of(&message);
     Problem::in_file(&plan.origin, message)
         .stage(plan.stage_name(stage))
         .task(&call.name)
@@ -266,8 +266,9 @@ fn problem(plan: &Plan, stage: usize, call: &TaskCall, message: String) -> Probl
 
 /// The field a task's message names in its prefix, and the rest: tasks say
 /// `bad kwargs at `operations[0].method`: ...`, `operations[0]: ...` or
-/// `field `column`: ...`.
-fn split_field(message: &str) -> (Option<String>, String) {
+/// `field `column`: ...`. The checker, the relay and the task nodes all
+/// name the field this way, so a mistake reads alike wherever it is found.
+pub fn field_of(message: &str) -> (Option<String>, String) {
     if let Some(rest) = message.strip_prefix("bad kwargs at `") {
         if let Some((path, tail)) = rest.split_once("`: ") {
             return (Some(path.to_string()), format!("bad kwargs: {tail}"));

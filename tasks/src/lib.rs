@@ -23,7 +23,7 @@ pub mod reduce;
 pub mod table;
 
 pub use chart::Chart;
-pub use check::{check, check_calls, trace, warnings, Step};
+pub use check::{check, check_calls, field_of, trace, warnings, Step};
 pub use reduce::{combine, Reduce, Stat};
 pub use table::{Column, DType, Table};
 

@@ -149,6 +149,10 @@ pub struct Failure {
     /// The task (or tasks) that failed, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
+    /// The task's keyword argument at fault (`operations[0].b`), when the
+    /// failure is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     /// What went wrong, in words for the user.
     pub message: String,
 }
@@ -160,6 +164,7 @@ impl Failure {
             stage,
             stage_name: None,
             task,
+            field: None,
             message,
         }
     }
@@ -171,11 +176,20 @@ impl fmt::Display for Failure {
             .stage_name
             .clone()
             .or_else(|| self.stage.map(|s| s.to_string()));
-        match (&stage, &self.task) {
-            (Some(s), Some(t)) => write!(f, "stage {s}, task {t}: {}", self.message),
-            (Some(s), None) => write!(f, "stage {s}: {}", self.message),
-            _ => f.write_str(&self.message),
+        let mut place = Vec::new();
+        if let Some(s) = stage {
+            place.push(format!("stage {s}"));
         }
+        if let Some(t) = &self.task {
+            place.push(format!("task {t}"));
+        }
+        if let Some(x) = &self.field {
+            place.push(format!("field {x}"));
+        }
+        if place.is_empty() {
+            return f.write_str(&self.message);
+        }
+        write!(f, "{}: {}", place.join(", "), self.message)
     }
 }
 
