@@ -276,6 +276,7 @@ fn the_relay_refuses_a_graph_that_cannot_run() {
         stages,
         base_dir: std::env::temp_dir(),
         origin: "<raw>".into(),
+        unresolved: Vec::new(),
     };
     // What a client that skips the check could send.
     let cases = [

@@ -160,6 +160,27 @@ fn explain_shows_a_graph_and_draws_it_for_graphviz() {
             "missing {line:?} in:\n{dot}"
         );
     }
+    // A broken job is drawn all the same, and its problems said.
+    let broken = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/broken/graph_combine_missing.json"
+    );
+    let out = home.rtl(&["explain", "--dot", broken]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("digraph job {"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("so its first task must combine them"),
+        "{}",
+        text(&out)
+    );
+    // --format goes with --out.
+    let out = home.rtl(&["run", job, "--format", "npz"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("--format says how --out DIR/ writes the results; give --out too"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

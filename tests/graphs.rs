@@ -225,7 +225,12 @@ fn a_failing_branch_fails_the_job_cancels_the_other_and_frees_the_cache() {
     let run = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
     assert!(!run.status.success(), "{}", text(&run));
     let said = text(&run);
-    assert!(said.contains("stage bad, task regression, field operations[0]: a degree 1 fit needs at least 2 rows"), "{said}");
+    assert!(
+        said.contains(
+            "stage bad, task regression, field operations[0]: a degree 1 fit needs at least 2 rows"
+        ),
+        "{said}"
+    );
     // The other branch's queued chunks went with the job, and whatever
     // was out on nodes is let go as they answer.
     if let Err(s) = settles_empty(&daemon) {

@@ -644,5 +644,8 @@ fn a_graph_job_brings_every_result() {
         r#"{"stages": {"all": {"tasks": {"null": {}}}, "picked": {"inputs": "all", "tasks": {"select": {"columns": ["nope"]}}}, "kept": {"inputs": "all", "tasks": {"null": {}}}}}"#,
     )
     .expect("write job");
-    one_line_error(&with_job(&file), "error: stage picked, task select, field columns[0]: ");
+    one_line_error(
+        &with_job(&file),
+        "error: stage picked, task select, field columns[0]: ",
+    );
 }

@@ -150,6 +150,8 @@ struct StageFlow<T> {
     gathered: Vec<BTreeMap<Place, T>>,
     /// Every lane has gone through (and on, or into the results).
     finished: bool,
+    /// Its combining task has been sent its inputs.
+    combined: bool,
 }
 
 /// One envelope's worth of work for the relay to send.
@@ -229,6 +231,7 @@ impl<T> Flow<T> {
                     inputs,
                     lanes: BTreeMap::new(),
                     finished: false,
+                    combined: false,
                 }
             })
             .collect();
@@ -442,7 +445,7 @@ impl<T> Flow<T> {
             return Ok(());
         }
         // Everything has come in and nothing is out.
-        if stage.combines && stage.lanes.is_empty() {
+        if stage.combines && !stage.combined {
             return self.combine(s, pieces, out);
         }
         let at = stage.lanes.values().map(|l| l.step).min();
@@ -532,6 +535,7 @@ impl<T> Flow<T> {
         out: &mut Vec<Work<T>>,
     ) -> Result<(), String> {
         let stage = &mut self.stages[s];
+        stage.combined = true;
         let mut tables = Vec::with_capacity(stage.gathered.len());
         let mut rows = 0;
         for gathered in &mut stage.gathered {
@@ -727,6 +731,7 @@ mod tests {
                 .collect(),
             base_dir: Default::default(),
             origin: String::new(),
+            unresolved: Vec::new(),
         }
     }
 
@@ -863,6 +868,7 @@ mod tests {
             stages: vec![Stage::new(tasks)],
             base_dir: Default::default(),
             origin: String::new(),
+            unresolved: Vec::new(),
         }
     }
 
@@ -1134,5 +1140,55 @@ mod tests {
         assert!(flow
             .done(branches[1].id, vec![2], Vec::new(), &Rows)
             .is_err());
+    }
+
+    #[test]
+    fn a_stage_after_a_combining_stage_takes_its_table() {
+        let plan = Plan::builder(".")
+            .named("a", &[])
+            .task("open_array", json!({}))
+            .named("b", &[])
+            .task("open_array", json!({}))
+            .named("both", &["a", "b"])
+            .task("concat", json!({}))
+            .named("after", &["both"])
+            .task("add", json!({}))
+            .build();
+        for chunk_rows in [None, Some(2)] {
+            let mut flow = flow(&plan, chunk_rows);
+            let sources = sent(flow.start(Vec::new(), &Rows).expect("start"));
+            assert_eq!(sources.len(), 2);
+            let mut next = Vec::new();
+            for (w, rows) in sources.iter().zip([vec![1, 2], vec![3]]) {
+                next = sent(
+                    flow.done(w.id, rows, Vec::new(), &Rows)
+                        .expect("known")
+                        .expect("ok"),
+                );
+            }
+            assert_eq!(next.len(), 1, "{chunk_rows:?}");
+            assert_eq!((next[0].stage, next[0].input.clone()), (2, vec![1, 2, 3]));
+            let after = sent(
+                flow.done(next[0].id, vec![1, 2, 3], Vec::new(), &Rows)
+                    .expect("known")
+                    .expect("ok"),
+            );
+            assert!(after.iter().all(|w| w.stage == 3), "{chunk_rows:?}");
+            let mut result = None;
+            for w in &after {
+                if let Next::Finished(r) = flow
+                    .done(w.id, w.input.clone(), Vec::new(), &Rows)
+                    .expect("known")
+                    .expect("ok")
+                {
+                    result = Some(r);
+                }
+            }
+            assert_eq!(
+                result.expect("finished"),
+                [(3, vec![1, 2, 3])],
+                "{chunk_rows:?}"
+            );
+        }
     }
 }

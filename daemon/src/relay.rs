@@ -649,6 +649,12 @@ impl Relay {
     }
 
     fn submit(&mut self, route: Vec<u8>, job_id: Uuid, submit: Submit, input: Body) {
+        if let Body::Parts(parts) = &input {
+            // A job's input is one table; several are for combining tasks.
+            // Nothing it names is let go: it may name another job's entries.
+            let why = format!("the input is {} tables; a job takes one", parts.len());
+            return self.reply_error(&route, job_id, None, why);
+        }
         if !input.keys().is_empty() && submit.cache_id != Some(self.cache.id()) {
             return self.reply_error(
                 &route,
@@ -1074,7 +1080,13 @@ impl Relay {
                 if let Some((job, stage)) = self.answered(&id) {
                     // The work sent decides which job and stage an answer
                     // is for, not what the answer says.
-                    if let Err(why) = env.body.check_frames() {
+                    let checked = match &env.body {
+                        Body::Parts(_) => {
+                            Err("it holds several tables where one belongs".to_string())
+                        }
+                        body => body.check_frames().map_err(|e| e.to_string()),
+                    };
+                    if let Err(why) = checked {
                         let at = self.stage_tasks(job, stage);
                         return self.fail_job(
                             job,

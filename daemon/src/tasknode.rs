@@ -587,7 +587,7 @@ fn combine<'a>(
             stage: stage as usize,
             task: first.name.clone(),
             message: format!(
-                "the work carried {} tables and the stage takes {} inputs",
+                "the work carried {} table(s) and the stage takes {} input(s)",
                 tables.len(),
                 names.len()
             ),

@@ -89,6 +89,9 @@ impl Plan {
     /// is not a stage, a stage named twice among one stage's inputs, or a
     /// cycle (each with the stages it goes through).
     pub fn graph(&self) -> Result<Graph, Problems> {
+        if !self.unresolved.is_empty() {
+            return Err(Problems(self.unresolved.clone()));
+        }
         let n = self.stages.len();
         let mut problems = self.naming_problems();
         let mut inputs = Vec::with_capacity(n);
@@ -193,6 +196,8 @@ impl Plan {
                     &self.origin,
                     format!("{name:?} cannot name a stage: stage names are letters, digits, `_` and `-`"),
                 ).at(s.at));
+            } else if let Some(long) = crate::too_long(&name) {
+                problems.push(Problem::in_file(&self.origin, long).at(s.at));
             } else if let Some(first) = seen.insert(name.clone(), stage) {
                 problems.push(
                     Problem::in_file(

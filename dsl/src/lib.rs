@@ -52,6 +52,11 @@ pub struct Plan {
     /// The file (or `<string>`, `<stdin>`) the job came from; not sent.
     #[serde(skip)]
     pub origin: String,
+    /// Inputs the job's text names that are no stage it may take, found
+    /// while reading it and reported by [`Plan::graph`] (so that a check
+    /// reports them with every other problem); not sent.
+    #[serde(skip)]
+    pub unresolved: Vec<Problem>,
 }
 
 /// One stage: its tasks run in order on the stage's input table (or, when
@@ -416,6 +421,7 @@ impl Plan {
                 stages: Vec::new(),
                 base_dir: base_dir.into(),
                 origin: "<code>".into(),
+                unresolved: Vec::new(),
             },
         }
     }
@@ -611,6 +617,8 @@ fn named_stages<'a>(
                 )
                 .at(*at),
             );
+        } else if let Some(long) = too_long(name) {
+            problems.push(Problem::in_file(origin, long).at(*at));
         } else if !seen.insert(name.as_str()) {
             problems.push(
                 Problem::in_file(
@@ -624,6 +632,19 @@ fn named_stages<'a>(
         }
     }
     stages
+}
+
+/// Characters a stage name may have at most: results are written to files
+/// named after their stages.
+const LONGEST_NAME: usize = 100;
+
+/// Why `name` is too long to name a stage, if it is.
+fn too_long(name: &str) -> Option<String> {
+    let length = name.chars().count();
+    (length > LONGEST_NAME).then(|| {
+        let start: String = name.chars().take(20).collect();
+        format!("the stage name `{start}...` has {length} characters; stage names have at most {LONGEST_NAME}")
+    })
 }
 
 /// A stage's `inputs` as written: names and where each was.
@@ -684,7 +705,7 @@ fn build(
         for (k, k_at, v) in entries {
             match k.as_str() {
                 "tasks" => tasks_node = Some(v),
-                "inputs" => match input_names(v, form) {
+                "inputs" => match input_names(&values.fill(v, key, None, &mut problems), form) {
                     Ok(names) => inputs = Some(names),
                     Err((message, at)) => problems.push(here(message, at.or(*k_at))),
                 },
@@ -727,7 +748,7 @@ fn build(
         let mut tasks = Vec::with_capacity(calls.len());
         for (name, name_at, kwargs) in calls {
             let kwargs = match &kwargs.kind {
-                Kind::Object(_) => values.fill(kwargs, key, name, &mut problems),
+                Kind::Object(_) => values.fill(kwargs, key, Some(name), &mut problems),
                 Kind::Null => Node {
                     at: kwargs.at,
                     kind: Kind::Object(Vec::new()),
@@ -760,12 +781,15 @@ fn build(
         built.push(stage);
         named_inputs.push(inputs);
     }
+    // Inputs that name no stage are the graph's problems: reported with
+    // every problem a check finds, as long as the rest of the job reads.
+    let mut unresolved = Vec::new();
     if problems.is_empty() {
         let names: Vec<&str> = stages.iter().map(|(k, _, _)| k.as_str()).collect();
         for (index, written) in named_inputs.into_iter().enumerate() {
             let inputs = match (written, form) {
                 (Some(written), _) => {
-                    resolve_inputs(&written, index, &names, form, origin, &mut problems)
+                    resolve_inputs(&written, index, &names, form, origin, &mut unresolved)
                 }
                 // A named stage that names nothing is a source.
                 (None, Form::Named) => Vec::new(),
@@ -777,14 +801,17 @@ fn build(
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
-    let plan = Plan {
+    Ok(Plan {
         stages: built,
         base_dir,
         origin: origin.to_string(),
-    };
-    plan.graph()?;
-    Ok(plan)
+        unresolved,
+    })
 }
+
+/// The stage number an input that names no stage it may take is given:
+/// [`Plan::graph`] reports the input as the job's text wrote it instead.
+const UNRESOLVED: u32 = u32::MAX;
 
 /// The stage numbers a stage's `inputs` name; every name that is not a
 /// stage it may take is a problem.
@@ -808,16 +835,22 @@ fn resolve_inputs(
             Some(found) if form == Form::Numbered && found >= index => {
                 problems.push(here(format!(
                     "stage {index} cannot take stage {found}: in a job of numbered stages a stage takes only earlier ones (write \"stages\" as an object of named stages to wire them in any order)"
-                )))
+                )));
+                inputs.push(UNRESOLVED);
             }
             Some(found) => inputs.push(found as u32),
             None => {
                 let hint = words::closest(name, names.iter().copied())
                     .map_or(String::new(), |near| format!("did you mean {near}? "));
+                // A long list helps nobody: `rtl explain` has them all.
+                let listed = match names.len() {
+                    n if n <= 12 => names.join(", "),
+                    n => format!("{}, ... ({n} in all)", names[..10].join(", ")),
+                };
                 problems.push(here(format!(
-                    "no stage `{name}`; {hint}the job's stages are {}",
-                    names.join(", ")
-                )))
+                    "no stage `{name}`; {hint}the job's stages are {listed}"
+                )));
+                inputs.push(UNRESOLVED);
             }
         }
     }
@@ -887,18 +920,24 @@ impl Values {
         }
     }
 
-    /// `node` with every `${name}` in its strings replaced.
-    fn fill(&self, node: &Node, stage: &str, task: &str, problems: &mut Vec<Problem>) -> Node {
+    /// `node` with every `${name}` in its strings replaced; problems name
+    /// `stage` and, when given, `task`.
+    fn fill(
+        &self,
+        node: &Node,
+        stage: &str,
+        task: Option<&str>,
+        problems: &mut Vec<Problem>,
+    ) -> Node {
         let kind = match &node.kind {
             Kind::String(s) if s.contains("${") => match self.substitute(s) {
                 Ok(kind) => kind,
                 Err(message) => {
-                    problems.push(
-                        Problem::in_file(&self.origin, message)
-                            .stage(stage)
-                            .task(task)
-                            .at(node.at),
-                    );
+                    let mut problem = Problem::in_file(&self.origin, message).stage(stage);
+                    if let Some(task) = task {
+                        problem = problem.task(task);
+                    }
+                    problems.push(problem.at(node.at));
                     node.kind.clone()
                 }
             },
@@ -975,13 +1014,13 @@ mod tests {
         Plan::parse(text, "job.json", PathBuf::from("/jobs"))
     }
 
+    /// The problems of reading a job, or else of its graph.
     fn messages(result: Result<Plan, Problems>) -> Vec<String> {
-        result
-            .expect_err("problems")
-            .0
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        let problems = match result {
+            Err(problems) => problems,
+            Ok(plan) => plan.graph().expect_err("problems"),
+        };
+        problems.0.iter().map(ToString::to_string).collect()
     }
 
     #[test]
@@ -1213,6 +1252,14 @@ mod tests {
                 "job.json:1:61: stage c: `inputs` is a list of stage names (or one name), found a number",
                 "job.json:1:94: stage d: unknown stage key \"input\"; a stage has \"tasks\" and, to say which stages it takes, \"inputs\"",
             ]
+        );
+        let long = format!(
+            r#"{{"stages": {{"{}": {{"tasks": {{"null": {{}}}}}}}}}}"#,
+            "x".repeat(101)
+        );
+        assert_eq!(
+            messages(parse(&long)),
+            ["job.json:1:13: the stage name `xxxxxxxxxxxxxxxxxxxx...` has 101 characters; stage names have at most 100"]
         );
         let twice = messages(parse(
             r#"{"stages": {"a": {"tasks": {"null": {}}}, "b": {"inputs": ["a", "a"], "tasks": {"null": {}}}}}"#,

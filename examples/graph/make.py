@@ -74,7 +74,7 @@ def diamond(rng):
 def stacked(rng):
     """Two weeks of the same counters, written with their columns in
     another order and counts as integers one week and fractions the
-    other, stacked and ranked."""
+    other, stacked by one stage and ranked by the next."""
     folder = os.path.join(HERE, "stacked")
     weeks = []
     for week, (rows, fractional) in enumerate([(90, False), (70, True)]):

@@ -267,6 +267,7 @@ def calls_of(stage, key, params, origin, by_number):
     for k, value in entries(stage):
         if k == "inputs":
             try:
+                value = fill(value, params, functools.partial(problem, origin, stage=key))
                 inputs = input_names(value, by_number)
             except ValueError as e:
                 raise problem(origin, str(e), key)
@@ -298,13 +299,17 @@ def calls_of(stage, key, params, origin, by_number):
 
 
 def edit_distance(a, b):
-    """Levenshtein distance between `a` and `b`, in characters."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a):
-        prev, row[0] = row[0], i + 1
-        for j, cb in enumerate(b):
-            prev, row[j + 1] = row[j + 1], min(row[j] + 1, row[j + 1] + 1, prev + (ca != cb))
-    return row[len(b)]
+    """Edits between `a` and `b`, in characters: insertions, deletions,
+    substitutions and swaps of two neighbours (rtl_dsl::words)."""
+    before, last = [0] * (len(b) + 1), list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] * (len(b) + 1)
+        for j in range(1, len(b) + 1):
+            row[j] = min(last[j] + 1, row[j - 1] + 1, last[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], before[j - 2] + 1)
+        before, last = last, row
+    return last[len(b)]
 
 
 def closest(name, candidates):
@@ -324,7 +329,8 @@ def resolve(written, index, keys, by_number, origin):
         if name not in keys:
             near = closest(name, keys)
             hint = f"did you mean {near}? " if near is not None else ""
-            raise fail(f"no stage `{name}`; {hint}the job's stages are {', '.join(keys)}")
+            listed = ", ".join(keys) if len(keys) <= 12 else f"{', '.join(keys[:10])}, ... ({len(keys)} in all)"
+            raise fail(f"no stage `{name}`; {hint}the job's stages are {listed}")
         found = keys.index(name)
         if by_number and found >= index:
             raise fail(f"stage {index} cannot take stage {found}: in a job of numbered stages a stage takes "

@@ -20,11 +20,20 @@ pub fn run(
 ) -> Result<ExitCode, String> {
     let plan = Plan::from_file_with(file, params).map_err(|e| e.to_string())?;
     let graph = plan.graph().map_err(|e| e.to_string())?;
-    if dot {
-        print!("{}", to_dot(&plan, &graph));
-        return Ok(ExitCode::SUCCESS);
-    }
     let (problems, steps) = rtl_tasks::trace(&plan);
+    if dot {
+        // The drawing goes out either way; what is wrong with the job
+        // goes to stderr, and the exit code says so.
+        print!("{}", to_dot(&plan, &graph));
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        return Ok(if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     println!(
         "{}: {} stage(s), files relative to {}",
         file.display(),

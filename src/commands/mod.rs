@@ -70,7 +70,15 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             config,
             &files,
             &params,
-            out.as_deref().map(|out| (out, format)),
+            match (out.as_deref(), format) {
+                (Some(out), format) => Some((out, format)),
+                (None, Some(_)) => {
+                    return Err(
+                        "--format says how --out DIR/ writes the results; give --out too".into(),
+                    )
+                }
+                (None, None) => None,
+            },
             plots.as_deref(),
             connect,
         ),

@@ -190,7 +190,10 @@ pub fn run(
         // plot page, which shows its first 8 digits as "run 1a2b3c4d".
         say!("Job: {}", handle.id());
         // Stages run side by side in a graph: name them with their tasks.
-        let named = plan.stages.iter().any(|s| !s.name.is_empty());
+        let named = plan
+            .stages
+            .iter()
+            .any(|s| !s.name.is_empty() || s.inputs.is_some());
         let stage = |event: &rtl_client::ProgressEvent| match named {
             true => format!(" (stage {})", plan.stage_name(event.stage as usize)),
             false => String::new(),

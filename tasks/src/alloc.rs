@@ -77,13 +77,8 @@ pub fn keep_none() {
     pool().release_older(u64::MAX, Duration::ZERO);
 }
 
-/// Bytes that may be kept: an eighth of physical memory, at most 1 GiB.
-fn keep_limit() -> usize {
-    match LIMIT.load(Ordering::Relaxed) {
-        0 => {}
-        NONE => return 0,
-        known => return known,
-    }
+/// This machine's memory, in bytes.
+pub fn physical_memory() -> usize {
     // SAFETY: sysconf only reads system parameters.
     let (pages, page) = unsafe {
         (
@@ -91,8 +86,17 @@ fn keep_limit() -> usize {
             libc::sysconf(libc::_SC_PAGESIZE),
         )
     };
-    let physical = (pages.max(0) as usize).saturating_mul(page.max(0) as usize);
-    let limit = (physical / 8).clamp(UNIT, MOST_KEPT);
+    (pages.max(0) as usize).saturating_mul(page.max(0) as usize)
+}
+
+/// Bytes that may be kept: an eighth of physical memory, at most 1 GiB.
+fn keep_limit() -> usize {
+    match LIMIT.load(Ordering::Relaxed) {
+        0 => {}
+        NONE => return 0,
+        known => return known,
+    }
+    let limit = (physical_memory() / 8).clamp(UNIT, MOST_KEPT);
     // keep_none may have run meanwhile; it wins.
     let _ = LIMIT.compare_exchange(0, limit, Ordering::Relaxed, Ordering::Relaxed);
     keep_limit()

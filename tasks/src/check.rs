@@ -37,7 +37,13 @@ pub struct Step {
 pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
     let graph = match plan.graph() {
         Ok(graph) => graph,
-        Err(problems) => return (problems.0, Vec::new()),
+        // Columns cannot be followed through a graph that is not one;
+        // the calls can still be checked.
+        Err(problems) => {
+            let mut problems = problems.0;
+            problems.extend(call_problems(plan));
+            return (problems, Vec::new());
+        }
     };
     let mut problems = placement(plan, &graph);
     let mut steps = Vec::new();
@@ -215,6 +221,15 @@ pub fn check_calls(plan: &Plan) -> Vec<Problem> {
                     .stage(plan.stage_name(index)),
             );
         }
+    }
+    problems.extend(call_problems(plan));
+    problems
+}
+
+/// Unknown tasks and kwargs that do not decode, stage by stage.
+fn call_problems(plan: &Plan) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (index, stage) in plan.stages.iter().enumerate() {
         for call in &stage.tasks {
             let outcome = match lookup(&call.name) {
                 None => Err(unknown_task_message(&call.name)),

@@ -62,7 +62,7 @@ enum How {
     Left,
 }
 
-fn run(inputs: Vec<Input>, args: &Value, _: &Context) -> Result<Table, String> {
+fn run(inputs: Vec<Input>, args: &Value, ctx: &Context) -> Result<Table, String> {
     let Kwargs { on, how } = kwargs(args)?;
     let (keys, listed) = match on {
         Keys::One(k) => (vec![k], false),
@@ -71,6 +71,15 @@ fn run(inputs: Vec<Input>, args: &Value, _: &Context) -> Result<Table, String> {
     if keys.is_empty() {
         return Err("field `on`: name at least one key column".into());
     }
+    if let Some((k, twice)) = keys
+        .iter()
+        .enumerate()
+        .find(|(k, key)| keys[..*k].contains(key))
+    {
+        return Err(format!(
+            "field `on[{k}]`: `{twice}` is named twice; name each key column once"
+        ));
+    }
     check_keys(&inputs, &keys, listed)?;
     let mut inputs = inputs.into_iter();
     let Some(first) = inputs.next() else {
@@ -78,7 +87,7 @@ fn run(inputs: Vec<Input>, args: &Value, _: &Context) -> Result<Table, String> {
     };
     let mut table = first.table;
     for right in inputs {
-        table = join_two(table, &right, &keys, how)?;
+        table = join_two(table, &right, &keys, how, ctx.checking)?;
     }
     Ok(table)
 }
@@ -98,10 +107,13 @@ fn check_keys(inputs: &[Input], keys: &[String], listed: bool) -> Result<(), Str
                 None => {
                     let hint = crate::closest(key, input.table.names())
                         .map_or(String::new(), |c| format!(" (did you mean {c}?)"));
-                    let columns = input.table.describe_columns();
+                    let columns = match input.table.width() {
+                        0 => "it has no columns".to_string(),
+                        _ => format!("its {}", input.table.describe_columns()),
+                    };
                     wrong.push((
                         k,
-                        format!("input `{}` has no column `{key}`{hint}; its {columns}", input.stage),
+                        format!("input `{}` has no column `{key}`{hint}; {columns}", input.stage),
                     ));
                 }
                 Some(column) => match want {
@@ -134,7 +146,14 @@ fn check_keys(inputs: &[Input], keys: &[String], listed: bool) -> Result<(), Str
 }
 
 /// `left ⋈ right` on `keys`.
-fn join_two(left: Table, right: &Input, keys: &[String], how: How) -> Result<Table, String> {
+fn join_two(
+    left: Table,
+    right: &Input,
+    keys: &[String],
+    how: How,
+    checking: bool,
+) -> Result<Table, String> {
+    let names = right_names(&left, right, keys)?;
     let left_keys: Vec<&Column> = keys.iter().filter_map(|k| left.column(k)).collect();
     let right_keys: Vec<&Column> = keys.iter().filter_map(|k| right.table.column(k)).collect();
     if right.table.rows() >= NONE as usize {
@@ -145,11 +164,61 @@ fn join_two(left: Table, right: &Input, keys: &[String], how: How) -> Result<Tab
             NONE - 1
         ));
     }
-    let mut from_left: Vec<usize> = Vec::with_capacity(left.rows());
-    let mut from_right: Vec<u32> = Vec::with_capacity(left.rows());
-    let mut emit = |i: usize, rows: &mut dyn Iterator<Item = u32>| {
+    let found = match (left_keys.as_slice(), right_keys.as_slice()) {
+        // One number key: both sides sorted, then merged.
+        ([l], [r]) if radix_keys(l, false).is_some() => {
+            let (order, runs) = sorted_runs(l, r);
+            Found::Sorted(order, runs)
+        }
+        _ => Found::Hashed(Matches::of(&right_keys, right.table.rows())),
+    };
+    let rows_of = |i: usize| found.rows_of(i, &left_keys, &right_keys);
+    // How many rows the join makes, before one is made: keys that repeat
+    // on both sides multiply.
+    let made: u64 = (0..left.rows())
+        .map(|i| match rows_of(i).count() {
+            0 if how == How::Left => 1,
+            n => n as u64,
+        })
+        .sum();
+    let most = match checking {
+        // A check needs the columns, not every row of a sample's join.
+        true => CHECK_ROWS,
+        false => {
+            let row_bytes: u64 = left
+                .iter()
+                .chain(
+                    right
+                        .table
+                        .iter()
+                        .filter(|(n, _)| !keys.iter().any(|k| k == n)),
+                )
+                .map(|(_, c)| if c.dtype() == DType::Utf8 { 32 } else { 8 })
+                .sum();
+            let room = crate::alloc::physical_memory() as u64 / 2;
+            if made.saturating_mul(row_bytes) > room {
+                return Err(format!(
+                    "the join would make {made} rows (about {} GB), more than half this machine's memory ({} GB) holds: a key found m times in one input and n times in the other makes m x n rows; check that `{}` is the key you mean",
+                    made.saturating_mul(row_bytes) / 1_000_000_000,
+                    crate::alloc::physical_memory() / 1_000_000_000,
+                    keys.join("`, `")
+                ));
+            }
+            made
+        }
+    };
+    let made = made.min(most) as usize;
+    let mut from_left: Vec<usize> = Vec::with_capacity(made);
+    let mut from_right: Vec<u32> = Vec::with_capacity(made);
+    for i in 0..left.rows() {
+        if from_right.len() >= made {
+            break;
+        }
         let before = from_right.len();
-        for j in rows {
+        for j in rows_of(i) {
+            if from_right.len() >= made {
+                break;
+            }
             from_left.push(i);
             from_right.push(j);
         }
@@ -157,59 +226,42 @@ fn join_two(left: Table, right: &Input, keys: &[String], how: How) -> Result<Tab
             from_left.push(i);
             from_right.push(NONE);
         }
-    };
-    match (left_keys.as_slice(), right_keys.as_slice()) {
-        // One number key: both sides sorted, then merged.
-        ([l], [r]) if radix_keys(l, false).is_some() => {
-            let (order, runs) = sorted_runs(l, r);
-            for (i, &(start, len)) in runs.iter().enumerate() {
-                let run = &order[start as usize..(start + len) as usize];
-                emit(i, &mut run.iter().copied());
-            }
-        }
-        _ => {
-            let matches = Matches::of(&right_keys, right.table.rows());
-            for i in 0..left.rows() {
-                let mut j = matches.first(&left_keys, i, &right_keys);
-                emit(
-                    i,
-                    &mut std::iter::from_fn(|| {
-                        let here = j;
-                        if here != NONE {
-                            j = matches.next[here as usize];
-                        }
-                        (here != NONE).then_some(here)
-                    }),
-                );
-            }
-        }
     }
     let mut columns: Vec<(String, Column)> = left
         .iter()
         .map(|(name, c)| (name.to_string(), c.take(&from_left)))
         .collect();
-    let mut taken: std::collections::HashSet<String> =
-        columns.iter().map(|(n, _)| n.clone()).collect();
-    for (name, column) in right.table.iter() {
-        if keys.iter().any(|k| k == name) {
-            continue;
-        }
-        let name = if taken.contains(name) {
-            let suffixed = format!("{name}_{}", right.stage);
-            if taken.contains(&suffixed) {
-                return Err(format!(
-                    "column `{name}` of input `{}` would be called `{suffixed}` beside the other input's `{name}`, and that name is taken too; rename one with a rename task",
-                    right.stage
-                ));
-            }
-            suffixed
-        } else {
-            name.to_string()
-        };
-        taken.insert(name.clone());
+    for ((_, column), name) in right
+        .table
+        .iter()
+        .filter(|(n, _)| !keys.iter().any(|k| k == n))
+        .zip(names)
+    {
         columns.push((name, gather(column, &from_right, how)));
     }
     Table::from_columns(columns)
+}
+
+/// The names the right input's non-key columns take beside the left's:
+/// their own, or, where the left has one, `<name>_<stage>`; that name must
+/// be no column's of either input, or the join could not say which is which.
+fn right_names(left: &Table, right: &Input, keys: &[String]) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for name in right.table.names().filter(|n| !keys.iter().any(|k| k == n)) {
+        if left.column(name).is_none() {
+            names.push(name.to_string());
+            continue;
+        }
+        let suffixed = format!("{name}_{}", right.stage);
+        if left.column(&suffixed).is_some() || right.table.column(&suffixed).is_some() {
+            return Err(format!(
+                "column `{name}` of input `{}` would be called `{suffixed}` beside the other input's `{name}`, and a column is called that already; rename one with a rename task",
+                right.stage
+            ));
+        }
+        names.push(suffixed);
+    }
+    Ok(names)
 }
 
 /// `column`'s values at `rows`; a row without a match ([`NONE`]) is NaN
@@ -238,6 +290,64 @@ fn gather(column: &Column, rows: &[u32], how: How) -> Column {
 
 /// No row.
 const NONE: u32 = u32::MAX;
+
+/// Rows a join makes at most while a job is checked on samples.
+const CHECK_ROWS: u64 = 100_000;
+
+/// Where each left row's matches are.
+enum Found {
+    /// The right rows in key order, and each left row's run of them.
+    Sorted(Vec<u32>, Vec<(u32, u32)>),
+    /// The right rows by key.
+    Hashed(Matches),
+}
+
+impl Found {
+    /// The right rows matching left row `i`, in the right input's order.
+    fn rows_of<'a>(&'a self, i: usize, left: &[&Column], right: &[&Column]) -> RowsOf<'a> {
+        match self {
+            Found::Sorted(order, runs) => {
+                let (start, len) = runs[i];
+                RowsOf::Run(order[start as usize..(start + len) as usize].iter())
+            }
+            Found::Hashed(matches) => RowsOf::Chain {
+                next: &matches.next,
+                at: matches.first(left, i, right),
+            },
+        }
+    }
+}
+
+/// The right rows one left row matches.
+enum RowsOf<'a> {
+    Run(std::slice::Iter<'a, u32>),
+    Chain { next: &'a [u32], at: u32 },
+}
+
+impl Iterator for RowsOf<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            RowsOf::Run(rows) => rows.next().copied(),
+            RowsOf::Chain { next, at } => {
+                let here = *at;
+                if here == NONE {
+                    return None;
+                }
+                *at = next[here as usize];
+                Some(here)
+            }
+        }
+    }
+
+    fn count(self) -> usize {
+        match self {
+            RowsOf::Run(rows) => rows.len(),
+            chain => chain.fold(0, |n, _| n + 1),
+        }
+    }
+}
 
 /// For a number key: the right rows in key order (stable, so rows of one
 /// key keep their order), and for each left row the run of that order
@@ -622,6 +732,11 @@ mod tests {
             e,
             "field `on`: key `x` is int64 in input `a` but float64 in input `means`; a key has one type in every input; input `means` has no column `y`; its available columns: x (float64)"
         );
+        let e = join(vec![a.clone(), bad.clone()], json!({"on": ["x", "x"]})).expect_err("twice");
+        assert_eq!(
+            e,
+            "field `on[1]`: `x` is named twice; name each key column once"
+        );
         let e = join(vec![a, bad], json!({"on": ["y"]})).expect_err("one key");
         assert_eq!(
             e,
@@ -681,5 +796,54 @@ mod tests {
                 assert_eq!(pick(&sorted, name), pick(&hashed, name), "{how} {name}");
             }
         }
+    }
+
+    #[test]
+    fn a_suffix_that_would_mislabel_a_column_is_refused() {
+        let left = input(
+            "l",
+            vec![
+                ("k", Column::Int64(array![1])),
+                ("v", Column::Int64(array![10])),
+            ],
+        );
+        let right = input(
+            "r",
+            vec![
+                ("k", Column::Int64(array![1])),
+                ("v", Column::Int64(array![20])),
+                ("v_r", Column::Int64(array![30])),
+            ],
+        );
+        assert_eq!(
+            join(vec![left, right], json!({"on": "k"})).expect_err("clash"),
+            "column `v` of input `r` would be called `v_r` beside the other input's `v`, and a column is called that already; rename one with a rename task"
+        );
+    }
+
+    #[test]
+    fn a_join_too_big_for_memory_is_refused_before_it_is_made() {
+        // Every key alike on both sides: 10^10 rows.
+        let side = |stage: &str| {
+            input(
+                stage,
+                vec![
+                    ("k", Column::Int64(Array1::ones(100_000))),
+                    ("v", Column::Float64(Array1::zeros(100_000))),
+                ],
+            )
+        };
+        let e = join(vec![side("l"), side("r")], json!({"on": "k"})).expect_err("too big");
+        assert!(
+            e.starts_with("the join would make 10000000000 rows (about 240 GB), more than half this machine's memory"),
+            "{e}"
+        );
+        assert!(e.ends_with("check that `k` is the key you mean"), "{e}");
+        // A check on samples makes only the first rows.
+        let mut ctx = Context::new(Path::new("."));
+        ctx.checking = true;
+        let t = run(vec![side("l"), side("r")], &json!({"on": "k"}), &ctx).expect("checked");
+        assert_eq!(t.rows() as u64, CHECK_ROWS);
+        assert_eq!(t.names().collect::<Vec<_>>(), ["k", "v", "v_r"]);
     }
 }
