@@ -188,6 +188,7 @@ fn a_dead_nodes_routing_id_gets_its_taker_no_work() {
         capacity: 64,
         cache_id: None,
         envelopes: 0,
+        tasks: Vec::new(),
     }));
     let job = null_job(&daemon.home.scratch);
     let jobs = std::thread::scope(|scope| {
@@ -439,6 +440,7 @@ fn lying_node(
         capacity: 4,
         cache_id: None,
         envelopes: 0,
+        tasks: Vec::new(),
     }));
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         Envelope::control(beat.clone())

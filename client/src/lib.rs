@@ -41,6 +41,8 @@ pub use rtl_cache::CacheError;
 use rtl_daemon::embedded::Cluster;
 pub use rtl_daemon::DaemonError;
 use rtl_dsl::Problems;
+use rtl_tasks::installed::Limits;
+use rtl_tasks::{Installed, Programs};
 pub use rtl_wire::auth::SecretError;
 use rtl_wire::auth::{ProofError, Secret};
 use rtl_wire::connection::{Connection, Options};
@@ -97,10 +99,10 @@ impl<'a> Job<'a> {
     /// The plan, checked: files and text fully (columns included, which
     /// reads the start of the job's input files), a parsed plan for task
     /// names and kwargs (no file access).
-    fn checked(self) -> Result<std::borrow::Cow<'a, Plan>, Error> {
+    fn checked(self, programs: &Programs) -> Result<std::borrow::Cow<'a, Plan>, Error> {
         let (plan, problems) = match self {
             Job::Plan(plan) => {
-                refuse(rtl_tasks::check_calls(plan))?;
+                refuse(rtl_tasks::check_calls(plan, Some(programs.installed())))?;
                 // The folder is the client's: a relative one (as
                 // `Plan::builder(".")` gives) would mean the node's.
                 if plan.base_dir.is_absolute() {
@@ -114,18 +116,33 @@ impl<'a> Job<'a> {
             }
             Job::File(path) => {
                 let plan = Plan::from_file(path).map_err(Error::Invalid)?;
-                let problems = rtl_tasks::check(&plan);
+                let problems = rtl_tasks::check(&plan, Some(programs));
                 (plan, problems)
             }
             Job::Text(text) => {
                 let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
                 let plan = Plan::parse(text, "<string>", here).map_err(Error::Invalid)?;
-                let problems = rtl_tasks::check(&plan);
+                let problems = rtl_tasks::check(&plan, Some(programs));
                 (plan, problems)
             }
         };
         refuse(problems).map(|_| std::borrow::Cow::Owned(plan))
     }
+}
+
+/// The tasks installed on this machine (`task_dirs`), for checks: their
+/// programs run on the check's samples, as the nodes will run them. A bad
+/// manifest is the nodes' to report; here its task is simply not known.
+pub fn local_programs(config: &Config) -> Programs {
+    let (installed, _) = Installed::load(&config.task_dirs());
+    let mut limits = rtl_daemon::tasknode::program_limits(config);
+    if !installed.is_empty() {
+        limits.python_path = limits
+            .python_path
+            .and_then(|folder| rtl_tasks::installed::write_helper(&folder).ok());
+    }
+    // A program's stderr shows in the check's message when it fails.
+    Programs::new(installed, limits, Arc::new(|_| {}))
 }
 
 /// [`Error::SeveralResults`] for a plan with more than one result.
@@ -396,6 +413,8 @@ pub struct Transform {
     /// The run of the relay this connection talks to, from its pong: a
     /// different one later means the relay was replaced.
     relay_run: Option<Uuid>,
+    /// The tasks installed on this machine, which checks run on samples.
+    programs: Programs,
     // Declared last: the socket must close before the cluster's threads stop.
     cluster: Option<Cluster>,
 }
@@ -470,6 +489,7 @@ impl Transform {
         transform.by_reference_bytes = config.by_reference_bytes;
         transform.chunk_rows = config.chunking.then_some(config.chunking_size);
         transform.silence = config.job_timeout();
+        transform.programs = local_programs(config);
         let secret = Secret::load(&config.secret_path()).map_err(Error::Secret)?;
         if let Some(secret) = secret {
             transform
@@ -510,6 +530,7 @@ impl Transform {
         transform.by_reference_bytes = config.by_reference_bytes;
         transform.chunk_rows = config.chunking.then_some(config.chunking_size);
         transform.silence = config.job_timeout();
+        transform.programs = local_programs(config);
         Ok(transform)
     }
 
@@ -539,6 +560,7 @@ impl Transform {
             ctx: ctx.clone(),
             secret: None,
             relay_run: None,
+            programs: Programs::new(Installed::default(), Limits::default(), Arc::new(|_| {})),
             cluster,
         })
     }
@@ -549,6 +571,7 @@ impl Transform {
     /// when `self` runs the relay in this process.
     pub fn sibling(&self) -> Result<Transform, Error> {
         let mut other = Transform::open(&self.ctx, &self.endpoint, self.cache.clone(), None)?;
+        other.programs = self.programs.fresh();
         other.by_reference_bytes = self.by_reference_bytes;
         other.chunk_rows = self.chunk_rows;
         other.silence = self.silence;
@@ -593,7 +616,7 @@ impl Transform {
     /// A job with several results is [`Error::SeveralResults`], before it
     /// is sent: [`Transform::execute_all`] returns them all.
     pub fn execute<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<Table, Error> {
-        let plan = job.into().checked()?;
+        let plan = job.into().checked(&self.programs)?;
         one_result(&plan)?;
         let handle = self.send_job(&plan, None, false)?;
         self.collect(handle.id, None)?.into_single()
@@ -602,7 +625,7 @@ impl Transform {
     /// Runs a job and returns every result (the table of each stage that
     /// no stage takes), by stage name.
     pub fn execute_all<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<Results, Error> {
-        let plan = job.into().checked()?;
+        let plan = job.into().checked(&self.programs)?;
         let handle = self.send_job(&plan, None, false)?;
         self.collect(handle.id, None)
     }
@@ -616,7 +639,7 @@ impl Transform {
         input: Option<Table>,
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
-        let plan = job.into().checked()?;
+        let plan = job.into().checked(&self.programs)?;
         one_result(&plan)?;
         let handle = self.send_job(&plan, input, true)?;
         self.follow(handle, on_progress)
@@ -630,7 +653,7 @@ impl Transform {
         job: impl Into<Job<'a>>,
         input: Option<Table>,
     ) -> Result<JobHandle, Error> {
-        let plan = job.into().checked()?;
+        let plan = job.into().checked(&self.programs)?;
         self.send_job(&plan, input, true)
     }
 
@@ -667,7 +690,7 @@ impl Transform {
         job: impl Into<Job<'a>>,
         input: Option<Table>,
     ) -> Result<JobHandle, Error> {
-        let plan = job.into().checked()?;
+        let plan = job.into().checked(&self.programs)?;
         self.send_job(&plan, input, false)
     }
 

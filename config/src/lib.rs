@@ -192,6 +192,20 @@ settings! {
     task_timeout_ms: u64 = |_| 600_000;
     read |raw| if raw == "0" { Some(0) } else { millis(raw, 100) },
     expecting "milliseconds, 100 or more, or 0 for no limit";
+    /// Folders of installed tasks, each holding a `NAME.toml` manifest per
+    /// task beside its program; `:` between folders, or a list in rtl.toml;
+    /// relative ones are under `home`. Empty: `<home>/tasks`.
+    task_dirs: Vec<PathBuf> = |_| Vec::new();
+    read folders, expecting "folder paths separated by `:`",
+    show |c| c.task_dirs().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+    /// How long one call of an installed task's program may take (ms)
+    /// before the program is stopped; a manifest's `timeout_ms` overrides.
+    program_timeout_ms: u64 = |_| 30_000;
+    read |raw| millis(raw, 10), expecting "milliseconds, 10 or more";
+    /// Address space an installed task's program may use, in MiB; a
+    /// manifest's `memory_mb` overrides; 0 for no limit.
+    program_memory_mb: u64 = |_| 4096;
+    read |raw| raw.replace('_', "").parse().ok(), expecting "a whole number of MiB, or 0 for no limit";
     /// Turns on DEBUG traces in the logs.
     debug: bool = |_| false;
     read boolean, expecting "true or false";
@@ -287,6 +301,8 @@ impl Config {
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Boolean(b) => b.to_string(),
                     toml::Value::Float(f) => f.to_string(),
+                    // A list of folders (task_dirs): the `:` form.
+                    toml::Value::Array(items) => list_text(key, items, path)?,
                     other => {
                         return Err(ConfigError {
                             message: format!(
@@ -385,6 +401,14 @@ impl Config {
         (self.task_timeout_ms > 0).then(|| std::time::Duration::from_millis(self.task_timeout_ms))
     }
 
+    /// The folders installed tasks are read from (`task_dirs`).
+    pub fn task_dirs(&self) -> Vec<PathBuf> {
+        if self.task_dirs.is_empty() {
+            return vec![self.home.join("tasks")];
+        }
+        self.task_dirs.iter().map(|d| self.home.join(d)).collect()
+    }
+
     /// Where the LMDB cache lives.
     pub fn cache_dir(&self) -> PathBuf {
         self.home.join("cache")
@@ -411,6 +435,40 @@ fn address(raw: &str) -> Option<String> {
 
 fn optional_path(raw: &str) -> Option<Option<PathBuf>> {
     Some((!raw.is_empty()).then(|| PathBuf::from(raw)))
+}
+
+fn folders(raw: &str) -> Option<Vec<PathBuf>> {
+    Some(
+        raw.split(':')
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+    )
+}
+
+/// A TOML list of texts as one setting's text, `:` between them.
+fn list_text(key: &str, items: &[toml::Value], path: &Path) -> Result<String, ConfigError> {
+    let bad = |what: String| ConfigError {
+        message: format!("key `{key}` in {}: {what}", path.display()),
+    };
+    let mut texts = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            toml::Value::String(s) if s.contains(':') => {
+                return Err(bad(format!(
+                    "the folder {s:?} has a `:`, which separates folders"
+                )))
+            }
+            toml::Value::String(s) => texts.push(s.as_str()),
+            other => {
+                return Err(bad(format!(
+                    "expected a list of folder paths, found {} in it",
+                    other.type_str()
+                )))
+            }
+        }
+    }
+    Ok(texts.join(":"))
 }
 
 fn port(raw: &str) -> Option<u16> {
@@ -592,6 +650,28 @@ mod tests {
         let err = Config::load(None, env(&[("RTL_CACHE_MAP_SIZE", "12 parsecs")]))
             .expect_err("must fail");
         assert!(err.message.contains("cache_map_size"), "{err}");
+    }
+
+    #[test]
+    fn task_dirs_are_a_list_under_home() {
+        let path = temp_file("dirs", "task_dirs = [\"mine\", \"/opt/rtl-tasks\"]\n");
+        let loaded = Config::load(Some(&path), env(&[("RTL_HOME", "/h")])).expect("load");
+        assert_eq!(
+            loaded.config.task_dirs(),
+            [PathBuf::from("/h/mine"), PathBuf::from("/opt/rtl-tasks")]
+        );
+        let loaded = Config::load(None, env(&[("RTL_HOME", "/h")])).expect("load");
+        assert_eq!(loaded.config.task_dirs(), [PathBuf::from("/h/tasks")]);
+        let loaded =
+            Config::load(None, env(&[("RTL_TASK_DIRS", "/a:b"), ("RTL_HOME", "/")])).expect("load");
+        assert_eq!(loaded.config.value_of("task_dirs"), "/a:/b");
+        let path = temp_file("baddirs", "task_dirs = [1]\n");
+        let err = Config::load(Some(&path), env(&[])).expect_err("a number");
+        assert!(
+            err.message
+                .contains("expected a list of folder paths, found integer"),
+            "{err}"
+        );
     }
 
     #[test]

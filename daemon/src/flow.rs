@@ -31,7 +31,7 @@
 //! through [`Pieces`]; unit tests use plain vectors.
 
 use rtl_dsl::{Graph, Plan};
-use rtl_tasks::{combine, lookup, Stat, Table};
+use rtl_tasks::{combine, lookup, Installed, Stat, Table};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use uuid::Uuid;
 
@@ -76,9 +76,10 @@ pub struct Step {
 }
 
 /// The steps of every stage of `plan`, stage by stage: chunk by chunk
-/// (`chunk_rows` rows each) where row-local tasks allow it, whole stages
-/// when `chunk_rows` is None.
-pub fn steps_of(plan: &Plan, chunk_rows: Option<usize>) -> Vec<Vec<Step>> {
+/// (`chunk_rows` rows each) where row-local tasks allow it (built-in, or
+/// `installed` ones whose manifest says so), whole stages when
+/// `chunk_rows` is None.
+pub fn steps_of(plan: &Plan, chunk_rows: Option<usize>, installed: &Installed) -> Vec<Vec<Step>> {
     plan.stages
         .iter()
         .enumerate()
@@ -88,7 +89,13 @@ pub fn steps_of(plan: &Plan, chunk_rows: Option<usize>) -> Vec<Vec<Step>> {
             for (i, call) in tasks.tasks.iter().enumerate() {
                 let i = i as u32;
                 let spec = lookup(&call.name).filter(|_| chunk_rows.is_some());
-                let row_local = spec.is_some_and(|t| t.row_local);
+                let row_local = match spec {
+                    Some(t) => t.row_local,
+                    None => {
+                        chunk_rows.is_some()
+                            && installed.get(&call.name).is_some_and(|m| m.row_local)
+                    }
+                };
                 let reduce = spec
                     .and_then(|t| t.reduce.as_ref())
                     .is_some_and(|r| (r.applies)(&call.kwargs));
@@ -211,8 +218,13 @@ impl<T> Flow<T> {
     /// The flow of `plan`, whose graph is `graph`; chunk by chunk
     /// (`chunk_rows` rows each) where row-local tasks allow it, whole
     /// stages when `chunk_rows` is None.
-    pub fn new(plan: &Plan, graph: &Graph, chunk_rows: Option<usize>) -> Flow<T> {
-        let stages: Vec<StageFlow<T>> = steps_of(plan, chunk_rows)
+    pub fn new(
+        plan: &Plan,
+        graph: &Graph,
+        chunk_rows: Option<usize>,
+        installed: &Installed,
+    ) -> Flow<T> {
+        let stages: Vec<StageFlow<T>> = steps_of(plan, chunk_rows, installed)
             .into_iter()
             .enumerate()
             .map(|(s, steps)| {
@@ -718,7 +730,12 @@ mod tests {
 
     /// The flow of `plan`.
     fn flow(plan: &Plan, chunk_rows: Option<usize>) -> Flow<Vec<u32>> {
-        Flow::new(plan, &plan.graph().expect("graph"), chunk_rows)
+        Flow::new(
+            plan,
+            &plan.graph().expect("graph"),
+            chunk_rows,
+            &Installed::default(),
+        )
     }
 
     fn plan(stages: &[&[&str]]) -> Plan {
@@ -885,7 +902,7 @@ mod tests {
     #[test]
     fn a_reducing_task_runs_chunk_by_chunk_with_the_combined_figures() {
         let mut flow = flow(&reducing_plan(), Some(3));
-        let shape: Vec<_> = steps_of(&reducing_plan(), Some(3))[0]
+        let shape: Vec<_> = steps_of(&reducing_plan(), Some(3), &Installed::default())[0]
             .iter()
             .map(|s| (s.start, s.end, s.reduce))
             .collect();

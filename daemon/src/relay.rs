@@ -8,21 +8,22 @@
 
 use crate::charts::{self, ChartPost, JobChart};
 use crate::flow::{split, Flow, Next, Pieces, Work};
-use crate::routing::{Assignment, Lost, NodeId, Routing};
+use crate::routing::{Assignment, Lost, Need, NodeId, Routing};
 use crate::DaemonError;
 use rtl_cache::{Cache, PlanBytes};
 use rtl_config::Config;
 use rtl_dsl::{Graph, Plan};
 use rtl_log::Log;
-use rtl_tasks::{Stat, Table};
+use rtl_tasks::{Installed, Manifest, Stat, Table};
 use rtl_wire::auth::{Gate, Secret, Verdict};
 use rtl_wire::connection::{Binding, Connection, Refused};
 use rtl_wire::{
     Body, CacheReport, Done, Envelope, Failure, Message, Peer, PlanRef, ProgressEvent,
     StatusReport, Submit, WireError, Work as WorkMessage,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -356,6 +357,11 @@ pub struct Relay {
     /// spends an attempt is settled once it is clear the node did not die
     /// together with others (see [`TOGETHER`]).
     losses: VecDeque<Loss>,
+    /// Installed tasks' manifests as nodes sent them, parsed, by digest
+    /// (None: this relay cannot read it).
+    manifests: HashMap<String, Option<Manifest>>,
+    /// Jobs with work only nodes that are gone could run, and since when.
+    stranded_since: HashMap<Uuid, Instant>,
 }
 
 /// A task node lost, and the work it held.
@@ -402,6 +408,8 @@ impl Relay {
             awake: Instant::now(),
             run: Uuid::new_v4(),
             losses: VecDeque::new(),
+            manifests: HashMap::new(),
+            stranded_since: HashMap::new(),
             settings,
             busy_refusals: 0,
         })
@@ -685,8 +693,8 @@ impl Relay {
             return self.send_client(&route, busy);
         }
         // From here on the input is the relay's to pass on or release.
-        let graph = match self.admit(job_id, &submit.plan) {
-            Ok(graph) => graph,
+        let (graph, installed) = match self.admit(job_id, &submit.plan) {
+            Ok(admitted) => admitted,
             Err((at, message)) => {
                 self.tables().discard(&input);
                 let failure = failure(Some(&submit.plan), at, message);
@@ -698,7 +706,8 @@ impl Relay {
         let lifespan = submit.lifespan;
         self.log
             .debug(|| format!("job {job_id}: {} stage(s) from a client", plan.stages.len()));
-        let flow = Flow::new(&plan, &graph, self.settings.chunk_rows);
+        let flow = Flow::new(&plan, &graph, self.settings.chunk_rows, &installed);
+        self.routing.require(job_id, needs(&plan, &installed));
         self.jobs.insert(
             job_id,
             Job {
@@ -722,14 +731,31 @@ impl Relay {
         self.follow(job_id, next);
     }
 
-    /// A submitted plan's graph, when it can run; if not, where and why.
-    fn admit(&self, job_id: Uuid, plan: &Plan) -> Result<Graph, (Option<(u32, String)>, String)> {
+    /// A submitted plan's graph and the installed tasks it may use, when it
+    /// can run; if not, where and why.
+    fn admit(
+        &mut self,
+        job_id: Uuid,
+        plan: &Plan,
+    ) -> Result<(Graph, Installed), Refusal> {
         if self.jobs.contains_key(&job_id) {
             return Err((None, "a job with this id is already running".into()));
         }
+        let installed = self.installed();
+        for (index, stage) in plan.stages.iter().enumerate() {
+            for call in &stage.tasks {
+                if rtl_tasks::lookup(&call.name).is_none() && installed.get(&call.name).is_none() {
+                    let at = Some((index as u32, call.name.clone()));
+                    return Err((at, self.no_node_has(&call.name, &installed)));
+                }
+            }
+        }
         // Clients check jobs before sending them; one that did not still
         // gets nothing past the relay that cannot decode.
-        if let Some(p) = rtl_tasks::check_calls(plan).into_iter().next() {
+        if let Some(p) = rtl_tasks::check_calls(plan, Some(&installed))
+            .into_iter()
+            .next()
+        {
             let stage = p
                 .stage
                 .as_deref()
@@ -742,7 +768,80 @@ impl Relay {
             let at = stage.map(|s| (s as u32, p.task.unwrap_or_default()));
             return Err((at, message));
         }
-        plan.graph().map_err(|p| (None, p.to_string()))
+        let graph = plan.graph().map_err(|p| (None, p.to_string()))?;
+        Ok((graph, installed))
+    }
+
+    /// The installed tasks of the connected task nodes, one version of
+    /// each name: the one most of them have.
+    fn installed(&mut self) -> Installed {
+        // name -> digest -> (nodes, manifest text)
+        let mut versions: BTreeMap<&str, BTreeMap<&str, (usize, &str)>> = BTreeMap::new();
+        for (_, info) in self.routing.nodes() {
+            for task in &info.tasks {
+                let version = versions
+                    .entry(&task.name)
+                    .or_default()
+                    .entry(&task.digest)
+                    .or_insert((0, &task.manifest));
+                version.0 += 1;
+            }
+        }
+        let mut chosen = Vec::new();
+        for (name, digests) in versions {
+            // Most nodes first; among equals, the same one every time.
+            let Some((digest, (_, text))) = digests
+                .into_iter()
+                .max_by_key(|(digest, (nodes, _))| (*nodes, std::cmp::Reverse(*digest)))
+            else {
+                continue;
+            };
+            let parsed = self.manifests.entry(digest.to_string()).or_insert_with(|| {
+                let origin = format!("{name}.toml");
+                Manifest::parse(text, &origin, PathBuf::new())
+                    .ok()
+                    .map(|mut m| {
+                        m.digest = digest.to_string();
+                        m
+                    })
+            });
+            chosen.extend(parsed.clone());
+        }
+        Installed::new(chosen)
+    }
+
+    /// Why a job naming task `name` cannot run: no node has it.
+    fn no_node_has(&self, name: &str, installed: &Installed) -> String {
+        let nodes = self
+            .routing
+            .nodes()
+            .filter(|(_, info)| info.service == "tasknode")
+            .count();
+        let names = rtl_tasks::registry()
+            .iter()
+            .map(|t| t.name)
+            .chain(installed.iter().map(|m| m.name.as_str()));
+        let hint = rtl_tasks::closest(name, names)
+            .map_or(String::new(), |c| format!(" did you mean {c}?"));
+        let listed: Vec<String> = installed
+            .iter()
+            .map(|m| {
+                let with = self
+                    .routing
+                    .nodes()
+                    .filter(|(_, info)| info.tasks.iter().any(|t| t.name == m.name))
+                    .count();
+                format!("{} ({with} of {nodes} task nodes)", m.name)
+            })
+            .collect();
+        if listed.is_empty() {
+            format!("no task node has `{name}`;{hint} no connected task node has installed tasks (`rtl tasks` lists rtl's own)")
+        } else {
+            format!(
+                "no task node has `{name}`;{hint} installed on the task nodes: {}",
+                listed.join(", ")
+            )
+        }
     }
 
     /// Why a new job carrying `bytes` of columns must wait, if it must:
@@ -1299,6 +1398,7 @@ impl Relay {
             let tables = self.tables();
             return results.iter().for_each(|(_, r)| tables.discard(r));
         };
+        self.routing.forget_needs(&job_id);
         self.release_plan(job.plan_key.as_ref());
         self.log.profile(|| {
             format!(
@@ -1363,6 +1463,7 @@ impl Relay {
         for env in self.routing.drop_queued(&job_id) {
             self.release(env);
         }
+        self.routing.forget_needs(&job_id);
         let mut job = self.jobs.remove(&job_id)?;
         self.release_plan(job.plan_key.as_ref());
         let tables = self.tables();
@@ -1649,6 +1750,7 @@ impl Relay {
                 }
             }
         }
+        self.fail_stranded(now);
         let expired: Vec<(Uuid, String, u64)> = self
             .jobs
             .iter()
@@ -1663,6 +1765,66 @@ impl Relay {
             );
         }
     }
+}
+
+impl Relay {
+    /// Fails jobs whose queued work needs installed tasks that no node has
+    /// had for `node_timeout` (the nodes that had them left): a node that
+    /// restarts comes back well within it.
+    fn fail_stranded(&mut self, now: Instant) {
+        let stranded = self.routing.stranded();
+        self.stranded_since
+            .retain(|job, _| stranded.iter().any(|(j, _)| j == job));
+        for (job, missing) in stranded {
+            let since = *self.stranded_since.entry(job).or_insert(now);
+            if now.duration_since(since) <= self.settings.node_timeout {
+                continue;
+            }
+            self.stranded_since.remove(&job);
+            let names: Vec<String> = missing
+                .iter()
+                .map(|(name, digest)| {
+                    format!("`{name}` (version {})", &digest[..digest.len().min(12)])
+                })
+                .collect();
+            self.fail_job(
+                job,
+                None,
+                format!(
+                    "no task node has {} any more: the nodes that had it left, and none came back within {} ms",
+                    names.join(", "),
+                    self.settings.node_timeout.as_millis()
+                ),
+            );
+        }
+    }
+}
+
+/// Why a job is refused: where (a stage and its task), if it is one
+/// place, and what is wrong.
+type Refusal = (Option<(u32, String)>, String);
+
+/// The installed tasks each stage of `plan` runs, with the version
+/// (digest) the job gets, by stage.
+fn needs(plan: &Plan, installed: &Installed) -> Vec<Vec<Need>> {
+    plan.stages
+        .iter()
+        .map(|stage| {
+            let mut needs: Vec<Need> = Vec::new();
+            for call in &stage.tasks {
+                if rtl_tasks::lookup(&call.name).is_some() {
+                    continue;
+                }
+                if let Some(m) = installed.get(&call.name) {
+                    let need = (m.name.clone(), m.digest.clone());
+                    if !needs.contains(&need) {
+                        needs.push(need);
+                    }
+                }
+            }
+            needs
+        })
+        .collect()
 }
 
 /// A failure at `at` (a stage and its task), named as `plan` names it,

@@ -76,6 +76,28 @@ pub struct Routing {
     attempts: HashMap<Uuid, u32>,
     in_flight: HashMap<Uuid, Assignment>,
     dispatched: u64,
+    /// The installed tasks each stage of a job needs, for jobs that use
+    /// any: their work goes only to nodes that have those very tasks.
+    needs: HashMap<Uuid, Vec<Vec<Need>>>,
+}
+
+/// An installed task a stage needs: its name and the digest of the
+/// version the job runs.
+pub type Need = (String, String);
+
+/// Queued envelopes looked at for one that some node with room can run:
+/// work waiting for a busy node with a special task lets the work behind
+/// it go ahead, at a bounded cost per dispatch.
+const SCAN: usize = 1024;
+
+/// Whether `node` has every task of `needs`.
+fn has(node: &Node, needs: &[Need]) -> bool {
+    needs.iter().all(|(name, digest)| {
+        node.info
+            .tasks
+            .iter()
+            .any(|t| t.name == *name && t.digest == *digest)
+    })
 }
 
 impl Routing {
@@ -157,19 +179,46 @@ impl Routing {
         }
     }
 
-    /// The next queued envelope and the node to send it to, if any node has
-    /// room; the envelope is recorded as out on that node.
+    /// Records the installed tasks each stage of `job` needs (by stage).
+    pub fn require(&mut self, job: Uuid, needs: Vec<Vec<Need>>) {
+        if needs.iter().any(|n| !n.is_empty()) {
+            self.needs.insert(job, needs);
+        }
+    }
+
+    /// Forgets what `job` needed (it ended).
+    pub fn forget_needs(&mut self, job: &Uuid) {
+        self.needs.remove(job);
+    }
+
+    /// The installed tasks envelope `env` needs.
+    fn needs_of(&self, env: &Envelope) -> &[Need] {
+        self.needs
+            .get(&env.job)
+            .and_then(|stages| stages.get(stage_of(env) as usize))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The next queued envelope and the node to send it to, if a node with
+    /// room can run it; the envelope is recorded as out on that node.
     pub fn next_dispatch(&mut self) -> Option<(NodeId, Envelope)> {
-        if self.queue.is_empty() {
+        if !self.nodes.values().any(|n| n.room() > 0) {
             return None;
         }
-        let id = self
-            .nodes
+        let (index, id) = self
+            .queue
             .iter()
-            .filter(|(_, n)| n.room() > 0)
-            .max_by_key(|(_, n)| (n.room(), std::cmp::Reverse(n.last_work)))
-            .map(|(id, _)| id.clone())?;
-        let envelope = self.queue.pop_front()?;
+            .take(SCAN)
+            .enumerate()
+            .find_map(|(index, env)| {
+                let needs = self.needs_of(env);
+                self.nodes
+                    .iter()
+                    .filter(|(_, n)| n.room() > 0 && has(n, needs))
+                    .max_by_key(|(_, n)| (n.room(), std::cmp::Reverse(n.last_work)))
+                    .map(|(id, _)| (index, id.clone()))
+            })?;
+        let envelope = self.queue.remove(index)?;
         self.dispatched += 1;
         if let Some(node) = self.nodes.get_mut(&id) {
             node.in_flight += 1;
@@ -287,6 +336,33 @@ impl Routing {
         gone.into_iter().collect()
     }
 
+    /// Jobs with queued work that needs installed tasks no node (that is
+    /// not leaving) has, with the tasks missing.
+    pub fn stranded(&self) -> Vec<(Uuid, Vec<Need>)> {
+        let mut found: Vec<(Uuid, Vec<Need>)> = Vec::new();
+        for env in &self.queue {
+            let needs = self.needs_of(env);
+            if needs.is_empty() || found.iter().any(|(job, _)| *job == env.job) {
+                continue;
+            }
+            let servable = self.nodes.values().any(|n| !n.leaving && has(n, needs));
+            if !servable {
+                let missing = needs
+                    .iter()
+                    .filter(|need| {
+                        !self
+                            .nodes
+                            .values()
+                            .any(|n| !n.leaving && has(n, std::slice::from_ref(need)))
+                    })
+                    .cloned()
+                    .collect();
+                found.push((env.job, missing));
+            }
+        }
+        found
+    }
+
     /// Whether any node takes stage work at all.
     pub fn has_workers(&self) -> bool {
         self.nodes
@@ -382,6 +458,7 @@ mod tests {
             capacity,
             cache_id: None,
             envelopes: 0,
+            tasks: Vec::new(),
         }
     }
 

@@ -20,12 +20,13 @@ use rtl_cache::Cache;
 use rtl_config::Config;
 use rtl_dsl::{Plan, TaskCall};
 use rtl_log::{timestamp, Log};
-use rtl_tasks::{Context, Event, Input, Table, TaskError};
+use rtl_tasks::installed::{write_helper, Limits};
+use rtl_tasks::{Context, Event, Input, Installed, Programs, Table, TaskError};
 use rtl_wire::auth::Secret;
 use rtl_wire::link::{hostname, RelayLink};
 use rtl_wire::{
-    Body, Done, Envelope, Failure, Message, NodeInfo, PlanRef, ProgressEvent, WireError,
-    Work as WorkMessage,
+    Body, Done, Envelope, Failure, InstalledTask, Message, NodeInfo, PlanRef, ProgressEvent,
+    WireError, Work as WorkMessage,
 };
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -58,6 +59,10 @@ pub struct TaskNodeConfig {
     pub secret: Option<Secret>,
     /// Work still running after this long is failed; `None` waits forever.
     pub task_timeout: Option<Duration>,
+    /// Folders of installed tasks, read when the node starts.
+    pub task_dirs: Vec<PathBuf>,
+    /// What installed tasks' programs run under.
+    pub limits: Limits,
 }
 
 impl TaskNodeConfig {
@@ -73,7 +78,20 @@ impl TaskNodeConfig {
             relay_timeout: config.node_timeout(),
             secret: None,
             task_timeout: config.task_timeout(),
+            task_dirs: config.task_dirs(),
+            limits: program_limits(config),
         }
+    }
+}
+
+/// The limits of installed tasks' programs, from `config`; the Python
+/// helper goes under `<home>/python` when a program first needs it.
+pub fn program_limits(config: &Config) -> Limits {
+    Limits {
+        timeout: Duration::from_millis(config.program_timeout_ms),
+        memory_mb: config.program_memory_mb,
+        python_path: Some(config.home.join("python")),
+        ..Limits::default()
     }
 }
 
@@ -94,10 +112,28 @@ pub fn run(
         settings.secret.clone(),
     )?;
     let id = link.id.clone();
+    let (installed, bad) = Installed::load(&settings.task_dirs);
+    for problem in bad {
+        log.error(format!("{problem}; the node starts without that task"));
+    }
+    let mut limits = settings.limits.clone();
+    if !installed.is_empty() {
+        if let Some(folder) = limits.python_path.take() {
+            match write_helper(&folder) {
+                Ok(folder) => limits.python_path = Some(folder),
+                Err(e) => log.warn(format!(
+                    "cannot write the Python helper rtl_task.py into {}: {e}",
+                    folder.display()
+                )),
+            }
+        }
+    }
     let tools = Tools {
         cache: settings.cache.clone(),
         by_reference: settings.by_reference_bytes,
         data_root: settings.data_root.clone(),
+        installed: installed.clone(),
+        limits,
     };
     let mut worker = Worker::start(&id, &tools, &log)?;
     let mut waiting: VecDeque<Work> = VecDeque::new();
@@ -109,7 +145,19 @@ pub fn run(
         capacity: settings.capacity,
         cache_id: settings.cache.as_ref().map(Cache::id),
         envelopes: 0,
+        tasks: installed
+            .iter()
+            .map(|m| InstalledTask {
+                name: m.name.clone(),
+                digest: m.digest.clone(),
+                manifest: m.text.clone(),
+            })
+            .collect(),
     };
+    if !info.tasks.is_empty() {
+        let names: Vec<&str> = info.tasks.iter().map(|t| t.name.as_str()).collect();
+        log.info(format!("installed tasks: {}", names.join(", ")));
+    }
     log.info(format!("task node {id} connecting to {}", settings.relay));
     let mut leaving = false;
     let mut plans = Plans::new();
@@ -194,7 +242,8 @@ pub fn run(
                             plan,
                         };
                         if work.is_quick() {
-                            let answer = serve(work, &tools, &log, &mut |e| link.send(e, &log));
+                            let answer =
+                                serve(work, &tools, None, &log, &mut |e| link.send(e, &log));
                             info.envelopes += 1;
                             link.answer(answer, &log, &mut |refs| {
                                 discard(tools.cache.as_ref(), refs)
@@ -275,6 +324,14 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name(format!("{node}-worker"))
             .spawn(move || {
+                // This thread's own programs, started as its work needs
+                // them and stopped when it ends.
+                let lines = log.clone();
+                let programs = Programs::new(
+                    tools.installed.clone(),
+                    tools.limits.clone(),
+                    Arc::new(move |line: &str| lines.info(format!("task {line}"))),
+                );
                 let mut ringer = ringer;
                 let mut tell = |env: Envelope| {
                     if answer_tx.send(env).is_ok() {
@@ -283,7 +340,7 @@ impl Worker {
                     }
                 };
                 for work in work_rx {
-                    let answer = serve(work, &tools, &log, &mut tell);
+                    let answer = serve(work, &tools, Some(&programs), &log, &mut tell);
                     tell(answer);
                 }
             })
@@ -388,15 +445,24 @@ struct Tools {
     /// Results at least this large go back by reference (with a cache).
     by_reference: usize,
     data_root: Option<PathBuf>,
+    installed: Installed,
+    limits: Limits,
 }
 
 /// Runs one work envelope and returns the answer to send; progress and
-/// charts go to `events` as they happen.
-fn serve(work: Work, tools: &Tools, log: &Log, events: &mut dyn FnMut(Envelope)) -> Envelope {
+/// charts go to `events` as they happen. Installed tasks run through
+/// `programs` (the worker's; quick work has none).
+fn serve(
+    work: Work,
+    tools: &Tools,
+    programs: Option<&Programs>,
+    log: &Log,
+    events: &mut dyn FnMut(Envelope),
+) -> Envelope {
     let (started, wall) = (Instant::now(), SystemTime::now());
     let (id, job, stage) = (work.id, work.job, work.spec.stage);
     let piece = (work.spec.seq, work.spec.count, work.spec.tasks);
-    let (message, body) = run_work(work, tools, log, events);
+    let (message, body) = run_work(work, tools, programs, log, events);
     let rows = body.rows();
     // One line per envelope with its start and length, so that the trace
     // shows which pieces ran side by side.
@@ -438,6 +504,7 @@ fn calls_of(plan: &Plan, stage: u32, tasks: Option<(u32, u32)>) -> Result<&[Task
 fn run_work(
     work: Work,
     tools: &Tools,
+    programs: Option<&Programs>,
     log: &Log,
     events: &mut dyn FnMut(Envelope),
 ) -> (Message, Body) {
@@ -480,6 +547,7 @@ fn run_work(
     };
     let mut ctx = Context::new(&plan.base_dir);
     ctx.data_root = tools.data_root.as_deref();
+    ctx.programs = programs;
     let mut on_event = |event: Event| {
         let message = match event {
             // Charts go to the plot node whether or not the client follows

@@ -78,6 +78,7 @@ pub fn run(
         capacity: 0,
         cache_id: None,
         envelopes: 0,
+        tasks: Vec::new(),
     };
     std::thread::scope(|scope| {
         let page = {

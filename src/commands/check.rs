@@ -2,19 +2,23 @@
 //! running them; every problem in every file, then exit 1 if there was one.
 //! Kwargs that have no effect in rtl are warned about, and are no problem.
 
+use rtl_config::Config;
 use rtl_dsl::{Plan, Problem};
+use rtl_tasks::Programs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub fn run(
+    config: &Config,
     files: &[PathBuf],
     params: &[(String, String)],
     as_json: bool,
 ) -> Result<ExitCode, String> {
     let mut all = Vec::new();
     let mut listed = Vec::new();
+    let programs = rtl_client::local_programs(config);
     for file in files {
-        let (problems, warnings) = check_file(file, params);
+        let (problems, warnings) = check_file(file, params, &programs);
         if as_json {
             listed.extend(problems.iter().map(|p| entry(p, "error")));
             listed.extend(warnings.iter().map(|w| entry(w, "warning")));
@@ -54,10 +58,18 @@ fn entry(problem: &Problem, severity: &str) -> serde_json::Value {
 }
 
 /// Every problem in one job file (its syntax, then its tasks and columns),
-/// and the warnings about it.
-fn check_file(file: &Path, params: &[(String, String)]) -> (Vec<Problem>, Vec<Problem>) {
+/// and the warnings about it. Installed tasks run on the samples through
+/// `programs`.
+fn check_file(
+    file: &Path,
+    params: &[(String, String)],
+    programs: &Programs,
+) -> (Vec<Problem>, Vec<Problem>) {
     match Plan::from_file_with(file, params) {
-        Ok(plan) => (rtl_tasks::check(&plan), rtl_tasks::warnings(&plan)),
+        Ok(plan) => (
+            rtl_tasks::check(&plan, Some(programs)),
+            rtl_tasks::warnings(&plan),
+        ),
         Err(problems) => (problems.0, Vec::new()),
     }
 }

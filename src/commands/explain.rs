@@ -6,7 +6,7 @@
 use rtl_config::Config;
 use rtl_daemon::flow::steps_of;
 use rtl_dsl::{Graph, Plan};
-use rtl_tasks::DType;
+use rtl_tasks::{DType, Installed};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -20,7 +20,8 @@ pub fn run(
 ) -> Result<ExitCode, String> {
     let plan = Plan::from_file_with(file, params).map_err(|e| e.to_string())?;
     let graph = plan.graph().map_err(|e| e.to_string())?;
-    let (problems, steps) = rtl_tasks::trace(&plan);
+    let programs = rtl_client::local_programs(config);
+    let (problems, steps) = rtl_tasks::trace(&plan, Some(&programs));
     if dot {
         // The drawing goes out either way; what is wrong with the job
         // goes to stderr, and the exit code says so.
@@ -87,7 +88,7 @@ pub fn run(
     if plan.stages.len() > 1 && graph.waves().iter().any(|w| w.len() > 1) {
         print_waves(&plan, &graph);
     }
-    print_chunking(config, &plan);
+    print_chunking(config, &plan, programs.installed());
     for p in &problems {
         println!("{p}");
     }
@@ -157,7 +158,7 @@ fn print_waves(plan: &Plan, graph: &Graph) {
 }
 
 /// How the relay hands out each stage.
-fn print_chunking(config: &Config, plan: &Plan) {
+fn print_chunking(config: &Config, plan: &Plan, installed: &Installed) {
     if !config.chunking {
         println!("relay: chunking is off; each stage goes whole to one task node");
         return;
@@ -166,7 +167,7 @@ fn print_chunking(config: &Config, plan: &Plan) {
         "relay: a stage whose input has at most {} rows goes whole to one task node; a larger table runs in steps:",
         config.chunking_size
     );
-    for steps in steps_of(plan, Some(config.chunking_size)) {
+    for steps in steps_of(plan, Some(config.chunking_size), installed) {
         let Some(first) = steps.first() else {
             continue;
         };

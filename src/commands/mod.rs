@@ -42,7 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             start::run(config)
         }
         Command::Status { json } => status::run(config, json),
-        Command::Tasks { doc } => tasks::run(doc.as_deref()),
+        Command::Tasks { doc } => tasks::run(config, doc.as_deref()),
         Command::Plots => plots::run(config),
         Command::Keygen => keygen::run(config),
         Command::Bench {
@@ -86,7 +86,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             files,
             params,
             json,
-        } => check::run(&files, &params, json),
+        } => check::run(config, &files, &params, json),
         Command::Explain { file, params, dot } => explain::run(config, &file, &params, dot),
         Command::Node { relay, workers } => {
             crate::supervisor::run_nodes(config, &relay, workers)?;

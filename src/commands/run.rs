@@ -124,10 +124,11 @@ pub fn run(
     // should not surface after the first two have run.
     let mut plans = Vec::with_capacity(files.len());
     let mut problems = Vec::new();
+    let programs = rtl_client::local_programs(config);
     for file in files {
         match Plan::from_file_with(file, params) {
             Ok(plan) => {
-                problems.extend(rtl_tasks::check(&plan));
+                problems.extend(rtl_tasks::check(&plan, Some(&programs)));
                 for warning in rtl_tasks::warnings(&plan) {
                     say!("warning: {warning}");
                 }
@@ -136,6 +137,8 @@ pub fn run(
             Err(found) => problems.extend(found.0),
         }
     }
+    // The programs the check started are not needed for the run.
+    drop(programs);
     if !problems.is_empty() {
         let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(format!(

@@ -1,13 +1,23 @@
-//! `rtl tasks` (alias `plugins`): the task library, one line per task;
-//! `rtl tasks --doc NAME`: one task's kwargs and a job that runs it.
+//! `rtl tasks` (alias `plugins`): the task library, one line per task,
+//! then the tasks installed in `task_dirs` with their folders (and what is
+//! wrong with manifests that could not be read); `rtl tasks --doc NAME`:
+//! one task's kwargs and a job that runs it.
 
-use rtl_tasks::{lookup, registry, Role};
+use rtl_config::Config;
+use rtl_tasks::{lookup, registry, Installed, Manifest, Role};
 use std::process::ExitCode;
 
-pub fn run(doc: Option<&str>) -> Result<ExitCode, String> {
+pub fn run(config: &Config, doc: Option<&str>) -> Result<ExitCode, String> {
+    let (installed, bad) = Installed::load(&config.task_dirs());
     let Some(name) = doc else {
         let tasks = registry();
-        let width = tasks.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        let width = tasks
+            .iter()
+            .map(|t| t.name)
+            .chain(installed.iter().map(|m| m.name.as_str()))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
         for task in tasks {
             let aliases = if task.aliases.is_empty() {
                 String::new()
@@ -16,9 +26,43 @@ pub fn run(doc: Option<&str>) -> Result<ExitCode, String> {
             };
             println!("{:<width$}  {}{aliases}", task.name, task.about);
         }
+        let folders: Vec<String> = config
+            .task_dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        println!(
+            "
+installed in {}:",
+            folders.join(", ")
+        );
+        if installed.is_empty() && bad.is_empty() {
+            println!("  none (a task is a NAME.toml manifest beside its program; see the README, \"Your own tasks\")");
+        }
+        for task in installed.iter() {
+            // The doc's first paragraph, on one line.
+            let about = task.doc.trim().split("\n\n").next().unwrap_or("");
+            let about = about.split_whitespace().collect::<Vec<_>>().join(" ");
+            println!(
+                "{:<width$}  {about} (in {})",
+                task.name,
+                task.folder.display()
+            );
+        }
+        for problem in &bad {
+            eprintln!("warning: {problem}; that task is not installed");
+        }
         return Ok(ExitCode::SUCCESS);
     };
-    let task = lookup(name).ok_or_else(|| rtl_tasks::unknown_task_message(name))?;
+    let Some(task) = lookup(name) else {
+        return match installed.get(name) {
+            Some(manifest) => {
+                show_installed(manifest);
+                Ok(ExitCode::SUCCESS)
+            }
+            None => Err(rtl_tasks::unknown_task_message(name, Some(&installed))),
+        };
+    };
     println!("{}", task.name);
     if !task.aliases.is_empty() {
         println!("  also written: {}", task.aliases.join(", "));
@@ -49,4 +93,29 @@ pub fn run(doc: Option<&str>) -> Result<ExitCode, String> {
         println!("(reads data.csv beside the job, with number columns x and y, an integer column n and a text column site)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rtl tasks --doc` for an installed task: its manifest, told as a
+/// built-in's doc is.
+fn show_installed(task: &Manifest) {
+    println!("{}", task.name);
+    for line in task.doc.lines() {
+        println!("  {line}");
+    }
+    println!("  installed: {}", task.origin);
+    println!(
+        "  runs: {} (in {})",
+        task.command_line(),
+        task.folder.display()
+    );
+    if task.row_local {
+        println!("  row-local: large tables run chunk by chunk, on every node that has it");
+    }
+    println!("\nkwargs:");
+    if task.kwargs.is_empty() {
+        println!("  none");
+    }
+    for line in task.kwargs_doc().lines() {
+        println!("  {line}");
+    }
 }

@@ -11,13 +11,16 @@
 //! job's text says them. [`check_calls`] is the part that needs no files:
 //! task names and kwargs types, which the relay checks again.
 
-use crate::{lookup, unknown_task_message, Context, DType, Input, Role, Table};
+use crate::{
+    lookup, unknown_task_message, Context, DType, Input, Installed, Programs, Role, Table,
+};
 use rtl_dsl::{Graph, Plan, Problem, TaskCall};
 use std::path::PathBuf;
 
-/// Every problem in `plan`, in order; empty when it is clean.
-pub fn check(plan: &Plan) -> Vec<Problem> {
-    trace(plan).0
+/// Every problem in `plan`, in order; empty when it is clean. Installed
+/// tasks run on the samples through `programs`.
+pub fn check(plan: &Plan, programs: Option<&Programs>) -> Vec<Problem> {
+    trace(plan, programs).0
 }
 
 /// One task of a checked plan and the columns after it (None when they
@@ -34,21 +37,23 @@ pub struct Step {
 
 /// [`check`], plus the columns after every task, for `rtl explain`, in
 /// the order the stages can run (each after its inputs).
-pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
+pub fn trace(plan: &Plan, programs: Option<&Programs>) -> (Vec<Problem>, Vec<Step>) {
+    let installed = programs.map(Programs::installed);
     let graph = match plan.graph() {
         Ok(graph) => graph,
         // Columns cannot be followed through a graph that is not one;
         // the calls can still be checked.
         Err(problems) => {
             let mut problems = problems.0;
-            problems.extend(call_problems(plan));
+            problems.extend(call_problems(plan, installed));
             return (problems, Vec::new());
         }
     };
-    let mut problems = placement(plan, &graph);
+    let mut problems = placement(plan, &graph, installed);
     let mut steps = Vec::new();
     let mut ctx = Context::new(&plan.base_dir);
     ctx.checking = true;
+    ctx.programs = programs;
     // The table after each stage; None when it cannot be known (after a
     // source that could not be read).
     let mut after: Vec<Option<Table>> = vec![None; plan.stages.len()];
@@ -87,8 +92,10 @@ pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
                         // Misplaced: said already.
                         _ => None,
                     },
+                    (None, _) if installed.is_some_and(|i| i.get(&call.name).is_some()) => None,
                     (None, _) => {
-                        problems.push(problem(plan, index, call, unknown_task_message(&call.name)));
+                        let message = unknown_task_message(&call.name, installed);
+                        problems.push(problem(plan, index, call, message));
                         None
                     }
                     (Some(_), None) => None,
@@ -103,7 +110,33 @@ pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
         };
         for call in calls {
             let Some(spec) = lookup(&call.name) else {
-                problems.push(problem(plan, index, call, unknown_task_message(&call.name)));
+                let found = programs.and_then(|p| Some((p, p.installed().get(&call.name)?)));
+                let Some((programs, manifest)) = found else {
+                    let message = unknown_task_message(&call.name, installed);
+                    problems.push(problem(plan, index, call, message));
+                    continue;
+                };
+                // Run on the sample, as a built-in's kernel is; without
+                // one, its kwargs alone.
+                let outcome = match &table {
+                    Some(input) => programs.call(manifest, &call.kwargs, input, true).map(Some),
+                    None => manifest.kwargs_of(&call.kwargs).map(|_| None),
+                };
+                match outcome {
+                    Ok(Some(out)) => table = Some(out),
+                    Ok(None) => {}
+                    Err(e) => {
+                        problems.push(problem(plan, index, call, e));
+                        // What a program makes cannot be guessed from its
+                        // input: the columns after it are unknown.
+                        table = None;
+                    }
+                }
+                steps.push(Step {
+                    stage: index,
+                    task: call.name.clone(),
+                    schema: table.as_ref().map(Table::schema),
+                });
                 continue;
             };
             if let Err(e) = (spec.check)(&call.kwargs) {
@@ -156,8 +189,8 @@ pub fn trace(plan: &Plan) -> (Vec<Problem>, Vec<Step>) {
 }
 
 /// Combining tasks where they belong: first in every stage that takes
-/// several inputs, and nowhere else.
-fn placement(plan: &Plan, graph: &Graph) -> Vec<Problem> {
+/// several inputs, and nowhere else. (Installed tasks never combine.)
+fn placement(plan: &Plan, graph: &Graph, installed: Option<&Installed>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (index, stage) in plan.stages.iter().enumerate() {
         let inputs: Vec<String> = graph
@@ -166,27 +199,28 @@ fn placement(plan: &Plan, graph: &Graph) -> Vec<Problem> {
             .map(|&i| format!("`{}`", plan.stage_name(i)))
             .collect();
         for (k, call) in stage.tasks.iter().enumerate() {
-            let Some(spec) = lookup(&call.name) else {
-                continue;
+            let (name, combines) = match lookup(&call.name) {
+                Some(spec) => (spec.name, spec.combines()),
+                None if installed.is_some_and(|i| i.get(&call.name).is_some()) => {
+                    (call.name.as_str(), false)
+                }
+                None => continue,
             };
-            let message = match (k, inputs.len(), spec.combines()) {
+            let message = match (k, inputs.len(), combines) {
                 (0, 2.., false) => format!(
-                    "the stage takes {} inputs ({}), so its first task must combine them: join or concat, and `{}` does not",
+                    "the stage takes {} inputs ({}), so its first task must combine them: join or concat, and `{name}` does not",
                     inputs.len(),
                     inputs.join(", "),
-                    spec.name
                 ),
                 (1.., _, true) => format!(
-                    "{} combines a stage's inputs, so it must be the stage's first task",
-                    spec.name
+                    "{name} combines a stage's inputs, so it must be the stage's first task"
                 ),
                 (0, 0, true) => format!(
-                    "{} combines the tables of several stages, and this stage takes none: name two or more in the stage's `inputs`",
-                    spec.name
+                    "{name} combines the tables of several stages, and this stage takes none: name two or more in the stage's `inputs`"
                 ),
                 (0, 1, true) => format!(
-                    "{} combines the tables of several stages, and this stage takes one ({}): name two or more in the stage's `inputs`",
-                    spec.name, inputs[0]
+                    "{name} combines the tables of several stages, and this stage takes one ({}): name two or more in the stage's `inputs`",
+                    inputs[0]
                 ),
                 _ => continue,
             };
@@ -202,8 +236,9 @@ fn placement(plan: &Plan, graph: &Graph) -> Vec<Problem> {
 }
 
 /// Problems visible without the data: the job's graph, unknown tasks,
-/// kwargs that do not decode, combining tasks out of place.
-pub fn check_calls(plan: &Plan) -> Vec<Problem> {
+/// kwargs that do not decode, combining tasks out of place. Installed
+/// tasks' kwargs are checked against their manifests.
+pub fn check_calls(plan: &Plan, installed: Option<&Installed>) -> Vec<Problem> {
     let mut problems = Vec::new();
     // A job read from a file cannot be empty; one built in code or sent by
     // another client can.
@@ -211,7 +246,7 @@ pub fn check_calls(plan: &Plan) -> Vec<Problem> {
         problems.push(Problem::in_file(&plan.origin, "the job has no stages"));
     }
     match plan.graph() {
-        Ok(graph) => problems.extend(placement(plan, &graph)),
+        Ok(graph) => problems.extend(placement(plan, &graph, installed)),
         Err(found) => problems.extend(found.0),
     }
     for (index, stage) in plan.stages.iter().enumerate() {
@@ -222,18 +257,22 @@ pub fn check_calls(plan: &Plan) -> Vec<Problem> {
             );
         }
     }
-    problems.extend(call_problems(plan));
+    problems.extend(call_problems(plan, installed));
     problems
 }
 
 /// Unknown tasks and kwargs that do not decode, stage by stage.
-fn call_problems(plan: &Plan) -> Vec<Problem> {
+fn call_problems(plan: &Plan, installed: Option<&Installed>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (index, stage) in plan.stages.iter().enumerate() {
         for call in &stage.tasks {
-            let outcome = match lookup(&call.name) {
-                None => Err(unknown_task_message(&call.name)),
-                Some(spec) => (spec.check)(&call.kwargs),
+            let outcome = match (
+                lookup(&call.name),
+                installed.and_then(|i| i.get(&call.name)),
+            ) {
+                (Some(spec), _) => (spec.check)(&call.kwargs),
+                (None, Some(manifest)) => manifest.kwargs_of(&call.kwargs).map(|_| ()),
+                (None, None) => Err(unknown_task_message(&call.name, installed)),
             };
             if let Err(e) = outcome {
                 problems.push(problem(plan, index, call, e));
@@ -339,7 +378,7 @@ mod tests {
                                 {"write": {"filename": "out", "path": "never_written"}}]}}"#,
             &dir,
         );
-        assert_eq!(check(&job), []);
+        assert_eq!(check(&job, None), []);
         assert!(!dir.join("never_written").exists(), "checks write nothing");
     }
 
@@ -355,7 +394,7 @@ mod tests {
                {\"fliter\": {}}]}}",
             &dir,
         );
-        let found: Vec<String> = check(&job).iter().map(ToString::to_string).collect();
+        let found: Vec<String> = check(&job, None).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
             [
@@ -366,7 +405,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            check_calls(&job).len(),
+            check_calls(&job, None).len(),
             3,
             "without the data, the column is not known to be missing"
         );
@@ -387,7 +426,7 @@ mod tests {
 }}"#,
             &dir,
         );
-        let found: Vec<String> = check(&job).iter().map(ToString::to_string).collect();
+        let found: Vec<String> = check(&job, None).iter().map(ToString::to_string).collect();
         assert_eq!(
             found,
             [
@@ -398,7 +437,7 @@ mod tests {
                 "job.json:6:61: stage keyed, task join, field on: input `sums` has no column `run` (did you mean runs?); its available columns: site (utf8), runs (int64)",
             ]
         );
-        let (_, steps) = trace(&job);
+        let (_, steps) = trace(&job, None);
         let both = steps
             .iter()
             .find(|s| s.stage == 2 && s.task == "filter")
@@ -419,7 +458,7 @@ mod tests {
             r#"[{"tasks": [{"open_array": {"filename": "nope"}}, {"add": {"operations": [{"a": "x", "b": 1, "column": "y"}]}}]}]"#,
             &dir,
         );
-        let found = check(&job);
+        let found = check(&job, None);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].message.contains("nope.csv"), "{}", found[0]);
     }

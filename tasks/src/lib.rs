@@ -18,12 +18,14 @@ mod check;
 pub mod codec;
 pub mod confine;
 pub mod formats;
+pub mod installed;
 mod library;
 pub mod reduce;
 pub mod table;
 
 pub use chart::Chart;
 pub use check::{check, check_calls, field_of, trace, warnings, Step};
+pub use installed::{Installed, Manifest, Programs};
 pub use reduce::{combine, Reduce, Stat};
 pub use table::{Column, DType, Table};
 
@@ -46,6 +48,8 @@ pub struct Context<'a> {
     pub checking: bool,
     /// The daemon's `data_root`, when set: file tasks stay under it too.
     pub data_root: Option<&'a Path>,
+    /// The installed tasks, and the programs that run them.
+    pub programs: Option<&'a Programs>,
     notes: RefCell<Vec<String>>,
     charts: RefCell<Vec<Chart>>,
 }
@@ -57,6 +61,7 @@ impl<'a> Context<'a> {
             base_dir,
             checking: false,
             data_root: None,
+            programs: None,
             notes: RefCell::new(Vec::new()),
             charts: RefCell::new(Vec::new()),
         }
@@ -70,6 +75,11 @@ impl<'a> Context<'a> {
     /// A chart for the plot node (and for a client that asked for charts).
     pub fn chart(&self, chart: Chart) {
         self.charts.borrow_mut().push(chart);
+    }
+
+    /// The installed tasks it can run.
+    pub fn installed(&self) -> Option<&'a Installed> {
+        self.programs.map(Programs::installed)
     }
 
     /// The file `path` names (relative to the job's folder), if file tasks
@@ -280,7 +290,16 @@ pub fn run_combining(
         task: call.name.clone(),
         message,
     };
-    let spec = lookup(&call.name).ok_or_else(|| fail(unknown_task_message(&call.name)))?;
+    let spec = lookup(&call.name).ok_or_else(|| {
+        fail(match ctx.installed().and_then(|i| i.get(&call.name)) {
+            Some(_) => format!(
+                "this stage takes {} inputs, and `{}` does not combine tables: the first task of such a stage is join or concat",
+                inputs.len(),
+                call.name
+            ),
+            None => unknown_task_message(&call.name, ctx.installed()),
+        })
+    })?;
     let Role::Combine(combiner) = spec.role else {
         return Err(fail(format!(
             "this stage takes {} inputs, and `{}` does not combine tables: the first task of such a stage is join or concat",
@@ -288,7 +307,10 @@ pub fn run_combining(
             spec.name
         )));
     };
-    guarded(spec, ctx, on_event, || combiner(inputs, &call.kwargs, ctx)).map_err(fail)
+    guarded(spec.name, ctx, on_event, || {
+        combiner(inputs, &call.kwargs, ctx)
+    })
+    .map_err(fail)
 }
 
 /// Runs task calls of stage `index` (all of a stage's, or a run of them)
@@ -351,7 +373,18 @@ fn run_call(
         task: call.name.clone(),
         message,
     };
-    let spec = lookup(&call.name).ok_or_else(|| fail(unknown_task_message(&call.name)))?;
+    let Some(spec) = lookup(&call.name) else {
+        let installed = ctx
+            .programs
+            .and_then(|p| Some((p, p.installed().get(&call.name)?)));
+        let Some((programs, manifest)) = installed.filter(|_| stats.is_none()) else {
+            return Err(fail(unknown_task_message(&call.name, ctx.installed())));
+        };
+        return guarded(&call.name, ctx, on_event, || {
+            programs.call(manifest, &call.kwargs, &table, ctx.checking)
+        })
+        .map_err(fail);
+    };
     let apply = match stats {
         None => None,
         Some(stats) => Some((
@@ -362,37 +395,34 @@ fn run_call(
             stats,
         )),
     };
-    guarded(spec, ctx, on_event, || match apply {
+    guarded(spec.name, ctx, on_event, || match apply {
         Some((apply, stats)) => apply(table, &call.kwargs, stats),
         None => (spec.kernel)(table, &call.kwargs, ctx),
     })
     .map_err(fail)
 }
 
-/// Runs `kernel` for task `spec` with its events: started, its notes and
+/// Runs `kernel` for task `task` with its events: started, its notes and
 /// charts, finished. A panic becomes an error.
 fn guarded(
-    spec: &TaskSpec,
+    task: &str,
     ctx: &Context,
     on_event: &mut dyn FnMut(Event),
     kernel: impl FnOnce() -> Result<Table, String>,
 ) -> Result<Table, String> {
-    on_event(Event::Running { task: spec.name });
+    on_event(Event::Running { task });
     let started = Instant::now();
     // A panicking kernel is a bug in rtl, but it must not take the
     // process (and every other job on it) down with it.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(kernel));
     for message in ctx.notes.take() {
         on_event(Event::Note {
-            task: spec.name,
+            task,
             message: &message,
         });
     }
     for chart in ctx.charts.take() {
-        on_event(Event::Chart {
-            task: spec.name,
-            chart,
-        });
+        on_event(Event::Chart { task, chart });
     }
     let table = match outcome {
         Ok(result) => result?,
@@ -406,14 +436,15 @@ fn guarded(
         }
     };
     on_event(Event::Completed {
-        task: spec.name,
+        task,
         elapsed: started.elapsed(),
     });
     Ok(table)
 }
 
-/// `unknown task `name``, with the closest name `rtl tasks` lists.
-pub fn unknown_task_message(name: &str) -> String {
+/// `unknown task `name``, with the closest name `rtl tasks` lists (the
+/// built-ins', and `installed` ones').
+pub fn unknown_task_message(name: &str, installed: Option<&Installed>) -> String {
     // Near any of a task's names, but suggested by the name `rtl tasks`
     // lists it under.
     let mut candidates: Vec<(usize, &str)> = registry()
@@ -423,6 +454,12 @@ pub fn unknown_task_message(name: &str) -> String {
                 .chain(t.aliases.iter().copied())
                 .map(move |n| (n, t.name))
         })
+        .chain(
+            installed
+                .into_iter()
+                .flat_map(Installed::iter)
+                .map(|m| (m.name.as_str(), m.name.as_str())),
+        )
         .map(|(n, canonical)| (edit_distance(name, n), n, canonical))
         .filter(|(d, n, _)| *d <= n.len().max(name.len()) / 3 + 1)
         .map(|(d, _, canonical)| (d, canonical))
@@ -613,7 +650,7 @@ mod tests {
 
     #[test]
     fn a_misspelt_alias_suggests_the_name_rtl_tasks_lists() {
-        let message = unknown_task_message("groupBi");
+        let message = unknown_task_message("groupBi", None);
         assert!(message.contains("did you mean group_by?"), "{message}");
     }
 

@@ -21,8 +21,8 @@ pub mod link;
 mod message;
 
 pub use message::{
-    CacheReport, Done, Failure, Kind, Message, NodeInfo, NodeStatus, PlanRef, ProgressEvent,
-    StatusReport, Submit, Work, VERSION,
+    CacheReport, Done, Failure, InstalledTask, Kind, Message, NodeInfo, NodeStatus, PlanRef,
+    ProgressEvent, StatusReport, Submit, Work, VERSION,
 };
 
 use message::Header;

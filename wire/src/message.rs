@@ -226,6 +226,22 @@ pub struct NodeInfo {
     pub cache_id: Option<Uuid>,
     /// Envelopes it has answered since it started.
     pub envelopes: u64,
+    /// The tasks installed on it (task nodes only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<InstalledTask>,
+}
+
+/// A task installed on a node: its name, the digest of its manifest and
+/// program (two nodes run the same task only if these are equal), and its
+/// manifest, from which the relay checks kwargs and plans chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledTask {
+    /// The name jobs call it by.
+    pub name: String,
+    /// SHA-256 of its manifest and program, in hex.
+    pub digest: String,
+    /// Its manifest's text.
+    pub manifest: String,
 }
 
 /// The relay's answer to `Status`.

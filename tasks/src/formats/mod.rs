@@ -12,7 +12,7 @@ pub mod csv;
 mod dat;
 mod dtype;
 mod json;
-mod npy;
+pub(crate) mod npy;
 
 use crate::confine::Place;
 use crate::{DType, Table};

@@ -1,0 +1,113 @@
+//! Installed tasks: tasks of one's own, written in any language, that an
+//! operator puts in a task folder as a manifest (`NAME.toml`) beside a
+//! program.
+//!
+//! [`Installed`] is the set a node read from its folders (or the relay
+//! learnt from its nodes); [`Manifest`] checks a call's kwargs as a
+//! built-in's struct would; [`Programs`] keeps each task's program warm
+//! and calls it, with the bytes of [`protocol`]. `rtl_task.py` is the
+//! Python helper that makes a function such a program; [`write_helper`]
+//! puts it where the programs rtl starts can import it.
+
+mod manifest;
+mod program;
+mod protocol;
+
+pub use manifest::{Kind, Kwarg, Manifest, ManifestError};
+pub use program::{Limits, Programs, Sink};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The installed tasks one process knows, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Installed {
+    tasks: Arc<Vec<Manifest>>,
+}
+
+impl Installed {
+    /// Reads every `*.toml` manifest in `folders`, in order (a name
+    /// installed twice is taken from the first folder). Manifests that
+    /// cannot be used come back as errors, each naming its file and line;
+    /// their tasks are left out.
+    pub fn load(folders: &[PathBuf]) -> (Installed, Vec<ManifestError>) {
+        let mut tasks: Vec<Manifest> = Vec::new();
+        let mut errors = Vec::new();
+        for folder in folders {
+            let entries = match std::fs::read_dir(folder) {
+                Ok(entries) => entries,
+                // No folder, no tasks: the default folder need not exist.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    errors.push(ManifestError {
+                        at: folder.display().to_string(),
+                        message: format!("cannot read the task folder: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect();
+            files.sort();
+            for file in files {
+                match Manifest::read(&file) {
+                    Ok(manifest) => match tasks.iter().find(|t| t.name == manifest.name) {
+                        Some(first) => errors.push(ManifestError {
+                            at: file.display().to_string(),
+                            message: format!(
+                                "`{}` is installed already from {}; this one is left out",
+                                manifest.name, first.origin
+                            ),
+                        }),
+                        None => tasks.push(manifest),
+                    },
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        (Installed::new(tasks), errors)
+    }
+
+    /// These manifests.
+    pub fn new(tasks: Vec<Manifest>) -> Installed {
+        Installed {
+            tasks: Arc::new(tasks),
+        }
+    }
+
+    /// The task called `name`.
+    pub fn get(&self, name: &str) -> Option<&Manifest> {
+        self.tasks.iter().find(|t| t.name == name)
+    }
+
+    /// Every installed task, in the order they were read.
+    pub fn iter(&self) -> impl Iterator<Item = &Manifest> {
+        self.tasks.iter()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
+/// The Python helper, `rtl_task.py`.
+pub const HELPER: &str = include_str!("rtl_task.py");
+
+/// Writes the Python helper into `folder` (when it is not there as it
+/// should be) and returns the folder, for [`Limits::python_path`].
+pub fn write_helper(folder: &Path) -> std::io::Result<PathBuf> {
+    let path = folder.join("rtl_task.py");
+    if std::fs::read_to_string(&path).is_ok_and(|text| text == HELPER) {
+        return Ok(folder.to_path_buf());
+    }
+    std::fs::create_dir_all(folder)?;
+    // Nodes start together: each writes a file of its own and renames it
+    // into place, so no program ever imports half a helper.
+    let part = folder.join(format!(".rtl_task.py.{}", std::process::id()));
+    std::fs::write(&part, HELPER)?;
+    std::fs::rename(&part, &path)?;
+    Ok(folder.to_path_buf())
+}

@@ -1,0 +1,224 @@
+//! The bytes between a task node and a task program, one call at a time
+//! over the program's stdin and stdout (`docs/PROTOCOL.md`, "Task
+//! programs"). Nothing else in rtl reads or writes them.
+//!
+//! A call is one line of JSON (the task, its kwargs, the columns' names
+//! and sizes) and then each column as a complete `.npy` file, in order; an
+//! answer is the same with the result's columns, or one line of JSON with
+//! an error. `.npy` because numpy reads it with nothing installed and
+//! any language writes it in a dozen lines.
+
+use crate::formats::npy::{read_npy, write_npy};
+use crate::Table;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The first line of a call.
+#[derive(Serialize)]
+struct CallHeader<'a> {
+    task: &'a str,
+    kwargs: &'a Value,
+    /// True when the call runs on a check's sample of the data.
+    checking: bool,
+    rows: usize,
+    columns: Vec<Part>,
+}
+
+/// One column of a call or an answer: its name and its `.npy` size.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Part {
+    name: String,
+    bytes: u64,
+}
+
+/// The first line of an answer.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerHeader {
+    #[serde(default)]
+    columns: Option<Vec<Part>>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// The bytes of a call of `task` on `table`.
+pub(crate) fn call(task: &str, kwargs: &Value, table: &Table, checking: bool) -> Vec<u8> {
+    let blobs: Vec<(&str, Vec<u8>)> = table
+        .iter()
+        .map(|(name, column)| (name, write_npy(column)))
+        .collect();
+    let header = CallHeader {
+        task,
+        kwargs,
+        checking,
+        rows: table.rows(),
+        columns: blobs
+            .iter()
+            .map(|(name, blob)| Part {
+                name: name.to_string(),
+                bytes: blob.len() as u64,
+            })
+            .collect(),
+    };
+    // A struct of strings, numbers and a JSON value always serializes.
+    let mut out = serde_json::to_vec(&header).unwrap_or_default();
+    out.push(b'\n');
+    out.reserve(blobs.iter().map(|(_, b)| b.len()).sum());
+    for (_, blob) in blobs {
+        out.extend_from_slice(&blob);
+    }
+    out
+}
+
+/// What a program answered.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Answer {
+    /// The call's result.
+    Table(Table),
+    /// The program's own account of what went wrong.
+    Error(String),
+}
+
+/// Longest first line an answer may have.
+const HEADER_LIMIT: usize = 1 << 20;
+
+/// Reads an answer from the bytes received so far: None while it is
+/// incomplete; an error when the bytes are not an answer (then the program
+/// cannot be trusted with the next call).
+pub(crate) fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
+    let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+        return (bytes.len() > HEADER_LIMIT).then(|| {
+            Err(format!(
+                "its answer's first line is longer than {HEADER_LIMIT} bytes"
+            ))
+        });
+    };
+    let header: AnswerHeader = match serde_json::from_slice(&bytes[..end]) {
+        Ok(h) => h,
+        Err(e) => {
+            let start = String::from_utf8_lossy(&bytes[..end.min(120)]).into_owned();
+            return Some(Err(format!(
+                "its answer does not start with a line of JSON ({e}): {start:?}; a program writes only answers to stdout (print to stderr)"
+            )));
+        }
+    };
+    let body = &bytes[end + 1..];
+    let parts = match (header.columns, header.error) {
+        (None, Some(message)) if body.is_empty() => return Some(Ok(Answer::Error(message))),
+        (Some(parts), None) => parts,
+        (None, Some(_)) => return Some(Err("it wrote more after its error line".into())),
+        _ => {
+            return Some(Err(
+                "its answer's first line has neither `columns` nor `error`".into(),
+            ))
+        }
+    };
+    let total = parts
+        .iter()
+        .try_fold(0u64, |sum, p| sum.checked_add(p.bytes))
+        .and_then(|t| usize::try_from(t).ok());
+    let Some(total) = total else {
+        return Some(Err("its answer's column sizes do not add up".into()));
+    };
+    if body.len() < total {
+        return None;
+    }
+    if body.len() > total {
+        return Some(Err(format!(
+            "it wrote {} bytes more than its answer announced",
+            body.len() - total
+        )));
+    }
+    Some(decode(parts, body).map(Answer::Table))
+}
+
+fn decode(parts: Vec<Part>, mut body: &[u8]) -> Result<Table, String> {
+    let mut columns = Vec::with_capacity(parts.len());
+    for part in parts {
+        let (blob, rest) = body.split_at(part.bytes as usize);
+        body = rest;
+        let origin = format!("its column `{}`", part.name);
+        let mut one = read_npy(blob, &part.name, &origin, false)?.into_columns();
+        if one.len() != 1 {
+            return Err(format!(
+                "{origin} is a record array of {} fields; answer each as a column of its own",
+                one.len()
+            ));
+        }
+        let (_, column) = one.remove(0);
+        columns.push((part.name, column));
+    }
+    Table::from_columns(columns).map_err(|e| format!("its answer is not a table: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Column;
+    use ndarray::array;
+    use serde_json::json;
+
+    fn table() -> Table {
+        Table::from_columns(vec![
+            ("x".into(), Column::Float64(array![1.5, f64::NAN])),
+            ("n".into(), Column::Int64(array![1, -2])),
+            ("ok".into(), Column::Bool(array![true, false])),
+            ("site".into(), Column::text(&["nörth", ""])),
+        ])
+        .expect("table")
+    }
+
+    /// An answer is a call's columns after a line of JSON: a call minus
+    /// its task and kwargs reads back as an answer.
+    fn as_answer(call: &[u8]) -> Vec<u8> {
+        let end = call.iter().position(|&b| b == b'\n').expect("a line");
+        let head: Value = serde_json::from_slice(&call[..end]).expect("json");
+        let mut out = serde_json::to_vec(&json!({"columns": head["columns"]})).expect("json");
+        out.extend_from_slice(&call[end..]);
+        out
+    }
+
+    #[test]
+    fn a_table_goes_and_comes_back_whole() {
+        let bytes = call("t", &json!({"k": 1}), &table(), false);
+        let end = bytes.iter().position(|&b| b == b'\n').expect("a line");
+        let head: Value = serde_json::from_slice(&bytes[..end]).expect("json");
+        assert_eq!(head["task"], "t");
+        assert_eq!(head["rows"], 2);
+        assert_eq!(head["columns"][3]["name"], "site");
+        let back = as_answer(&bytes);
+        for cut in [0, 1, end, end + 1, back.len() - 1] {
+            assert_eq!(answer(&back[..cut]), None, "{cut} bytes are not an answer");
+        }
+        let Some(Ok(Answer::Table(got))) = answer(&back) else {
+            panic!("no table");
+        };
+        assert_eq!(got.schema(), table().schema());
+        assert_eq!(got.column("site"), table().column("site"));
+    }
+
+    #[test]
+    fn errors_and_lies_are_told_apart() {
+        assert_eq!(
+            answer(b"{\"error\": \"ValueError: no\"}\n"),
+            Some(Ok(Answer::Error("ValueError: no".into())))
+        );
+        let Some(Err(e)) = answer(b"hello from print\n") else {
+            panic!("not JSON");
+        };
+        assert!(e.contains("print to stderr"), "{e}");
+        let mut extra = as_answer(&call("t", &json!({}), &table(), false));
+        extra.push(b'!');
+        assert!(matches!(answer(&extra), Some(Err(e)) if e.contains("1 bytes more")));
+        let Some(Err(e)) = answer(b"{\"columns\": [{\"name\": \"a\", \"bytes\": 3}]}\nabc") else {
+            panic!("not npy");
+        };
+        assert!(
+            e.contains("its column `a`") && e.contains("not a .npy"),
+            "{e}"
+        );
+        let huge = b"{\"columns\": [{\"name\": \"a\", \"bytes\": 18446744073709551615}, {\"name\": \"b\", \"bytes\": 2}]}\n";
+        assert!(matches!(answer(huge), Some(Err(e)) if e.contains("do not add up")));
+    }
+}

@@ -1,0 +1,155 @@
+"""rtl_task: make a Python function an rtl task.
+
+    from rtl_task import serve
+
+    def rolling_mean(table, column, window=5):
+        x = table[column]             # table: column name -> 1-D numpy array
+        ...
+        table[column + "Rolling"] = out
+        return table
+
+    serve(rolling_mean)
+
+serve(fn) answers rtl's calls, one after another, for as long as the task
+node keeps the program: each call is fn(table, **kwargs), where table is a
+dict of column names to 1-D numpy arrays in column order. fn returns such
+a dict (arrays, or lists, of equal length: int, float, bool or str). An
+exception becomes the call's error, with its type, message and the line in
+your file. print() goes to the task node's log. `checking` is True while
+rtl checks a job on a sample of its data.
+
+The bytes on stdin and stdout are rtl's task-program protocol (a line of
+JSON, then each column as a .npy file); see docs/PROTOCOL.md. Needs numpy
+only. rtl puts this module on the PYTHONPATH of the programs it starts.
+"""
+
+import ast
+import json
+import os
+import sys
+import traceback
+
+import numpy as np
+
+__all__ = ["serve", "checking"]
+
+checking = False
+
+
+def _read_exactly(stream, size):
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = stream.readinto(view[got:])
+        if not n:
+            raise EOFError("rtl closed the call half-way")
+        got += n
+    return buf
+
+
+def _from_npy(buf, name):
+    # The header is a Python dict literal after a magic string and length
+    # (format 1.0: 2 bytes; 2.0 and 3.0: 4 bytes).
+    if bytes(buf[:6]) != b"\x93NUMPY":
+        raise ValueError("column %r is not a .npy file" % name)
+    major = buf[6]
+    if major == 1:
+        length, start = int.from_bytes(buf[8:10], "little"), 10
+    else:
+        length, start = int.from_bytes(buf[8:12], "little"), 12
+    header = ast.literal_eval(bytes(buf[start:start + length]).decode("latin1"))
+    dtype = np.dtype(header["descr"])
+    (rows,) = header["shape"]
+    return np.frombuffer(buf, dtype=dtype, count=rows, offset=start + length)
+
+
+def _npy_header(array):
+    descr = np.lib.format.dtype_to_descr(array.dtype)
+    text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (descr, len(array))
+    pad = (64 - (10 + len(text) + 1) % 64) % 64
+    text = text + " " * pad + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+
+
+def _as_column(name, values, rows):
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise TypeError("column %r has shape %s; every column is a 1-D array" % (name, array.shape))
+    if rows is not None and len(array) != rows:
+        raise ValueError(
+            "column %r has %d rows and the columns before it %d; all columns have the same length"
+            % (name, len(array), rows))
+    kind = array.dtype.kind
+    if kind == "b":
+        return array.astype(np.bool_, copy=False)
+    if kind in "iu":
+        return array.astype("<i8", copy=False)
+    if kind == "f":
+        return array.astype("<f8", copy=False)
+    if kind == "U":
+        return array.astype(array.dtype.newbyteorder("<"), copy=False)
+    if kind == "S":
+        return np.char.decode(array, "utf-8")
+    if kind == "O" and all(isinstance(v, str) for v in array):
+        return array.astype(str)
+    raise TypeError(
+        "column %r is of numpy type %s; rtl takes int, float, bool and str columns"
+        % (name, array.dtype))
+
+
+def _where(error):
+    """The last line of the user's code in the traceback."""
+    here = os.path.abspath(__file__)
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if os.path.abspath(f.filename) != here]
+    if not frames:
+        return ""
+    last = frames[-1]
+    return " (%s, line %d)" % (os.path.basename(last.filename), last.lineno)
+
+
+def _answer(out, header, columns=()):
+    out.write(json.dumps(header).encode("utf-8") + b"\n")
+    for head, array in columns:
+        out.write(head)
+        out.write(array.view(np.uint8).data)
+    out.flush()
+
+
+def serve(fn):
+    """Answers rtl's calls with fn(table, **kwargs) until rtl closes stdin."""
+    global checking
+    calls = sys.stdin.buffer
+    # The protocol keeps the real stdout; everything else written to it,
+    # print() or a C library's output, goes to stderr, the node's log.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    while True:
+        line = calls.readline()
+        if not line:
+            return
+        call = json.loads(line)
+        table = {}
+        for part in call["columns"]:
+            table[part["name"]] = _from_npy(_read_exactly(calls, part["bytes"]), part["name"])
+        checking = bool(call.get("checking"))
+        try:
+            result = fn(table, **call["kwargs"])
+            if not isinstance(result, dict):
+                raise TypeError(
+                    "%s returned %s; it returns the table, a dict of column name -> 1-D array"
+                    % (getattr(fn, "__name__", "the function"), type(result).__name__))
+            columns, rows = [], None
+            for name, values in result.items():
+                array = np.ascontiguousarray(_as_column(str(name), values, rows))
+                rows = len(array)
+                columns.append((str(name), _npy_header(array), array))
+        except Exception as error:  # noqa: BLE001 - every error goes back to rtl
+            message = "%s: %s%s" % (type(error).__name__, error, _where(error))
+            traceback.print_exc()
+            _answer(out, {"error": message})
+            continue
+        parts = [{"name": name, "bytes": len(head) + array.nbytes} for name, head, array in columns]
+        _answer(out, {"columns": parts}, [(head, array) for _, head, array in columns])
