@@ -733,11 +733,7 @@ impl Relay {
 
     /// A submitted plan's graph and the installed tasks it may use, when it
     /// can run; if not, where and why.
-    fn admit(
-        &mut self,
-        job_id: Uuid,
-        plan: &Plan,
-    ) -> Result<(Graph, Installed), Refusal> {
+    fn admit(&mut self, job_id: Uuid, plan: &Plan) -> Result<(Graph, Installed), Refusal> {
         if self.jobs.contains_key(&job_id) {
             return Err((None, "a job with this id is already running".into()));
         }

@@ -44,8 +44,22 @@ pub fn run(config: &Config) -> Result<ExitCode, String> {
                 config.home.display()
             );
             println!("security: {}", supervisor::security_mode(config));
+            tell_installed(config);
             status::print_table(&current);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The installed tasks the nodes started with, and the manifests they
+/// could not use (each node's log says so too).
+fn tell_installed(config: &Config) {
+    let (installed, bad) = rtl_tasks::Installed::load(&config.task_dirs());
+    if !installed.is_empty() {
+        let names: Vec<&str> = installed.iter().map(|m| m.name.as_str()).collect();
+        println!("installed tasks: {}", names.join(", "));
+    }
+    for problem in bad {
+        eprintln!("warning: {problem}; that task is not installed");
+    }
 }

@@ -307,6 +307,8 @@ impl Program {
     /// false when the answer came before the whole request was read.
     fn exchange(&mut self, request: &[u8], timeout: Duration) -> Result<(Answer, bool), Fault> {
         let deadline = Instant::now() + timeout;
+        // What it says on stderr from here on is this call's.
+        self.tail.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let (to, from) = (self.stdin.as_raw_fd(), self.stdout.as_raw_fd());
         let mut written = 0;
         let mut received: Vec<u8> = Vec::new();

@@ -99,13 +99,16 @@ def _as_column(name, values, rows):
 
 
 def _where(error):
-    """The last line of the user's code in the traceback."""
+    """The last line of the task's own code in the traceback: in its folder
+    (where rtl starts it), not in numpy or in this helper."""
     here = os.path.abspath(__file__)
+    folder = os.getcwd() + os.sep
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if os.path.abspath(f.filename) != here]
-    if not frames:
+    own = [f for f in frames if os.path.abspath(f.filename).startswith(folder)]
+    last = (own or frames or [None])[-1]
+    if last is None:
         return ""
-    last = frames[-1]
     return " (%s, line %d)" % (os.path.basename(last.filename), last.lineno)
 
 
