@@ -331,22 +331,30 @@ fn work_goes_only_to_the_nodes_that_have_the_task() {
         assert!(std::time::Instant::now() < deadline, "{}", text(&status));
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The client checks with the tasks of this machine's task_dirs.
+    // This machine has not installed the task: the client learns it from
+    // the nodes, and checks the job's kwargs with its manifest.
     let copy = daemon.home.scratch.0.join("job");
     copy_dir(&examples().join("calibrate"), &copy);
+    let job = copy.join("job.json");
+    let good = std::fs::read_to_string(&job).expect("job");
+    std::fs::write(&job, good.replace("\"gain\"", "\"gian\"")).expect("typo");
+    let refused = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        format!(
+            "error: nothing was run; 1 problem(s):\n{}:4:38: stage 1, task calibrate, field gian: bad kwargs: unknown field `gian`; did you mean gain? (calibrate takes `column`, `gain`, `offset`)\n",
+            job.display()
+        )
+    );
+    std::fs::write(&job, good).expect("job");
     let out = copy.join("out.csv");
-    let run = daemon
-        .home
-        .command(&[
-            "run",
-            "--connect",
-            copy.join("job.json").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("RTL_TASK_DIRS", &special)
-        .output()
-        .expect("run");
+    let run = daemon.rtl(&[
+        "run",
+        "--connect",
+        job.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(run.status.success(), "{}", text(&run));
     let want = read_csv(&examples().join("calibrate/expected.csv"));
     assert_close("special node", &read_csv(&out), &want);

@@ -96,44 +96,42 @@ impl<'a> From<&'a str> for Job<'a> {
 }
 
 impl<'a> Job<'a> {
-    /// The plan, checked: files and text fully (columns included, which
-    /// reads the start of the job's input files), a parsed plan for task
-    /// names and kwargs (no file access).
-    fn checked(self, programs: &Programs) -> Result<std::borrow::Cow<'a, Plan>, Error> {
-        let (plan, problems) = match self {
+    /// The plan, and whether it is checked with its data (files and text:
+    /// columns included, which reads the start of the job's input files)
+    /// or by its task names and kwargs only (a parsed plan: no file
+    /// access).
+    fn plan(self) -> Result<(std::borrow::Cow<'a, Plan>, bool), Error> {
+        use std::borrow::Cow;
+        match self {
             Job::Plan(plan) => {
-                refuse(rtl_tasks::check_calls(plan, Some(programs.installed())))?;
                 // The folder is the client's: a relative one (as
                 // `Plan::builder(".")` gives) would mean the node's.
                 if plan.base_dir.is_absolute() {
-                    return Ok(std::borrow::Cow::Borrowed(plan));
+                    return Ok((Cow::Borrowed(plan), false));
                 }
                 let mut owned = plan.clone();
                 owned.base_dir = std::env::current_dir()
                     .map(|here| here.join(&plan.base_dir))
                     .unwrap_or_else(|_| plan.base_dir.clone());
-                return Ok(std::borrow::Cow::Owned(owned));
+                Ok((Cow::Owned(owned), false))
             }
             Job::File(path) => {
                 let plan = Plan::from_file(path).map_err(Error::Invalid)?;
-                let problems = rtl_tasks::check(&plan, Some(programs));
-                (plan, problems)
+                Ok((Cow::Owned(plan), true))
             }
             Job::Text(text) => {
                 let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
                 let plan = Plan::parse(text, "<string>", here).map_err(Error::Invalid)?;
-                let problems = rtl_tasks::check(&plan, Some(programs));
-                (plan, problems)
+                Ok((Cow::Owned(plan), true))
             }
-        };
-        refuse(problems).map(|_| std::borrow::Cow::Owned(plan))
+        }
     }
 }
 
 /// The tasks installed on this machine (`task_dirs`), for checks: their
 /// programs run on the check's samples, as the nodes will run them. A bad
 /// manifest is the nodes' to report; here its task is simply not known.
-pub fn local_programs(config: &Config) -> Programs {
+fn local_programs(config: &Config) -> Programs {
     let (installed, _) = Installed::load(&config.task_dirs());
     let mut limits = rtl_daemon::tasknode::program_limits(config);
     if !installed.is_empty() {
@@ -143,6 +141,36 @@ pub fn local_programs(config: &Config) -> Programs {
     }
     // A program's stderr shows in the check's message when it fails.
     Programs::new(installed, limits, Arc::new(|_| {}))
+}
+
+/// The installed tasks the nodes in `report` have, one version of each.
+fn nodes_tasks(report: &StatusReport) -> Installed {
+    Installed::reported(
+        report
+            .nodes
+            .iter()
+            .flat_map(|n| &n.info.tasks)
+            .map(|t| (t.name.as_str(), t.digest.as_str(), t.manifest.as_str())),
+    )
+}
+
+/// The tasks a check of `plans` can know: those installed on this machine
+/// (`task_dirs`), whose programs run on the check's samples, and, when the
+/// plans name others, those the daemon's nodes have (their kwargs are
+/// checked from the manifests the nodes sent). A daemon that does not
+/// answer within a second adds none.
+pub fn known_tasks(config: &Config, plans: &[&Plan]) -> Programs {
+    let mut programs = local_programs(config);
+    if plans
+        .iter()
+        .all(|plan| rtl_tasks::installed::all_known(plan, programs.installed()))
+    {
+        return programs;
+    }
+    if let Ok(report) = Transform::status(config, Duration::from_secs(1)) {
+        programs.learn(&nodes_tasks(&report));
+    }
+    programs
 }
 
 /// [`Error::SeveralResults`] for a plan with more than one result.
@@ -432,18 +460,19 @@ impl Transform {
     /// cache), waiting at most about `timeout` for each step: `rtl status`
     /// and `rtl start` use it.
     pub fn status(config: &Config, timeout: Duration) -> Result<StatusReport, Error> {
-        let mut transform = Transform::dial(config, timeout, false)?;
+        Transform::dial(config, timeout, false)?.ask_status(timeout)
+    }
+
+    /// The relay's status report, asked on this connection.
+    fn ask_status(&mut self, timeout: Duration) -> Result<StatusReport, Error> {
         let id = Uuid::new_v4();
         let ask = Envelope::with_id(id, id, Message::Status, Body::Empty);
-        transform.connection.send(ask).map_err(|e| {
-            Error::Transport(format!(
-                "cannot reach the relay at {}: {e}",
-                transform.endpoint
-            ))
+        self.connection.send(ask).map_err(|e| {
+            Error::Transport(format!("cannot reach the relay at {}: {e}", self.endpoint))
         })?;
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match transform.next_message(left)? {
+            match self.next_message(left)? {
                 Some(Envelope {
                     id: answer,
                     message: Message::StatusReply(report),
@@ -453,7 +482,7 @@ impl Transform {
             }
         }
         Err(Error::NotAnswering {
-            endpoint: transform.endpoint,
+            endpoint: self.endpoint.clone(),
             waited: timeout,
             setting: None,
         })
@@ -610,13 +639,31 @@ impl Transform {
         self.charts.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// The plan of `job`, checked as [`Job::plan`] says, with the tasks
+    /// installed on this machine and, when it names others, those the
+    /// relay's nodes have.
+    fn checked<'a>(&mut self, job: Job<'a>) -> Result<std::borrow::Cow<'a, Plan>, Error> {
+        let (plan, with_data) = job.plan()?;
+        if !rtl_tasks::installed::all_known(&plan, self.programs.installed()) {
+            if let Ok(report) = self.ask_status(self.silence) {
+                self.programs.learn(&nodes_tasks(&report));
+            }
+        }
+        let problems = if with_data {
+            rtl_tasks::check(&plan, Some(&self.programs))
+        } else {
+            rtl_tasks::check_calls(&plan, Some(self.programs.installed()))
+        };
+        refuse(problems).map(|_| plan)
+    }
+
     /// Runs a job (a `&Plan`, a path to a job file, or job text) and
     /// returns its result table. The job is checked first and not sent when
     /// it has problems ([`Error::Invalid`]).
     /// A job with several results is [`Error::SeveralResults`], before it
     /// is sent: [`Transform::execute_all`] returns them all.
     pub fn execute<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<Table, Error> {
-        let plan = job.into().checked(&self.programs)?;
+        let plan = self.checked(job.into())?;
         one_result(&plan)?;
         let handle = self.send_job(&plan, None, false)?;
         self.collect(handle.id, None)?.into_single()
@@ -625,7 +672,7 @@ impl Transform {
     /// Runs a job and returns every result (the table of each stage that
     /// no stage takes), by stage name.
     pub fn execute_all<'a>(&mut self, job: impl Into<Job<'a>>) -> Result<Results, Error> {
-        let plan = job.into().checked(&self.programs)?;
+        let plan = self.checked(job.into())?;
         let handle = self.send_job(&plan, None, false)?;
         self.collect(handle.id, None)
     }
@@ -639,7 +686,7 @@ impl Transform {
         input: Option<Table>,
         on_progress: &mut dyn FnMut(&ProgressEvent),
     ) -> Result<Table, Error> {
-        let plan = job.into().checked(&self.programs)?;
+        let plan = self.checked(job.into())?;
         one_result(&plan)?;
         let handle = self.send_job(&plan, input, true)?;
         self.follow(handle, on_progress)
@@ -653,7 +700,7 @@ impl Transform {
         job: impl Into<Job<'a>>,
         input: Option<Table>,
     ) -> Result<JobHandle, Error> {
-        let plan = job.into().checked(&self.programs)?;
+        let plan = self.checked(job.into())?;
         self.send_job(&plan, input, true)
     }
 
@@ -690,7 +737,7 @@ impl Transform {
         job: impl Into<Job<'a>>,
         input: Option<Table>,
     ) -> Result<JobHandle, Error> {
-        let plan = job.into().checked(&self.programs)?;
+        let plan = self.checked(job.into())?;
         self.send_job(&plan, input, false)
     }
 

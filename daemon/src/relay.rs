@@ -21,7 +21,7 @@ use rtl_wire::{
     Body, CacheReport, Done, Envelope, Failure, Message, Peer, PlanRef, ProgressEvent,
     StatusReport, Submit, WireError, Work as WorkMessage,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -771,39 +771,28 @@ impl Relay {
     /// The installed tasks of the connected task nodes, one version of
     /// each name: the one most of them have.
     fn installed(&mut self) -> Installed {
-        // name -> digest -> (nodes, manifest text)
-        let mut versions: BTreeMap<&str, BTreeMap<&str, (usize, &str)>> = BTreeMap::new();
-        for (_, info) in self.routing.nodes() {
-            for task in &info.tasks {
-                let version = versions
-                    .entry(&task.name)
-                    .or_default()
-                    .entry(&task.digest)
-                    .or_insert((0, &task.manifest));
-                version.0 += 1;
-            }
+        let reports = self
+            .routing
+            .nodes()
+            .flat_map(|(_, info)| &info.tasks)
+            .map(|t| (t.name.as_str(), t.digest.as_str(), t.manifest.as_str()));
+        let chosen = rtl_tasks::installed::most_common(reports);
+        if self.manifests.len() > MANIFESTS {
+            // Nodes come and go with new versions for months.
+            self.manifests.clear();
         }
-        let mut chosen = Vec::new();
-        for (name, digests) in versions {
-            // Most nodes first; among equals, the same one every time.
-            let Some((digest, (_, text))) = digests
-                .into_iter()
-                .max_by_key(|(digest, (nodes, _))| (*nodes, std::cmp::Reverse(*digest)))
-            else {
-                continue;
-            };
+        let mut tasks = Vec::with_capacity(chosen.len());
+        for (name, digest, text) in chosen {
+            // Parsed once per version, not once per job.
             let parsed = self.manifests.entry(digest.to_string()).or_insert_with(|| {
-                let origin = format!("{name}.toml");
-                Manifest::parse(text, &origin, PathBuf::new())
-                    .ok()
-                    .map(|mut m| {
-                        m.digest = digest.to_string();
-                        m
-                    })
+                let origin = format!("{name}.toml on the task nodes");
+                let mut manifest = Manifest::parse(text, &origin, PathBuf::new()).ok()?;
+                manifest.digest = digest.to_string();
+                Some(manifest)
             });
-            chosen.extend(parsed.clone());
+            tasks.extend(parsed.clone());
         }
-        Installed::new(chosen)
+        Installed::new(tasks)
     }
 
     /// Why a job naming task `name` cannot run: no node has it.
@@ -1795,6 +1784,9 @@ impl Relay {
         }
     }
 }
+
+/// Parsed manifests the relay keeps at most (see `Relay::installed`).
+const MANIFESTS: usize = 1024;
 
 /// Why a job is refused: where (a stage and its task), if it is one
 /// place, and what is wrong.

@@ -4,7 +4,6 @@
 
 use rtl_config::Config;
 use rtl_dsl::{Plan, Problem};
-use rtl_tasks::Programs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,9 +15,8 @@ pub fn run(
 ) -> Result<ExitCode, String> {
     let mut all = Vec::new();
     let mut listed = Vec::new();
-    let programs = rtl_client::local_programs(config);
     for file in files {
-        let (problems, warnings) = check_file(file, params, &programs);
+        let (problems, warnings) = check_file(config, file, params);
         if as_json {
             listed.extend(problems.iter().map(|p| entry(p, "error")));
             listed.extend(warnings.iter().map(|w| entry(w, "warning")));
@@ -58,18 +56,20 @@ fn entry(problem: &Problem, severity: &str) -> serde_json::Value {
 }
 
 /// Every problem in one job file (its syntax, then its tasks and columns),
-/// and the warnings about it. Installed tasks run on the samples through
-/// `programs`.
+/// and the warnings about it. Installed tasks run on the samples.
 fn check_file(
+    config: &Config,
     file: &Path,
     params: &[(String, String)],
-    programs: &Programs,
 ) -> (Vec<Problem>, Vec<Problem>) {
     match Plan::from_file_with(file, params) {
-        Ok(plan) => (
-            rtl_tasks::check(&plan, Some(programs)),
-            rtl_tasks::warnings(&plan),
-        ),
+        Ok(plan) => {
+            let programs = rtl_client::known_tasks(config, &[&plan]);
+            (
+                rtl_tasks::check(&plan, Some(&programs)),
+                rtl_tasks::warnings(&plan),
+            )
+        }
         Err(problems) => (problems.0, Vec::new()),
     }
 }

@@ -20,7 +20,7 @@ pub fn run(
 ) -> Result<ExitCode, String> {
     let plan = Plan::from_file_with(file, params).map_err(|e| e.to_string())?;
     let graph = plan.graph().map_err(|e| e.to_string())?;
-    let programs = rtl_client::local_programs(config);
+    let programs = rtl_client::known_tasks(config, &[&plan]);
     let (problems, steps) = rtl_tasks::trace(&plan, Some(&programs));
     if dot {
         // The drawing goes out either way; what is wrong with the job

@@ -122,11 +122,15 @@ pub fn run(
     }
     // Every job is checked before any is sent: a mistake in the third file
     // should not surface after the first two have run.
+    let parsed: Vec<_> = files
+        .iter()
+        .map(|file| Plan::from_file_with(file, params))
+        .collect();
+    let programs = rtl_client::known_tasks(config, &parsed.iter().flatten().collect::<Vec<_>>());
     let mut plans = Vec::with_capacity(files.len());
     let mut problems = Vec::new();
-    let programs = rtl_client::local_programs(config);
-    for file in files {
-        match Plan::from_file_with(file, params) {
+    for plan in parsed {
+        match plan {
             Ok(plan) => {
                 problems.extend(rtl_tasks::check(&plan, Some(&programs)));
                 for warning in rtl_tasks::warnings(&plan) {

@@ -117,14 +117,17 @@ pub fn trace(plan: &Plan, programs: Option<&Programs>) -> (Vec<Problem>, Vec<Ste
                     continue;
                 };
                 // Run on the sample, as a built-in's kernel is; without
-                // one, its kwargs alone.
+                // one, or where only the nodes have its program, its
+                // kwargs alone.
                 let outcome = match &table {
-                    Some(input) => programs.call(manifest, &call.kwargs, input, true).map(Some),
-                    None => manifest.kwargs_of(&call.kwargs).map(|_| None),
+                    Some(input) if manifest.runs_here => {
+                        programs.call(manifest, &call.kwargs, input, true).map(Some)
+                    }
+                    _ => manifest.kwargs_of(&call.kwargs).map(|_| None),
                 };
                 match outcome {
                     Ok(Some(out)) => table = Some(out),
-                    Ok(None) => {}
+                    Ok(None) => table = None,
                     Err(e) => {
                         problems.push(problem(plan, index, call, e));
                         // What a program makes cannot be guessed from its

@@ -38,6 +38,9 @@ pub struct Manifest {
     pub origin: String,
     /// SHA-256 of the manifest and the program's files, in hex.
     pub digest: String,
+    /// Read from this machine's task folders, program and all, so it can
+    /// run here (not only known from what nodes report).
+    pub runs_here: bool,
 }
 
 /// One kwarg of an installed task.
@@ -336,6 +339,7 @@ impl Manifest {
             text: text.to_string(),
             origin: origin.to_string(),
             digest: String::new(),
+            runs_here: false,
         };
         Ok((manifest, spans))
     }

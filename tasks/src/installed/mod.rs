@@ -16,6 +16,7 @@ mod protocol;
 pub use manifest::{Kind, Kwarg, Manifest, ManifestError};
 pub use program::{Limits, Programs, Sink};
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -91,6 +92,70 @@ impl Installed {
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
+
+    /// These tasks, and those of `more` whose names these lack.
+    pub fn merged(&self, more: &Installed) -> Installed {
+        let mut tasks: Vec<Manifest> = self.tasks.to_vec();
+        for task in more.iter() {
+            if self.get(&task.name).is_none() {
+                tasks.push(task.clone());
+            }
+        }
+        Installed::new(tasks)
+    }
+
+    /// The tasks nodes report, as (name, digest, manifest text): one
+    /// version of each name (see [`most_common`]), known by its manifest
+    /// alone: its program is on the nodes.
+    pub fn reported<'a>(
+        reports: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Installed {
+        let tasks = most_common(reports)
+            .into_iter()
+            .filter_map(|(name, digest, text)| {
+                let origin = format!("{name}.toml on the task nodes");
+                let mut manifest = Manifest::parse(text, &origin, PathBuf::new()).ok()?;
+                manifest.digest = digest.to_string();
+                Some(manifest)
+            })
+            .collect();
+        Installed::new(tasks)
+    }
+}
+
+/// Among the versions of installed tasks nodes report, as (name, digest,
+/// manifest text), one of each name: the one most of them have (among
+/// equals, the same one every time), so that every chunk of a job runs
+/// the same version.
+pub fn most_common<'a>(
+    reports: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<(&'a str, &'a str, &'a str)> {
+    let mut versions: BTreeMap<&str, BTreeMap<&str, (usize, &str)>> = BTreeMap::new();
+    for (name, digest, text) in reports {
+        versions
+            .entry(name)
+            .or_default()
+            .entry(digest)
+            .or_insert((0, text))
+            .0 += 1;
+    }
+    versions
+        .into_iter()
+        .filter_map(|(name, digests)| {
+            let (digest, (_, text)) = digests
+                .into_iter()
+                .max_by_key(|(digest, (nodes, _))| (*nodes, std::cmp::Reverse(*digest)))?;
+            Some((name, digest, text))
+        })
+        .collect()
+}
+
+/// Whether every task `plan` names is a built-in or one of `installed`.
+pub fn all_known(plan: &rtl_dsl::Plan, installed: &Installed) -> bool {
+    plan.stages
+        .iter()
+        .flat_map(|s| &s.tasks)
+        .all(|call| crate::lookup(&call.name).is_some() || installed.get(&call.name).is_some())
 }
 
 /// The Python helper, `rtl_task.py`.

@@ -96,6 +96,12 @@ impl Programs {
         &self.installed
     }
 
+    /// Adds the tasks of `more` whose names it lacks (tasks the nodes
+    /// have, known by their manifests): checks take their kwargs from them.
+    pub fn learn(&mut self, more: &Installed) {
+        self.installed = self.installed.merged(more);
+    }
+
     /// Runs installed task `manifest` on `table`: its kwargs checked (and
     /// defaults filled in), the columns they name looked for, then one
     /// call of its program. `checking` runs it on a check's sample, with
