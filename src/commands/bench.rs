@@ -65,6 +65,21 @@ pub fn run(config: &Config, options: &Options) -> Result<ExitCode, String> {
     if options.inline {
         own.by_reference_bytes = usize::MAX;
     }
+    // rtl bench's installed tasks: put where its own nodes read them, or
+    // found where the daemon's do.
+    let tasks = if options.connect {
+        config
+            .task_dirs()
+            .into_iter()
+            .find(|f| BENCH_TASKS.iter().all(|(name, _)| f.join(name).is_file()))
+            .ok_or_else(|| {
+                "the daemon's task_dirs do not hold rtl bench's tasks (copy benches/tasks/* into one, and restart)".to_string()
+            })
+    } else {
+        let folder = own.task_dirs().remove(0);
+        install_bench_tasks(&folder).map_err(|e| format!("rtl bench's tasks: {e}"))?;
+        Ok(folder)
+    };
     let mut transform = if options.connect {
         let mut client = config.clone();
         if options.inline {
@@ -75,7 +90,7 @@ pub fn run(config: &Config, options: &Options) -> Result<ExitCode, String> {
         Transform::embedded_on_loopback(&own)
     }
     .map_err(|e| e.to_string())?;
-    let outcome = measure(&mut transform, config, &sizes, options);
+    let outcome = measure(&mut transform, config, &sizes, options, &tasks);
     drop(transform);
     let _ = std::fs::remove_dir_all(&scratch);
     outcome
@@ -86,6 +101,7 @@ fn measure(
     config: &Config,
     sizes: &Sizes,
     options: &Options,
+    tasks: &Result<std::path::PathBuf, String>,
 ) -> Result<ExitCode, String> {
     let mut report = Report::default();
     let mut note = |key: &str, value: Value, line: String| report.add(key, value, line);
@@ -116,6 +132,41 @@ fn measure(
     );
     note("floor_p50_us", json!(f50), String::new());
     note("floor_p99_us", json!(f99), String::new());
+
+    // Installed tasks: a Python task's round trip next to the null job's,
+    // and a numpy function through rtl next to it in one Python process.
+    match external(transform, sizes, tasks) {
+        Ok(External {
+            null_p50,
+            features,
+            python,
+        }) => {
+            note(
+                "external_null_p50_us",
+                json!(null_p50),
+                row(
+                    "installed Python task, 1k rows, round trip p50 vs null job (us)",
+                    null_p50,
+                    p50,
+                ),
+            );
+            note(
+                "external_1m_ms",
+                json!(features),
+                row(
+                    "numpy function, 1m rows, as an installed task vs in Python (ms)",
+                    features,
+                    python,
+                ),
+            );
+            note("external_1m_python_ms", json!(python), String::new());
+        }
+        Err(why) => note(
+            "external_not_measured",
+            json!(why),
+            format!("installed tasks: not measured, {why}"),
+        ),
+    }
 
     // Throughput: 1 and 4 blocking clients, 4 clients with 16 in flight.
     let one = throughput(transform, &null, 1, 1, sizes.jobs / 4)?;
@@ -361,6 +412,115 @@ fn measure(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// rtl bench's installed tasks, as `install_bench_tasks` writes them.
+const BENCH_TASKS: [(&str, &str); 4] = [
+    (
+        "bench_echo.toml",
+        include_str!("../../benches/tasks/bench_echo.toml"),
+    ),
+    (
+        "bench_echo.py",
+        include_str!("../../benches/tasks/bench_echo.py"),
+    ),
+    (
+        "bench_features.toml",
+        include_str!("../../benches/tasks/bench_features.toml"),
+    ),
+    (
+        "bench_features.py",
+        include_str!("../../benches/tasks/bench_features.py"),
+    ),
+];
+
+/// Puts rtl bench's tasks into `folder`, for its own nodes to find.
+fn install_bench_tasks(folder: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(folder)?;
+    for (name, text) in BENCH_TASKS {
+        std::fs::write(folder.join(name), text)?;
+    }
+    Ok(())
+}
+
+/// The installed tasks' figures.
+struct External {
+    /// Round trip of a 1k-row table through a Python task, p50 (us).
+    null_p50: f64,
+    /// The numpy function over 1M rows through rtl (median ms).
+    features: f64,
+    /// The same in one Python process, reading its input from .npy
+    /// (median ms).
+    python: f64,
+}
+
+fn external(
+    transform: &mut Transform,
+    sizes: &Sizes,
+    folder: &Result<std::path::PathBuf, String>,
+) -> Result<External, String> {
+    let folder = folder.as_ref().map_err(Clone::clone)?;
+    let root = std::env::temp_dir();
+    let plan = |task: &str| {
+        Plan::parse(
+            &format!(r#"{{"0": {{"tasks": {{"{task}": {{}}}}}}}}"#),
+            "<bench>",
+            root.clone(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    let (echo, features) = (plan("bench_echo")?, plan("bench_features")?);
+    let small = number_table(&[("x", 1000)], |i| i as f64);
+    let mut samples = Vec::new();
+    for round in 0..sizes.null_rounds / 5 + 1 {
+        let start = Instant::now();
+        transform
+            .execute_with(&echo, Some(small.clone()), &mut |_| {})
+            .map_err(|e| e.to_string())?;
+        if round > 0 {
+            samples.push(start.elapsed());
+        }
+    }
+    let null_p50 = percentiles(&mut samples).0 * 1e6;
+    let input = metrics_table(1_000_000);
+    let mut samples = Vec::new();
+    for round in 0..sizes.pipeline_rounds + 2 {
+        let copy = input.clone();
+        let start = Instant::now();
+        transform
+            .execute_with(&features, Some(copy), &mut |_| {})
+            .map_err(|e| e.to_string())?;
+        if round >= 2 {
+            samples.push(start.elapsed());
+        }
+    }
+    let through_rtl = percentiles(&mut samples).0 * 1e3;
+    let data = root.join(format!("rtl-bench-{}.npz", std::process::id()));
+    rtl_tasks::formats::write(&input, &data, &Default::default())?;
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(include_str!("../../benches/external_python.py"))
+        .arg(folder)
+        .arg(&data)
+        .arg(sizes.pipeline_rounds.to_string())
+        .output();
+    let _ = std::fs::remove_file(&data);
+    let out = python.map_err(|e| format!("python3 did not start ({e})"))?;
+    let median = String::from_utf8_lossy(&out.stdout).trim().parse::<f64>();
+    match median {
+        Ok(python) if out.status.success() => Ok(External {
+            null_p50,
+            features: through_rtl,
+            python,
+        }),
+        _ => Err(format!(
+            "python3 with numpy failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no message")
+        )),
+    }
 }
 
 /// The figures by key (for --json) and the table's lines, in order.

@@ -118,4 +118,9 @@ fn show_installed(task: &Manifest) {
     for line in task.kwargs_doc().lines() {
         println!("  {line}");
     }
+    let call = serde_json::json!({ &task.name: task.example_kwargs() });
+    println!(
+        "\nexample job:\n{{\"0\": {{\"tasks\": {{\"open_array\": {{\"filename\": \"data\"}}}}}},\n \"1\": {{\"tasks\": {call}}}}}"
+    );
+    println!("(reads data.csv beside the job; name its columns in the kwargs)");
 }

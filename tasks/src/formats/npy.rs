@@ -4,6 +4,7 @@
 
 use super::dtype::{parse_fields, Encoded, Scalar};
 use crate::{Column, Table};
+use std::borrow::Cow;
 use std::io::{Read, Seek, Write};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -83,6 +84,16 @@ pub(crate) fn read_npy(
 
 /// The `.npy` bytes of one column.
 pub(crate) fn write_npy(column: &Column) -> Vec<u8> {
+    let (mut out, data) = npy_parts(column);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// One column's `.npy` file in two parts: its header, and its data,
+/// borrowed from the column where its bytes are the file's already (a
+/// contiguous number or bool column on a little-endian machine), so a
+/// large column is written out without a copy.
+pub(crate) fn npy_parts(column: &Column) -> (Vec<u8>, Cow<'_, [u8]>) {
     let enc = Encoded::of(column);
     let dict = format!(
         "{{'descr': '{}', 'fortran_order': False, 'shape': ({},), }}",
@@ -93,17 +104,26 @@ pub(crate) fn write_npy(column: &Column) -> Vec<u8> {
     let unpadded = MAGIC.len() + 4 + dict.len() + 1;
     let padding = (64 - unpadded % 64) % 64;
     let header_len = dict.len() + padding + 1;
-    let mut out = Vec::with_capacity(unpadded + padding + enc.size * column.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    out.extend_from_slice(&(header_len as u16).to_le_bytes());
-    out.extend_from_slice(dict.as_bytes());
-    out.extend(std::iter::repeat_n(b' ', padding));
-    out.push(b'\n');
-    let start = out.len();
-    out.resize(start + enc.size * column.len(), 0);
-    enc.write(&mut out[start..], 0, enc.size);
-    out
+    let mut header = Vec::with_capacity(unpadded + padding);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&[1, 0]);
+    header.extend_from_slice(&(header_len as u16).to_le_bytes());
+    header.extend_from_slice(dict.as_bytes());
+    header.extend(std::iter::repeat_n(b' ', padding));
+    header.push(b'\n');
+    let borrowed: Option<&[u8]> = match column {
+        _ if cfg!(target_endian = "big") => None,
+        Column::Float64(v) => v.as_slice().map(bytemuck::cast_slice),
+        Column::Int64(v) => v.as_slice().map(bytemuck::cast_slice),
+        Column::Bool(v) => v.as_slice().map(bytemuck::cast_slice),
+        Column::Utf8(_) => None,
+    };
+    if let Some(bytes) = borrowed {
+        return (header, Cow::Borrowed(bytes));
+    }
+    let mut data = vec![0; enc.size * column.len()];
+    enc.write(&mut data, 0, enc.size);
+    (header, Cow::Owned(data))
 }
 
 /// Reads every array of an `.npz` archive as a column named after its

@@ -452,6 +452,25 @@ impl Manifest {
         Ok(())
     }
 
+    /// Kwargs for an example call: every required kwarg, with a value of
+    /// its type (a column is `x`).
+    pub fn example_kwargs(&self) -> Value {
+        let required = self.kwargs.iter().filter(|(_, k)| k.default.is_none());
+        let example = required.map(|(key, kwarg)| {
+            let value = match kwarg.kind {
+                Kind::Column => Value::from("x"),
+                Kind::Columns => serde_json::json!(["x"]),
+                Kind::Int => Value::from(1),
+                Kind::Float => Value::from(1.5),
+                Kind::Bool => Value::from(true),
+                Kind::String => Value::from("text"),
+                Kind::List => serde_json::json!([]),
+            };
+            (key.clone(), value)
+        });
+        Value::Object(example.collect())
+    }
+
     /// The manifest's kwargs, one per line, as `rtl tasks --doc` shows a
     /// built-in's.
     pub fn kwargs_doc(&self) -> String {

@@ -13,6 +13,7 @@ use super::protocol::{self, Answer};
 use super::{Installed, Manifest};
 use crate::Table;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -309,21 +310,30 @@ impl Program {
         })
     }
 
-    /// Sends `request` and reads the answer, by `timeout`. The flag is
-    /// false when the answer came before the whole request was read.
-    fn exchange(&mut self, request: &[u8], timeout: Duration) -> Result<(Answer, bool), Fault> {
+    /// Sends `request` (its pieces one after another) and reads the
+    /// answer, by `timeout`. The flag is false when the answer came before
+    /// the whole request was read.
+    fn exchange(
+        &mut self,
+        request: &[Cow<[u8]>],
+        timeout: Duration,
+    ) -> Result<(Answer, bool), Fault> {
         let deadline = Instant::now() + timeout;
         // What it says on stderr from here on is this call's.
         self.tail.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let (to, from) = (self.stdin.as_raw_fd(), self.stdout.as_raw_fd());
-        let mut written = 0;
+        // The piece being sent, and how much of it is.
+        let (mut piece, mut written) = (0, 0);
         let mut received: Vec<u8> = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Fault::Timeout);
             }
-            let sending = written < request.len();
+            while request.get(piece).is_some_and(|p| written == p.len()) {
+                (piece, written) = (piece + 1, 0);
+            }
+            let sending = piece < request.len();
             let mut fds = [
                 libc::pollfd {
                     fd: from,
@@ -346,12 +356,12 @@ impl Program {
                 return Err(Fault::Ended);
             }
             if sending && fds[1].revents != 0 {
-                match self.stdin.write(&request[written..]) {
+                match self.stdin.write(&request[piece][written..]) {
                     Ok(n) => written += n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     // It closed its stdin (or died): what it says, or how
                     // it ended, tells the rest.
-                    Err(_) => written = request.len(),
+                    Err(_) => (piece, written) = (request.len(), 0),
                 }
             }
             if fds[0].revents != 0 {
@@ -363,7 +373,17 @@ impl Program {
                         received.truncate(start + n);
                         match protocol::answer(&received) {
                             None => {}
-                            Some(Ok(answer)) => return Ok((answer, written == request.len())),
+                            Some(Ok(answer)) => {
+                                // Sent all: nothing left of this piece or
+                                // in any after it.
+                                let left = request.get(piece).map_or(0, |p| p.len() - written)
+                                    + request
+                                        .iter()
+                                        .skip(piece + 1)
+                                        .map(|p| p.len())
+                                        .sum::<usize>();
+                                return Ok((answer, left == 0));
+                            }
                             Some(Err(why)) => return Err(Fault::Garbled(why)),
                         }
                     }

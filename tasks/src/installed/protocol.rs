@@ -8,10 +8,11 @@
 //! an error. `.npy` because numpy reads it with nothing installed and
 //! any language writes it in a dozen lines.
 
-use crate::formats::npy::{read_npy, write_npy};
+use crate::formats::npy::{npy_parts, read_npy};
 use crate::Table;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The first line of a call.
 #[derive(Serialize)]
@@ -42,33 +43,44 @@ struct AnswerHeader {
     error: Option<String>,
 }
 
-/// The bytes of a call of `task` on `table`.
-pub(crate) fn call(task: &str, kwargs: &Value, table: &Table, checking: bool) -> Vec<u8> {
-    let blobs: Vec<(&str, Vec<u8>)> = table
+/// The bytes of a call of `task` on `table`, in pieces to write one after
+/// another: the columns' data is borrowed from the table where it can be.
+pub(crate) fn call<'t>(
+    task: &str,
+    kwargs: &Value,
+    table: &'t Table,
+    checking: bool,
+) -> Vec<Cow<'t, [u8]>> {
+    let files: Vec<(&str, Vec<u8>, Cow<'t, [u8]>)> = table
         .iter()
-        .map(|(name, column)| (name, write_npy(column)))
+        .map(|(name, column)| {
+            let (head, data) = npy_parts(column);
+            (name, head, data)
+        })
         .collect();
     let header = CallHeader {
         task,
         kwargs,
         checking,
         rows: table.rows(),
-        columns: blobs
+        columns: files
             .iter()
-            .map(|(name, blob)| Part {
+            .map(|(name, head, data)| Part {
                 name: name.to_string(),
-                bytes: blob.len() as u64,
+                bytes: (head.len() + data.len()) as u64,
             })
             .collect(),
     };
     // A struct of strings, numbers and a JSON value always serializes.
-    let mut out = serde_json::to_vec(&header).unwrap_or_default();
-    out.push(b'\n');
-    out.reserve(blobs.iter().map(|(_, b)| b.len()).sum());
-    for (_, blob) in blobs {
-        out.extend_from_slice(&blob);
+    let mut line = serde_json::to_vec(&header).unwrap_or_default();
+    line.push(b'\n');
+    let mut pieces = Vec::with_capacity(1 + 2 * files.len());
+    pieces.push(Cow::Owned(line));
+    for (_, head, data) in files {
+        pieces.push(Cow::Owned(head));
+        pieces.push(data);
     }
-    out
+    pieces
 }
 
 /// What a program answered.
@@ -171,6 +183,10 @@ mod tests {
 
     /// An answer is a call's columns after a line of JSON: a call minus
     /// its task and kwargs reads back as an answer.
+    fn joined(pieces: Vec<Cow<[u8]>>) -> Vec<u8> {
+        pieces.concat()
+    }
+
     fn as_answer(call: &[u8]) -> Vec<u8> {
         let end = call.iter().position(|&b| b == b'\n').expect("a line");
         let head: Value = serde_json::from_slice(&call[..end]).expect("json");
@@ -181,7 +197,8 @@ mod tests {
 
     #[test]
     fn a_table_goes_and_comes_back_whole() {
-        let bytes = call("t", &json!({"k": 1}), &table(), false);
+        let table = table();
+        let bytes = joined(call("t", &json!({"k": 1}), &table, false));
         let end = bytes.iter().position(|&b| b == b'\n').expect("a line");
         let head: Value = serde_json::from_slice(&bytes[..end]).expect("json");
         assert_eq!(head["task"], "t");
@@ -194,8 +211,8 @@ mod tests {
         let Some(Ok(Answer::Table(got))) = answer(&back) else {
             panic!("no table");
         };
-        assert_eq!(got.schema(), table().schema());
-        assert_eq!(got.column("site"), table().column("site"));
+        assert_eq!(got.schema(), table.schema());
+        assert_eq!(got.column("site"), table.column("site"));
     }
 
     #[test]
@@ -208,7 +225,8 @@ mod tests {
             panic!("not JSON");
         };
         assert!(e.contains("print to stderr"), "{e}");
-        let mut extra = as_answer(&call("t", &json!({}), &table(), false));
+        let table = table();
+        let mut extra = as_answer(&joined(call("t", &json!({}), &table, false)));
         extra.push(b'!');
         assert!(matches!(answer(&extra), Some(Err(e)) if e.contains("1 bytes more")));
         let Some(Err(e)) = answer(b"{\"columns\": [{\"name\": \"a\", \"bytes\": 3}]}\nabc") else {
