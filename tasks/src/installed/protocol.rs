@@ -51,7 +51,7 @@ pub(crate) fn call<'t>(
     table: &'t Table,
     checking: bool,
 ) -> Vec<Cow<'t, [u8]>> {
-    let files: Vec<(&str, Vec<u8>, Cow<'t, [u8]>)> = table
+    let files: Vec<_> = table
         .iter()
         .map(|(name, column)| {
             let (head, data) = npy_parts(column);
