@@ -135,7 +135,7 @@ fn measure(
 
     // Installed tasks: a Python task's round trip next to the null job's,
     // and a numpy function through rtl next to it in one Python process.
-    match external(transform, sizes, tasks) {
+    match external(transform, sizes, config.task_workers.max(1), tasks) {
         Ok(External {
             null_p50,
             features,
@@ -447,7 +447,8 @@ fn install_bench_tasks(folder: &std::path::Path) -> std::io::Result<()> {
 struct External {
     /// Round trip of a 1k-row table through a Python task, p50 (us).
     null_p50: f64,
-    /// The numpy function over 1M rows through rtl (median ms).
+    /// The numpy function over 1M rows through rtl, reading them from an
+    /// .npz file (median ms).
     features: f64,
     /// The same in one Python process, reading its input from .npy
     /// (median ms).
@@ -457,57 +458,75 @@ struct External {
 fn external(
     transform: &mut Transform,
     sizes: &Sizes,
+    nodes: usize,
     folder: &Result<std::path::PathBuf, String>,
 ) -> Result<External, String> {
     let folder = folder.as_ref().map_err(Clone::clone)?;
     let root = std::env::temp_dir();
-    let plan = |task: &str| {
-        Plan::parse(
-            &format!(r#"{{"0": {{"tasks": {{"{task}": {{}}}}}}}}"#),
-            "<bench>",
-            root.clone(),
-        )
-        .map_err(|e| e.to_string())
+    let data = root.join(format!("rtl-bench-{}.npz", std::process::id()));
+    let outcome = external_runs(transform, sizes, nodes, folder, &data);
+    let _ = std::fs::remove_file(&data);
+    outcome
+}
+
+/// [`external`], with the 1M-row input in `data`, an .npz file both sides
+/// read: rtl's job opens it on a node, the Python process with np.load.
+fn external_runs(
+    transform: &mut Transform,
+    sizes: &Sizes,
+    nodes: usize,
+    folder: &std::path::Path,
+    data: &std::path::Path,
+) -> Result<External, String> {
+    let root = std::env::temp_dir();
+    let plan = |job: String| Plan::parse(&job, "<bench>", root.clone()).map_err(|e| e.to_string());
+    let echo = plan(r#"{"0": {"tasks": {"bench_echo": {}}}}"#.into())?;
+    let (Some(dir), Some(name)) = (data.parent(), data.file_stem()) else {
+        return Err(format!("{} is not a file's path", data.display()));
     };
-    let (echo, features) = (plan("bench_echo")?, plan("bench_features")?);
+    let open = json!({"path": dir.display().to_string(), "filename": name.to_string_lossy(), "extension": "npz"});
+    // One stage, as a user would write it: open the file, run the task.
+    let features = plan(format!(
+        r#"{{"0": {{"tasks": [{{"open_array": {open}}}, {{"bench_features": {{}}}}]}}}}"#
+    ))?;
+    rtl_tasks::formats::write(
+        &metrics_table(1_000_000),
+        &data.to_path_buf(),
+        &Default::default(),
+    )?;
+    // Untimed first: one call per node starts its program (a program is
+    // started once and kept warm).
+    let warm = nodes + 1;
     let small = number_table(&[("x", 1000)], |i| i as f64);
     let mut samples = Vec::new();
-    for round in 0..sizes.null_rounds / 5 + 1 {
+    for round in 0..sizes.null_rounds / 5 + warm {
         let start = Instant::now();
         transform
             .execute_with(&echo, Some(small.clone()), &mut |_| {})
             .map_err(|e| e.to_string())?;
-        if round > 0 {
+        if round >= warm {
             samples.push(start.elapsed());
         }
     }
     let null_p50 = percentiles(&mut samples).0 * 1e6;
-    let input = metrics_table(1_000_000);
     let mut samples = Vec::new();
-    for round in 0..sizes.pipeline_rounds + 2 {
-        let copy = input.clone();
+    for round in 0..sizes.pipeline_rounds + warm {
         let start = Instant::now();
-        transform
-            .execute_with(&features, Some(copy), &mut |_| {})
-            .map_err(|e| e.to_string())?;
-        if round >= 2 {
+        transform.execute(&features).map_err(|e| e.to_string())?;
+        if round >= warm {
             samples.push(start.elapsed());
         }
     }
     let through_rtl = percentiles(&mut samples).0 * 1e3;
-    let data = root.join(format!("rtl-bench-{}.npz", std::process::id()));
-    rtl_tasks::formats::write(&input, &data, &Default::default())?;
-    let python = std::process::Command::new("python3")
+    let out = std::process::Command::new("python3")
         .arg("-c")
         .arg(include_str!("../../benches/external_python.py"))
         .arg(folder)
-        .arg(&data)
+        .arg(data)
         .arg(sizes.pipeline_rounds.to_string())
-        .output();
-    let _ = std::fs::remove_file(&data);
-    let out = python.map_err(|e| format!("python3 did not start ({e})"))?;
-    let median = String::from_utf8_lossy(&out.stdout).trim().parse::<f64>();
-    match median {
+        .output()
+        .map_err(|e| format!("python3 did not start ({e})"))?;
+    match String::from_utf8_lossy(&out.stdout).trim().parse::<f64>() {
         Ok(python) if out.status.success() => Ok(External {
             null_p50,
             features: through_rtl,

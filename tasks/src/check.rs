@@ -120,9 +120,9 @@ pub fn trace(plan: &Plan, programs: Option<&Programs>) -> (Vec<Problem>, Vec<Ste
                 // one, or where only the nodes have its program, its
                 // kwargs alone.
                 let outcome = match &table {
-                    Some(input) if manifest.runs_here => {
-                        programs.call(manifest, &call.kwargs, input, true).map(Some)
-                    }
+                    Some(input) if manifest.runs_here => programs
+                        .call(manifest, &call.kwargs, input.clone(), true)
+                        .map(Some),
                     _ => manifest.kwargs_of(&call.kwargs).map(|_| None),
                 };
                 match outcome {

@@ -381,7 +381,7 @@ fn run_call(
             return Err(fail(unknown_task_message(&call.name, ctx.installed())));
         };
         return guarded(&call.name, ctx, on_event, || {
-            programs.call(manifest, &call.kwargs, &table, ctx.checking)
+            programs.call(manifest, &call.kwargs, table, ctx.checking)
         })
         .map_err(fail);
     };

@@ -18,6 +18,7 @@ pub use program::{Limits, Programs, Sink};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The installed tasks one process knows, by name.
@@ -169,9 +170,15 @@ pub fn write_helper(folder: &Path) -> std::io::Result<PathBuf> {
         return Ok(folder.to_path_buf());
     }
     std::fs::create_dir_all(folder)?;
-    // Nodes start together: each writes a file of its own and renames it
-    // into place, so no program ever imports half a helper.
-    let part = folder.join(format!(".rtl_task.py.{}", std::process::id()));
+    // Nodes start together (as processes, or as threads of one): each
+    // writes a file of its own and renames it into place, so no program
+    // ever imports half a helper.
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
+    let part = folder.join(format!(
+        ".rtl_task.py.{}.{}",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::write(&part, HELPER)?;
     std::fs::rename(&part, &path)?;
     Ok(folder.to_path_buf())

@@ -111,12 +111,12 @@ impl Programs {
         &self,
         manifest: &Manifest,
         kwargs: &Value,
-        table: &Table,
+        table: Table,
         checking: bool,
     ) -> Result<Table, String> {
         let kwargs = manifest.kwargs_of(kwargs)?;
-        manifest.columns_in(&kwargs, table)?;
-        let request = protocol::call(&manifest.name, &kwargs, table, checking);
+        manifest.columns_in(&kwargs, &table)?;
+        let request = protocol::call(&manifest.name, &kwargs, &table, checking);
         let mut timeout = manifest
             .timeout_ms
             .map_or(self.limits.timeout, Duration::from_millis);
@@ -133,6 +133,7 @@ impl Programs {
             .get_mut(&manifest.name)
             .ok_or("the program did not start")?;
         let outcome = program.exchange(&request, timeout);
+        drop(request);
         let in_sync = matches!(outcome, Ok((_, true)));
         let fault = match outcome {
             Ok((answer, _)) => {
@@ -144,7 +145,7 @@ impl Programs {
                     }
                 }
                 return match answer {
-                    Answer::Table(table) => Ok(table),
+                    Answer::Columns(columns) => protocol::table(columns, table),
                     Answer::Error(message) => Err(with_memory_note(message, manifest, memory_mb)),
                 };
             }
@@ -365,8 +366,9 @@ impl Program {
                 }
             }
             if fds[0].revents != 0 {
+                // As much as the pipe holds at once.
                 let start = received.len();
-                received.resize(start + (1 << 16), 0);
+                received.resize(start + (1 << 20), 0);
                 match self.stdout.read(&mut received[start..]) {
                     Ok(0) => return Err(Fault::Ended),
                     Ok(n) => {
@@ -518,7 +520,7 @@ mod tests {
     }
 
     fn call(programs: &Programs, manifest: &Manifest) -> Result<Table, String> {
-        programs.call(manifest, &json!({}), &Table::new(), false)
+        programs.call(manifest, &json!({}), Table::new(), false)
     }
 
     #[test]
@@ -596,7 +598,7 @@ mod tests {
     fn kwargs_are_checked_before_the_program_starts() {
         let (programs, manifest) = programs("exit 1", "");
         let err = programs
-            .call(&manifest, &json!({"k": "x"}), &Table::new(), false)
+            .call(&manifest, &json!({"k": "x"}), Table::new(), false)
             .expect_err("bad kwarg");
         assert_eq!(
             err,

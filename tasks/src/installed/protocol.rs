@@ -38,9 +38,21 @@ struct Part {
 #[serde(deny_unknown_fields)]
 struct AnswerHeader {
     #[serde(default)]
-    columns: Option<Vec<Part>>,
+    columns: Option<Vec<ReturnedPart>>,
     #[serde(default)]
     error: Option<String>,
+}
+
+/// One column of an answer: its `.npy` size, or the name of the call's
+/// column it is, unchanged (which then need not travel back).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnedPart {
+    name: String,
+    #[serde(default)]
+    bytes: Option<u64>,
+    #[serde(default)]
+    input: Option<String>,
 }
 
 /// The bytes of a call of `task` on `table`, in pieces to write one after
@@ -86,10 +98,48 @@ pub(crate) fn call<'t>(
 /// What a program answered.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Answer {
-    /// The call's result.
-    Table(Table),
+    /// The call's result, column by column: see [`table`].
+    Columns(Vec<(String, Returned)>),
     /// The program's own account of what went wrong.
     Error(String),
+}
+
+/// A column of an answer.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Returned {
+    /// Its values, as sent.
+    Sent(crate::Column),
+    /// The call's column of this name, unchanged.
+    Kept(String),
+}
+
+/// The result table of an answer's `columns`, given the call's `input`
+/// (whose columns the answer kept are moved, not copied, into it).
+pub(crate) fn table(columns: Vec<(String, Returned)>, mut input: Table) -> Result<Table, String> {
+    let mut out: Vec<(String, crate::Column)> = Vec::with_capacity(columns.len());
+    // Where each input column went, for one kept twice.
+    let mut moved: Vec<(String, usize)> = Vec::new();
+    for (name, returned) in columns {
+        let column = match returned {
+            Returned::Sent(column) => column,
+            Returned::Kept(from) => match input.remove_column(&from) {
+                Some(column) => {
+                    moved.push((from, out.len()));
+                    column
+                }
+                None => match moved.iter().find(|(m, _)| *m == from) {
+                    Some((_, at)) => out[*at].1.clone(),
+                    None => {
+                        return Err(format!(
+                            "its column `{name}` is the call's column `{from}`, which the call did not have"
+                        ))
+                    }
+                },
+            },
+        };
+        out.push((name, column));
+    }
+    Table::from_columns(out).map_err(|e| format!("its answer is not a table: {e}"))
 }
 
 /// Longest first line an answer may have.
@@ -126,9 +176,17 @@ pub(crate) fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
             ))
         }
     };
+    for part in &parts {
+        if part.bytes.is_some() == part.input.is_some() {
+            return Some(Err(format!(
+                "its answer's column `{}` needs either `bytes` or `input`",
+                part.name
+            )));
+        }
+    }
     let total = parts
         .iter()
-        .try_fold(0u64, |sum, p| sum.checked_add(p.bytes))
+        .try_fold(0u64, |sum, p| sum.checked_add(p.bytes.unwrap_or(0)))
         .and_then(|t| usize::try_from(t).ok());
     let Some(total) = total else {
         return Some(Err("its answer's column sizes do not add up".into()));
@@ -142,13 +200,17 @@ pub(crate) fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
             body.len() - total
         )));
     }
-    Some(decode(parts, body).map(Answer::Table))
+    Some(decode(parts, body).map(Answer::Columns))
 }
 
-fn decode(parts: Vec<Part>, mut body: &[u8]) -> Result<Table, String> {
+fn decode(parts: Vec<ReturnedPart>, mut body: &[u8]) -> Result<Vec<(String, Returned)>, String> {
     let mut columns = Vec::with_capacity(parts.len());
     for part in parts {
-        let (blob, rest) = body.split_at(part.bytes as usize);
+        if let Some(from) = part.input {
+            columns.push((part.name, Returned::Kept(from)));
+            continue;
+        }
+        let (blob, rest) = body.split_at(part.bytes.unwrap_or(0) as usize);
         body = rest;
         let origin = format!("its column `{}`", part.name);
         let mut one = read_npy(blob, &part.name, &origin, false)?.into_columns();
@@ -159,9 +221,9 @@ fn decode(parts: Vec<Part>, mut body: &[u8]) -> Result<Table, String> {
             ));
         }
         let (_, column) = one.remove(0);
-        columns.push((part.name, column));
+        columns.push((part.name, Returned::Sent(column)));
     }
-    Table::from_columns(columns).map_err(|e| format!("its answer is not a table: {e}"))
+    Ok(columns)
 }
 
 #[cfg(test)]
@@ -208,11 +270,34 @@ mod tests {
         for cut in [0, 1, end, end + 1, back.len() - 1] {
             assert_eq!(answer(&back[..cut]), None, "{cut} bytes are not an answer");
         }
-        let Some(Ok(Answer::Table(got))) = answer(&back) else {
+        let Some(Ok(Answer::Columns(columns))) = answer(&back) else {
             panic!("no table");
         };
+        let got = super::table(columns, Table::new()).expect("a table");
         assert_eq!(got.schema(), table.schema());
         assert_eq!(got.column("site"), table.column("site"));
+    }
+
+    #[test]
+    fn columns_kept_from_the_call_do_not_travel_back() {
+        let bytes = b"{\"columns\": [{\"name\": \"y\", \"input\": \"x\"}, {\"name\": \"x\", \"input\": \"x\"}]}\n";
+        let Some(Ok(Answer::Columns(columns))) = answer(bytes) else {
+            panic!("an answer");
+        };
+        let got = super::table(columns, table()).expect("a table");
+        let names: Vec<&str> = got.names().collect();
+        assert_eq!(names, ["y", "x"]);
+        assert_eq!(got.column("y"), table().column("x"));
+        let lost = b"{\"columns\": [{\"name\": \"y\", \"input\": \"nope\"}]}\n";
+        let Some(Ok(Answer::Columns(columns))) = answer(lost) else {
+            panic!("an answer");
+        };
+        assert_eq!(
+            super::table(columns, table()),
+            Err("its column `y` is the call's column `nope`, which the call did not have".into())
+        );
+        let both = b"{\"columns\": [{\"name\": \"y\", \"input\": \"x\", \"bytes\": 3}]}\n";
+        assert!(matches!(answer(both), Some(Err(e)) if e.contains("either `bytes` or `input`")));
     }
 
     #[test]

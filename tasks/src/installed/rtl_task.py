@@ -12,8 +12,8 @@
 
 serve(fn) answers rtl's calls, one after another, for as long as the task
 node keeps the program: each call is fn(table, **kwargs), where table is a
-dict of column names to 1-D numpy arrays in column order. fn returns such
-a dict (arrays, or lists, of equal length: int, float, bool or str). An
+dict of column names to 1-D numpy arrays in column order, read-only (copy
+one to change it in place). fn returns such a dict (arrays, or lists, of equal length: int, float, bool or str). An
 exception becomes the call's error, with its type, message and the line in
 your file. print() goes to the task node's log. `checking` is True while
 rtl checks a job on a sample of its data.
@@ -61,7 +61,11 @@ def _from_npy(buf, name):
     header = ast.literal_eval(bytes(buf[start:start + length]).decode("latin1"))
     dtype = np.dtype(header["descr"])
     (rows,) = header["shape"]
-    return np.frombuffer(buf, dtype=dtype, count=rows, offset=start + length)
+    array = np.frombuffer(buf, dtype=dtype, count=rows, offset=start + length)
+    # Read-only, so that a column returned as it came is known to be
+    # unchanged and need not travel back.
+    array.flags.writeable = False
+    return array
 
 
 def _npy_header(array):
@@ -72,14 +76,18 @@ def _npy_header(array):
     return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
 
 
+def _check_rows(name, length, rows):
+    if rows is not None and length != rows:
+        raise ValueError(
+            "column %r has %d rows and the columns before it %d; all columns have the same length"
+            % (name, length, rows))
+
+
 def _as_column(name, values, rows):
     array = np.asarray(values)
     if array.ndim != 1:
         raise TypeError("column %r has shape %s; every column is a 1-D array" % (name, array.shape))
-    if rows is not None and len(array) != rows:
-        raise ValueError(
-            "column %r has %d rows and the columns before it %d; all columns have the same length"
-            % (name, len(array), rows))
+    _check_rows(name, len(array), rows)
     kind = array.dtype.kind
     if kind == "b":
         return array.astype(np.bool_, copy=False)
@@ -138,21 +146,35 @@ def serve(fn):
         for part in call["columns"]:
             table[part["name"]] = _from_npy(_read_exactly(calls, part["bytes"]), part["name"])
         checking = bool(call.get("checking"))
+        # The call's arrays by identity, held so no new array takes an id.
+        given = {id(array): (name, array) for name, array in table.items()}
         try:
             result = fn(table, **call["kwargs"])
             if not isinstance(result, dict):
                 raise TypeError(
                     "%s returned %s; it returns the table, a dict of column name -> 1-D array"
                     % (getattr(fn, "__name__", "the function"), type(result).__name__))
-            columns, rows = [], None
+            parts, columns, rows = [], [], None
             for name, values in result.items():
-                array = np.ascontiguousarray(_as_column(str(name), values, rows))
+                name = str(name)
+                kept = given.get(id(values))
+                if kept is not None and kept[1] is values:
+                    # The call's own column, unchanged (it is read-only).
+                    _check_rows(name, len(values), rows)
+                    parts.append({"name": name, "input": kept[0]})
+                    rows = len(values)
+                    continue
+                array = np.ascontiguousarray(_as_column(name, values, rows))
                 rows = len(array)
-                columns.append((str(name), _npy_header(array), array))
+                head = _npy_header(array)
+                parts.append({"name": name, "bytes": len(head) + array.nbytes})
+                columns.append((head, array))
         except Exception as error:  # noqa: BLE001 - every error goes back to rtl
             message = "%s: %s%s" % (type(error).__name__, error, _where(error))
+            if "read-only" in str(error):
+                message += ("; the table's columns are read-only: copy one to change it"
+                            " in place (x = table[name].copy())")
             traceback.print_exc()
             _answer(out, {"error": message})
             continue
-        parts = [{"name": name, "bytes": len(head) + array.nbytes} for name, head, array in columns]
-        _answer(out, {"columns": parts}, [(head, array) for _, head, array in columns])
+        _answer(out, {"columns": parts}, columns)
