@@ -280,14 +280,15 @@ mod tests {
 
     #[test]
     fn columns_kept_from_the_call_do_not_travel_back() {
-        let bytes = b"{\"columns\": [{\"name\": \"y\", \"input\": \"x\"}, {\"name\": \"x\", \"input\": \"x\"}]}\n";
+        let bytes = b"{\"columns\": [{\"name\": \"y\", \"input\": \"n\"}, {\"name\": \"n\", \"input\": \"n\"}]}\n";
         let Some(Ok(Answer::Columns(columns))) = answer(bytes) else {
             panic!("an answer");
         };
         let got = super::table(columns, table()).expect("a table");
         let names: Vec<&str> = got.names().collect();
-        assert_eq!(names, ["y", "x"]);
-        assert_eq!(got.column("y"), table().column("x"));
+        assert_eq!(names, ["y", "n"]);
+        assert_eq!(got.column("y"), table().column("n"));
+        assert_eq!(got.column("n"), table().column("n"));
         let lost = b"{\"columns\": [{\"name\": \"y\", \"input\": \"nope\"}]}\n";
         let Some(Ok(Answer::Columns(columns))) = answer(lost) else {
             panic!("an answer");
