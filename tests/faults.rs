@@ -253,3 +253,41 @@ fn a_burst_of_progress_loses_no_message() {
         assert_eq!(events, 2 * tasks, "a Running and a Completed per task");
     }
 }
+
+#[test]
+fn a_result_too_large_to_move_fails_naming_the_settings_without_retries() {
+    // A cache of 1 MiB and messages of at most 64 KiB: a 3.2 MB result of
+    // one stage can go neither way.
+    let daemon = Daemon::start_in(
+        home("too-large")
+            .with("RTL_TASK_WORKERS", "2")
+            .with("RTL_CHUNKING", "false")
+            .with("RTL_CACHE_MAP_SIZE", "1MiB")
+            .with("RTL_MAX_MESSAGE_BYTES", "64KiB"),
+    );
+    let dir = daemon.home.scratch.0.clone();
+    write_npy(&dir.join("data.npy"), 200_000);
+    let job = write_job(
+        &dir,
+        "job",
+        r#"{"0": {"tasks": [{"open_array": {"filename": "data", "extension": "npy"}}, {"add": {"operations": [{"a": "x", "b": 1, "column": "z"}]}}]}}"#,
+    );
+    let run = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(!run.status.success(), "{}", text(&run));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        said.contains("stage 0, task add: the stage's result (200000 rows, 4.8 MB) cannot reach the relay: it does not go through the cache (")
+            && said.contains("raise cache_map_size or max_message_bytes, or make the result smaller"),
+        "{}",
+        text(&run)
+    );
+    assert!(
+        !said.contains("stopped answering"),
+        "no node was lost: {said}"
+    );
+    let log = std::fs::read_to_string(daemon.home.dir().join("log/relay.log")).unwrap_or_default();
+    assert!(
+        !log.contains("sent again"),
+        "nothing was sent again:\n{log}"
+    );
+}

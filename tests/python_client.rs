@@ -540,7 +540,7 @@ fn job_files_are_read_as_rtl_reads_them() {
         (
             "stage-name",
             r#"{"stages": {"a b": {"tasks": {"null": {}}}}}"#,
-            r#""a b" cannot name a stage: stage names are letters, digits, `_` and `-`"#,
+            r#""a b" cannot name a stage: stage names are ASCII letters, digits, `_` and `-`"#,
         ),
     ] {
         let file = dir.join(format!("{name}.json"));

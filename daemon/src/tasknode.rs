@@ -63,6 +63,9 @@ pub struct TaskNodeConfig {
     pub task_dirs: Vec<PathBuf>,
     /// What installed tasks' programs run under.
     pub limits: Limits,
+    /// Largest message part the relay takes (`max_message_bytes`): a
+    /// result column larger than that cannot go inline.
+    pub max_message_bytes: usize,
 }
 
 impl TaskNodeConfig {
@@ -80,6 +83,7 @@ impl TaskNodeConfig {
             task_timeout: config.task_timeout(),
             task_dirs: config.task_dirs(),
             limits: program_limits(config),
+            max_message_bytes: config.max_message_bytes,
         }
     }
 }
@@ -134,6 +138,7 @@ pub fn run(
         data_root: settings.data_root.clone(),
         installed: installed.clone(),
         limits,
+        max_message_bytes: settings.max_message_bytes,
     };
     let mut worker = Worker::start(&id, &tools, &log)?;
     let mut waiting: VecDeque<Work> = VecDeque::new();
@@ -447,6 +452,7 @@ struct Tools {
     data_root: Option<PathBuf>,
     installed: Installed,
     limits: Limits,
+    max_message_bytes: usize,
 }
 
 /// Runs one work envelope and returns the answer to send; progress and
@@ -603,6 +609,8 @@ fn run_work(
             return failed(Some(e.task), e.message);
         }
     };
+    // The task whose table it is, should it fail to move.
+    let last_task = calls.last().map(|c| c.name.clone());
     let done = Message::Done(Done {
         stage,
         seq: spec.seq,
@@ -614,8 +622,18 @@ fn run_work(
     // with a home of its own) answers inline, since a key into its cache
     // means nothing to the relay.
     let shared = cache.filter(|c| spec.cache_id == Some(c.id()));
-    let Some(cache) = shared.filter(|_| table.wire_size() >= tools.by_reference) else {
-        return (done, Body::Table(table));
+    // A column too large for a message goes through the cache however
+    // large the table is.
+    let too_large = table
+        .iter()
+        .any(|(_, c)| c.wire_size() > tools.max_message_bytes);
+    let by_reference = too_large || table.wire_size() >= tools.by_reference;
+    let Some(cache) = shared.filter(|_| by_reference) else {
+        let why = match shared {
+            Some(_) => String::new(),
+            None => "this node does not share the relay's cache".to_string(),
+        };
+        return inline(done, table, tools, (stage, last_task), &why);
     };
     // The relay spreads the pieces of a split result over nodes by key
     // alone, so they are written as separate entries here, where the
@@ -628,10 +646,51 @@ fn run_work(
         Ok(keys) => keys,
         Err(e) => {
             log.warn(format!("result goes inline: {e}"));
-            return (done, Body::Table(table));
+            return inline(done, table, tools, (stage, last_task), &e.to_string());
         }
     };
     (done, Body::refs(&table, keys))
+}
+
+/// A result sent inside the answer, unless a column of it is larger than
+/// a message may carry (the relay would cut the node off, and the work
+/// would be sent again and again): then the stage fails, saying which
+/// setting to raise. `why` says why it could not go through the cache.
+fn inline(
+    done: Message,
+    table: Table,
+    tools: &Tools,
+    (stage, task): (u32, Option<String>),
+    why: &str,
+) -> (Message, Body) {
+    let largest = table.iter().map(|(_, c)| c.wire_size()).max().unwrap_or(0);
+    if largest <= tools.max_message_bytes {
+        return (done, Body::Table(table));
+    }
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({why})")
+    };
+    let message = format!(
+        "the stage's result ({} rows, {}) cannot reach the relay: it does not go through the cache{why}, and one of its columns ({}) is more than a message may carry (max_message_bytes = {}); raise cache_map_size or max_message_bytes, or make the result smaller",
+        table.rows(),
+        size(table.wire_size()),
+        size(largest),
+        size(tools.max_message_bytes)
+    );
+    (
+        Message::Failed(Failure::new(Some(stage), task, message)),
+        Body::Empty,
+    )
+}
+
+/// A size in the unit people read it in.
+fn size(bytes: usize) -> String {
+    match bytes {
+        0..1_000_000 => format!("{} KB", bytes.div_ceil(1000)),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }
 
 /// The table the stage's calls run on, and the calls left to run: for

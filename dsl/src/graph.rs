@@ -136,7 +136,13 @@ impl Plan {
             }
         }
         if let Some(cycle) = find_cycle(&inputs) {
-            let path: Vec<String> = cycle.iter().map(|&s| self.stage_name(s)).collect();
+            let mut path: Vec<String> = cycle.iter().map(|&s| self.stage_name(s)).collect();
+            // A long cycle is told by its ends: the first stages and the
+            // last, back to the first.
+            if path.len() > 12 {
+                let cut = path.len() - 10;
+                path.splice(6..path.len() - 4, [format!("... ({cut} more) ...")]);
+            }
             problems.push(
                 Problem::in_file(
                     &self.origin,
@@ -194,7 +200,7 @@ impl Plan {
             if !fine {
                 problems.push(Problem::in_file(
                     &self.origin,
-                    format!("{name:?} cannot name a stage: stage names are letters, digits, `_` and `-`"),
+                    format!("{name:?} cannot name a stage: stage names are ASCII letters, digits, `_` and `-`"),
                 ).at(s.at));
             } else if let Some(long) = crate::too_long(&name) {
                 problems.push(Problem::in_file(&self.origin, long).at(s.at));
@@ -284,5 +290,24 @@ mod tests {
             assert!(inputs[pair[1]].contains(&pair[0]), "{cycle:?}");
         }
         assert_eq!(find_cycle(&[vec![], vec![0], vec![0, 1]]), None);
+    }
+
+    #[test]
+    fn a_long_cycle_is_told_by_its_ends() {
+        // Stage i takes stage i + 1, the last takes the first.
+        let stages: Vec<String> = (0..1000)
+            .map(|i| {
+                format!(
+                    r#""s{i}": {{"inputs": "s{}", "tasks": {{"null": {{}}}}}}"#,
+                    (i + 1) % 1000
+                )
+            })
+            .collect();
+        let text = format!(r#"{{"stages": {{{}}}}}"#, stages.join(", "));
+        let plan = Plan::parse(&text, "job.json", ".".into()).expect("parse");
+        let problems = plan.graph().expect_err("a cycle").0;
+        let message = &problems[0].message;
+        assert!(message.len() < 300, "{message}");
+        assert!(message.contains(" -> ... (991 more) ... -> "), "{message}");
     }
 }

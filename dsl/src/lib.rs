@@ -613,7 +613,7 @@ fn named_stages<'a>(
             problems.push(
                 Problem::in_file(
                     origin,
-                    format!("{name:?} cannot name a stage: stage names are letters, digits, `_` and `-`"),
+                    format!("{name:?} cannot name a stage: stage names are ASCII letters, digits, `_` and `-`"),
                 )
                 .at(*at),
             );
@@ -1248,7 +1248,7 @@ mod tests {
         assert_eq!(
             shapes,
             [
-                "job.json:1:13: \"a b\" cannot name a stage: stage names are letters, digits, `_` and `-`",
+                "job.json:1:13: \"a b\" cannot name a stage: stage names are ASCII letters, digits, `_` and `-`",
                 "job.json:1:61: stage c: `inputs` is a list of stage names (or one name), found a number",
                 "job.json:1:94: stage d: unknown stage key \"input\"; a stage has \"tasks\" and, to say which stages it takes, \"inputs\"",
             ]

@@ -231,7 +231,7 @@ def named(written, origin):
     stages, seen = [], set()
     for name, stage in written:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-            raise problem(origin, f"{quoted(name)} cannot name a stage: stage names are letters, digits, "
+            raise problem(origin, f"{quoted(name)} cannot name a stage: stage names are ASCII letters, digits, "
                                   "`_` and `-`")
         if name in seen:
             raise problem(origin, f"stage `{name}` is written twice; each stage name appears once")

@@ -92,11 +92,22 @@ fn targets(
             .collect()
     };
     for (_, path) in &paths {
-        let format = Format::of(path).map_err(|e| format!("--out {e}"))?;
-        if !format.writable() {
+        if !Format::of(path).is_ok_and(Format::writable) {
+            let named = match path.extension() {
+                Some(e) => format!("a .{} file", e.to_string_lossy()),
+                None => "a file without an extension".into(),
+            };
             return Err(format!(
-                "--out {}: rtl cannot write {format:?} files; use .csv, .dat, .npz or .json",
+                "--out {}: rtl writes .csv, .dat, .npz and .json files, and this is {named}",
                 path.display()
+            ));
+        }
+        // Settled before the job runs: a result with nowhere to go is lost.
+        if let Some(file) = path.ancestors().skip(1).find(|a| a.is_file()) {
+            return Err(format!(
+                "--out {}: {} is a file, not a folder",
+                path.display(),
+                file.display()
             ));
         }
     }

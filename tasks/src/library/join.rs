@@ -85,11 +85,90 @@ fn run(inputs: Vec<Input>, args: &Value, ctx: &Context) -> Result<Table, String>
     let Some(first) = inputs.next() else {
         return Err("join needs the tables of two or more stages".into());
     };
+    let rest: Vec<Input> = inputs.collect();
+    if let Some(big) = rest.iter().find(|r| r.table.rows() >= NONE as usize) {
+        return Err(format!(
+            "input `{}` has {} rows, more than join takes ({} at most)",
+            big.stage,
+            big.table.rows(),
+            NONE - 1
+        ));
+    }
+    if rest.len() > 1 && !ctx.checking {
+        fits(&first.table, &rest, &keys, how)?;
+    }
     let mut table = first.table;
-    for right in inputs {
+    for right in rest {
         table = join_two(table, &right, &keys, how, ctx.checking)?;
     }
     Ok(table)
+}
+
+/// Bytes a row of the join's result takes, about, for `columns` (and the
+/// 12 bytes of row numbers the join gathers it by): 8 a number, about 32
+/// a text.
+fn row_bytes<'a>(columns: impl Iterator<Item = &'a Column>) -> u64 {
+    12 + columns
+        .map(|c| if c.dtype() == DType::Utf8 { 32 } else { 8 })
+        .sum::<u64>()
+}
+
+/// Refuses a join of several inputs that would not fit in memory, before
+/// any row is made. Every input is joined on the same keys, so the first
+/// input's keys decide every match: a row of it makes, after each input,
+/// the product of the rows it matches in each (at least one, in a left
+/// join); that some step would be too big shows before the first is made.
+fn fits(first: &Table, rest: &[Input], keys: &[String], how: How) -> Result<(), String> {
+    let left_keys: Vec<&Column> = keys.iter().filter_map(|k| first.column(k)).collect();
+    let mut per_row = vec![1u64; first.rows()];
+    let mut bytes = row_bytes(first.iter().map(|(_, c)| c));
+    for right in rest {
+        let right_keys: Vec<&Column> = keys.iter().filter_map(|k| right.table.column(k)).collect();
+        let found = Found::of(&left_keys, &right_keys, right.table.rows());
+        for (i, rows) in per_row.iter_mut().enumerate() {
+            let matched = found.rows_of(i, &left_keys, &right_keys).count() as u64;
+            *rows = rows.saturating_mul(if matched == 0 && how == How::Left {
+                1
+            } else {
+                matched
+            });
+        }
+        bytes += row_bytes(non_keys(&right.table, keys)) - 12;
+        let made = per_row
+            .iter()
+            .fold(0u64, |sum, rows| sum.saturating_add(*rows));
+        too_big(
+            made,
+            bytes,
+            keys,
+            &format!(" once input `{}` is joined", right.stage),
+        )?;
+    }
+    Ok(())
+}
+
+/// The columns of `table` that are not `keys`.
+fn non_keys<'a>(table: &'a Table, keys: &'a [String]) -> impl Iterator<Item = &'a Column> {
+    table
+        .iter()
+        .filter(|(n, _)| !keys.iter().any(|k| k == n))
+        .map(|(_, c)| c)
+}
+
+/// The refusal of a join that makes `made` rows of `bytes` each, when
+/// they would take more than half this machine's memory.
+fn too_big(made: u64, bytes: u64, keys: &[String], when: &str) -> Result<(), String> {
+    let room = crate::alloc::physical_memory() as u64 / 2;
+    let need = made.saturating_mul(bytes);
+    if need <= room {
+        return Ok(());
+    }
+    Err(format!(
+        "the join would make {made} rows{when} (about {} GB), more than half this machine's memory ({} GB) holds: a key found m times in one input and n times in the other makes m x n rows; check that `{}` is the key you mean",
+        need / 1_000_000_000,
+        crate::alloc::physical_memory() / 1_000_000_000,
+        keys.join("`, `")
+    ))
 }
 
 /// Every key in every input, with the first input's type: all that is
@@ -156,22 +235,7 @@ fn join_two(
     let names = right_names(&left, right, keys)?;
     let left_keys: Vec<&Column> = keys.iter().filter_map(|k| left.column(k)).collect();
     let right_keys: Vec<&Column> = keys.iter().filter_map(|k| right.table.column(k)).collect();
-    if right.table.rows() >= NONE as usize {
-        return Err(format!(
-            "input `{}` has {} rows, more than join takes ({} at most)",
-            right.stage,
-            right.table.rows(),
-            NONE - 1
-        ));
-    }
-    let found = match (left_keys.as_slice(), right_keys.as_slice()) {
-        // One number key: both sides sorted, then merged.
-        ([l], [r]) if radix_keys(l, false).is_some() => {
-            let (order, runs) = sorted_runs(l, r);
-            Found::Sorted(order, runs)
-        }
-        _ => Found::Hashed(Matches::of(&right_keys, right.table.rows())),
-    };
+    let found = Found::of(&left_keys, &right_keys, right.table.rows());
     let rows_of = |i: usize| found.rows_of(i, &left_keys, &right_keys);
     // How many rows the join makes, before one is made: keys that repeat
     // on both sides multiply.
@@ -185,25 +249,12 @@ fn join_two(
         // A check needs the columns, not every row of a sample's join.
         true => CHECK_ROWS,
         false => {
-            let row_bytes: u64 = left
-                .iter()
-                .chain(
-                    right
-                        .table
-                        .iter()
-                        .filter(|(n, _)| !keys.iter().any(|k| k == n)),
-                )
-                .map(|(_, c)| if c.dtype() == DType::Utf8 { 32 } else { 8 })
-                .sum();
-            let room = crate::alloc::physical_memory() as u64 / 2;
-            if made.saturating_mul(row_bytes) > room {
-                return Err(format!(
-                    "the join would make {made} rows (about {} GB), more than half this machine's memory ({} GB) holds: a key found m times in one input and n times in the other makes m x n rows; check that `{}` is the key you mean",
-                    made.saturating_mul(row_bytes) / 1_000_000_000,
-                    crate::alloc::physical_memory() / 1_000_000_000,
-                    keys.join("`, `")
-                ));
-            }
+            let bytes = row_bytes(
+                left.iter()
+                    .map(|(_, c)| c)
+                    .chain(non_keys(&right.table, keys)),
+            );
+            too_big(made, bytes, keys, "")?;
             made
         }
     };
@@ -303,6 +354,18 @@ enum Found {
 }
 
 impl Found {
+    /// The right rows by key, for the left rows' keys.
+    fn of(left_keys: &[&Column], right_keys: &[&Column], right_rows: usize) -> Found {
+        match (left_keys, right_keys) {
+            // One number key: both sides sorted, then merged.
+            ([l], [r]) if radix_keys(l, false).is_some() => {
+                let (order, runs) = sorted_runs(l, r);
+                Found::Sorted(order, runs)
+            }
+            _ => Found::Hashed(Matches::of(right_keys, right_rows)),
+        }
+    }
+
     /// The right rows matching left row `i`, in the right input's order.
     fn rows_of<'a>(&'a self, i: usize, left: &[&Column], right: &[&Column]) -> RowsOf<'a> {
         match self {
@@ -835,10 +898,19 @@ mod tests {
         };
         let e = join(vec![side("l"), side("r")], json!({"on": "k"})).expect_err("too big");
         assert!(
-            e.starts_with("the join would make 10000000000 rows (about 240 GB), more than half this machine's memory"),
+            e.starts_with("the join would make 10000000000 rows (about 360 GB), more than half this machine's memory"),
             "{e}"
         );
         assert!(e.ends_with("check that `k` is the key you mean"), "{e}");
+        // Many inputs: refused before the first step is made, naming the
+        // input that makes it too big.
+        let key = |stage: &str| input(stage, vec![("k", Column::Int64(Array1::ones(2)))]);
+        let many: Vec<Input> = (0..40).map(|i| key(&format!("b{i}"))).collect();
+        let e = join(many, json!({"on": "k"})).expect_err("2^40 rows");
+        assert!(
+            e.starts_with("the join would make ") && e.contains(" rows once input `b"),
+            "{e}"
+        );
         // A check on samples makes only the first rows.
         let mut ctx = Context::new(Path::new("."));
         ctx.checking = true;
