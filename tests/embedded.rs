@@ -67,7 +67,7 @@ fn unsupported_output_format_fails_before_running() {
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("--out result.xlsx: .xlsx files are not a table format"),
+            .contains("--out result.xlsx: rtl writes .csv, .dat, .npz and .json files, and this is a .xlsx file"),
         "{}",
         text(&out)
     );

@@ -226,7 +226,7 @@ fn every_way_a_program_fails_is_told_and_the_next_job_runs() {
         ),
         (
             "hog",
-            format!("stage 1, task fault: MemoryError: Unable to allocate 8.00 GiB for an array with shape (1073741824,) and data type float64 (fault.py, line 22) (the program may use at most 400 MB of memory: memory_mb in {manifest})"),
+            format!("stage 1, task fault: MemoryError: Unable to allocate 8.00 GiB for an array with shape (1073741824,) and data type float64 (fault.py, line 22) (the program may use at most 400 MiB of memory: memory_mb in {manifest})"),
         ),
     ];
     for (how, message) in &cases {
@@ -266,7 +266,7 @@ fn a_bad_manifest_is_named_and_the_other_tasks_run() {
     let daemon = Daemon { home };
     assert!(start.status.success(), "{}", text(&start));
     let said = format!(
-        "{}: unknown field `tiemout_ms`, expected one of `name`, `doc`, `command`, `row_local`, `timeout_ms`, `memory_mb`, `kwargs`",
+        "{}: unknown field `tiemout_ms`, expected one of `name`, `doc`, `command`, `row_local`, `chunk_rows`, `timeout_ms`, `memory_mb`, `kwargs`",
         tasks.join("smooth.toml:3:1").display()
     );
     assert!(
@@ -547,4 +547,38 @@ fn program_of(node: u32) -> Option<u32> {
             .ok()?;
         (parent == node).then_some(pid)
     })
+}
+
+#[test]
+fn a_check_runs_the_program_on_the_sample_and_follows_its_columns() {
+    if !python_with_numpy("a_check_runs_the_program_on_the_sample_and_follows_its_columns") {
+        return;
+    }
+    // No daemon: `rtl check` runs this machine's installed programs.
+    let home = home_with_examples("tasks-check");
+    let dir = home.scratch.0.join("job");
+    copy_dir(&examples().join("rolling"), &dir);
+    let job = write_job(
+        &dir,
+        "job",
+        r#"{"stages": {
+  "load": {"tasks": {"open_array": {"filename": "readings"}}},
+  "zero": {"inputs": "load", "tasks": [{"rolling_mean": {"column": "temp", "window": 0}}]},
+  "typo": {"inputs": "load", "tasks": [{"rolling_mean": {"column": "tmp"}}]},
+  "later": {"inputs": "load", "tasks": [{"rolling_mean": {"column": "temp"}}, {"sort": {"column": "tempRollin"}}]}
+}}"#,
+    );
+    let out = home.rtl(&["check", job.to_str().unwrap()]);
+    let path = job.display();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "{path}:3:41: stage zero, task rolling_mean: ValueError: window must be 1 or more, not 0 (rolling_mean.py, line 10)\n\
+             {path}:4:58: stage typo, task rolling_mean, field column: no column `tmp`; did you mean temp? available columns: sensor (utf8), temp (float64)\n\
+             {path}:5:80: stage later, task sort: no column `tempRollin`; did you mean tempRolling? available columns: sensor (utf8), temp (float64), tempRolling (float64)\n\
+             3 problem(s)\n"
+        ),
+        "{}",
+        text(&out)
+    );
 }

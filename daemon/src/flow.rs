@@ -73,6 +73,10 @@ pub struct Step {
     /// The first task runs chunk by chunk given the whole table's figures
     /// (the rest are row-local).
     pub reduce: bool,
+    /// The most rows a chunk of this step may have, when one of its tasks
+    /// asks for fewer than `chunking_size` (an installed task's
+    /// `chunk_rows`).
+    pub rows: Option<usize>,
 }
 
 /// The steps of every stage of `plan`, stage by stage: chunk by chunk
@@ -89,19 +93,24 @@ pub fn steps_of(plan: &Plan, chunk_rows: Option<usize>, installed: &Installed) -
             for (i, call) in tasks.tasks.iter().enumerate() {
                 let i = i as u32;
                 let spec = lookup(&call.name).filter(|_| chunk_rows.is_some());
+                let manifest = installed.get(&call.name);
                 let row_local = match spec {
                     Some(t) => t.row_local,
-                    None => {
-                        chunk_rows.is_some()
-                            && installed.get(&call.name).is_some_and(|m| m.row_local)
-                    }
+                    None => chunk_rows.is_some() && manifest.is_some_and(|m| m.row_local),
                 };
+                let rows = manifest
+                    .and_then(|m| m.chunk_rows)
+                    .and_then(|r| usize::try_from(r).ok());
                 let reduce = spec
                     .and_then(|t| t.reduce.as_ref())
                     .is_some_and(|r| (r.applies)(&call.kwargs));
                 match steps.last_mut() {
                     Some(last) if chunk_rows.is_none() || (row_local && last.row_local) => {
-                        last.end = i + 1
+                        last.end = i + 1;
+                        last.rows = match (last.rows, rows) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
                     }
                     _ => steps.push(Step {
                         stage,
@@ -109,12 +118,20 @@ pub fn steps_of(plan: &Plan, chunk_rows: Option<usize>, installed: &Installed) -
                         end: i + 1,
                         row_local: row_local || reduce,
                         reduce,
+                        rows,
                     }),
                 }
             }
             steps
         })
         .collect()
+}
+
+/// The most rows a chunk of `step` may have: `chunk_rows`
+/// (`chunking_size`), or less when a task of the step asks for less; None
+/// when chunking is off.
+fn chunk_for(chunk_rows: Option<usize>, step: &Step) -> Option<usize> {
+    chunk_rows.map(|n| step.rows.map_or(n, |r| r.clamp(1, n)))
 }
 
 /// Where a lane's table lies in its stage's table: lanes sort by place.
@@ -298,9 +315,11 @@ impl<T> Flow<T> {
         self.stages[s].lanes.remove(&place);
         let stage = &self.stages[s];
         let asked = self.partial_for(s, until).is_some();
-        let chunk = self
-            .chunk_rows
-            .filter(|_| stage.steps.get(until).is_some_and(|s| s.row_local));
+        let chunk = stage
+            .steps
+            .get(until)
+            .filter(|s| s.row_local)
+            .and_then(|s| chunk_for(self.chunk_rows, s));
         let parts = match chunk {
             Some(rows) => match pieces.split(output, rows) {
                 Ok(parts) => parts,
@@ -493,9 +512,11 @@ impl<T> Flow<T> {
                 consumer.gathered[input].insert(place.clone(), table);
                 continue;
             }
-            let chunk = self
-                .chunk_rows
-                .filter(|_| consumer.steps.first().is_some_and(|s| s.row_local));
+            let chunk = consumer
+                .steps
+                .first()
+                .filter(|s| s.row_local)
+                .and_then(|s| chunk_for(self.chunk_rows, s));
             let parts = match chunk {
                 Some(rows) => pieces.split(table, rows)?,
                 None => vec![table],
@@ -608,12 +629,18 @@ impl<T> Flow<T> {
             _ => pieces.join(parts)?,
         };
         let rows = pieces.rows(&table);
-        let big = self.chunk_rows.is_some_and(|n| rows > n);
         let here = stage.steps[step];
+        let chunk = chunk_for(self.chunk_rows, &here).filter(|n| rows > *n);
+        // Too big for a chunk of some step still to come: that step may
+        // take it in chunks.
+        let big = stage.steps[step..]
+            .iter()
+            .filter_map(|later| chunk_for(self.chunk_rows, later))
+            .any(|n| rows > n);
         // A reducing step without figures runs on the joined table, as a
         // barrier does.
-        if big && here.row_local && !here.reduce {
-            let parts = pieces.split(table, self.chunk_rows.unwrap_or(rows))?;
+        if let Some(chunk) = chunk.filter(|_| here.row_local && !here.reduce) {
+            let parts = pieces.split(table, chunk)?;
             let places = self.place_pieces(s, &Vec::new(), parts, step, |_| None);
             for place in places {
                 out.extend(self.send(s, &place, step + 1, Vec::new()));
@@ -692,7 +719,10 @@ impl<T> Flow<T> {
             stage: s as u32,
             tasks: (!whole_stage).then_some((first.start, last.end)),
             input,
-            split_rows: self.chunk_rows,
+            split_rows: stage
+                .steps
+                .get(until)
+                .map_or(self.chunk_rows, |next| chunk_for(self.chunk_rows, next)),
             stats,
             partial_for,
             seq,

@@ -485,9 +485,8 @@ fn external_runs(
         return Err(format!("{} is not a file's path", data.display()));
     };
     let open = json!({"path": dir.display().to_string(), "filename": name.to_string_lossy(), "extension": "npz"});
-    // One stage, as a user would write it: open the file, run the task.
     let features = plan(format!(
-        r#"{{"0": {{"tasks": [{{"open_array": {open}}}, {{"bench_features": {{}}}}]}}}}"#
+        r#"{{"0": {{"tasks": {{"open_array": {open}}}}}, "1": {{"tasks": {{"bench_features": {{}}}}}}}}"#
     ))?;
     rtl_tasks::formats::write(
         &metrics_table(1_000_000),

@@ -65,7 +65,9 @@ pub fn run(
         }
         println!("  {}", step.task);
         match (&step.schema, &previous) {
-            (None, _) => println!("      columns unknown (the source could not be read)"),
+            (None, _) => println!(
+                "      columns unknown until it runs (after a source that could not be read, a task that failed on the sample, or a task only the nodes have)"
+            ),
             (Some(now), Some(before)) => print_change(now, before),
             (Some(now), None) => println!("      = {}", describe(now)),
         }

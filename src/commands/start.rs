@@ -54,6 +54,10 @@ pub fn run(config: &Config) -> Result<ExitCode, String> {
 /// The installed tasks the nodes started with, and the manifests they
 /// could not use (each node's log says so too).
 fn tell_installed(config: &Config) {
+    if config.task_dirs.is_empty() {
+        // The default task folder, there to put a task in.
+        let _ = std::fs::create_dir_all(config.home.join("tasks"));
+    }
     let (installed, bad) = rtl_tasks::Installed::load(&config.task_dirs());
     if !installed.is_empty() {
         let names: Vec<&str> = installed.iter().map(|m| m.name.as_str()).collect();

@@ -29,7 +29,10 @@ pub fn run(config: &Config, doc: Option<&str>) -> Result<ExitCode, String> {
         let folders: Vec<String> = config
             .task_dirs()
             .iter()
-            .map(|d| d.display().to_string())
+            .map(|d| match d.is_dir() {
+                true => d.display().to_string(),
+                false => format!("{} (no such folder)", d.display()),
+            })
             .collect();
         println!(
             "

@@ -60,15 +60,24 @@ pub(crate) fn read_npy(
         .map(|(n, d)| Scalar::parse(d).map_err(|e| fail(format!("field `{n}`: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let record: usize = scalars.iter().map(|s| s.size()).sum();
+    if record == 0 && rows > 0 {
+        // Nothing would bound the rows a header claims.
+        return Err(fail(format!(
+            "its values take no bytes (dtype {descr}); rtl reads values of one byte or more"
+        )));
+    }
     if partial && record > 0 {
         rows = rows.min(data.len() / record);
     }
-    if data.len() < rows * record {
-        return Err(fail(format!(
-            "{rows} rows need {} bytes of data, the file has {}",
-            rows * record,
-            data.len()
-        )));
+    match rows.checked_mul(record) {
+        Some(need) if need <= data.len() => {}
+        need => {
+            let need = need.map_or("more".to_string(), |n| n.to_string());
+            return Err(fail(format!(
+                "{rows} rows need {need} bytes of data, the file has {}",
+                data.len()
+            )));
+        }
     }
     let mut offset = 0;
     let mut columns = Vec::with_capacity(fields.len());

@@ -26,6 +26,9 @@ pub struct Manifest {
     pub folder: PathBuf,
     /// Rows are independent: chunks may run anywhere, in parallel.
     pub row_local: bool,
+    /// The most rows one call gets (row-local tasks): a larger table goes
+    /// in chunks of this size, spread over the nodes that have the task.
+    pub chunk_rows: Option<u64>,
     /// How long one call may take, when the manifest says.
     pub timeout_ms: Option<u64>,
     /// The program's address-space limit in MiB, when the manifest says.
@@ -126,6 +129,7 @@ struct Written {
     command: toml::Spanned<Vec<String>>,
     #[serde(default)]
     row_local: bool,
+    chunk_rows: Option<toml::Spanned<u64>>,
     timeout_ms: Option<toml::Spanned<u64>>,
     memory_mb: Option<u64>,
     #[serde(default)]
@@ -141,6 +145,9 @@ struct WrittenKwarg {
     #[serde(default)]
     doc: String,
 }
+
+/// The largest manifest, in bytes.
+const MANIFEST_BYTES: u64 = 64 << 10;
 
 /// Where a manifest writes the keys a later check may complain about.
 struct Spans {
@@ -184,10 +191,21 @@ impl Manifest {
     /// Reads the manifest `file`: its program must be there to run.
     pub fn read(file: &Path) -> Result<Manifest, ManifestError> {
         let origin = file.display().to_string();
-        let text = std::fs::read_to_string(file).map_err(|e| ManifestError {
+        let cannot = |message: String| ManifestError {
             at: origin.clone(),
-            message: format!("cannot read it: {e}"),
-        })?;
+            message,
+        };
+        // Nodes send their manifests in every heartbeat.
+        let size = std::fs::metadata(file)
+            .map_err(|e| cannot(format!("cannot read it: {e}")))?
+            .len();
+        if size > MANIFEST_BYTES {
+            return Err(cannot(format!(
+                "it is {size} bytes; a manifest is at most {MANIFEST_BYTES} (put long documentation beside it)"
+            )));
+        }
+        let text =
+            std::fs::read_to_string(file).map_err(|e| cannot(format!("cannot read it: {e}")))?;
         let folder = file.parent().unwrap_or(Path::new(".")).to_path_buf();
         let (mut manifest, spans) = Manifest::parse_spans(&text, &origin, folder)?;
         let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
@@ -229,6 +247,7 @@ impl Manifest {
             }
         }
         manifest.digest = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        manifest.runs_here = true;
         Ok(manifest)
     }
 
@@ -276,6 +295,16 @@ impl Manifest {
                 written.command.span().start,
                 "the command is empty: it is the program and its arguments, as [\"python3\", \"task.py\"]".into(),
             ));
+        }
+        if let Some(rows) = &written.chunk_rows {
+            let why = match (*rows.get_ref(), written.row_local) {
+                (0, _) => "chunk_rows is 0: give the most rows one call may get",
+                (_, false) => "chunk_rows needs row_local = true: only a task whose rows are independent can run on pieces of a table",
+                _ => "",
+            };
+            if !why.is_empty() {
+                return Err(fail(rows.span().start, why.into()));
+            }
         }
         if let Some(timeout) = &written.timeout_ms {
             if *timeout.get_ref() == 0 {
@@ -333,6 +362,7 @@ impl Manifest {
             command: written.command.into_inner(),
             folder,
             row_local: written.row_local,
+            chunk_rows: written.chunk_rows.map(toml::Spanned::into_inner),
             timeout_ms: written.timeout_ms.map(toml::Spanned::into_inner),
             memory_mb: written.memory_mb,
             kwargs,

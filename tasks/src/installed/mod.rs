@@ -38,7 +38,8 @@ impl Installed {
         for folder in folders {
             let entries = match std::fs::read_dir(folder) {
                 Ok(entries) => entries,
-                // No folder, no tasks: the default folder need not exist.
+                // No folder, no tasks: a task folder need not exist until
+                // a task is put there (`rtl tasks` says which are read).
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     errors.push(ManifestError {
@@ -48,9 +49,10 @@ impl Installed {
                     continue;
                 }
             };
+            // Every *.toml, a broken link included, so that it is named.
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && !p.is_dir())
                 .collect();
             files.sort();
             for file in files {

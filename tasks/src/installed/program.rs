@@ -166,7 +166,7 @@ impl Programs {
                     } else if manifest.timeout_ms.is_some() {
                         format!("timeout_ms in {}", manifest.origin)
                     } else {
-                        "program_timeout_ms in rtl.toml".to_string()
+                        "the setting program_timeout_ms; a manifest's timeout_ms wins".to_string()
                     }
                 )
             }
@@ -320,6 +320,8 @@ impl Program {
         timeout: Duration,
     ) -> Result<(Answer, bool), Fault> {
         let deadline = Instant::now() + timeout;
+        // A write to a program that has gone must fail, not kill the node.
+        let _quiet = NoSigpipe::new();
         // What it says on stderr from here on is this call's.
         self.tail.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let (to, from) = (self.stdin.as_raw_fd(), self.stdout.as_raw_fd());
@@ -384,7 +386,9 @@ impl Program {
                                         .skip(piece + 1)
                                         .map(|p| p.len())
                                         .sum::<usize>();
-                                return Ok((answer, left == 0));
+                                // All sent is not all read: what it left in
+                                // the pipe would be taken for the next call.
+                                return Ok((answer, left == 0 && unread(to) == 0));
                             }
                             Some(Err(why)) => return Err(Fault::Garbled(why)),
                         }
@@ -399,7 +403,8 @@ impl Program {
     /// How the program ended (it closed its stdout), and its last lines
     /// on stderr.
     fn ended(mut self) -> (Option<ExitStatus>, Vec<String>) {
-        // It may have closed stdout and carried on: give it a moment.
+        // It may have closed stdout and carried on: give it a moment, then
+        // it is stopped (and said to have closed its output).
         let until = Instant::now() + Duration::from_secs(2);
         let status = loop {
             match self.child.try_wait() {
@@ -409,7 +414,7 @@ impl Program {
             }
         };
         kill_group(&self.child);
-        let status = status.or_else(|| self.child.wait().ok());
+        let _ = self.child.wait();
         // Its last words may still be on their way through the pipe.
         let _ = self.stderr_closed.recv_timeout(Duration::from_millis(500));
         let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
@@ -430,6 +435,47 @@ impl Drop for Program {
     }
 }
 
+/// SIGPIPE blocked for this thread while it lives: a write to a pipe
+/// whose reader is gone then fails with EPIPE (the `rtl` binary keeps
+/// SIGPIPE's default, which would end the process). What the write raised
+/// is taken before the mask is restored.
+struct NoSigpipe {
+    old: libc::sigset_t,
+}
+
+impl NoSigpipe {
+    fn new() -> NoSigpipe {
+        // SAFETY: sigset_t is plain data; the calls fill and read sets this
+        // function owns, and change only this thread's mask.
+        unsafe {
+            let mut pipe: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pipe);
+            libc::sigaddset(&mut pipe, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+            NoSigpipe { old }
+        }
+    }
+}
+
+impl Drop for NoSigpipe {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`; sigtimedwait with a zero timeout only takes
+        // a SIGPIPE already pending for this thread.
+        unsafe {
+            let mut pipe: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut pipe);
+            libc::sigaddset(&mut pipe, libc::SIGPIPE);
+            let now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now) == libc::SIGPIPE {}
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
+    }
+}
+
 /// SIGKILL to the program's process group (it leads its own).
 fn kill_group(child: &Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
@@ -438,6 +484,19 @@ fn kill_group(child: &Child) {
         unsafe {
             libc::kill(-pid, libc::SIGKILL);
         }
+    }
+}
+
+/// Bytes written into the pipe at `fd` that its reader has not read
+/// (Linux answers FIONREAD on either end of a pipe).
+fn unread(fd: RawFd) -> usize {
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer.
+    let ok = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut bytes) } == 0;
+    if ok {
+        usize::try_from(bytes).unwrap_or(0)
+    } else {
+        0
     }
 }
 
@@ -454,7 +513,7 @@ fn non_blocking(fd: RawFd) {
 
 fn how_it_ended(status: Option<ExitStatus>) -> String {
     let Some(status) = status else {
-        return "closed its output".into();
+        return "closed its stdout (and was stopped)".into();
     };
     if let Some(code) = status.code() {
         return format!("exited with status {code}");
@@ -490,9 +549,9 @@ fn with_memory_note(message: String, manifest: &Manifest, memory_mb: u64) -> Str
     let source = if manifest.memory_mb.is_some() {
         format!("memory_mb in {}", manifest.origin)
     } else {
-        "program_memory_mb in rtl.toml".into()
+        "the setting program_memory_mb; a manifest's memory_mb wins".into()
     };
-    format!("{message} (the program may use at most {memory_mb} MB of memory: {source})")
+    format!("{message} (the program may use at most {memory_mb} MiB of memory: {source})")
 }
 
 #[cfg(test)]
@@ -583,6 +642,35 @@ mod tests {
             err.contains("answered with something that is not an answer: its answer does not start with a line of JSON"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_program_that_answers_before_reading_its_call_is_started_afresh() {
+        // It reads the first line only: the columns stay in the pipe.
+        let (programs, manifest) = programs(
+            r#"n=0; while read line; do n=$((n+1)); echo "{\"error\": \"call $n\"}"; sleep 30; done"#,
+            "",
+        );
+        let table = Table::from_columns(vec![(
+            "x".into(),
+            crate::Column::Float64(ndarray::Array1::zeros(1000)),
+        )])
+        .expect("table");
+        for _ in 0..3 {
+            let got = programs.call(&manifest, &json!({}), table.clone(), false);
+            assert_eq!(got, Err("call 1".into()), "each call meets a fresh program");
+        }
+    }
+
+    #[test]
+    fn a_program_gone_after_its_answer_fails_the_next_call_not_the_node() {
+        let (programs, manifest) = programs(r#"read line; echo '{"columns": []}'; exit 0"#, "");
+        assert_eq!(call(&programs, &manifest), Ok(Table::new()));
+        std::thread::sleep(Duration::from_millis(200));
+        // Its stdin is closed now: the write fails with EPIPE (SIGPIPE
+        // would end this process), and the call says how it ended.
+        let err = call(&programs, &manifest).expect_err("gone");
+        assert!(err.contains("exited with status 0"), "{err}");
     }
 
     #[test]

@@ -166,17 +166,25 @@ pub(crate) fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
         }
     };
     let body = &bytes[end + 1..];
-    let parts = match (header.columns, header.error) {
-        (None, Some(message)) if body.is_empty() => return Some(Ok(Answer::Error(message))),
-        (Some(parts), None) => parts,
-        (None, Some(_)) => return Some(Err("it wrote more after its error line".into())),
-        _ => {
-            return Some(Err(
-                "its answer's first line has neither `columns` nor `error`".into(),
-            ))
-        }
-    };
+    let parts =
+        match (header.columns, header.error) {
+            (None, Some(message)) if body.is_empty() => return Some(Ok(Answer::Error(message))),
+            (Some(parts), None) => parts,
+            (None, Some(_)) => return Some(Err("it wrote more after its error line".into())),
+            (Some(_), Some(_)) => return Some(Err(
+                "its answer's first line has both `columns` and `error`; it has one or the other"
+                    .into(),
+            )),
+            (None, None) => {
+                return Some(Err(
+                    "its answer's first line has neither `columns` nor `error`".into(),
+                ))
+            }
+        };
     for part in &parts {
+        if part.name.is_empty() {
+            return Some(Err("its answer has a column without a name".into()));
+        }
         if part.bytes.is_some() == part.input.is_some() {
             return Some(Err(format!(
                 "its answer's column `{}` needs either `bytes` or `input`",

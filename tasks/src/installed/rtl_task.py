@@ -92,6 +92,10 @@ def _as_column(name, values, rows):
     if kind == "b":
         return array.astype(np.bool_, copy=False)
     if kind in "iu":
+        if kind == "u" and array.dtype.itemsize == 8 and len(array) and array.max() > 2**63 - 1:
+            raise ValueError(
+                "column %r holds %d, more than an int64 holds; rtl's whole numbers are int64"
+                % (name, array.max()))
         return array.astype("<i8", copy=False)
     if kind == "f":
         return array.astype("<f8", copy=False)
@@ -156,7 +160,8 @@ def serve(fn):
                     % (getattr(fn, "__name__", "the function"), type(result).__name__))
             parts, columns, rows = [], [], None
             for name, values in result.items():
-                name = str(name)
+                if not isinstance(name, str) or not name:
+                    raise TypeError("a column's name is a non-empty str, not %r" % (name,))
                 kept = given.get(id(values))
                 if kept is not None and kept[1] is values:
                     # The call's own column, unchanged (it is read-only).
