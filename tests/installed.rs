@@ -287,6 +287,23 @@ fn a_bad_manifest_is_named_and_the_other_tasks_run() {
         "the node log names it:\n{log}"
     );
     run_example(&daemon, "rolling", "beside a bad manifest");
+    // A job naming it is told why it is not there.
+    let dir = daemon.home.scratch.0.join("smooth");
+    std::fs::create_dir_all(&dir).expect("folder");
+    std::fs::write(dir.join("readings.csv"), "temp\n1.5\n").expect("csv");
+    let job = write_job(
+        &dir,
+        "job",
+        r#"{"stages": [{"tasks": {"open_array": {"filename": "readings"}}}, {"tasks": {"smooth": {}}}]}"#,
+    );
+    let check = daemon.rtl(&["check", job.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout),
+        format!(
+            "{}:1:77: stage 1, task smooth: `smooth` is not installed: its manifest cannot be used ({said})\n1 problem(s)\n",
+            job.display()
+        )
+    );
 }
 
 #[test]

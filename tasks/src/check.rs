@@ -116,9 +116,17 @@ pub fn trace(plan: &Plan, programs: Option<&Programs>) -> (Vec<Problem>, Vec<Ste
                     problems.push(problem(plan, index, call, message));
                     continue;
                 };
-                // Run on the sample, as a built-in's kernel is; without
-                // one, or where only the nodes have its program, its
-                // kwargs alone.
+                // Every problem with its kwargs, then a run on the sample,
+                // as a built-in's kernel has; without one, or where only
+                // the nodes have its program, its kwargs alone.
+                let wrong = manifest.kwarg_problems(&call.kwargs);
+                if !wrong.is_empty() {
+                    for e in wrong {
+                        problems.push(problem(plan, index, call, e));
+                    }
+                    table = None;
+                    continue;
+                }
                 let outcome = match &table {
                     Some(input) if manifest.runs_here => programs
                         .call(manifest, &call.kwargs, input.clone(), true)
@@ -269,15 +277,15 @@ fn call_problems(plan: &Plan, installed: Option<&Installed>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (index, stage) in plan.stages.iter().enumerate() {
         for call in &stage.tasks {
-            let outcome = match (
+            let found = match (
                 lookup(&call.name),
                 installed.and_then(|i| i.get(&call.name)),
             ) {
-                (Some(spec), _) => (spec.check)(&call.kwargs),
-                (None, Some(manifest)) => manifest.kwargs_of(&call.kwargs).map(|_| ()),
-                (None, None) => Err(unknown_task_message(&call.name, installed)),
+                (Some(spec), _) => (spec.check)(&call.kwargs).err().into_iter().collect(),
+                (None, Some(manifest)) => manifest.kwarg_problems(&call.kwargs),
+                (None, None) => vec![unknown_task_message(&call.name, installed)],
             };
-            if let Err(e) = outcome {
+            for e in found {
                 problems.push(problem(plan, index, call, e));
             }
         }

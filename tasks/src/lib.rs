@@ -445,6 +445,9 @@ fn guarded(
 /// `unknown task `name``, with the closest name `rtl tasks` lists (the
 /// built-ins', and `installed` ones').
 pub fn unknown_task_message(name: &str, installed: Option<&Installed>) -> String {
+    if let Some(why) = installed.and_then(|i| i.broken(name)) {
+        return format!("`{name}` is not installed: its manifest cannot be used ({why})");
+    }
     // Near any of a task's names, but suggested by the name `rtl tasks`
     // lists it under.
     let mut candidates: Vec<(usize, &str)> = registry()

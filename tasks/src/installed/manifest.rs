@@ -406,11 +406,26 @@ impl Manifest {
     /// defaults of those it leaves out: what the program gets. Errors
     /// name the field as the built-ins' do (`bad kwargs at `window`: ...`).
     pub fn kwargs_of(&self, given: &Value) -> Result<Value, String> {
+        let (kwargs, mut problems) = self.read_kwargs(given);
+        match problems.is_empty() {
+            true => Ok(kwargs),
+            false => Err(problems.swap_remove(0)),
+        }
+    }
+
+    /// Every problem with the kwargs a call gives, one message each (a
+    /// check reports them all at once).
+    pub fn kwarg_problems(&self, given: &Value) -> Vec<String> {
+        self.read_kwargs(given).1
+    }
+
+    /// The kwargs with defaults filled in, and what is wrong with them.
+    fn read_kwargs(&self, given: &Value) -> (Value, Vec<String>) {
         let Some(given) = given.as_object() else {
             let found = rtl_dsl::Node::from_value(given).describe();
-            return Err(format!(
-                "bad kwargs: expected an object of names to values, found {found}"
-            ));
+            let problem =
+                format!("bad kwargs: expected an object of names to values, found {found}");
+            return (Value::Null, vec![problem]);
         };
         let known = || {
             let names: Vec<String> = self.kwargs.keys().map(|k| format!("`{k}`")).collect();
@@ -419,12 +434,13 @@ impl Manifest {
                 _ => format!("{} takes {}", self.name, names.join(", ")),
             }
         };
+        let mut problems = Vec::new();
         for key in given.keys() {
             if !self.kwargs.contains_key(key) {
                 let hint = crate::closest(key, self.kwargs.keys().map(String::as_str))
-                    .map_or(String::new(), |c| format!(" did you mean {c}?"));
-                return Err(format!(
-                    "bad kwargs at `{key}`: unknown field `{key}`;{hint} ({})",
+                    .map_or(String::new(), |c| format!("; did you mean {c}?"));
+                problems.push(format!(
+                    "bad kwargs at `{key}`: unknown field `{key}`{hint} ({})",
                     known()
                 ));
             }
@@ -440,10 +456,11 @@ impl Manifest {
                     } else {
                         format!(" ({})", kwarg.doc)
                     };
-                    return Err(format!(
+                    problems.push(format!(
                         "bad kwargs: missing field `{key}`{what}, {}",
                         kwarg.kind.expected()
                     ));
+                    continue;
                 }
             };
             if !kwarg.kind.admits(value) {
@@ -452,14 +469,14 @@ impl Manifest {
                     Value::Number(n) => format!("the number {n}"),
                     other => rtl_dsl::Node::from_value(other).describe().to_string(),
                 };
-                return Err(format!(
+                problems.push(format!(
                     "bad kwargs at `{key}`: expected {}, found {found}",
                     kwarg.kind.expected()
                 ));
             }
             out.insert(key.clone(), value.clone());
         }
-        Ok(Value::Object(out))
+        (Value::Object(out), problems)
     }
 
     /// The columns the kwargs name that `table` lacks, as the built-ins
@@ -606,6 +623,20 @@ doc = "rows in the window"
         assert_eq!(
             m.kwargs_of(&json!({"column": 3})),
             Err("bad kwargs at `column`: expected a column name, found the number 3".into())
+        );
+    }
+
+    #[test]
+    fn every_kwarg_problem_is_told_at_once() {
+        let m = parse(GOOD).expect("good");
+        assert_eq!(
+            m.kwarg_problems(&json!({"colum": "x", "window": "4", "extra": 1})),
+            [
+                "bad kwargs at `colum`: unknown field `colum`; did you mean column? (rolling_mean takes `column`, `window`)",
+                "bad kwargs at `extra`: unknown field `extra` (rolling_mean takes `column`, `window`)",
+                "bad kwargs: missing field `column` (the number column to smooth), a column name",
+                "bad kwargs at `window`: expected a whole number, found the text \"4\"",
+            ]
         );
     }
 

@@ -25,6 +25,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct Installed {
     tasks: Arc<Vec<Manifest>>,
+    /// Manifests that could not be used, by the name their file gives,
+    /// so that a job naming one is told why it is not there.
+    broken: Arc<Vec<(String, ManifestError)>>,
 }
 
 impl Installed {
@@ -35,6 +38,7 @@ impl Installed {
     pub fn load(folders: &[PathBuf]) -> (Installed, Vec<ManifestError>) {
         let mut tasks: Vec<Manifest> = Vec::new();
         let mut errors = Vec::new();
+        let mut broken = Vec::new();
         for folder in folders {
             let entries = match std::fs::read_dir(folder) {
                 Ok(entries) => entries,
@@ -56,6 +60,7 @@ impl Installed {
                 .collect();
             files.sort();
             for file in files {
+                let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
                 match Manifest::read(&file) {
                     Ok(manifest) => match tasks.iter().find(|t| t.name == manifest.name) {
                         Some(first) => errors.push(ManifestError {
@@ -67,17 +72,29 @@ impl Installed {
                         }),
                         None => tasks.push(manifest),
                     },
-                    Err(e) => errors.push(e),
+                    Err(e) => {
+                        broken.extend(stem.map(|stem| (stem, e.clone())));
+                        errors.push(e);
+                    }
                 }
             }
         }
-        (Installed::new(tasks), errors)
+        let mut installed = Installed::new(tasks);
+        installed.broken = Arc::new(broken);
+        (installed, errors)
+    }
+
+    /// Why the manifest of task `name` could not be used, if it is one
+    /// that could not.
+    pub fn broken(&self, name: &str) -> Option<&ManifestError> {
+        self.broken.iter().find(|(n, _)| n == name).map(|(_, e)| e)
     }
 
     /// These manifests.
     pub fn new(tasks: Vec<Manifest>) -> Installed {
         Installed {
             tasks: Arc::new(tasks),
+            broken: Arc::default(),
         }
     }
 
@@ -104,7 +121,10 @@ impl Installed {
                 tasks.push(task.clone());
             }
         }
-        Installed::new(tasks)
+        Installed {
+            tasks: Arc::new(tasks),
+            broken: self.broken.clone(),
+        }
     }
 
     /// The tasks nodes report, as (name, digest, manifest text): one
