@@ -599,3 +599,79 @@ fn a_check_runs_the_program_on_the_sample_and_follows_its_columns() {
         text(&out)
     );
 }
+
+#[test]
+fn work_whose_only_node_left_fails_naming_the_task() {
+    if !python_with_numpy("work_whose_only_node_left_fails_naming_the_task") {
+        return;
+    }
+    // The daemon's nodes have no tasks; the one node that has `slow` goes
+    // while it holds the job's work, and does not come back.
+    let home = Home::new("tasks-stranded")
+        .with("RTL_PLOT_WORKERS", "0")
+        .with("RTL_TASK_WORKERS", "1")
+        .with("RTL_NODE_TIMEOUT_MS", "1000");
+    let daemon = Daemon::start_in(home);
+    let special = daemon.home.scratch.0.join("special");
+    std::fs::create_dir_all(&special).expect("folder");
+    std::fs::write(
+        special.join("slow.toml"),
+        "name = \"slow\"\ncommand = [\"python3\", \"slow.py\"]\n",
+    )
+    .expect("manifest");
+    std::fs::write(
+        special.join("slow.py"),
+        "import time, rtl_task\n\ndef slow(table):\n    if not rtl_task.checking:\n        time.sleep(30)\n    return table\n\nrtl_task.serve(slow)\n",
+    )
+    .expect("program");
+    let relay = daemon.home.config().node_endpoint();
+    let mut node = daemon
+        .home
+        .command(&["node", "--relay", &relay, "--workers", "1"])
+        .env("RTL_TASK_DIRS", &special)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the special node");
+    let dir = daemon.home.scratch.0.join("jobs");
+    std::fs::create_dir_all(&dir).expect("jobs");
+    std::fs::write(dir.join("readings.csv"), "temp\n1.5\n").expect("csv");
+    let job = write_job(
+        &dir,
+        "slow",
+        r#"{"stages": [{"tasks": {"open_array": {"filename": "readings"}}}, {"tasks": {"slow": {}}}]}"#,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let mut run = daemon
+            .home
+            .command(&["run", "--connect", job.to_str().unwrap()])
+            .env("RTL_TASK_DIRS", &special)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        // Until the node has joined, the job is refused at once.
+        std::thread::sleep(Duration::from_millis(1500));
+        match run.try_wait().expect("wait") {
+            None => break run,
+            Some(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "the node never joined"
+            ),
+        }
+    };
+    // Its work is out on the special node now.
+    let _ = node.kill();
+    let _ = node.wait();
+    let done = wait_for(run, Duration::from_secs(30));
+    assert!(!done.status.success(), "{}", text(&done));
+    let said = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        said.contains("no task node has `slow` (version ")
+            && said.contains(
+                "any more: the nodes that had it left, and none came back within 1000 ms"
+            ),
+        "{}",
+        text(&done)
+    );
+}
