@@ -16,8 +16,10 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -116,7 +118,6 @@ impl Programs {
     ) -> Result<Table, String> {
         let kwargs = manifest.kwargs_of(kwargs)?;
         manifest.columns_in(&kwargs, &table)?;
-        let request = protocol::call(&manifest.name, &kwargs, &table, checking);
         let mut timeout = manifest
             .timeout_ms
             .map_or(self.limits.timeout, Duration::from_millis);
@@ -132,6 +133,7 @@ impl Programs {
         let program = running
             .get_mut(&manifest.name)
             .ok_or("the program did not start")?;
+        let request = protocol::call(&manifest.name, &kwargs, &table, checking, program.shared);
         let outcome = program.exchange(&request, timeout);
         drop(request);
         let in_sync = matches!(outcome, Ok((_, true)));
@@ -201,6 +203,14 @@ struct Program {
     child: Child,
     stdin: ChildStdin,
     stdout: ChildStdout,
+    /// Memory the program can read a call's columns from (its fd 3) and
+    /// write an answer's into (its fd 4): a copy each way instead of the
+    /// two a pipe makes, and no turn-taking through a pipe's buffer.
+    call_memory: File,
+    answer_memory: File,
+    /// It answered through its answer memory: it knows the shared form,
+    /// so calls go that way too.
+    shared: bool,
     /// Its last lines on stderr.
     tail: Arc<Mutex<VecDeque<String>>>,
     /// Closed when its stderr is.
@@ -238,11 +248,25 @@ impl Program {
             }
             command.env("PYTHONPATH", path);
         }
+        let call_memory = memory_file(c"rtl-call")?;
+        let answer_memory = memory_file(c"rtl-answer")?;
+        let (call_fd, answer_fd) = (call_memory.as_raw_fd(), answer_memory.as_raw_fd());
+        command.env("RTL_TASK_MEMORY", "3,4");
         let bytes = memory_mb.saturating_mul(1 << 20);
-        // SAFETY: between fork and exec the closure calls only setrlimit(2)
-        // and prctl(2), which are async-signal-safe, and allocates nothing.
+        // SAFETY: between fork and exec the closure calls only fcntl(2),
+        // dup2(2), setrlimit(2) and prctl(2), which are async-signal-safe,
+        // and allocates nothing.
         unsafe {
             command.pre_exec(move || {
+                // The memories become fds 3 and 4, open across exec: first
+                // out of the way, so one cannot overwrite the other.
+                let high = |fd| libc::fcntl(fd, libc::F_DUPFD, 10);
+                let (call, answer) = (high(call_fd), high(answer_fd));
+                if call < 0 || answer < 0 || libc::dup2(call, 3) < 0 || libc::dup2(answer, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(call);
+                libc::close(answer);
                 if bytes > 0 {
                     let limit = libc::rlimit {
                         rlim_cur: bytes,
@@ -306,6 +330,9 @@ impl Program {
             child,
             stdin,
             stdout,
+            call_memory,
+            answer_memory,
+            shared: false,
             tail,
             stderr_closed,
         })
@@ -322,6 +349,15 @@ impl Program {
         let deadline = Instant::now() + timeout;
         // A write to a program that has gone must fail, not kill the node.
         let _quiet = NoSigpipe::new();
+        // In the shared form, the columns go into the call memory and only
+        // the first line through the pipe.
+        let request = match request.split_first() {
+            Some((line, columns)) if self.shared => {
+                self.fill_call_memory(columns).map_err(|_| Fault::Ended)?;
+                std::slice::from_ref(line)
+            }
+            _ => request,
+        };
         // What it says on stderr from here on is this call's.
         self.tail.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let (to, from) = (self.stdin.as_raw_fd(), self.stdout.as_raw_fd());
@@ -375,9 +411,12 @@ impl Program {
                     Ok(0) => return Err(Fault::Ended),
                     Ok(n) => {
                         received.truncate(start + n);
-                        match protocol::answer(&received) {
+                        match protocol::answer(&received, &self.answer_memory) {
                             None => {}
-                            Some(Ok(answer)) => {
+                            Some(Ok((answer, shared))) => {
+                                // Once it answers through its memory, it can
+                                // take calls that way too.
+                                self.shared |= shared;
                                 // Sent all: nothing left of this piece or
                                 // in any after it.
                                 let left = request.get(piece).map_or(0, |p| p.len() - written)
@@ -398,6 +437,18 @@ impl Program {
                 }
             }
         }
+    }
+
+    /// Puts a call's columns, one after another, into the call memory.
+    fn fill_call_memory(&self, columns: &[Cow<[u8]>]) -> std::io::Result<()> {
+        let total: usize = columns.iter().map(|c| c.len()).sum();
+        self.call_memory.set_len(total as u64)?;
+        let mut at = 0u64;
+        for column in columns {
+            self.call_memory.write_all_at(column, at)?;
+            at += column.len() as u64;
+        }
+        Ok(())
     }
 
     /// How the program ended (it closed its stdout), and its last lines
@@ -433,6 +484,37 @@ impl Drop for Program {
         kill_group(&self.child);
         let _ = self.child.try_wait();
     }
+}
+
+impl protocol::Memory for File {
+    fn bytes(&self, len: usize) -> Result<Vec<u8>, String> {
+        let held = self.metadata().map(|m| m.len()).unwrap_or(0);
+        if held < len as u64 {
+            return Err(format!(
+                "its answer memory holds {held} bytes, and its columns take {len}"
+            ));
+        }
+        let mut bytes = vec![0; len];
+        self.read_exact_at(&mut bytes, 0)
+            .map_err(|e| format!("its answer memory cannot be read: {e}"))?;
+        Ok(bytes)
+    }
+}
+
+/// An anonymous file in memory (memfd), closed on exec except where a
+/// child's setup moves it.
+fn memory_file(name: &std::ffi::CStr) -> Result<File, String> {
+    // SAFETY: memfd_create takes a NUL-terminated name and returns a new
+    // fd, which the File then owns alone.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!(
+            "cannot make the program's memory: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// SIGPIPE blocked for this thread while it lives: a write to a pipe

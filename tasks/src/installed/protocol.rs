@@ -23,6 +23,9 @@ struct CallHeader<'a> {
     checking: bool,
     rows: usize,
     columns: Vec<Part>,
+    /// The columns' bytes are in the call memory, not after this line.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    shared: bool,
 }
 
 /// One column of a call or an answer: its name and its `.npy` size.
@@ -41,6 +44,9 @@ struct AnswerHeader {
     columns: Option<Vec<ReturnedPart>>,
     #[serde(default)]
     error: Option<String>,
+    /// The columns' bytes are in the answer memory, not after this line.
+    #[serde(default)]
+    shared: bool,
 }
 
 /// One column of an answer: its `.npy` size, or the name of the call's
@@ -56,12 +62,15 @@ struct ReturnedPart {
 }
 
 /// The bytes of a call of `task` on `table`, in pieces to write one after
-/// another: the columns' data is borrowed from the table where it can be.
+/// another: the first line, then the columns (their data borrowed from
+/// the table where it can be). With `shared`, the line says the columns
+/// go into the call memory instead of after it.
 pub(crate) fn call<'t>(
     task: &str,
     kwargs: &Value,
     table: &'t Table,
     checking: bool,
+    shared: bool,
 ) -> Vec<Cow<'t, [u8]>> {
     let files: Vec<_> = table
         .iter()
@@ -82,6 +91,7 @@ pub(crate) fn call<'t>(
                 bytes: (head.len() + data.len()) as u64,
             })
             .collect(),
+        shared,
     };
     // A struct of strings, numbers and a JSON value always serializes.
     let mut line = serde_json::to_vec(&header).unwrap_or_default();
@@ -147,8 +157,9 @@ const HEADER_LIMIT: usize = 1 << 20;
 
 /// Reads an answer from the bytes received so far: None while it is
 /// incomplete; an error when the bytes are not an answer (then the program
-/// cannot be trusted with the next call).
-pub(crate) fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
+/// cannot be trusted with the next call). An answer whose columns are in
+/// the program's answer `memory` comes with `true`.
+pub(crate) fn answer(bytes: &[u8], memory: &impl Memory) -> Option<Result<(Answer, bool), String>> {
     let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
         return (bytes.len() > HEADER_LIMIT).then(|| {
             Err(format!(
@@ -168,7 +179,9 @@ pub(crate) fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
     let body = &bytes[end + 1..];
     let parts =
         match (header.columns, header.error) {
-            (None, Some(message)) if body.is_empty() => return Some(Ok(Answer::Error(message))),
+            (None, Some(message)) if body.is_empty() => {
+                return Some(Ok((Answer::Error(message), header.shared)))
+            }
             (Some(parts), None) => parts,
             (None, Some(_)) => return Some(Err("it wrote more after its error line".into())),
             (Some(_), Some(_)) => return Some(Err(
@@ -199,6 +212,15 @@ pub(crate) fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
     let Some(total) = total else {
         return Some(Err("its answer's column sizes do not add up".into()));
     };
+    if header.shared {
+        if !body.is_empty() {
+            return Some(Err(
+                "it wrote columns after a line saying they are in its answer memory".into(),
+            ));
+        }
+        let shared = memory.bytes(total).and_then(|body| decode(parts, &body));
+        return Some(shared.map(|columns| (Answer::Columns(columns), true)));
+    }
     if body.len() < total {
         return None;
     }
@@ -208,7 +230,13 @@ pub(crate) fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
             body.len() - total
         )));
     }
-    Some(decode(parts, body).map(Answer::Columns))
+    Some(decode(parts, body).map(|columns| (Answer::Columns(columns), false)))
+}
+
+/// Where a program may put its answer's columns instead of on stdout.
+pub(crate) trait Memory {
+    /// Its first `len` bytes; an error when it holds fewer.
+    fn bytes(&self, len: usize) -> Result<Vec<u8>, String>;
 }
 
 fn decode(parts: Vec<ReturnedPart>, mut body: &[u8]) -> Result<Vec<(String, Returned)>, String> {
@@ -251,6 +279,19 @@ mod tests {
         .expect("table")
     }
 
+    /// A program without answer memory.
+    struct NoMemory;
+
+    impl Memory for NoMemory {
+        fn bytes(&self, _: usize) -> Result<Vec<u8>, String> {
+            Err("no memory".into())
+        }
+    }
+
+    fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
+        super::answer(bytes, &NoMemory).map(|r| r.map(|(a, _)| a))
+    }
+
     /// An answer is a call's columns after a line of JSON: a call minus
     /// its task and kwargs reads back as an answer.
     fn joined(pieces: Vec<Cow<[u8]>>) -> Vec<u8> {
@@ -268,7 +309,7 @@ mod tests {
     #[test]
     fn a_table_goes_and_comes_back_whole() {
         let table = table();
-        let bytes = joined(call("t", &json!({"k": 1}), &table, false));
+        let bytes = joined(call("t", &json!({"k": 1}), &table, false, false));
         let end = bytes.iter().position(|&b| b == b'\n').expect("a line");
         let head: Value = serde_json::from_slice(&bytes[..end]).expect("json");
         assert_eq!(head["task"], "t");
@@ -320,7 +361,7 @@ mod tests {
         };
         assert!(e.contains("print to stderr"), "{e}");
         let table = table();
-        let mut extra = as_answer(&joined(call("t", &json!({}), &table, false)));
+        let mut extra = as_answer(&joined(call("t", &json!({}), &table, false, false)));
         extra.push(b'!');
         assert!(matches!(answer(&extra), Some(Err(e)) if e.contains("1 bytes more")));
         let Some(Err(e)) = answer(b"{\"columns\": [{\"name\": \"a\", \"bytes\": 3}]}\nabc") else {
