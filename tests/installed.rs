@@ -398,7 +398,7 @@ fn a_task_no_node_has_is_refused_before_anything_runs() {
     .expect("manifest");
     std::fs::write(
         mine.join("smooth.py"),
-        "import rtl_task\nopen('ran', 'w').close()\nrtl_task.serve(lambda table: table)\n",
+        "import rtl_task\nrtl_task.serve(lambda table: table)\n",
     )
     .expect("program");
     let dir = daemon.home.scratch.0.join("jobs");
@@ -409,7 +409,6 @@ fn a_task_no_node_has_is_refused_before_anything_runs() {
         "smooth",
         r#"{"stages": [{"tasks": {"open_array": {"filename": "readings"}}}, {"tasks": {"smooth": {}}}]}"#,
     );
-    std::fs::remove_file(mine.join("ran")).ok();
     let run = daemon
         .home
         .command(&["run", "--connect", job.to_str().unwrap()])
@@ -424,6 +423,8 @@ fn a_task_no_node_has_is_refused_before_anything_runs() {
             job.display()
         )
     );
+    // The daemon serves the next job.
+    run_example(&daemon, "rolling", "after a refusal");
 }
 
 #[test]
