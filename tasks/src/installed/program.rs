@@ -535,13 +535,11 @@ struct NoSigpipe {
 
 impl NoSigpipe {
     fn new() -> NoSigpipe {
-        // SAFETY: sigset_t is plain data; the calls fill and read sets this
-        // function owns, and change only this thread's mask.
+        let pipe = sigpipe_set();
+        // SAFETY: sigset_t is plain data; the call reads a set this function
+        // owns and changes only this thread's mask.
         unsafe {
-            let mut pipe: libc::sigset_t = std::mem::zeroed();
             let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut pipe);
-            libc::sigaddset(&mut pipe, libc::SIGPIPE);
             libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
             NoSigpipe { old }
         }
@@ -550,12 +548,10 @@ impl NoSigpipe {
 
 impl Drop for NoSigpipe {
     fn drop(&mut self) {
+        let pipe = sigpipe_set();
         // SAFETY: as in `new`; sigtimedwait with a zero timeout only takes
         // a SIGPIPE already pending for this thread.
         unsafe {
-            let mut pipe: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut pipe);
-            libc::sigaddset(&mut pipe, libc::SIGPIPE);
             let now = libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
@@ -563,6 +559,17 @@ impl Drop for NoSigpipe {
             while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &now) == libc::SIGPIPE {}
             libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
         }
+    }
+}
+
+/// The signal set holding SIGPIPE alone.
+fn sigpipe_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, filled here by sigemptyset/sigaddset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        set
     }
 }
 
