@@ -255,6 +255,58 @@ fn a_burst_of_progress_loses_no_message() {
 }
 
 #[test]
+fn progress_waits_for_a_paused_relay_instead_of_being_left_out() {
+    // One node, and a stage whose heavy tasks keep it busy while the relay
+    // is paused: the progress of the 20,000 quick tasks after them (more
+    // than the socket buffers hold) meets a relay that reads nothing for
+    // two seconds, less than node_timeout.
+    let daemon = Daemon::start_in(
+        home("burst-paused")
+            .with("RTL_TASK_WORKERS", "1")
+            .with("RTL_CHUNKING", "false")
+            .with("RTL_NODE_TIMEOUT_MS", "10000")
+            .with("RTL_JOB_TIMEOUT_MS", "10000")
+            .with("RTL_TASK_TIMEOUT_MS", "60000"),
+    );
+    let relay = daemon.home.pids_of("relay")[0];
+    let dir = daemon.home.scratch.0.clone();
+    write_npy(&dir.join("data.npy"), 1_000_000);
+    let mut calls = vec![r#"{"open_array": {"filename": "data", "extension": "npy"}}"#.to_string()];
+    calls.extend((0..8).map(|k| {
+        format!(r#"{{"power": {{"operations": [{{"a": "x", "b": 1.{k}, "column": "p{k}"}}]}}}}"#)
+    }));
+    calls.extend(std::iter::repeat_n(r#"{"null": {}}"#.to_string(), 20000));
+    let tasks = calls.len();
+    let plan = rtl_dsl::Plan::parse(
+        &format!(r#"{{"0": {{"tasks": [{}]}}}}"#, calls.join(", ")),
+        "<burst>",
+        dir.clone(),
+    )
+    .expect("plan");
+    let mut transform = rtl_client::Transform::connect(&daemon.home.config()).expect("connect");
+    let mut events = 0;
+    let mut resumer = None;
+    let started = transform.execute_with(&plan, None, &mut |_| {
+        events += 1;
+        if resumer.is_none() {
+            common::signal(relay, libc::SIGSTOP);
+            resumer = Some(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(2));
+                common::signal(relay, libc::SIGCONT);
+            }));
+        }
+    });
+    if let Some(resumer) = resumer {
+        resumer.join().expect("resumed");
+    }
+    started.expect("the job finishes");
+    assert_eq!(events, 2 * tasks, "a Running and a Completed per task");
+    let log =
+        std::fs::read_to_string(daemon.home.dir().join("log/tasknode.log")).unwrap_or_default();
+    assert!(!log.contains("left out"), "{log}");
+}
+
+#[test]
 fn a_result_too_large_to_move_fails_naming_the_settings_without_retries() {
     // A cache of 1 MiB and messages of at most 64 KiB: a 3.2 MB result of
     // one stage can go neither way.

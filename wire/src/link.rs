@@ -39,9 +39,12 @@ pub struct RelayLink {
     left_out: u64,
 }
 
-/// Progress messages kept waiting at most; more are left out (the answers
-/// and charts behind them are always kept, and are few: a node holds at
-/// most `max_in_flight` envelopes).
+/// Progress messages kept waiting at most. Past it the node waits for the
+/// relay to take some (a relay slower than its nodes slows them down); a
+/// relay silent for `node_timeout` gets the rest left out, so a node with
+/// no relay does not stall or grow. The answers and charts behind them are
+/// always kept, and are few: a node holds at most `max_in_flight`
+/// envelopes.
 const PROGRESS_KEPT: usize = 4096;
 
 impl RelayLink {
@@ -82,10 +85,11 @@ impl RelayLink {
         })
     }
 
-    /// Sends without blocking: a relay that is away must not stall the node.
-    /// What the socket cannot take now waits, in order, and goes with
-    /// [`RelayLink::flush`]; past [`PROGRESS_KEPT`] waiting, progress
-    /// messages are left out (and the log says how many).
+    /// Sends without blocking while the relay keeps up: what the socket
+    /// cannot take now waits, in order, and goes with [`RelayLink::flush`].
+    /// Past [`PROGRESS_KEPT`] progress messages waiting, it waits for the
+    /// relay, and leaves progress out (the log says how many) once the
+    /// relay has been silent for `node_timeout`.
     pub fn send(&mut self, env: Envelope, log: &Log) {
         self.answer(env, log, &mut |_| {});
     }
@@ -94,15 +98,16 @@ impl RelayLink {
     /// `undelivered` gets the cache entries its table was written to, to
     /// delete them, since no one else will read them.
     pub fn answer(&mut self, env: Envelope, log: &Log, undelivered: &mut dyn FnMut(&[String])) {
-        self.keep(env, log);
-        self.flush(log, undelivered);
-    }
-
-    fn keep(&mut self, env: Envelope, log: &Log) {
+        if is_progress(&env) && self.progress_waiting >= PROGRESS_KEPT && self.left_out == 0 {
+            self.catch_up(log, undelivered);
+        }
         if is_progress(&env) {
             if self.progress_waiting >= PROGRESS_KEPT {
                 if self.left_out == 0 {
-                    log.warn("the relay does not keep up with this node's progress messages; some are left out");
+                    log.warn(format!(
+                        "the relay took none of this node's progress messages for {} ms; some are left out",
+                        self.timeout.as_millis()
+                    ));
                 }
                 self.left_out += 1;
                 return;
@@ -110,6 +115,32 @@ impl RelayLink {
             self.progress_waiting += 1;
         }
         self.waiting.push_back(env);
+        self.flush(log, undelivered);
+    }
+
+    /// Waits until the relay has taken some of the progress that waits, or
+    /// has taken nothing for `node_timeout`.
+    fn catch_up(&mut self, log: &Log, undelivered: &mut dyn FnMut(&[String])) {
+        let mut last_taken = Instant::now();
+        while self.progress_waiting >= PROGRESS_KEPT {
+            let left = self.timeout.saturating_sub(last_taken.elapsed());
+            if left.is_zero() {
+                return;
+            }
+            let millis = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
+            match self.connection.socket().poll(zmq::POLLOUT, millis) {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => {
+                    log.warn(format!("could not wait for the relay ({e})"));
+                    return;
+                }
+            }
+            let before = self.waiting.len();
+            self.flush(log, undelivered);
+            if self.waiting.len() < before {
+                last_taken = Instant::now();
+            }
+        }
     }
 
     /// Sends what waits, as far as the socket takes it; `undelivered` gets
