@@ -676,3 +676,88 @@ fn work_whose_only_node_left_fails_naming_the_task() {
         text(&done)
     );
 }
+
+const SHAPES_TOML: &str = r#"name = "shapes"
+doc = "returns what a careless or unusual function returns (tests)"
+command = ["python3", "shapes.py"]
+[kwargs.how]
+type = "string"
+"#;
+
+const SHAPES_PY: &str = r#"import numpy as np
+from rtl_task import serve
+
+def shapes(table, how):
+    if how == "unlock":
+        # Made writable again and changed in place: the change must arrive.
+        x = table["temp"]
+        x.flags.writeable = True
+        x *= 2
+    elif how == "nul":
+        table["tag"] = np.array(["a\x00b", "c"])
+    elif how == "bytes":
+        table["tag"] = np.array([b"ok", b"\xff\xfe"])
+    elif how == "uint":
+        table["big"] = np.array([1, 2**64 - 1], dtype=np.uint64)
+    return table
+
+serve(shapes)
+"#;
+
+#[test]
+fn what_a_python_function_returns_arrives_as_it_returned_it() {
+    if !python_with_numpy("what_a_python_function_returns_arrives_as_it_returned_it") {
+        return;
+    }
+    let home = Home::new("tasks-shapes").with("RTL_PLOT_WORKERS", "0");
+    let tasks = home.dir().join("tasks");
+    std::fs::create_dir_all(&tasks).expect("task folder");
+    std::fs::write(tasks.join("shapes.toml"), SHAPES_TOML).expect("manifest");
+    std::fs::write(tasks.join("shapes.py"), SHAPES_PY).expect("program");
+    let daemon = Daemon::start_in(home);
+    let dir = daemon.home.scratch.0.join("jobs");
+    std::fs::create_dir_all(&dir).expect("jobs");
+    std::fs::write(dir.join("readings.csv"), "sensor,temp\ns1,20.5\ns2,21.0\n").expect("csv");
+    let job = |how: &str| {
+        let job = format!(
+            r#"{{"stages": [{{"tasks": {{"open_array": {{"filename": "readings"}}}}}},
+                           {{"tasks": {{"shapes": {{"how": "{how}"}}}}}}]}}"#
+        );
+        rtl_dsl::Plan::parse(&job, "<shapes>", dir.clone()).expect("plan")
+    };
+    let mut transform = rtl_client::Transform::connect(&daemon.home.config()).expect("connect");
+
+    let doubled = transform.execute(&job("unlock")).expect("unlock");
+    assert_eq!(
+        doubled.column("temp"),
+        Some(&rtl_tasks::Column::Float64(ndarray::array![41.0, 42.0]))
+    );
+    let tagged = transform.execute(&job("nul")).expect("nul");
+    assert_eq!(
+        tagged.column("tag"),
+        Some(&rtl_tasks::Column::text(&["a\0b", "c"])),
+        "a NUL inside text is text"
+    );
+    for (how, message) in [
+        (
+            "bytes",
+            r"stage 1, task shapes: ValueError: column 'tag' holds bytes that are not UTF-8 text (row 1: b'\xff\xfe'); rtl's text is UTF-8",
+        ),
+        (
+            "uint",
+            "stage 1, task shapes: ValueError: column 'big' holds 18446744073709551615, more than an int64 holds; rtl's whole numbers are int64",
+        ),
+    ] {
+        let err = transform.execute(&job(how)).expect_err(how);
+        assert_eq!(err.to_string(), message, "{how}");
+    }
+    // The check runs the function on the sample the same way.
+    std::fs::write(
+        dir.join("unlock.json"),
+        r#"{"stages": [{"tasks": {"open_array": {"filename": "readings"}}},
+                      {"tasks": [{"shapes": {"how": "unlock"}}, {"sort": {"column": "temp"}}]}]}"#,
+    )
+    .expect("job");
+    let out = daemon.rtl(&["check", dir.join("unlock.json").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -146,11 +146,11 @@ impl Table {
         let rows = columns.first().map(|(_, c)| c.len());
         for (name, column) in &columns {
             if !seen.insert(name.as_str()) {
-                return Err(format!("column {name:?} appears twice"));
+                return Err(format!("column `{name}` appears twice"));
             }
             if Some(column.len()) != rows {
                 return Err(format!(
-                    "column {name:?} has {} rows but the table has {}",
+                    "column `{name}` has {} rows but the table has {}",
                     column.len(),
                     rows.unwrap_or(0)
                 ));
@@ -316,7 +316,7 @@ impl Table {
         let others = self.columns.len() - usize::from(at.is_some());
         if others > 0 && column.len() != self.rows() {
             return Err(format!(
-                "column {name:?} has {} rows but the table has {}",
+                "column `{name}` has {} rows but the table has {}",
                 column.len(),
                 self.rows()
             ));

@@ -145,11 +145,15 @@ impl Scalar {
             Scalar::Unicode { big, .. } => Column::Utf8(
                 (0..rows)
                     .map(|i| {
-                        field(i)
+                        // As numpy reads it: only trailing NULs are padding.
+                        let units: Vec<u32> = field(i)
                             .chunks_exact(4)
                             .map(|c| word(c, big) as u32)
-                            .take_while(|u| *u != 0)
-                            .map(|u| {
+                            .collect();
+                        let end = units.iter().rposition(|u| *u != 0).map_or(0, |p| p + 1);
+                        units[..end]
+                            .iter()
+                            .map(|&u| {
                                 char::from_u32(u)
                                     .ok_or_else(|| format!("row {i}: {u:#x} is not a character"))
                             })
@@ -417,18 +421,19 @@ mod tests {
 
     #[test]
     fn text_round_trips() {
-        let column = Column::text(&["añb", ""]);
+        // An embedded NUL is text; only trailing NULs are padding, as in numpy.
+        let column = Column::text(&["añb", "", "a\0b"]);
         let enc = Encoded::of(&column);
         assert_eq!(enc.descr, "<U3");
-        let mut out = vec![0u8; 2 * enc.size];
+        let mut out = vec![0u8; 3 * enc.size];
         enc.write(&mut out, 0, enc.size);
         let back = Scalar::parse(&enc.descr)
             .expect("descr")
-            .decode(&out, 2, 0, enc.size)
+            .decode(&out, 3, 0, enc.size)
             .expect("decode");
         assert_eq!(back, column);
-        let s = Scalar::Bytes(4).decode(b"ab\0\0", 1, 0, 4).expect("bytes");
-        assert_eq!(s, Column::text(&["ab"]));
+        let s = Scalar::Bytes(4).decode(b"a\0b\0", 1, 0, 4).expect("bytes");
+        assert_eq!(s, Column::text(&["a\0b"]));
     }
 
     #[test]

@@ -592,6 +592,11 @@ doc = "rows in the window"
             err,
             "t/rolling_mean.toml:1:8: `sort` is rtl's own task sort; give yours another name"
         );
+        let negative = GOOD.replace("2000", "-5");
+        assert_eq!(
+            parse(&negative).expect_err("negative"),
+            "t/rolling_mean.toml:4:14: expected a whole number (0 or more), found the number -5"
+        );
         let empty = GOOD.replace("[\"python3\", \"rolling_mean.py\"]", "[]");
         assert!(parse(&empty)
             .expect_err("empty")

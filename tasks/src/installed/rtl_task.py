@@ -13,10 +13,11 @@
 serve(fn) answers rtl's calls, one after another, for as long as the task
 node keeps the program: each call is fn(table, **kwargs), where table is a
 dict of column names to 1-D numpy arrays in column order, read-only (copy
-one to change it in place). fn returns such a dict (arrays, or lists, of equal length: int, float, bool or str). An
-exception becomes the call's error, with its type, message and the line in
-your file. print() goes to the task node's log. `checking` is True while
-rtl checks a job on a sample of its data.
+one to change it in place). fn returns such a dict (arrays, or lists, of
+equal length: int, float, bool or str). An exception becomes the call's
+error, with its type, message and the line in your file. print() goes to
+the task node's log. `checking` is True while rtl checks a job on a sample
+of its data.
 
 The bytes on stdin and stdout are rtl's task-program protocol (a line of
 JSON, then each column as a .npy file); see docs/PROTOCOL.md. Needs numpy
@@ -102,12 +103,26 @@ def _as_column(name, values, rows):
     if kind == "U":
         return array.astype(array.dtype.newbyteorder("<"), copy=False)
     if kind == "S":
-        return np.char.decode(array, "utf-8")
+        try:
+            return np.char.decode(array, "utf-8")
+        except UnicodeDecodeError:
+            row = next(i for i, v in enumerate(array) if not _is_utf8(v))
+            raise ValueError(
+                "column %r holds bytes that are not UTF-8 text (row %d: %r); rtl's text is UTF-8"
+                % (name, row, bytes(array[row]))) from None
     if kind == "O" and all(isinstance(v, str) for v in array):
         return array.astype(str)
     raise TypeError(
         "column %r is of numpy type %s; rtl takes int, float, bool and str columns"
         % (name, array.dtype))
+
+
+def _is_utf8(value):
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _where(error):
@@ -137,14 +152,16 @@ def _memory():
 
 
 def _pread(fd, size, offset):
-    parts, got = [], 0
+    # Into a bytearray, as from stdin, so that a column behaves the same
+    # whichever way it came.
+    buf = bytearray(size)
+    view, got = memoryview(buf), 0
     while got < size:
-        part = os.pread(fd, size - got, offset + got)
-        if not part:
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if not n:
             raise EOFError("the call memory ends before its columns do")
-        parts.append(part)
-        got += len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+        got += n
+    return buf
 
 
 def _pwrite(fd, data, offset):
@@ -210,8 +227,8 @@ def serve(fn):
                 if not isinstance(name, str) or not name:
                     raise TypeError("a column's name is a non-empty str, not %r" % (name,))
                 kept = given.get(id(values))
-                if kept is not None and kept[1] is values:
-                    # The call's own column, unchanged (it is read-only).
+                if kept is not None and kept[1] is values and not values.flags.writeable:
+                    # The call's own column, unchanged: it is still read-only.
                     _check_rows(name, len(values), rows)
                     parts.append({"name": name, "input": kept[0]})
                     rows = len(values)
