@@ -116,7 +116,7 @@ pub fn run(
         settings.secret.clone(),
     )?;
     let id = link.id.clone();
-    let (installed, bad) = Installed::load(&settings.task_dirs);
+    let (installed, bad) = Installed::load_to_run(&settings.task_dirs);
     for problem in bad {
         log.error(format!("{problem}; the node starts without that task"));
     }

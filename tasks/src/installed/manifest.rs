@@ -39,7 +39,8 @@ pub struct Manifest {
     pub text: String,
     /// Where the manifest was read from, for messages.
     pub origin: String,
-    /// SHA-256 of the manifest and the program's files, in hex.
+    /// SHA-256 of the manifest and the program's files, in hex; empty for
+    /// a manifest read here until [`Manifest::digest_files`].
     pub digest: String,
     /// Read from this machine's task folders, program and all, so it can
     /// run here (not only known from what nodes report).
@@ -225,30 +226,37 @@ impl Manifest {
                 ),
             ));
         }
-        let program = manifest.program().map_err(|e| fail(spans.command, e))?;
+        manifest.program().map_err(|e| fail(spans.command, e))?;
+        manifest.runs_here = true;
+        Ok(manifest)
+    }
+
+    /// Works out [`Manifest::digest`] of a manifest read from its file:
+    /// what a node does, since the relay matches work to nodes by it (a
+    /// client or `rtl tasks` need not read the program's files).
+    pub fn digest_files(&mut self) -> Result<(), ManifestError> {
+        let program = self.program().map_err(|message| ManifestError {
+            at: self.origin.clone(),
+            message,
+        })?;
         // The digest covers what the program runs: the manifest and each
         // file of the folder the command names (its script, its binary).
         let mut hash = Sha256::new();
-        hash.update(text.as_bytes());
-        for part in std::iter::once(program).chain(
-            manifest.command[1..]
-                .iter()
-                .map(|a| manifest.folder.join(a)),
-        ) {
-            if part.starts_with(&manifest.folder) && part.is_file() {
-                let bytes = std::fs::read(&part).map_err(|e| {
-                    fail(
-                        spans.command,
-                        format!("cannot read {}: {e}", part.display()),
-                    )
+        hash.update(self.text.as_bytes());
+        for part in
+            std::iter::once(program).chain(self.command[1..].iter().map(|a| self.folder.join(a)))
+        {
+            if part.starts_with(&self.folder) && part.is_file() {
+                let bytes = std::fs::read(&part).map_err(|e| ManifestError {
+                    at: self.origin.clone(),
+                    message: format!("cannot read {}: {e}", part.display()),
                 })?;
                 hash.update((bytes.len() as u64).to_le_bytes());
                 hash.update(&bytes);
             }
         }
-        manifest.digest = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        manifest.runs_here = true;
-        Ok(manifest)
+        self.digest = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(())
     }
 
     /// Parses a manifest's text (as a node sent it, say) without looking

@@ -34,8 +34,19 @@ impl Installed {
     /// Reads every `*.toml` manifest in `folders`, in order (a name
     /// installed twice is taken from the first folder). Manifests that
     /// cannot be used come back as errors, each naming its file and line;
-    /// their tasks are left out.
+    /// their tasks are left out. What a client or `rtl tasks` needs; a
+    /// node, which reports its tasks' digests, uses [`Installed::load_to_run`].
     pub fn load(folders: &[PathBuf]) -> (Installed, Vec<ManifestError>) {
+        Installed::read(folders, false)
+    }
+
+    /// [`Installed::load`], with each task's [`Manifest::digest`] worked
+    /// out from its program's files.
+    pub fn load_to_run(folders: &[PathBuf]) -> (Installed, Vec<ManifestError>) {
+        Installed::read(folders, true)
+    }
+
+    fn read(folders: &[PathBuf], digest: bool) -> (Installed, Vec<ManifestError>) {
         let mut tasks: Vec<Manifest> = Vec::new();
         let mut errors = Vec::new();
         let mut broken = Vec::new();
@@ -61,7 +72,13 @@ impl Installed {
             files.sort();
             for file in files {
                 let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
-                match Manifest::read(&file) {
+                let read = Manifest::read(&file).and_then(|mut manifest| {
+                    if digest {
+                        manifest.digest_files()?;
+                    }
+                    Ok(manifest)
+                });
+                match read {
                     Ok(manifest) => match tasks.iter().find(|t| t.name == manifest.name) {
                         Some(first) => errors.push(ManifestError {
                             at: file.display().to_string(),
