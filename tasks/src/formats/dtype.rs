@@ -92,6 +92,25 @@ impl Scalar {
         offset: usize,
         stride: usize,
     ) -> Result<Column, String> {
+        // A plain array of rtl's own types, as rtl and numpy write them:
+        // its bytes are the column's, so one copy makes it (opening an
+        // .npz of three 1M-row columns took about 10 ms less than value by
+        // value, from the nodes' PROFILE lines).
+        if stride == self.size() && cfg!(target_endian = "little") {
+            let data = &bytes[offset..offset + rows * stride];
+            match self {
+                Scalar::Float {
+                    size: 8,
+                    big: false,
+                } => return Ok(Column::Float64(bytemuck::pod_collect_to_vec(data).into())),
+                Scalar::Int {
+                    size: 8,
+                    signed: true,
+                    big: false,
+                } => return Ok(Column::Int64(bytemuck::pod_collect_to_vec(data).into())),
+                _ => {}
+            }
+        }
         let field = |i: usize| &bytes[offset + i * stride..offset + i * stride + self.size()];
         let word = |b: &[u8], big: bool| -> u64 {
             let mut buf = [0u8; 8];
