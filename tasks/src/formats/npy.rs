@@ -135,6 +135,10 @@ pub(crate) fn npy_parts(column: &Column) -> (Vec<u8>, Cow<'_, [u8]>) {
     (header, Cow::Owned(data))
 }
 
+/// The most room an `.npz` entry's stated size reserves before its bytes
+/// are read.
+const RESERVE_AT_MOST: usize = 1 << 30;
+
 /// Reads every array of an `.npz` archive as a column named after its
 /// entry; with `limit`, only the first `limit` bytes of each, and as many
 /// rows as every column has.
@@ -149,7 +153,14 @@ pub(crate) fn read_npz(
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| format!("{origin}: {e}"))?;
         let name = entry.name().trim_end_matches(".npy").to_string();
+        // Room for the whole entry at once: grown piece by piece, a large
+        // column's buffer lands on fresh pages every time instead of
+        // reusing the one freed by the last run (see `alloc`). The size is
+        // the archive's word, so it is only a hint, and a bounded one.
+        let expected = limit.map_or(entry.size(), |n| entry.size().min(n as u64));
         let mut bytes = Vec::new();
+        let _ =
+            bytes.try_reserve_exact(usize::try_from(expected).unwrap_or(0).min(RESERVE_AT_MOST));
         let read = match limit {
             Some(n) => (&mut entry).take(n as u64).read_to_end(&mut bytes),
             None => entry.read_to_end(&mut bytes),
