@@ -508,36 +508,90 @@ fn external_runs(
         }
     }
     let null_p50 = percentiles(&mut samples).0 * 1e6;
-    let mut samples = Vec::new();
-    for round in 0..sizes.pipeline_rounds + warm {
+    // A job of about a tenth of a second: enough runs for the medians to
+    // hold still on a shared machine, each followed by a run of the
+    // Python reference, so that both see the same moments of it.
+    let mut python = PythonReference::start(folder, data)?;
+    python.round()?;
+    let (mut samples, mut reference) = (Vec::new(), Vec::new());
+    for round in 0..2 * sizes.pipeline_rounds + 3 + warm {
         let start = Instant::now();
         transform.execute(&features).map_err(|e| e.to_string())?;
         if round >= warm {
             samples.push(start.elapsed());
+            reference.push(Duration::from_secs_f64(python.round()? / 1e3));
         }
     }
-    let through_rtl = percentiles(&mut samples).0 * 1e3;
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(include_str!("../../benches/external_python.py"))
-        .arg(folder)
-        .arg(data)
-        .arg(sizes.pipeline_rounds.to_string())
-        .output()
-        .map_err(|e| format!("python3 did not start ({e})"))?;
-    match String::from_utf8_lossy(&out.stdout).trim().parse::<f64>() {
-        Ok(python) if out.status.success() => Ok(External {
-            null_p50,
-            features: through_rtl,
-            python,
-        }),
-        _ => Err(format!(
-            "python3 with numpy failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("no message")
-        )),
+    python.finish();
+    Ok(External {
+        null_p50,
+        features: percentiles(&mut samples).0 * 1e3,
+        python: percentiles(&mut reference).0 * 1e3,
+    })
+}
+
+/// `benches/external_python.py` running beside the bench, one round of
+/// the Python reference per line it is sent.
+struct PythonReference {
+    child: std::process::Child,
+    rounds: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PythonReference {
+    fn start(folder: &std::path::Path, data: &std::path::Path) -> Result<PythonReference, String> {
+        use std::process::Stdio;
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(include_str!("../../benches/external_python.py"))
+            .arg(folder)
+            .arg(data)
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("python3 did not start ({e})"))?;
+        let Some(stdout) = child.stdout.take() else {
+            return Err("python3 has no stdout".into());
+        };
+        Ok(PythonReference {
+            child,
+            rounds: std::io::BufReader::new(stdout),
+        })
+    }
+
+    /// Runs one round; its milliseconds.
+    fn round(&mut self) -> Result<f64, String> {
+        use std::io::{BufRead, Write};
+        let mut line = String::new();
+        let asked = self
+            .child
+            .stdin
+            .as_mut()
+            .map(|stdin| stdin.write_all(b"\n").and_then(|_| stdin.flush()));
+        if matches!(asked, Some(Ok(()))) && self.rounds.read_line(&mut line).is_ok() {
+            if let Ok(ms) = line.trim().parse() {
+                return Ok(ms);
+            }
+        }
+        Err(format!("python3 with numpy failed: {}", self.failure()))
+    }
+
+    /// The last line python3 wrote to stderr, once it has ended.
+    fn failure(&mut self) -> String {
+        let _ = self.child.kill();
+        let mut said = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut said);
+        }
+        let _ = self.child.wait();
+        said.lines().last().unwrap_or("no message").to_string()
+    }
+
+    /// Closes its stdin, which ends it, and waits for it.
+    fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }
 
