@@ -135,16 +135,28 @@ impl Programs {
         {
             running.remove(&manifest.name);
         }
-        if !running.contains_key(&manifest.name) {
-            let program = Program::start(manifest, memory_mb, &self.limits, &self.sink)?;
-            running.insert(manifest.name.clone(), program);
-        }
-        let program = running
-            .get_mut(&manifest.name)
-            .ok_or("the program did not start")?;
-        let request = protocol::call(&manifest.name, &kwargs, &table, checking, program.shared);
-        let outcome = program.exchange(&request, timeout);
-        drop(request);
+        let outcome = loop {
+            let fresh = !running.contains_key(&manifest.name);
+            if fresh {
+                let program = Program::start(manifest, memory_mb, &self.limits, &self.sink)?;
+                running.insert(manifest.name.clone(), program);
+            }
+            let program = running
+                .get_mut(&manifest.name)
+                .ok_or("the program did not start")?;
+            let request = protocol::call(&manifest.name, &kwargs, &table, checking, program.shared);
+            let outcome = program.exchange(&request, timeout);
+            match outcome {
+                // It exited just after the check above, between calls: the
+                // call goes, once, to a fresh program.
+                Err(Fault::EndedUnread) if !fresh => {
+                    if let Some(gone) = running.remove(&manifest.name) {
+                        gone.stop();
+                    }
+                }
+                outcome => break outcome,
+            }
+        };
         let in_sync = matches!(outcome, Ok((_, true)));
         let fault = match outcome {
             Ok((answer, _)) => {
@@ -185,7 +197,7 @@ impl Programs {
                 program.stop();
                 format!("{what} answered with something that is not an answer: {why}; it was stopped and starts afresh on the next call")
             }
-            Fault::Ended => {
+            Fault::Ended | Fault::EndedUnread => {
                 let (status, tail) = program.ended();
                 let mut message = format!("{what} {} before answering", how_it_ended(status));
                 if !tail.is_empty() {
@@ -204,6 +216,9 @@ enum Fault {
     Timeout,
     /// Its stdout closed: it exited, or was killed.
     Ended,
+    /// It had ended before it read any of the call, so the call may go
+    /// to a fresh program as it is.
+    EndedUnread,
     Garbled(String),
 }
 
@@ -372,7 +387,16 @@ impl Program {
         let (to, from) = (self.stdin.as_raw_fd(), self.stdout.as_raw_fd());
         // The piece being sent, and how much of it is.
         let (mut piece, mut written) = (0, 0);
+        let mut sent = 0;
         let mut received: Vec<u8> = Vec::new();
+        // How its end is told: whether it took any of this call first.
+        let ended = |received: &[u8], sent: usize| {
+            if received.is_empty() && unread(to) == sent {
+                Fault::EndedUnread
+            } else {
+                Fault::Ended
+            }
+        };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -405,7 +429,10 @@ impl Program {
             }
             if sending && fds[1].revents != 0 {
                 match self.stdin.write(&request[piece][written..]) {
-                    Ok(n) => written += n,
+                    Ok(n) => {
+                        written += n;
+                        sent += n;
+                    }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     // It closed its stdin (or died): what it says, or how
                     // it ended, tells the rest.
@@ -417,7 +444,10 @@ impl Program {
                 let start = received.len();
                 received.resize(start + (1 << 20), 0);
                 match self.stdout.read(&mut received[start..]) {
-                    Ok(0) => return Err(Fault::Ended),
+                    Ok(0) => {
+                        received.truncate(start);
+                        return Err(ended(&received, sent));
+                    }
                     Ok(n) => {
                         received.truncate(start + n);
                         match protocol::answer(&received, &self.answer_memory) {
@@ -718,6 +748,29 @@ mod tests {
         );
         let again = call(&programs, &manifest).expect_err("exits again");
         assert!(again.contains("exited with status 3"), "{again}");
+    }
+
+    #[test]
+    fn a_program_that_ends_between_calls_leaves_the_next_call_to_a_fresh_one() {
+        // Alive when the next call comes, gone before it reads any of it.
+        let (ending, manifest) = programs(
+            r#"read line; echo '{"columns": []}'; sleep 0.3; exit 0"#,
+            "",
+        );
+        for _ in 0..3 {
+            assert_eq!(call(&ending, &manifest), Ok(Table::new()));
+        }
+        // One that reads the call and then ends is told, not called again.
+        let (reader, manifest) = programs(
+            r#"read line; echo '{"columns": []}'; read line; exit 4"#,
+            "",
+        );
+        assert_eq!(call(&reader, &manifest), Ok(Table::new()));
+        let err = call(&reader, &manifest).expect_err("read, then ended");
+        assert!(
+            err.contains("exited with status 4 before answering"),
+            "{err}"
+        );
     }
 
     #[test]
