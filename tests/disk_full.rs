@@ -11,7 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A tmpfs mounted for the test, unmounted when dropped.
+/// A tmpfs mounted for the test, unmounted when dropped. It is dropped
+/// after the daemon and its home, whose removal could not take the mount
+/// point: the folders left go here.
 struct Mount(PathBuf);
 
 impl Mount {
@@ -29,6 +31,11 @@ impl Mount {
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+        if let Some(scratch) = self.0.parent() {
+            // Only when empty: the home's own removal took the rest.
+            let _ = std::fs::remove_dir(scratch);
+        }
     }
 }
 

@@ -732,17 +732,18 @@ mod tests {
     use ndarray::array;
     use rtl_tasks::Column;
 
-    fn scratch(name: &str) -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "rtl-cache-{}-{name}-{}",
-            std::process::id(),
-            Uuid::new_v4()
-        ))
+    /// A folder for a cache, removed when it is dropped.
+    fn scratch(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("rtl-cache-{name}-"))
+            .tempdir()
+            .expect("scratch folder")
     }
 
     #[test]
     fn tables_round_trip_and_are_taken_once() {
-        let cache = Cache::open(&scratch("tables"), 16 << 20).expect("open");
+        let dir = scratch("tables");
+        let cache = Cache::open(dir.path(), 16 << 20).expect("open");
         let table = Table::from_columns(vec![
             ("s".into(), rtl_tasks::Column::text(&["x", "yz"])),
             ("f".into(), Column::Float64(array![1.5, -2.0])),
@@ -758,7 +759,8 @@ mod tests {
 
     #[test]
     fn pieces_join_in_order_and_are_all_consumed_even_when_one_is_missing() {
-        let cache = Cache::open(&scratch("pieces"), 16 << 20).expect("open");
+        let dir = scratch("pieces");
+        let cache = Cache::open(dir.path(), 16 << 20).expect("open");
         let table = Table::from_columns(vec![
             ("s".into(), Column::text(&["a", "bc", "", "d", "e"])),
             ("n".into(), Column::Int64(array![1, 2, 3, 4, 5])),
@@ -794,7 +796,8 @@ mod tests {
 
     #[test]
     fn a_table_is_cut_into_pieces_inside_the_map() {
-        let cache = Cache::open(&scratch("split"), 16 << 20).expect("open");
+        let dir = scratch("split");
+        let cache = Cache::open(dir.path(), 16 << 20).expect("open");
         let table = Table::from_columns(vec![
             ("s".into(), Column::text(&["a", "bc", "", "déf", "e"])),
             ("n".into(), Column::Int64(array![1, 2, 3, 4, 5])),
@@ -817,7 +820,8 @@ mod tests {
 
     #[test]
     fn what_is_left_of_a_job_goes_when_it_ends() {
-        let cache = Cache::open(&scratch("orphans"), 1 << 24).expect("open");
+        let dir = scratch("orphans");
+        let cache = Cache::open(dir.path(), 1 << 24).expect("open");
         let table = Table::from_columns(vec![(
             "x".into(),
             Column::Int64(ndarray::Array1::from_iter(0..10)),
@@ -848,7 +852,8 @@ mod tests {
 
     #[test]
     fn a_plan_key_never_holds_another_plan() {
-        let cache = Cache::open(&scratch("plans"), 16 << 20).expect("open");
+        let dir = scratch("plans");
+        let cache = Cache::open(dir.path(), 16 << 20).expect("open");
         let key = cache.put_plan("k", b"plan one").expect("put");
         assert_eq!(
             cache.put_plan("k", b"plan one"),
@@ -870,8 +875,8 @@ mod tests {
     #[test]
     fn one_handle_per_path_and_a_stable_id() {
         let dir = scratch("id");
-        let a = Cache::open(&dir, 16 << 20).expect("open");
-        let b = Cache::open(&dir, 16 << 20).expect("open again");
+        let a = Cache::open(dir.path(), 16 << 20).expect("open");
+        let b = Cache::open(dir.path(), 16 << 20).expect("open again");
         assert_eq!(a.id(), b.id());
         let key = a.put_plan("abc", b"plan").expect("put plan");
         assert_eq!(b.get_plan(&key).expect("get"), Some(b"plan".to_vec()));
@@ -880,7 +885,8 @@ mod tests {
 
     #[test]
     fn a_full_map_says_to_raise_cache_map_size() {
-        let cache = Cache::open(&scratch("full"), 1 << 20).expect("open");
+        let dir = scratch("full");
+        let cache = Cache::open(dir.path(), 1 << 20).expect("open");
         let big = Table::from_columns(vec![(
             "x".into(),
             Column::Float64(ndarray::Array1::zeros(400_000)),

@@ -546,13 +546,16 @@ mod tests {
             .collect()
     }
 
-    fn temp_file(name: &str, text: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("rtl-config-test-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("rtl.toml");
+    /// An rtl.toml holding `text`, in a folder removed when the first
+    /// value is dropped.
+    fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("rtl-config-test-{name}-"))
+            .tempdir()
+            .expect("temp dir");
+        let path = dir.path().join("rtl.toml");
         std::fs::write(&path, text).expect("write temp config");
-        path
+        (dir, path)
     }
 
     #[test]
@@ -586,7 +589,7 @@ mod tests {
 
     #[test]
     fn file_then_environment_with_sources() {
-        let path = temp_file(
+        let (_dir, path) = temp_file(
             "layers",
             "relay_port = 20000\ntask_workers = 5\ncache_map_size = \"1GiB\"\n",
         );
@@ -612,7 +615,7 @@ mod tests {
 
     #[test]
     fn rtl_home_file_is_found() {
-        let path = temp_file("home", "plot_port = 6000\n");
+        let (_dir, path) = temp_file("home", "plot_port = 6000\n");
         let home = path
             .parent()
             .expect("parent")
@@ -627,7 +630,7 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_source() {
-        let path = temp_file("unknown", "relay_prot = 1\n");
+        let (_dir, path) = temp_file("unknown", "relay_prot = 1\n");
         let err = Config::load(Some(&path), env(&[])).expect_err("must fail");
         assert!(err.message.contains("relay_prot"), "{err}");
         assert!(err.message.contains("rtl.toml"), "{err}");
@@ -654,7 +657,7 @@ mod tests {
 
     #[test]
     fn task_dirs_are_a_list_under_home() {
-        let path = temp_file("dirs", "task_dirs = [\"mine\", \"/opt/rtl-tasks\"]\n");
+        let (_dir, path) = temp_file("dirs", "task_dirs = [\"mine\", \"/opt/rtl-tasks\"]\n");
         let loaded = Config::load(Some(&path), env(&[("RTL_HOME", "/h")])).expect("load");
         assert_eq!(
             loaded.config.task_dirs(),
@@ -665,7 +668,7 @@ mod tests {
         let loaded =
             Config::load(None, env(&[("RTL_TASK_DIRS", "/a:b"), ("RTL_HOME", "/")])).expect("load");
         assert_eq!(loaded.config.value_of("task_dirs"), "/a:/b");
-        let path = temp_file("baddirs", "task_dirs = [1]\n");
+        let (_dir, path) = temp_file("baddirs", "task_dirs = [1]\n");
         let err = Config::load(Some(&path), env(&[])).expect_err("a number");
         assert!(
             err.message

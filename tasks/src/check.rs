@@ -361,16 +361,14 @@ pub fn field_of(message: &str) -> (Option<String>, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn plan(text: &str, dir: &std::path::Path) -> Plan {
         Plan::parse(text, "job.json", dir.to_path_buf()).expect("parse")
     }
 
     /// A folder of this test's own (tests run at once) with runs.csv.
-    fn scratch(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rtl-check-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch");
+    fn scratch(test: &str) -> crate::scratch::Scratch {
+        let dir = crate::scratch::Scratch::new(&format!("check-{test}"));
         std::fs::write(
             dir.join("runs.csv"),
             "run,totalRunTime,site\n1,2.5,north\n2,3.0,south\n",

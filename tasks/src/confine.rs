@@ -369,18 +369,12 @@ fn normalize(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn scratch() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "rtl-confine-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
+    fn scratch() -> crate::scratch::Scratch {
+        let dir = crate::scratch::Scratch::new("confine");
         std::fs::create_dir_all(dir.join("job/data")).expect("dirs");
         std::fs::create_dir_all(dir.join("elsewhere")).expect("dirs");
         std::fs::write(dir.join("elsewhere/secret.csv"), "x\n1\n").expect("file");
-        dir.canonicalize().expect("canonical")
+        dir
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub mod formats;
 pub mod installed;
 mod library;
 pub mod reduce;
+#[cfg(test)]
+mod scratch;
 pub mod table;
 
 pub use chart::Chart;

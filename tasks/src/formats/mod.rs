@@ -441,12 +441,9 @@ mod tests {
     use super::*;
     use crate::Column;
     use ndarray::array;
-    use std::path::PathBuf;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rtl-formats-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch");
-        dir
+    fn scratch(name: &str) -> crate::scratch::Scratch {
+        crate::scratch::Scratch::new(&format!("formats-{name}"))
     }
 
     fn table() -> Table {

@@ -204,10 +204,8 @@ mod tests {
     use serde_json::json;
     use std::io::Write;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rtl-open-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch");
-        dir
+    fn scratch(name: &str) -> crate::scratch::Scratch {
+        crate::scratch::Scratch::new(&format!("open-{name}"))
     }
 
     fn open(dir: &std::path::Path, args: Value) -> Result<Table, String> {

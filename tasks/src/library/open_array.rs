@@ -55,11 +55,9 @@ mod tests {
     use super::*;
     use crate::Column;
     use serde_json::json;
-    use std::path::PathBuf;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("rtl-open-array-{}-{name}", std::process::id()));
+    fn scratch(name: &str) -> crate::scratch::Scratch {
+        let dir = crate::scratch::Scratch::new(&format!("open-array-{name}"));
         std::fs::create_dir_all(dir.join("data")).expect("scratch dir");
         dir
     }

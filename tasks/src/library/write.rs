@@ -160,8 +160,7 @@ mod tests {
 
     #[test]
     fn writes_and_passes_the_table_on() {
-        let dir = std::env::temp_dir().join(format!("rtl-write-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("job folder");
+        let dir = crate::scratch::Scratch::new("write");
         let ctx = Context::new(&dir);
         let t = Table::from_columns(vec![("a".into(), Column::Float64(array![1.5, 2.0]))])
             .expect("table");
