@@ -761,3 +761,27 @@ fn what_a_python_function_returns_arrives_as_it_returned_it() {
     let out = daemon.rtl(&["check", dir.join("unlock.json").to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn a_run_without_a_daemon_waits_for_its_nodes_to_report_their_tasks() {
+    if !python_with_numpy("a_run_without_a_daemon_waits_for_its_nodes_to_report_their_tasks") {
+        return;
+    }
+    // No daemon: each run starts its own nodes, and its job must not reach
+    // the relay before they have said which tasks they have.
+    let home = home_with_examples("tasks-embedded");
+    let copy = home.scratch.0.join("rolling");
+    copy_dir(&examples().join("rolling"), &copy);
+    let want = read_csv(&examples().join("rolling/expected.csv"));
+    for round in 0..5 {
+        let out = copy.join(format!("out{round}.csv"));
+        let run = home.rtl(&[
+            "run",
+            copy.join("job.json").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "round {round}: {}", text(&run));
+        assert_close(&format!("round {round}"), &read_csv(&out), &want);
+    }
+}

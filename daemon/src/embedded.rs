@@ -70,6 +70,7 @@ impl Cluster {
         )?;
         // The endpoints as bound: the ports the system picked.
         let at = relay.endpoints()?;
+        let joined = relay.task_nodes_joined();
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let spawn = |name: String, job: Box<dyn FnOnce() + Send>| {
@@ -94,6 +95,16 @@ impl Cluster {
                 }
             };
             threads.push(spawn(format!("rtl-tasknode-{n}"), Box::new(job))?);
+        }
+        // A job sent before its nodes have said which installed tasks they
+        // have would be refused for a task "no node has": wait for them
+        // (for at most node_timeout; a node that fails to start says so in
+        // the log, and the job then meets whichever nodes came).
+        let deadline = std::time::Instant::now() + config.node_timeout();
+        while joined.load(Ordering::Relaxed) < config.task_workers.max(1)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
         Ok(Cluster {
             ctx,

@@ -24,7 +24,7 @@ use rtl_wire::{
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -335,6 +335,9 @@ pub struct Relay {
     settings: RelayConfig,
     /// Submits refused as busy since the last report in the log.
     busy_refusals: u64,
+    /// Task nodes that have joined since the relay started, for whoever
+    /// starts nodes beside it and must wait for them (embedded runs).
+    task_nodes_joined: Arc<AtomicUsize>,
     /// Who has proven they hold the cluster secret, when there is one.
     gate: Option<Gate>,
     /// Results sent to each client by reference (their cache keys): the
@@ -412,7 +415,13 @@ impl Relay {
             stranded_since: HashMap::new(),
             settings,
             busy_refusals: 0,
+            task_nodes_joined: Arc::default(),
         })
+    }
+
+    /// How many task nodes have joined so far, kept up to date as it runs.
+    pub fn task_nodes_joined(&self) -> Arc<AtomicUsize> {
+        self.task_nodes_joined.clone()
     }
 
     /// The job tables' keeper: the cache and who reads what in it.
@@ -1132,6 +1141,8 @@ impl Relay {
                         if service == "plotnode" {
                             self.plot_node_seen = true;
                             self.pass_waiting_charts();
+                        } else {
+                            self.task_nodes_joined.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
