@@ -699,6 +699,15 @@ def shapes(table, how):
         table["tag"] = np.array([b"ok", b"\xff\xfe"])
     elif how == "uint":
         table["big"] = np.array([1, 2**64 - 1], dtype=np.uint64)
+    elif how == "fds":
+        import os
+        held = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                held.append(os.readlink("/proc/self/fd/" + fd))
+            except OSError:
+                pass  # the listing's own, gone already
+        table["fds"] = np.array([" ".join(held)] * len(table["temp"]))
     return table
 
 serve(shapes)
@@ -732,6 +741,15 @@ fn what_a_python_function_returns_arrives_as_it_returned_it() {
         doubled.column("temp"),
         Some(&rtl_tasks::Column::Float64(ndarray::array![41.0, 42.0]))
     );
+    // The program holds none of the node's files: not its cache (which it
+    // could write into), not its sockets.
+    let fds = transform.execute(&job("fds")).expect("fds");
+    let Some(rtl_tasks::Column::Utf8(held)) = fds.column("fds") else {
+        panic!("no fds column: {fds:?}");
+    };
+    for link in ["data.mdb", "socket:", "anon_inode:"] {
+        assert!(!held[0].contains(link), "{link} in {}", held[0]);
+    }
     let tagged = transform.execute(&job("nul")).expect("nul");
     assert_eq!(
         tagged.column("tag"),

@@ -291,6 +291,27 @@ impl Program {
                 }
                 libc::close(call);
                 libc::close(answer);
+                // Nothing else of the node's reaches the program: LMDB opens
+                // the cache without close-on-exec, and a program holding it
+                // could write into it. Closed at exec, not now, so a failed
+                // exec is still reported through std's own pipe.
+                if libc::syscall(
+                    libc::SYS_close_range,
+                    5 as libc::c_uint,
+                    libc::c_uint::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                ) != 0
+                {
+                    // Kernels before 5.11: one by one.
+                    let mut open = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut open);
+                    for fd in 5..open.rlim_cur.min(1 << 20) as libc::c_int {
+                        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                    }
+                }
                 if bytes > 0 {
                     let limit = libc::rlimit {
                         rlim_cur: bytes,
