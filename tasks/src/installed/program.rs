@@ -18,7 +18,6 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::ops::Deref;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -547,27 +546,17 @@ impl Drop for Program {
 }
 
 impl protocol::Memory for File {
-    /// The answer memory mapped, not read: the columns are decoded
-    /// straight from the program's pages, with no zeroed buffer to fault
-    /// in and copy into first.
-    fn bytes(&self, len: usize) -> Result<Box<dyn Deref<Target = [u8]>>, String> {
+    fn bytes(&self, len: usize) -> Result<Vec<u8>, String> {
         let held = self.metadata().map(|m| m.len()).unwrap_or(0);
         if held < len as u64 {
             return Err(format!(
                 "its answer memory holds {held} bytes, and its columns take {len}"
             ));
         }
-        if len == 0 {
-            return Ok(Box::new(Vec::new()));
-        }
-        // SAFETY: the mapping is read while the program waits for its next
-        // call, and only within the `len` bytes the file was just seen to
-        // hold. A program that shrank its answer memory in that moment
-        // would crash this node (SIGBUS) as it could by killing it; the
-        // protocol says the memory stays as answered until the next call.
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map(self) }
+        let mut bytes = vec![0; len];
+        self.read_exact_at(&mut bytes, 0)
             .map_err(|e| format!("its answer memory cannot be read: {e}"))?;
-        Ok(Box::new(map))
+        Ok(bytes)
     }
 }
 

@@ -236,7 +236,7 @@ pub(crate) fn answer(bytes: &[u8], memory: &impl Memory) -> Option<Result<(Answe
 /// Where a program may put its answer's columns instead of on stdout.
 pub(crate) trait Memory {
     /// Its first `len` bytes; an error when it holds fewer.
-    fn bytes(&self, len: usize) -> Result<Box<dyn std::ops::Deref<Target = [u8]>>, String>;
+    fn bytes(&self, len: usize) -> Result<Vec<u8>, String>;
 }
 
 fn decode(parts: Vec<ReturnedPart>, mut body: &[u8]) -> Result<Vec<(String, Returned)>, String> {
@@ -283,7 +283,7 @@ mod tests {
     struct NoMemory;
 
     impl Memory for NoMemory {
-        fn bytes(&self, _: usize) -> Result<Box<dyn std::ops::Deref<Target = [u8]>>, String> {
+        fn bytes(&self, _: usize) -> Result<Vec<u8>, String> {
             Err("no memory".into())
         }
     }
