@@ -95,6 +95,7 @@ pub fn program_limits(config: &Config) -> Limits {
         timeout: Duration::from_millis(config.program_timeout_ms),
         memory_mb: config.program_memory_mb,
         python_path: Some(config.home.join("python")),
+        answer_bytes: config.max_message_bytes.max(config.cache_map_size) as u64,
         ..Limits::default()
     }
 }

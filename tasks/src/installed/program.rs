@@ -42,6 +42,10 @@ pub struct Limits {
     /// A folder to put first on the programs' PYTHONPATH: where the
     /// `rtl_task` helper is.
     pub python_path: Option<PathBuf>,
+    /// The most bytes an answer may announce: more than rtl could move
+    /// (the larger of `max_message_bytes` and `cache_map_size`), so an
+    /// answer announcing more is refused before it is read.
+    pub answer_bytes: u64,
 }
 
 impl Default for Limits {
@@ -51,6 +55,7 @@ impl Default for Limits {
             memory_mb: 4096,
             check_timeout: Duration::from_secs(10),
             python_path: None,
+            answer_bytes: 2 << 30,
         }
     }
 }
@@ -144,7 +149,7 @@ impl Programs {
                 .get_mut(&manifest.name)
                 .ok_or("the program did not start")?;
             let request = protocol::call(&manifest.name, &kwargs, &table, checking, program.shared);
-            let outcome = program.exchange(&request, timeout);
+            let outcome = program.exchange(&request, timeout, self.limits.answer_bytes);
             match outcome {
                 // It exited just after the check above, between calls: the
                 // call goes, once, to a fresh program.
@@ -389,6 +394,7 @@ impl Program {
         &mut self,
         request: &[Cow<[u8]>],
         timeout: Duration,
+        most: u64,
     ) -> Result<(Answer, bool), Fault> {
         let deadline = Instant::now() + timeout;
         // A write to a program that has gone must fail, not kill the node.
@@ -470,7 +476,7 @@ impl Program {
                     }
                     Ok(n) => {
                         received.truncate(start + n);
-                        match protocol::answer(&received, &self.answer_memory) {
+                        match protocol::answer(&received, &self.answer_memory, most) {
                             None => {}
                             Some(Ok((answer, shared))) => {
                                 // Once it answers through its memory, it can

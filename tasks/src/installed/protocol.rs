@@ -159,7 +159,11 @@ const HEADER_LIMIT: usize = 1 << 20;
 /// incomplete; an error when the bytes are not an answer (then the program
 /// cannot be trusted with the next call). An answer whose columns are in
 /// the program's answer `memory` comes with `true`.
-pub(crate) fn answer(bytes: &[u8], memory: &impl Memory) -> Option<Result<(Answer, bool), String>> {
+pub(crate) fn answer(
+    bytes: &[u8],
+    memory: &impl Memory,
+    most: u64,
+) -> Option<Result<(Answer, bool), String>> {
     let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
         return (bytes.len() > HEADER_LIMIT).then(|| {
             Err(format!(
@@ -209,8 +213,11 @@ pub(crate) fn answer(bytes: &[u8], memory: &impl Memory) -> Option<Result<(Answe
         .iter()
         .try_fold(0u64, |sum, p| sum.checked_add(p.bytes.unwrap_or(0)))
         .and_then(|t| usize::try_from(t).ok());
-    let Some(total) = total else {
-        return Some(Err("its answer's column sizes do not add up".into()));
+    let Some(total) = total.filter(|&t| t as u64 <= most) else {
+        return Some(Err(format!(
+            "its answer announces columns of {} bytes, more than rtl can move ({most} bytes: the larger of max_message_bytes and cache_map_size)",
+            parts.iter().fold(0u128, |sum, p| sum + u128::from(p.bytes.unwrap_or(0)))
+        )));
     };
     if header.shared {
         if !body.is_empty() {
@@ -289,7 +296,7 @@ mod tests {
     }
 
     fn answer(bytes: &[u8]) -> Option<Result<Answer, String>> {
-        super::answer(bytes, &NoMemory).map(|r| r.map(|(a, _)| a))
+        super::answer(bytes, &NoMemory, 1 << 30).map(|r| r.map(|(a, _)| a))
     }
 
     /// An answer is a call's columns after a line of JSON: a call minus
@@ -372,6 +379,14 @@ mod tests {
             "{e}"
         );
         let huge = b"{\"columns\": [{\"name\": \"a\", \"bytes\": 18446744073709551615}, {\"name\": \"b\", \"bytes\": 2}]}\n";
-        assert!(matches!(answer(huge), Some(Err(e)) if e.contains("do not add up")));
+        assert_eq!(
+            answer(huge),
+            Some(Err("its answer announces columns of 18446744073709551617 bytes, more than rtl can move (1073741824 bytes: the larger of max_message_bytes and cache_map_size)".into()))
+        );
+        // Refused on its first line, before any of the bytes it announces.
+        let big = b"{\"columns\": [{\"name\": \"a\", \"bytes\": 1000000000000000}]}\n";
+        assert!(
+            matches!(answer(big), Some(Err(e)) if e.contains("1000000000000000 bytes, more than rtl can move"))
+        );
     }
 }
