@@ -263,6 +263,10 @@ impl std::error::Error for ConfigError {}
 
 const ENV_CONFIG: &str = "RTL_CONFIG";
 
+/// What a task node tells the task programs it starts (docs/PROTOCOL.md):
+/// not settings, so that an `rtl` command run by such a program works.
+const PROGRAM_VARIABLES: [&str; 2] = ["RTL_TASK", "RTL_TASK_MEMORY"];
+
 impl Config {
     /// Reads the settings of this process: `explicit` (from `--config`), else
     /// `$RTL_CONFIG`, else `$RTL_HOME/rtl.toml` when present; then `RTL_<KEY>`
@@ -323,7 +327,7 @@ impl Config {
             let Some(key) = name.strip_prefix("RTL_") else {
                 continue;
             };
-            if name == ENV_CONFIG {
+            if name == ENV_CONFIG || PROGRAM_VARIABLES.contains(&name.as_str()) {
                 continue;
             }
             let source = Source::Env(name.clone());
@@ -667,6 +671,9 @@ mod tests {
         assert_eq!(loaded.config.task_dirs(), [PathBuf::from("/h/tasks")]);
         let loaded =
             Config::load(None, env(&[("RTL_TASK_DIRS", "/a:b"), ("RTL_HOME", "/")])).expect("load");
+        // What a node sets for its task programs is not a setting.
+        Config::load(None, env(&[("RTL_TASK", "t"), ("RTL_TASK_MEMORY", "3,4")]))
+            .expect("inside a task program");
         assert_eq!(loaded.config.value_of("task_dirs"), "/a:/b");
         let (_dir, path) = temp_file("baddirs", "task_dirs = [1]\n");
         let err = Config::load(Some(&path), env(&[])).expect_err("a number");
