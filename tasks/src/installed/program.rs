@@ -173,7 +173,11 @@ impl Programs {
                 }
                 return match answer {
                     Answer::Columns(columns) => protocol::table(columns, table),
-                    Answer::Error(message) => Err(with_memory_note(message, manifest, memory_mb)),
+                    Answer::Error(message) => Err(with_memory_note(
+                        program_message(message),
+                        manifest,
+                        memory_mb,
+                    )),
                 };
             }
             Err(fault) => fault,
@@ -692,11 +696,41 @@ fn how_it_ended(status: Option<ExitStatus>) -> String {
 
 /// `message`, and the program's memory limit when it reads like running
 /// out of memory.
+/// The most of a program's own error message a job's error carries.
+const MESSAGE_CHARS: usize = 2000;
+
+/// A program's error message as a job's error tells it: never empty, and
+/// not a megabyte long.
+fn program_message(message: String) -> String {
+    let message = message.trim();
+    if message.is_empty() {
+        return "it answered with an error, but an empty message".into();
+    }
+    match message.char_indices().nth(MESSAGE_CHARS) {
+        Some((cut, _)) => format!(
+            "{}... ({} more characters)",
+            &message[..cut],
+            message[cut..].chars().count()
+        ),
+        None => message.to_string(),
+    }
+}
+
 fn with_memory_note(message: String, manifest: &Manifest, memory_mb: u64) -> String {
     let lower = message.to_lowercase();
-    let about_memory = ["memoryerror", "memory", "alloc", "bad_alloc"]
-        .iter()
-        .any(|w| lower.contains(w));
+    // Words of the ways running out of address space is told (Python,
+    // C, C++, the dynamic loader), not any mention of memory.
+    let about_memory = [
+        "memoryerror",
+        "out of memory",
+        "cannot allocate",
+        "unable to allocate",
+        "bad_alloc",
+        "failed to map",
+        "memory exhausted",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
     if memory_mb == 0 || !about_memory {
         return message;
     }
@@ -787,6 +821,22 @@ mod tests {
             err.contains("exited with status 4 before answering"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn empty_and_huge_error_messages_are_told_in_words_and_cut() {
+        let (empty, manifest) = programs(r#"while read line; do echo '{"error": " "}'; done"#, "");
+        assert_eq!(
+            call(&empty, &manifest),
+            Err("it answered with an error, but an empty message".into())
+        );
+        let (long, manifest) = programs(
+            r#"long=$(printf 'e%.0s' $(seq 2500)); while read line; do echo "{\"error\": \"$long\"}"; done"#,
+            "",
+        );
+        let err = call(&long, &manifest).expect_err("long");
+        assert!(err.ends_with("e... (500 more characters)"), "{err}");
+        assert_eq!(err.len(), 2000 + "... (500 more characters)".len());
     }
 
     #[test]
