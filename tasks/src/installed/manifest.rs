@@ -331,6 +331,13 @@ impl Manifest {
                     format!("the kwarg name {key:?} is not a name: use letters, digits and `_`"),
                 ));
             }
+            if key == "table" {
+                // rtl_task calls fn(table, **kwargs).
+                return Err(fail(
+                    at,
+                    "a kwarg cannot be named `table`: a task's function gets the table under that name; call it something else".into(),
+                ));
+            }
             let kwarg = spanned.into_inner();
             let default = match kwarg.default {
                 None => None,
@@ -605,6 +612,10 @@ doc = "rows in the window"
             parse(&negative).expect_err("negative"),
             "t/rolling_mean.toml:4:14: expected a whole number (0 or more), found the number -5"
         );
+        let table = GOOD.replace("[kwargs.window]", "[kwargs.table]");
+        assert!(parse(&table)
+            .expect_err("table")
+            .contains("a kwarg cannot be named `table`"));
         let empty = GOOD.replace("[\"python3\", \"rolling_mean.py\"]", "[]");
         assert!(parse(&empty)
             .expect_err("empty")
