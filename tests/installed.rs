@@ -803,3 +803,42 @@ fn a_run_without_a_daemon_waits_for_its_nodes_to_report_their_tasks() {
         assert_close(&format!("round {round}"), &read_csv(&out), &want);
     }
 }
+
+#[test]
+fn chunks_that_come_back_with_different_columns_are_told_by_column() {
+    if !python_with_numpy("chunks_that_come_back_with_different_columns_are_told_by_column") {
+        return;
+    }
+    let home = Home::new("tasks-varied").with("RTL_PLOT_WORKERS", "0");
+    let tasks = home.dir().join("tasks");
+    std::fs::create_dir_all(&tasks).expect("task folder");
+    std::fs::write(
+        tasks.join("varied.toml"),
+        "name = \"varied\"\ncommand = [\"python3\", \"varied.py\"]\nrow_local = true\nchunk_rows = 5\n",
+    )
+    .expect("manifest");
+    // Whole numbers where a chunk's first x is even, fractions otherwise.
+    std::fs::write(
+        tasks.join("varied.py"),
+        "import numpy as np\nfrom rtl_task import serve\n\ndef varied(table):\n    x = table[\"x\"]\n    table[\"v\"] = x.astype(np.int64) if int(x[0]) % 2 == 0 else x / 2\n    return table\n\nserve(varied)\n",
+    )
+    .expect("program");
+    let daemon = Daemon::start_in(home);
+    let dir = daemon.home.scratch.0.join("jobs");
+    std::fs::create_dir_all(&dir).expect("jobs");
+    let rows: String = (0..20).map(|i| format!("{i}\n")).collect();
+    std::fs::write(dir.join("xs.csv"), format!("x\n{rows}")).expect("csv");
+    let job = write_job(
+        &dir,
+        "varied",
+        r#"{"stages": [{"tasks": {"open_array": {"filename": "xs"}}}, {"tasks": {"varied": {}}}]}"#,
+    );
+    let run = daemon.rtl(&["run", "--connect", job.to_str().unwrap()]);
+    assert!(!run.status.success(), "{}", text(&run));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        said.contains("failed: stage 1: the pieces of the table differ: piece 2 of it has `v` as float64 where the first has int64")
+            && said.contains("a task run on chunks must give every chunk the same columns of the same types"),
+        "{said}"
+    );
+}

@@ -161,6 +161,8 @@ struct Lane<T> {
 
 /// One stage's lanes and what it waits for.
 struct StageFlow<T> {
+    /// As messages name it.
+    name: String,
     steps: Vec<Step>,
     inputs: Vec<usize>,
     consumers: Vec<usize>,
@@ -248,6 +250,7 @@ impl<T> Flow<T> {
                 let inputs = graph.inputs(s).to_vec();
                 let combines = inputs.len() > 1;
                 StageFlow {
+                    name: plan.stage_name(s),
                     steps,
                     consumers: graph.consumers(s).to_vec(),
                     combines,
@@ -547,7 +550,9 @@ impl<T> Flow<T> {
                 .collect();
             let table = match parts.len() {
                 1 => parts.into_iter().next().ok_or("no lanes")?,
-                _ => pieces.join(parts)?,
+                _ => pieces
+                    .join(parts)
+                    .map_err(|e| format!("stage {}: {e}", stage.name))?,
             };
             self.results.push((s as u32, table));
             self.results_left -= 1;
@@ -575,7 +580,9 @@ impl<T> Flow<T> {
             let parts: Vec<T> = std::mem::take(gathered).into_values().collect();
             let table = match parts.len() {
                 1 => parts.into_iter().next().ok_or("no lanes")?,
-                _ => pieces.join(parts)?,
+                _ => pieces
+                    .join(parts)
+                    .map_err(|e| format!("stage {}: {e}", stage.name))?,
             };
             rows += pieces.rows(&table);
             tables.push(table);
@@ -626,7 +633,9 @@ impl<T> Flow<T> {
             .collect();
         let table = match parts.len() {
             1 => parts.into_iter().next().ok_or("no lanes")?,
-            _ => pieces.join(parts)?,
+            _ => pieces
+                .join(parts)
+                .map_err(|e| format!("stage {}: {e}", stage.name))?,
         };
         let rows = pieces.rows(&table);
         let here = stage.steps[step];

@@ -281,6 +281,20 @@ impl Pieces<Body> for Tables {
     fn join(&self, parts: Vec<Body>) -> Result<Body, String> {
         if parts.iter().all(|p| matches!(p, Body::Refs { .. })) {
             let rows = parts.iter().map(|p| p.rows() as u64).sum();
+            let schemas: Vec<Vec<(String, rtl_tasks::DType)>> = parts
+                .iter()
+                .filter_map(|p| match p {
+                    Body::Refs { schema, .. } => {
+                        Some(schema.iter().map(|c| (c.name.clone(), c.dtype)).collect())
+                    }
+                    _ => None,
+                })
+                .collect();
+            for (index, schema) in schemas.iter().enumerate().skip(1) {
+                if let Some(why) = rtl_tasks::table::schema_difference(&schemas[0], schema, index) {
+                    return Err(why);
+                }
+            }
             let mut parts = parts.into_iter();
             let Some(Body::Refs {
                 schema, mut keys, ..

@@ -132,6 +132,47 @@ pub struct Table {
     columns: Vec<(String, Column)>,
 }
 
+/// What differs between the first piece of a table and piece `index`
+/// (from 0), in words; None when their columns are the same. Pieces differ
+/// when a task gives columns that depend on its rows, and ran on chunks.
+pub fn schema_difference(
+    first: &[(String, DType)],
+    other: &[(String, DType)],
+    index: usize,
+) -> Option<String> {
+    if first == other {
+        return None;
+    }
+    let named = |s: &[(String, DType)]| {
+        s.iter()
+            .map(|(n, t)| format!("`{n}` ({t})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let what = first.iter().zip(other).find(|(a, b)| a != b).map_or_else(
+        || {
+            format!(
+                "{} columns where the first has {}",
+                other.len(),
+                first.len()
+            )
+        },
+        |((n1, t1), (n2, t2))| {
+            if n1 == n2 {
+                format!("`{n2}` as {t2} where the first has {t1}")
+            } else {
+                format!("`{n2}` where the first has `{n1}`")
+            }
+        },
+    );
+    Some(format!(
+        "the pieces of the table differ: piece {} of it has {what} (its columns: {}; the first's: {}); a task run on chunks must give every chunk the same columns of the same types",
+        index + 1,
+        named(other),
+        named(first)
+    ))
+}
+
 impl Table {
     /// A table with no columns and no rows.
     pub fn new() -> Table {
@@ -235,8 +276,10 @@ impl Table {
             return Ok(parts.into_iter().next().unwrap_or_default());
         }
         let schema = first.schema();
-        if let Some(index) = parts.iter().position(|p| p.schema() != schema) {
-            return Err(format!("part {index} has different columns from the first"));
+        for (index, part) in parts.iter().enumerate().skip(1) {
+            if let Some(why) = schema_difference(&schema, &part.schema(), index) {
+                return Err(why);
+            }
         }
         let rows: usize = parts.iter().map(Table::rows).sum();
         // Each column is written once, into storage of its final size.
