@@ -722,7 +722,11 @@ fn run_service(service: Service, config: &Config, log: &Log) -> Result<(), Strin
     match service {
         Service::Relay => {
             release_large_buffers();
-            let cache = Cache::open(&config.cache_dir(), config.cache_map_size)?;
+            let (cache, renewed) =
+                Cache::open_or_renew(&config.cache_dir(), config.cache_map_size)?;
+            if let Some(note) = renewed {
+                log.warn(note);
+            }
             // Tables and plans of an earlier relay's jobs (one that was
             // killed, say) can never be used: no job of it will finish.
             match cache.discard_leftovers() {

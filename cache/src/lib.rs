@@ -68,9 +68,47 @@ fn open_caches() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
     OPEN.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// How an unreadable cache's error ends.
+const UNREADABLE: &str = "the cache is damaged or not rtl's";
+
 impl Cache {
     /// Opens (creating if needed) the cache in `dir` with a map of `map_size` bytes.
     pub fn open(dir: &Path, map_size: usize) -> Result<Cache, CacheError> {
+        Cache::open_in(dir, map_size)
+    }
+
+    /// [`Cache::open`] for the relay, which owns the cache: a cache whose
+    /// files are not LMDB's, or are damaged, holds nothing of value (every
+    /// start clears what an earlier relay left), so it is moved aside to
+    /// `<dir>.broken-<seconds>` and a new one made. The second value says
+    /// so, for the log.
+    pub fn open_or_renew(
+        dir: &Path,
+        map_size: usize,
+    ) -> Result<(Cache, Option<String>), CacheError> {
+        match Cache::open_in(dir, map_size) {
+            Err(CacheError::Open { reason, .. }) if reason.ends_with(UNREADABLE) => {
+                let seconds = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = PathBuf::from(format!("{}.broken-{seconds}", dir.display()));
+                std::fs::rename(dir, &aside).map_err(|e| CacheError::Open {
+                    path: dir.to_path_buf(),
+                    reason: format!("{reason}, and it cannot be moved aside: {e}"),
+                })?;
+                let cache = Cache::open_in(dir, map_size)?;
+                let note = format!(
+                    "the cache at {} could not be read ({reason}); it was moved to {} and a new one made",
+                    dir.display(),
+                    aside.display()
+                );
+                Ok((cache, Some(note)))
+            }
+            other => other.map(|cache| (cache, None)),
+        }
+    }
+
+    fn open_in(dir: &Path, map_size: usize) -> Result<Cache, CacheError> {
         // The cache holds the users' tables: its owner's only, whether a
         // daemon or an embedded cluster makes it.
         use std::os::unix::fs::DirBuilderExt;
@@ -100,7 +138,13 @@ impl Cache {
             .open_with_permissions(&path, 0o600)
             .map_err(|e| CacheError::Open {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason: match e {
+                    lmdb::Error::Invalid
+                    | lmdb::Error::Corrupted
+                    | lmdb::Error::VersionMismatch
+                    | lmdb::Error::Panic => format!("{e}; {UNREADABLE}"),
+                    e => e.to_string(),
+                },
             })?;
         // Opening the database takes a reader slot, which nodes killed
         // earlier may have used up.
@@ -870,6 +914,24 @@ mod tests {
             cache.get_plan(&key).expect("get").as_deref(),
             Some(&b"plan one"[..])
         );
+    }
+
+    #[test]
+    fn a_damaged_cache_is_moved_aside_and_made_anew_for_the_relay() {
+        let dir = scratch("damaged");
+        let at = dir.path().join("cache");
+        std::fs::create_dir_all(&at).expect("cache folder");
+        std::fs::write(at.join("data.mdb"), vec![0xde; 64 << 10]).expect("garbage");
+        let err = Cache::open(&at, 16 << 20).err().expect("damaged");
+        assert!(err.to_string().contains(UNREADABLE), "{err}");
+        let (cache, note) = Cache::open_or_renew(&at, 16 << 20).expect("renewed");
+        let note = note.expect("a note for the log");
+        assert!(
+            note.contains("it was moved to") && note.contains(".broken-"),
+            "{note}"
+        );
+        let key = cache.put_plan("abc", b"plan").expect("the new cache works");
+        assert_eq!(cache.get_plan(&key).expect("get"), Some(b"plan".to_vec()));
     }
 
     #[test]
