@@ -823,6 +823,13 @@ fn chunks_that_come_back_with_different_columns_are_told_by_column() {
         "import numpy as np\nfrom rtl_task import serve\n\ndef varied(table):\n    x = table[\"x\"]\n    table[\"v\"] = x.astype(np.int64) if int(x[0]) % 2 == 0 else x / 2\n    return table\n\nserve(varied)\n",
     )
     .expect("program");
+    let doc = text(&home.rtl(&["tasks", "--doc", "varied"]));
+    assert!(
+        doc.contains("  row-local: large tables run in chunks of at most 5 rows, on every node that has it\n")
+            && doc.contains(" ms a call (the setting program_timeout_ms); at most ")
+            && doc.contains(" MiB of memory (the setting program_memory_mb)\n"),
+        "{doc}"
+    );
     let daemon = Daemon::start_in(home);
     let dir = daemon.home.scratch.0.join("jobs");
     std::fs::create_dir_all(&dir).expect("jobs");

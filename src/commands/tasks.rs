@@ -60,7 +60,7 @@ installed in {}:",
     let Some(task) = lookup(name) else {
         return match installed.get(name) {
             Some(manifest) => {
-                show_installed(manifest);
+                show_installed(manifest, config);
                 Ok(ExitCode::SUCCESS)
             }
             None => Err(rtl_tasks::unknown_task_message(name, Some(&installed))),
@@ -100,7 +100,7 @@ installed in {}:",
 
 /// `rtl tasks --doc` for an installed task: its manifest, told as a
 /// built-in's doc is.
-fn show_installed(task: &Manifest) {
+fn show_installed(task: &Manifest, config: &Config) {
     println!("{}", task.name);
     for line in task.doc.lines() {
         println!("  {line}");
@@ -112,8 +112,24 @@ fn show_installed(task: &Manifest) {
         task.folder.display()
     );
     if task.row_local {
-        println!("  row-local: large tables run chunk by chunk, on every node that has it");
+        let chunks = task
+            .chunk_rows
+            .map_or(String::new(), |rows| format!(" of at most {rows} rows"));
+        println!("  row-local: large tables run in chunks{chunks}, on every node that has it");
     }
+    let (timeout, from) = match task.timeout_ms {
+        Some(ms) => (ms, "timeout_ms in the manifest"),
+        None => (config.program_timeout_ms, "the setting program_timeout_ms"),
+    };
+    let (memory, of) = match task.memory_mb {
+        Some(mb) => (mb, "memory_mb in the manifest"),
+        None => (config.program_memory_mb, "the setting program_memory_mb"),
+    };
+    let memory = match memory {
+        0 => "no memory limit".to_string(),
+        mb => format!("at most {mb} MiB of memory"),
+    };
+    println!("  limits: {timeout} ms a call ({from}); {memory} ({of})");
     println!("\nkwargs:");
     if task.kwargs.is_empty() {
         println!("  none");
