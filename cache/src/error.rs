@@ -14,6 +14,14 @@ pub enum CacheError {
         /// What the operating system or LMDB said.
         reason: String,
     },
+    /// The cache's files are damaged or are not LMDB's: nothing in them can
+    /// be read (the relay moves such a cache aside at start).
+    Damaged {
+        /// The folder.
+        path: PathBuf,
+        /// What LMDB said.
+        reason: String,
+    },
     /// The map is full: more is in flight than `cache_map_size` holds.
     Full {
         /// The folder.
@@ -81,6 +89,11 @@ impl fmt::Display for CacheError {
             CacheError::Open { path, reason } => {
                 write!(f, "cannot open the LMDB cache at {}: {reason}", path.display())
             }
+            CacheError::Damaged { path, reason } => write!(
+                f,
+                "cannot open the LMDB cache at {}: {reason}; the cache is damaged or not rtl's",
+                path.display()
+            ),
             CacheError::Full { path, map_size } => write!(
                 f,
                 "the LMDB cache at {} is full ({map_size} bytes); raise cache_map_size",

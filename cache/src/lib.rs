@@ -68,9 +68,6 @@ fn open_caches() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
     OPEN.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// How an unreadable cache's error ends.
-const UNREADABLE: &str = "the cache is damaged or not rtl's";
-
 impl Cache {
     /// Opens (creating if needed) the cache in `dir` with a map of `map_size` bytes.
     pub fn open(dir: &Path, map_size: usize) -> Result<Cache, CacheError> {
@@ -87,19 +84,18 @@ impl Cache {
         map_size: usize,
     ) -> Result<(Cache, Option<String>), CacheError> {
         match Cache::open_in(dir, map_size) {
-            Err(CacheError::Open { reason, .. }) if reason.ends_with(UNREADABLE) => {
+            Err(damaged @ CacheError::Damaged { .. }) => {
                 let seconds = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 let aside = PathBuf::from(format!("{}.broken-{seconds}", dir.display()));
                 std::fs::rename(dir, &aside).map_err(|e| CacheError::Open {
                     path: dir.to_path_buf(),
-                    reason: format!("{reason}, and it cannot be moved aside: {e}"),
+                    reason: format!("{damaged}, and it cannot be moved aside: {e}"),
                 })?;
                 let cache = Cache::open_in(dir, map_size)?;
                 let note = format!(
-                    "the cache at {} could not be read ({reason}); it was moved to {} and a new one made",
-                    dir.display(),
+                    "{damaged}; it was moved to {} and a new one made",
                     aside.display()
                 );
                 Ok((cache, Some(note)))
@@ -136,14 +132,17 @@ impl Cache {
                     | EnvironmentFlags::WRITE_MAP,
             )
             .open_with_permissions(&path, 0o600)
-            .map_err(|e| CacheError::Open {
-                path: path.clone(),
-                reason: match e {
-                    lmdb::Error::Invalid
-                    | lmdb::Error::Corrupted
-                    | lmdb::Error::VersionMismatch
-                    | lmdb::Error::Panic => format!("{e}; {UNREADABLE}"),
-                    e => e.to_string(),
+            .map_err(|e| match e {
+                lmdb::Error::Invalid
+                | lmdb::Error::Corrupted
+                | lmdb::Error::VersionMismatch
+                | lmdb::Error::Panic => CacheError::Damaged {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+                e => CacheError::Open {
+                    path: path.clone(),
+                    reason: e.to_string(),
                 },
             })?;
         // Opening the database takes a reader slot, which nodes killed
@@ -923,7 +922,12 @@ mod tests {
         std::fs::create_dir_all(&at).expect("cache folder");
         std::fs::write(at.join("data.mdb"), vec![0xde; 64 << 10]).expect("garbage");
         let err = Cache::open(&at, 16 << 20).err().expect("damaged");
-        assert!(err.to_string().contains(UNREADABLE), "{err}");
+        assert!(matches!(err, CacheError::Damaged { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("the cache is damaged or not rtl's"),
+            "{err}"
+        );
         let (cache, note) = Cache::open_or_renew(&at, 16 << 20).expect("renewed");
         let note = note.expect("a note for the log");
         assert!(
