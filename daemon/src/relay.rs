@@ -281,19 +281,25 @@ impl Pieces<Body> for Tables {
     fn join(&self, parts: Vec<Body>) -> Result<Body, String> {
         if parts.iter().all(|p| matches!(p, Body::Refs { .. })) {
             let rows = parts.iter().map(|p| p.rows() as u64).sum();
-            let schemas: Vec<Vec<(String, rtl_tasks::DType)>> = parts
+            // Specs are compared as they are; only a mismatch is told.
+            let specs: Vec<&[rtl_tasks::codec::ColumnSpec]> = parts
                 .iter()
                 .filter_map(|p| match p {
-                    Body::Refs { schema, .. } => {
-                        Some(schema.iter().map(|c| (c.name.clone(), c.dtype)).collect())
-                    }
+                    Body::Refs { schema, .. } => Some(&schema[..]),
                     _ => None,
                 })
                 .collect();
-            for (index, schema) in schemas.iter().enumerate().skip(1) {
-                if let Some(why) = rtl_tasks::table::schema_difference(&schemas[0], schema, index) {
-                    return Err(why);
-                }
+            if let Some(index) = specs.iter().position(|s| *s != specs[0]) {
+                let pairs =
+                    |s: &[rtl_tasks::codec::ColumnSpec]| -> Vec<(String, rtl_tasks::DType)> {
+                        s.iter().map(|c| (c.name.clone(), c.dtype)).collect()
+                    };
+                let why = rtl_tasks::table::schema_difference(
+                    &pairs(specs[0]),
+                    &pairs(specs[index]),
+                    index,
+                );
+                return Err(why.unwrap_or_default());
             }
             let mut parts = parts.into_iter();
             let Some(Body::Refs {
