@@ -286,8 +286,8 @@ impl Program {
         command.env("RTL_TASK_MEMORY", "3,4");
         let bytes = memory_mb.saturating_mul(1 << 20);
         // SAFETY: between fork and exec the closure calls only fcntl(2),
-        // dup2(2), setrlimit(2) and prctl(2), which are async-signal-safe,
-        // and allocates nothing.
+        // dup2(2), close(2), close_range(2), getrlimit(2), setrlimit(2) and
+        // prctl(2), which are async-signal-safe, and allocates nothing.
         unsafe {
             command.pre_exec(move || {
                 // The memories become fds 3 and 4, open across exec: first
